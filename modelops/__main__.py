@@ -1,0 +1,3 @@
+from modelops.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""DLC image resolution, deterministic build contexts and their digests, builders, artifact manifests."""

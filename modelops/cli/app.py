@@ -1,0 +1,130 @@
+"""The ``modelops`` command: the root callback, command registration and the one place errors are printed."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from modelops import __version__
+from modelops.cli import context as cli_context
+from modelops.errors import ExitStatus, ModelopsError
+
+# Each module registers its own commands; each owns one concern (see DESIGN.md).
+_COMMAND_MODULES = ("config", "local", "build", "deploy", "test", "ci")
+
+app = typer.Typer(
+    name="modelops",
+    help="GitOps deployment pipeline for ML models on Amazon SageMaker (or the embedded local cloud).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details of what happens.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", envvar="MODELOPS_DATA_DIR", help="Where modelops keeps its state."),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    from rich.console import Console
+
+    from modelops.cli.progress import RichProgress
+    from modelops.runtime import Runtime
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    runtime = Runtime.from_environment(progress=RichProgress(console), verbose=verbose)
+    if data_dir is not None:
+        from dataclasses import replace
+
+        runtime = replace(runtime, data_dir=data_dir.expanduser().resolve())
+    ctx.obj = cli_context.CliContext(console=console, runtime=runtime, verbose=verbose, debug=debug)
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"modelops.cli.{name}").register(app)
+
+
+_register_commands()
+
+
+def _print_error(err: ModelopsError) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print(Text("error: ", style="bold red") + Text(err.message))
+    if err.hint:
+        console.print(Text("  hint: ", style="yellow") + Text(err.hint))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI in this process and return its exit status (tests call this directly)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("MODELOPS_DEBUG") == "1"
+    try:
+        result = app(args=args, prog_name="modelops", standalone_mode=False)
+    except ModelopsError as err:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _print_error(err)
+        return int(err.exit_status)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("Aborted.\n")
+        return 130
+    except typer.TyperException as exc:  # click's usage errors, as typer vendors them
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            sys.stderr.write(f"error: {exc}\n")
+        return int(getattr(exc, "exit_code", ExitStatus.BAD_INPUT))
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        return 130
+    except BrokenPipeError:
+        return int(ExitStatus.OK)
+    except Exception as exc:  # a bug in modelops, not the user's to fix
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "  this is a bug in modelops; run again with --debug for the traceback and report it\n"
+        )
+        return int(ExitStatus.ENVIRONMENT)
+    if isinstance(result, int):
+        return int(result)
+    return int(ExitStatus.OK)
+
+
+def main() -> NoReturn:
+    sys.exit(run())

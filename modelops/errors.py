@@ -1,0 +1,50 @@
+"""The two kinds of error and the exit statuses they map to.
+
+A :class:`ModelopsError` is the user's to fix: it carries a one-line message, an optional hint and
+the exit status the CLI ends with. Anything else that escapes is a bug in modelops; the CLI prints a
+short line for it and shows the traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes, the contract with Jenkins, Spinnaker and pull-request checks."""
+
+    OK = 0
+    GATE_FAILED = 1  # findings, failed tests, a rollout rolled back
+    BAD_INPUT = 2  # bad usage or unreadable input
+    ENVIRONMENT = 3  # the environment failed: cloud unreachable, build tool missing
+
+
+class ModelopsError(Exception):
+    """An error the user can fix. ``str(err)`` is the one line the CLI prints."""
+
+    exit_status: ExitStatus = ExitStatus.BAD_INPUT
+
+    def __init__(self, message: str, *, hint: str | None = None, exit_status: ExitStatus | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_status is not None:
+            self.exit_status = exit_status
+
+
+class InputError(ModelopsError):
+    """Bad usage or unreadable input (exit 2)."""
+
+    exit_status = ExitStatus.BAD_INPUT
+
+
+class GateError(ModelopsError):
+    """A gate refused to let a release through (exit 1)."""
+
+    exit_status = ExitStatus.GATE_FAILED
+
+
+class EnvironmentFailedError(ModelopsError):
+    """Something outside modelops failed: the cloud, a build tool, the network (exit 3)."""
+
+    exit_status = ExitStatus.ENVIRONMENT

@@ -1,0 +1,1 @@
+"""Append-only history of releases, deployments, test results, approvals and locks."""

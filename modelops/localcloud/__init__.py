@@ -1,0 +1,1 @@
+"""The local cloud: an embedded, SageMaker-compatible server (control plane, runtime, CloudWatch)."""

@@ -1,0 +1,1 @@
+"""Renderers of findings and results: terminal, JSON, JUnit XML, SARIF, Markdown, HTML."""

@@ -1,0 +1,1 @@
+"""Regression cases and load tests against endpoints through the SageMaker runtime API; SLOs, baselines."""

@@ -1,0 +1,121 @@
+"""Test helpers that read like the user's terminal: run the CLI, make real git repos."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def __str__(self) -> str:  # what pytest shows when an assertion on the result fails
+        return f"exit {self.exit_code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+
+@contextlib.contextmanager
+def _patched_process(cwd: Path | None, env: Mapping[str, str] | None) -> Iterator[None]:
+    old_cwd = os.getcwd()
+    old_env = dict(os.environ)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        if env:
+            os.environ.update(env)
+        yield
+    finally:
+        os.chdir(old_cwd)
+        os.environ.clear()
+        os.environ.update(old_env)
+
+
+def run_cli(*args: str | os.PathLike[str], cwd: Path | None = None, env: Mapping[str, str] | None = None) -> CliResult:
+    """Run ``modelops ARGS`` in this process, as a user would in a terminal (no TTY)."""
+    from modelops.cli.app import run
+
+    out, err = io.StringIO(), io.StringIO()
+    with _patched_process(cwd, env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run([os.fspath(a) for a in args])
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def run_cli_process(
+    *args: str | os.PathLike[str],
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+) -> CliResult:
+    """Run ``modelops ARGS`` as a separate process (for start-up, signals and crash tests)."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelops", *[os.fspath(a) for a in args]],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Ada Author",
+        "GIT_AUTHOR_EMAIL": "ada@example.com",
+        "GIT_COMMITTER_NAME": "Ada Author",
+        "GIT_COMMITTER_EMAIL": "ada@example.com",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def init_repo(path: Path, files: Mapping[str, str | bytes] | None = None, *, copy_examples: bool = True) -> Path:
+    """A real git repository at ``path`` holding the project's ``models/`` and ``pipelines/`` (unless
+    ``copy_examples`` is False) plus ``files``, all committed on ``main``."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "ada@example.com")
+    git(path, "config", "user.name", "Ada Author")
+    if copy_examples:
+        for folder in ("models", "pipelines"):
+            src = PROJECT_ROOT / folder
+            if src.exists():
+                shutil.copytree(src, path / folder, ignore=shutil.ignore_patterns("__pycache__", ".modelops"))
+    for rel, content in (files or {}).items():
+        write(path / rel, content)
+    commit_all(path, "initial")
+    return path
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
+def commit_all(repo: Path, message: str) -> str:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
