@@ -1,0 +1,156 @@
+"""The JSON Schemas (draft 2020-12) of the config files, and schema errors as findings.
+
+Schemas ship as package data in ``modelops/config/schemas/``; :func:`schema_text` gives the text
+``modelops schema`` prints. Validators are compiled once per process. Valid documents take the fast
+path (``is_valid``); only invalid ones pay for ``iter_errors`` and the messages built from them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+
+from modelops.config.findings import Finding, Location, Severity, json_path
+from modelops.config.yamlsource import SourceMap
+
+#: kind name -> schema file
+SCHEMAS = {
+    "model": "model.schema.json",
+    "environments": "environments.schema.json",
+    "policy": "policy.schema.json",
+}
+
+UNKNOWN_KEY = "unknown key '{key}'{suggestion}"
+MISSING_KEY = "missing required key '{key}'"
+ONE_OF = "set exactly one of: {choices}"
+NOT_ONE_OF = "{value} is not one of {allowed}{suggestion}"
+REDACTED = "the value"
+
+
+def schema_text(kind: str) -> str:
+    """The JSON text of the schema of ``kind`` (``model``, ``environments``, ``policy``)."""
+    return resources.files("modelops.config").joinpath("schemas", SCHEMAS[kind]).read_text(encoding="utf-8")
+
+
+@functools.cache
+def schema(kind: str) -> dict[str, Any]:
+    """The schema of ``kind`` as a dict (cached)."""
+    result: dict[str, Any] = json.loads(schema_text(kind))
+    return result
+
+
+@functools.cache
+def _validator(kind: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema(kind))
+
+
+def is_valid(kind: str, document: Any) -> bool:
+    return bool(_validator(kind).is_valid(document))
+
+
+def schema_findings(kind: str, document: Any, source: SourceMap, *, model: str | None = None) -> list[Finding]:
+    """Every schema error of ``document`` as a finding with file:line:col and JSON path (empty when
+    valid). Unknown keys get their own rule and a "did you mean"."""
+    validator = _validator(kind)
+    if validator.is_valid(document):
+        return []
+    findings: list[Finding] = []
+    for error in _leaf_errors(validator.iter_errors(document)):
+        findings.extend(_to_findings(error, source, model))
+    # One finding per (place, message): oneOf branches can repeat the same complaint.
+    unique: dict[tuple[str, str, str], Finding] = {}
+    for f in findings:
+        unique.setdefault((f.rule, f.location.path, f.message), f)
+    return sorted(unique.values(), key=Finding.sort_key)
+
+
+def _leaf_errors(errors: Iterator[Any]) -> Iterator[Any]:
+    yield from errors
+
+
+def _to_findings(error: Any, source: SourceMap, model: str | None) -> list[Finding]:
+    path = tuple(error.absolute_path)
+    where = json_path(path)
+    kind = error.validator
+    sensitive = _is_sensitive(path)
+
+    def finding(message: str, at: tuple[str | int, ...] = path, *, key: bool = False, rule: str = "schema.invalid",
+                hint: str = "") -> Finding:
+        pos = source.position(at, key=key)
+        return Finding(rule, Severity.error, Location(source.file, pos.line, pos.column, json_path(at)),
+                       message, hint, model)
+
+    if kind == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        out = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+            suggestion = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = f"allowed keys here: {', '.join(sorted(allowed))}" if allowed else ""
+            out.append(finding(f"{_label(path)}: " + UNKNOWN_KEY.format(key=key, suggestion=suggestion),
+                               (*path, key), key=True, rule="schema.unknown-key", hint=hint))
+        return out
+    if kind == "required":
+        missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
+        return [finding(f"{_label(path)}: " + MISSING_KEY.format(key=k)) for k in missing]
+    if kind == "oneOf":
+        branches = _one_of_choices(error.validator_value)
+        if branches:
+            return [finding(f"{_label(path)}: " + ONE_OF.format(choices=branches))]
+    if kind == "enum":
+        choices = [str(v) for v in error.validator_value]
+        value = REDACTED if sensitive else _short(error.instance)
+        close = difflib.get_close_matches(str(error.instance), choices, n=1, cutoff=0.6)
+        suggestion = f" (did you mean '{close[0]}'?)" if close else ""
+        return [finding(f"{where[2:] or 'document'}: " + NOT_ONE_OF.format(
+            value=value, allowed=", ".join(choices), suggestion=suggestion))]
+    if kind == "const":
+        return [finding(f"{where[2:] or 'document'}: must be {error.validator_value!r}")]
+    if kind == "propertyNames":
+        return [finding(f"{_label(path)}: key {_short(error.instance)} is not allowed: {error.message}")]
+    if kind == "pattern":
+        value = REDACTED if sensitive else _short(error.instance)
+        return [finding(f"{where[2:] or 'document'}: {value} does not match {error.validator_value}",
+                        hint=_pattern_hint(error))]
+    message = error.message
+    if sensitive or len(message) > 200:
+        # Messages from jsonschema quote the value; for env values that could be a secret.
+        message = f"{REDACTED} fails '{kind}' ({error.validator_value!r:.80})"
+    return [finding(f"{where[2:] or 'document'}: {message}")]
+
+
+def _label(path: tuple[str | int, ...]) -> str:
+    return json_path(path)[2:] or "document"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_sensitive(path: tuple[str | int, ...]) -> bool:
+    return "env" in path
+
+
+def _pattern_hint(error: Any) -> str:
+    description = error.schema.get("description") if isinstance(error.schema, dict) else None
+    return str(description) if description else ""
+
+
+def _one_of_choices(branches: Any) -> str:
+    """Describe ``oneOf`` branches that differ only in which keys they require."""
+    if not isinstance(branches, list):
+        return ""
+    parts = []
+    for branch in branches:
+        if not isinstance(branch, dict) or "required" not in branch:
+            return ""
+        parts.append(" + ".join(branch["required"]))
+    return " | ".join(parts)

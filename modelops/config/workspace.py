@@ -1,0 +1,339 @@
+"""The repository a command works on, read from the working tree or from any git ref.
+
+This module is the one seam to git (gitpython): every git error is translated here into an
+:class:`~modelops.errors.InputError` with a one-line message. gitpython is imported only when git is
+needed (a ref, the head commit, a diff), so validating the working tree never pays for it.
+
+Paths handed to and returned by a :class:`Workspace` are repo-relative posix strings
+(``models/iris/model.yaml``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelops.config.yamlsource import MAX_BYTES
+from modelops.errors import InputError
+
+MODELS_DIR = "models"
+PIPELINES_DIR = "pipelines"
+MODEL_FILE = "model.yaml"
+ENVIRONMENTS_FILE = "pipelines/environments.yaml"
+POLICY_FILE = "pipelines/policy.yaml"
+
+NOT_A_REPO = "{path} is not inside a modelops repository (no pipelines/ folder or .git found above it)"
+NOT_A_REPO_HINT = "run modelops inside the repository, or pass a path in it"
+NOT_GIT = "{path} is not a git repository, so --ref and --changed-since cannot be used"
+NOT_GIT_HINT = "run git init, or validate the working tree without --ref/--changed-since"
+BAD_REF = "git ref '{ref}' does not exist in {path}"
+BAD_REF_HINT = "check the name with git branch -a / git tag; fetch it first if it is remote"
+GIT_FAILED = "git failed in {path}: {detail}"
+NO_FILE = "{file} does not exist{where}"
+TOO_LARGE = "{file} is {size} bytes, more than the {limit} bytes a config may have"
+NOT_A_FILE = "{file} is not a regular file"
+ESCAPES = "'{path}' leaves the model folder {folder}"
+ESCAPES_LINK = "'{path}' is a symlink that leads out of the model folder {folder}"
+
+_SYMLINK_MODE = 0o120000
+_TREE_MODE = 0o040000
+
+
+class ReadError(InputError):
+    """A file could not be read. ``rule`` says why (``config.missing-file``, ``yaml.too-large``...)."""
+
+    def __init__(self, rule: str, message: str, *, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.rule = rule
+
+
+def find_root(start: Path) -> Path:
+    """The repository root above ``start``: the nearest folder holding ``pipelines/`` or ``.git``."""
+    here = start.resolve()
+    if here.is_file():
+        here = here.parent
+    for candidate in (here, *here.parents):
+        if (candidate / PIPELINES_DIR).is_dir() or (candidate / ".git").exists():
+            return candidate
+    raise InputError(NOT_A_REPO.format(path=start), hint=NOT_A_REPO_HINT)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A repository root, read at ``ref`` (None: the working tree, uncommitted changes included).
+
+    Build one with :meth:`discover`, then :meth:`at` for a ref. ``commit`` is the full sha the ref
+    resolved to."""
+
+    root: Path
+    ref: str | None = None
+    commit: str | None = None
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+    @classmethod
+    def discover(cls, start: Path) -> Workspace:
+        return cls(find_root(start))
+
+    # -- git ----------------------------------------------------------------------------------
+
+    def _repo(self) -> Any:
+        repo = self._cache.get("repo")
+        if repo is None:
+            import git
+
+            try:
+                repo = git.Repo(self.root)
+            except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+                raise InputError(NOT_GIT.format(path=self.root), hint=NOT_GIT_HINT) from exc
+            self._cache["repo"] = repo
+        return repo
+
+    def _resolve(self, ref: str) -> Any:
+        import git
+        from gitdb.exc import BadName, BadObject
+
+        repo = self._repo()
+        try:
+            return repo.commit(ref)
+        except (BadName, BadObject, ValueError, IndexError) as exc:
+            raise InputError(BAD_REF.format(ref=ref, path=self.root), hint=BAD_REF_HINT) from exc
+        except git.GitError as exc:
+            raise InputError(GIT_FAILED.format(path=self.root, detail=_one_line(exc))) from exc
+
+    @property
+    def is_git(self) -> bool:
+        return (self.root / ".git").exists()
+
+    def at(self, ref: str | None) -> Workspace:
+        """The same repository read at ``ref`` (None: the working tree)."""
+        if ref is None:
+            return Workspace(self.root, _cache=self._cache)
+        commit = self._resolve(ref)
+        return Workspace(self.root, ref, commit.hexsha, _cache=self._cache)
+
+    @property
+    def head_commit(self) -> str | None:
+        """The commit read (``ref``'s), or HEAD's for the working tree; None outside git or before the
+        first commit."""
+        if self.commit:
+            return self.commit
+        if not self.is_git:
+            return None
+        try:
+            return str(self._repo().head.commit.hexsha)
+        except ValueError:  # no commit yet
+            return None
+
+    def is_dirty(self, paths: Iterable[str] = ()) -> bool:
+        """True when the working tree differs from HEAD under ``paths`` (all of it when empty),
+        untracked files included. A workspace at a ref is never dirty."""
+        if self.ref is not None:
+            return False
+        import git
+
+        repo = self._repo()
+        try:
+            out = repo.git.status("--porcelain", "--untracked-files=all", "--", *(list(paths) or ["."]))
+        except git.GitCommandError as exc:
+            raise InputError(GIT_FAILED.format(path=self.root, detail=_one_line(exc))) from exc
+        return bool(out.strip())
+
+    def changed_files(self, since_ref: str) -> tuple[str, ...]:
+        """Files changed between the merge base of ``since_ref`` and what this workspace reads (a
+        commit, or the working tree with uncommitted and untracked files)."""
+        import git
+
+        repo = self._repo()
+        base = self._resolve(since_ref)
+        target = self._resolve(self.commit) if self.commit else None
+        try:
+            merge_bases = repo.merge_base(base, target or repo.head.commit)
+            start = merge_bases[0].hexsha if merge_bases else base.hexsha
+            if target is not None:
+                out = repo.git.diff("--name-only", "--no-renames", start, target.hexsha)
+                untracked: list[str] = []
+            else:
+                out = repo.git.diff("--name-only", "--no-renames", start)
+                untracked = list(repo.untracked_files)
+        except (git.GitCommandError, ValueError) as exc:
+            raise InputError(GIT_FAILED.format(path=self.root, detail=_one_line(exc))) from exc
+        return tuple(sorted({*out.splitlines(), *untracked} - {""}))
+
+    def changed_models(self, since_ref: str) -> tuple[str, ...]:
+        """Model folders whose files changed since ``since_ref`` (see :meth:`changed_files`); every
+        model when anything under ``pipelines/`` changed. Deleted models are left out."""
+        changed = self.changed_files(since_ref)
+        folders = self.model_folders()
+        if any(p.startswith(PIPELINES_DIR + "/") for p in changed):
+            return folders
+        touched = {"/".join(p.split("/")[:2]) for p in changed if p.startswith(MODELS_DIR + "/")}
+        return tuple(f for f in folders if f in touched)
+
+    # -- files --------------------------------------------------------------------------------
+
+    def _tree(self) -> Any:
+        tree = self._cache.get(("tree", self.commit))
+        if tree is None:
+            tree = self._resolve(self.commit or "HEAD").tree
+            self._cache[("tree", self.commit)] = tree
+        return tree
+
+    def _entry(self, rel: str) -> Any:
+        """The git tree entry at ``rel`` (None when absent)."""
+        rel = rel.strip("/")
+        if not rel or rel == ".":
+            return self._tree()
+        try:
+            return self._tree() / rel
+        except KeyError:
+            return None
+
+    def exists(self, rel: str) -> bool:
+        if self.commit is None:
+            return (self.root / rel).exists()
+        return self._entry(rel) is not None
+
+    def is_file(self, rel: str) -> bool:
+        if self.commit is None:
+            return (self.root / rel).is_file()
+        entry = self._entry(rel)
+        return entry is not None and entry.type == "blob" and entry.mode != _SYMLINK_MODE
+
+    def is_dir(self, rel: str) -> bool:
+        if self.commit is None:
+            return (self.root / rel).is_dir()
+        entry = self._entry(rel)
+        return entry is not None and entry.type == "tree"
+
+    def list_dir(self, rel: str) -> tuple[str, ...]:
+        """Names in the folder ``rel`` (sorted; empty when it is not a folder)."""
+        if self.commit is None:
+            path = self.root / rel
+            return tuple(sorted(os.listdir(path))) if path.is_dir() else ()
+        entry = self._entry(rel)
+        if entry is None or entry.type != "tree":
+            return ()
+        return tuple(sorted(item.name for item in entry))
+
+    def model_folders(self) -> tuple[str, ...]:
+        """Every ``models/<name>`` folder holding a ``model.yaml``, sorted."""
+        return tuple(
+            f"{MODELS_DIR}/{name}" for name in self.list_dir(MODELS_DIR)
+            if self.is_file(f"{MODELS_DIR}/{name}/{MODEL_FILE}")
+        )
+
+    def read_bytes(self, rel: str, *, limit: int = MAX_BYTES) -> bytes:
+        """The content of the file ``rel``; :class:`ReadError` when it is missing, not a regular
+        file, or larger than ``limit`` bytes (checked before reading)."""
+        where = f" at {self.ref}" if self.ref else ""
+        if self.commit is None:
+            path = self.root / rel
+            try:
+                st = path.stat()
+            except FileNotFoundError as exc:
+                raise ReadError("config.missing-file", NO_FILE.format(file=rel, where=where)) from exc
+            except OSError as exc:
+                raise ReadError("config.unreadable", f"{rel}: {exc.strerror}") from exc
+            if not stat.S_ISREG(st.st_mode):
+                raise ReadError("config.unreadable", NOT_A_FILE.format(file=rel))
+            if st.st_size > limit:
+                raise ReadError("yaml.too-large", TOO_LARGE.format(file=rel, size=st.st_size, limit=limit))
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read(limit + 1)
+            except OSError as exc:
+                raise ReadError("config.unreadable", f"{rel}: {exc.strerror}") from exc
+            if len(data) > limit:
+                raise ReadError("yaml.too-large", TOO_LARGE.format(file=rel, size=len(data), limit=limit))
+            return data
+        entry = self._entry(rel)
+        if entry is None:
+            raise ReadError("config.missing-file", NO_FILE.format(file=rel, where=where))
+        if entry.type != "blob":
+            raise ReadError("config.unreadable", NOT_A_FILE.format(file=rel))
+        if entry.mode == _SYMLINK_MODE:
+            target = self._link_target(rel, entry)
+            if target is None:
+                raise ReadError("config.unreadable", NOT_A_FILE.format(file=rel))
+            return self.read_bytes(target, limit=limit)
+        if entry.size > limit:
+            raise ReadError("yaml.too-large", TOO_LARGE.format(file=rel, size=entry.size, limit=limit))
+        return bytes(entry.data_stream.read())
+
+    def _link_target(self, rel: str, entry: Any) -> str | None:
+        target = entry.data_stream.read().decode("utf-8", "replace")
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+        return None if target.startswith("/") or joined.startswith("..") else joined
+
+    def sha256(self, rel: str) -> str:
+        """The sha256 of a file of any size (streamed)."""
+        digest = hashlib.sha256()
+        if self.commit is None:
+            with open(self.root / rel, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            return digest.hexdigest()
+        entry = self._entry(rel)
+        if entry is not None and entry.mode == _SYMLINK_MODE:
+            target = self._link_target(rel, entry)
+            return self.sha256(target) if target else digest.hexdigest()
+        if entry is None or entry.type != "blob":
+            raise ReadError("config.missing-file", NO_FILE.format(file=rel, where=f" at {self.ref}"))
+        stream = entry.data_stream
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def identity(self, rel: str) -> str | None:
+        """A cheap key that changes when the file's content may have (for caches): stat data in
+        the working tree, the blob id at a ref. None when the file is absent."""
+        if self.commit is None:
+            try:
+                st = (self.root / rel).stat()
+            except OSError:
+                return None
+            return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+        entry = self._entry(rel)
+        return None if entry is None else f"git:{entry.hexsha}"
+
+    def escape_reason(self, folder: str, relative: str) -> str | None:
+        """Why ``relative`` (a path in the model folder ``folder``) leaves that folder, or None when
+        it stays inside: ``..`` segments, absolute paths, or symlinks (at any level) that lead out."""
+        joined = posixpath.normpath(posixpath.join(folder, relative))
+        if relative.startswith("/") or not (joined == folder or joined.startswith(folder + "/")):
+            return ESCAPES.format(path=relative, folder=folder)
+        if self.commit is None:
+            base = (self.root / folder).resolve()
+            target = (self.root / joined).resolve()
+            if target != base and base not in target.parents:
+                return ESCAPES_LINK.format(path=relative, folder=folder)
+            return None
+        # At a ref: follow symlink blobs component by component.
+        parts = joined.split("/")
+        current: list[str] = []
+        hops = 0
+        while parts:
+            current.append(parts.pop(0))
+            entry = self._entry("/".join(current))
+            if entry is not None and entry.mode == _SYMLINK_MODE:
+                hops += 1
+                link = entry.data_stream.read().decode("utf-8", "replace")
+                if link.startswith("/") or hops > 20:
+                    return ESCAPES_LINK.format(path=relative, folder=folder)
+                resolved = posixpath.normpath(posixpath.join("/".join(current[:-1]), link))
+                if not (resolved == folder or resolved.startswith(folder + "/")):
+                    return ESCAPES_LINK.format(path=relative, folder=folder)
+                parts = resolved.split("/") + parts
+                current = []
+        return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
