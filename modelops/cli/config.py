@@ -1,9 +1,126 @@
-"""CLI commands of the config concern."""
+"""CLI commands of the config concern: ``validate``, ``schema``, ``init``."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from modelops.cli import context as cli_context
+from modelops.cli.context import OutputFormat
+
+CANNOT_WRITE = "cannot write {path}: {reason}"
+
+
+class SchemaKind(StrEnum):
+    model = "model"
+    environments = "environments"
+    policy = "policy"
+
+
+def _write_report(path: Path, text: str) -> None:
+    """Write a report file atomically (a reader never sees half of it)."""
+    import os
+
+    from modelops.errors import InputError
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(CANNOT_WRITE.format(path=path, reason=exc.strerror or exc)) from exc
+
+
+def validate(
+    ctx: typer.Context,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Model folders, models/, pipelines/ (default: the whole repo).")] = None,
+    ref: Annotated[str | None, typer.Option("--ref", help="Validate the configs at this git ref (no checkout).")] = None,
+    changed_since: Annotated[str | None, typer.Option("--changed-since", metavar="REF",
+                                                      help="Only models changed since REF (all when pipelines/ changed).")] = None,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")] = OutputFormat.text,
+    junit: Annotated[Path | None, typer.Option("--junit", metavar="FILE", help="Write a JUnit XML report.")] = None,
+    sarif: Annotated[Path | None, typer.Option("--sarif", metavar="FILE", help="Write a SARIF 2.1.0 report.")] = None,
+    markdown: Annotated[Path | None, typer.Option("--markdown", metavar="FILE", help="Write a Markdown PR comment.")] = None,
+    bandit: Annotated[bool, typer.Option("--bandit/--no-bandit", help="Scan inference code with bandit.")] = True,
+    list_rules: Annotated[bool, typer.Option("--list-rules", help="List the rules and exit.")] = False,
+) -> int:
+    """Check model configs, pipelines and inference code: schema, security policy, capacity, bandit."""
+    cli = cli_context.get(ctx)
+    if list_rules:
+        return _list_rules(cli, output)
+    from modelops.policy.validate import ValidateRequest
+    from modelops.policy.validate import validate as run_validate
+    from modelops.report import from_findings, render_junit, render_markdown, render_sarif, render_terminal
+
+    request = ValidateRequest(paths=tuple(paths or ()), ref=ref, changed_since=changed_since, bandit=bandit)
+    result = run_validate(request, cli.runtime)
+    report = from_findings("modelops validate", result.findings, subjects=[m.name for m in result.models],
+                           summary=result.summary(), rules=result.rules, fail_on=str(result.fail_on))
+    for path, render in ((junit, render_junit), (sarif, render_sarif), (markdown, render_markdown)):
+        if path is not None:
+            _write_report(path, render(report))
+    if output is OutputFormat.json:
+        cli.emit_json(result.to_dict())
+    else:
+        render_terminal(cli.console, report)
+    return int(result.exit_status)
+
+
+def _list_rules(cli: cli_context.CliContext, output: OutputFormat) -> int:
+    from modelops.policy.rules import RULES
+
+    rows = [{"rule": r.id, "severity": str(r.severity), "environments": list(r.environments or []),
+             "summary": r.summary} for r in RULES.values()]
+    if output is OutputFormat.json:
+        cli.emit_json({"rules": rows})
+        return 0
+    from rich.table import Table
+
+    table = Table("rule", "severity", "environments", "summary", box=None, header_style="bold")
+    for row in rows:
+        table.add_row(row["rule"], row["severity"], ", ".join(row["environments"]), row["summary"])
+    cli.console.print(table)
+    return 0
+
+
+def schema(
+    kind: Annotated[SchemaKind, typer.Argument(help="Which config file's schema.")] = SchemaKind.model,
+) -> None:
+    """Print the JSON Schema (draft 2020-12) of model.yaml, environments.yaml or policy.yaml."""
+    import sys
+
+    from modelops.config.schema import schema_text
+
+    sys.stdout.write(schema_text(kind.value))
+
+
+def init(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The model's name (lower case, digits, dashes).")],
+    team: Annotated[str, typer.Option("--team", help="The owning team.")] = "my-team",
+    description: Annotated[str, typer.Option("--description", help="One line about the model.")] = "",
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.text,
+) -> int:
+    """Scaffold models/NAME with a config, inference code and regression cases that validate clean."""
+    cli = cli_context.get(ctx)
+    from modelops.config.scaffold import init_model
+    from modelops.config.workspace import Workspace
+
+    result = init_model(Workspace.discover(cli.runtime.cwd), name, team=team, description=description)
+    if output is OutputFormat.json:
+        cli.emit_json({"folder": result.folder, "files": list(result.files)})
+    else:
+        cli.console.print(f"created {result.folder}: {', '.join(f.split('/', 2)[2] for f in result.files)}")
+        cli.console.print(f"next: add artifacts, then modelops validate {result.folder}")
+    return 0
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("validate")(validate)
+    app.command("schema")(schema)
+    app.command("init")(init)

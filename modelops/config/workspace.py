@@ -221,6 +221,30 @@ class Workspace:
             return ()
         return tuple(sorted(item.name for item in entry))
 
+    def walk(self, rel: str) -> tuple[str, ...]:
+        """Every regular file under the folder ``rel`` (repo-relative paths, sorted); symlinks and
+        hidden folders are not followed."""
+        out: list[str] = []
+        if self.commit is None:
+            base = self.root / rel
+            if not base.is_dir() or base.is_symlink():
+                return ()
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                                     and not os.path.islink(os.path.join(dirpath, d)))
+                prefix = Path(dirpath).relative_to(self.root).as_posix()
+                out.extend(f"{prefix}/{n}" for n in filenames if os.path.isfile(os.path.join(dirpath, n))
+                           and not os.path.islink(os.path.join(dirpath, n)))
+            return tuple(sorted(out))
+        entry = self._entry(rel)
+        if entry is None or entry.type != "tree":
+            return ()
+        for item in entry.traverse():
+            if item.type == "blob" and item.mode != _SYMLINK_MODE and not any(
+                    part.startswith(".") for part in item.path[len(rel):].split("/")[:-1]):
+                out.append(item.path)
+        return tuple(sorted(out))
+
     def model_folders(self) -> tuple[str, ...]:
         """Every ``models/<name>`` folder holding a ``model.yaml``, sorted."""
         return tuple(

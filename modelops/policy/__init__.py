@@ -1,1 +1,41 @@
-"""Security and capacity rules over configs, and bandit over inference code. Each result is a Finding."""
+"""Security and capacity rules over configs, and bandit over inference code. Each result is a Finding.
+
+Public API:
+
+- :class:`Finding`, :class:`Location`, :class:`Severity` (defined in ``modelops.config.findings``,
+  re-exported here);
+- :func:`validate` ``(ValidateRequest, Runtime) -> ValidationResult`` (``.findings``, ``.models``,
+  ``.exit_status``, ``.to_dict()`` = the ``--output json`` document);
+- checkers: a checker is ``Callable[[CheckContext], Iterable[Finding | None]]``; add one to every
+  validate run with :func:`register_checker` and declare its rule ids with :func:`register_rule`
+  (e.g. build's hadolint findings). ``CheckContext.at(model, rule, path, message, hint)`` makes a
+  finding at a model config value with the policy's severity;
+- :data:`RULES`: the rule catalog (id -> :class:`Rule` with default severity and summary).
+"""
+
+from modelops.config.findings import Finding, Location, Severity
+from modelops.policy.context import CheckContext, Checker
+from modelops.policy.rules import RULES, Rule, register_rule
+from modelops.policy.validate import (
+    ModelSummary,
+    ValidateRequest,
+    ValidationResult,
+    register_checker,
+    validate,
+)
+
+__all__ = [
+    "RULES",
+    "CheckContext",
+    "Checker",
+    "Finding",
+    "Location",
+    "ModelSummary",
+    "Rule",
+    "Severity",
+    "ValidateRequest",
+    "ValidationResult",
+    "register_checker",
+    "register_rule",
+    "validate",
+]

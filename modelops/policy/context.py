@@ -1,0 +1,73 @@
+"""What a checker sees, and the one way it makes findings (severity from the policy)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelops.config.environments import Environment, Environments
+from modelops.config.findings import Finding, Location, Severity, json_path
+from modelops.config.model import ModelConfig
+from modelops.config.policy import Policy
+from modelops.config.workspace import Workspace
+from modelops.policy.rules import RULES
+from modelops.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """Everything a checker may look at: the repository, the models that loaded, the environments
+    and policy (environments None when they failed to load), and the runtime (for caches)."""
+
+    workspace: Workspace
+    runtime: Runtime
+    models: tuple[ModelConfig, ...]
+    environments: Environments | None
+    policy: Policy
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def severity(self, rule_id: str) -> Severity | None:
+        rule = RULES[rule_id]
+        return self.policy.severity_of(rule_id, rule.severity)
+
+    def enforced_in(self, rule_id: str, environment: str) -> bool:
+        """True when the environment-scoped rule applies in ``environment``."""
+        rule = RULES[rule_id]
+        default = rule.environments if rule.environments is not None else ()
+        return environment in self.policy.environments_of(rule_id, default)
+
+    def deploy_targets(self, model: ModelConfig) -> tuple[Environment, ...]:
+        """The environments ``model`` deploys to: those on a cloud it supports."""
+        if self.environments is None:
+            return ()
+        return tuple(e for e in self.environments.in_promotion_order() if model.supports_cloud(e.cloud))
+
+    def at(self, model: ModelConfig, rule_id: str, path: Sequence[str | int], message: str, hint: str = "", *,
+           key: bool = False) -> Finding | None:
+        """A finding of ``rule_id`` about ``model`` at the value ``path`` (None when the policy turns
+        the rule off)."""
+        severity = self.severity(rule_id)
+        if severity is None:
+            return None
+        pos = model.source.position(path, key=key)
+        return Finding(rule_id, severity, Location(model.file, pos.line, pos.column, json_path(tuple(path))),
+                       message, hint, model.name)
+
+    def in_file(self, file: str, source: Any, rule_id: str, path: Sequence[str | int], message: str,
+                hint: str = "", *, key: bool = False, model: str | None = None) -> Finding | None:
+        """A finding in a non-model file (environments.yaml, policy.yaml, a code file)."""
+        severity = self.severity(rule_id)
+        if severity is None:
+            return None
+        if source is not None:
+            pos = source.position(path, key=key)
+            line, column = pos.line, pos.column
+        else:
+            line = column = None
+        return Finding(rule_id, severity, Location(file, line, column, json_path(tuple(path))), message, hint, model)
+
+
+#: A checker: looks at the context and yields findings (None entries are skipped, so checkers can
+#: pass on what :meth:`CheckContext.at` returns).
+Checker = Callable[[CheckContext], Iterable[Finding | None]]

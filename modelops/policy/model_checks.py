@@ -1,0 +1,157 @@
+"""Checks of each model's config beyond its schema: referenced files, names, handler and framework,
+autoscaling, overrides of environments that exist, and the policy file's own references."""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+from collections.abc import Iterator
+
+from modelops.config import catalog
+from modelops.config.findings import Finding
+from modelops.config.model import ModelConfig
+from modelops.policy.context import CheckContext
+from modelops.policy.rules import RULES
+
+MISSING_PATH = "{what} '{path}' does not exist in {folder}"
+DUPLICATE_NAME = "model name '{name}' is also used by {other}"
+NAME_MISMATCH = "metadata.name '{name}' differs from the folder name '{folder}'"
+UNKNOWN_ENV = "override for environment '{name}', which pipelines/environments.yaml does not define{suggestion}"
+DJL_CONTRACT = "the djl-python contract needs a DJL container (framework djl-lmi or djl-cpu, or a DJL image), not {framework}"
+TOOLKIT_CONTRACT = "the inference-toolkit contract does not run on a DJL container ({framework}); use contract djl-python"
+UNKNOWN_VERSION = "{framework} {version} is not a known DLC version{suggestion}"
+AUTOSCALING_BOUNDS = "autoscaling min_instances {min} is more than max_instances {max}"
+COUNT_OUTSIDE = "instance_count {count} is outside autoscaling's {min}..{max}"
+CAPTURE_DESTINATION = "data capture is enabled but has no destination"
+POLICY_RULE = "policy.yaml configures rule '{rule}', which does not exist{suggestion}"
+POLICY_ENV = "policy.yaml names environment '{name}', which pipelines/environments.yaml does not define"
+
+
+def _paths(model: ModelConfig) -> Iterator[tuple[tuple[str | int, ...], str, str, bool]]:
+    """(json path, relative path, what, must be a folder) for every path the config names."""
+    c = model.container
+    if c.handler.entry_point:
+        yield ("spec", "container", "handler", "entry_point"), c.handler.entry_point, "entry point", False
+    if c.handler.source_dir:
+        yield ("spec", "container", "handler", "source_dir"), c.handler.source_dir, "source dir", True
+    if c.requirements:
+        yield ("spec", "container", "requirements"), c.requirements, "requirements file", False
+    if model.tests.cases:
+        yield ("spec", "tests", "cases"), model.tests.cases, "cases file", False
+    for i, a in enumerate(model.artifacts):
+        if a.path:
+            yield ("spec", "artifacts", i, "path"), a.path, "artifact", False
+        if a.generated_by:
+            yield ("spec", "artifacts", i, "generated_by"), a.generated_by, "generator script", False
+
+
+def check_paths(ctx: CheckContext) -> Iterator[Finding | None]:
+    """Paths stay inside the model folder (symlinks included) and the files exist (artifacts with a
+    generator may be absent: the artifact checks handle them)."""
+    ws = ctx.workspace
+    for model in ctx.models:
+        for path, rel, what, folder in _paths(model):
+            reason = ws.escape_reason(model.folder, rel)
+            if reason:
+                yield ctx.at(model, "security.path-escape", path, reason,
+                             "keep code, artifacts and cases inside the model folder")
+                continue
+            if what == "artifact":
+                continue
+            full = model.path_in_repo(posixpath.normpath(rel))
+            exists = ws.is_dir(full) if folder else ws.is_file(full)
+            if not exists:
+                yield ctx.at(model, "config.missing-path", path,
+                             MISSING_PATH.format(what=what, path=rel, folder=model.folder))
+
+
+def check_names(ctx: CheckContext) -> Iterator[Finding | None]:
+    seen: dict[str, ModelConfig] = {}
+    for model in ctx.models:
+        other = seen.get(model.name)
+        if other is not None:
+            yield ctx.at(model, "config.duplicate-name", ("metadata", "name"),
+                         DUPLICATE_NAME.format(name=model.name, other=other.folder))
+        seen.setdefault(model.name, model)
+        folder = posixpath.basename(model.folder)
+        if folder and folder != model.name:
+            yield ctx.at(model, "config.name-mismatch", ("metadata", "name"),
+                         NAME_MISMATCH.format(name=model.name, folder=folder),
+                         "rename the folder or the model so that both say the same")
+
+
+def check_environment_overrides(ctx: CheckContext) -> Iterator[Finding | None]:
+    if ctx.environments is None:
+        return
+    names = ctx.environments.names
+    for model in ctx.models:
+        for env in model.environments:
+            if env not in names:
+                close = difflib.get_close_matches(env, names, n=1)
+                yield ctx.at(model, "config.unknown-environment", ("spec", "environments", env),
+                             UNKNOWN_ENV.format(name=env, suggestion=f" (did you mean '{close[0]}'?)" if close else ""),
+                             f"environments: {', '.join(names)}", key=True)
+
+
+def check_container(ctx: CheckContext) -> Iterator[Finding | None]:
+    frameworks = catalog.frameworks()
+    for model in ctx.models:
+        c = model.container
+        contract_path = ("spec", "container", "handler", "contract")
+        is_djl = (c.framework or "").startswith("djl") or (c.image is not None and "djl-inference" in c.image)
+        if c.handler.contract == "djl-python" and not is_djl:
+            yield ctx.at(model, "config.handler", contract_path, DJL_CONTRACT.format(framework=c.framework or c.image))
+        if c.handler.contract == "inference-toolkit" and is_djl:
+            yield ctx.at(model, "config.handler", contract_path, TOOLKIT_CONTRACT.format(framework=c.framework or c.image))
+        if c.framework and c.framework_version:
+            known = frameworks.get(c.framework)
+            if known is not None and c.framework_version not in known.versions:
+                close = difflib.get_close_matches(c.framework_version, known.versions, n=1, cutoff=0.5)
+                yield ctx.at(model, "config.framework-version", ("spec", "container", "framework_version"),
+                             UNKNOWN_VERSION.format(framework=c.framework, version=c.framework_version,
+                                                    suggestion=f" (did you mean '{close[0]}'?)" if close else ""),
+                             f"known versions: {', '.join(known.versions[-8:])}")
+
+
+def check_resources(ctx: CheckContext) -> Iterator[Finding | None]:
+    for model in ctx.models:
+        places: list[tuple[tuple[str | int, ...], str | None]] = [(("spec", "resources"), None)]
+        places += [(("spec", "environments", env, "resources"), env) for env in model.environments]
+        for base, env in places:
+            res = model.resources_for(env) if env else model.resources
+            scaling = res.autoscaling
+            if scaling is None:
+                continue
+            at = (*base, "autoscaling") if model.source.has((*base, "autoscaling")) else ("spec", "resources", "autoscaling")
+            if scaling.min_instances > scaling.max_instances:
+                yield ctx.at(model, "config.autoscaling", at,
+                             AUTOSCALING_BOUNDS.format(min=scaling.min_instances, max=scaling.max_instances))
+            elif not scaling.min_instances <= res.instance_count <= scaling.max_instances:
+                yield ctx.at(model, "config.autoscaling", at, COUNT_OUTSIDE.format(
+                    count=res.instance_count, min=scaling.min_instances, max=scaling.max_instances))
+        capture = model.security.data_capture
+        if capture is not None and capture.enabled and not capture.destination:
+            yield ctx.at(model, "config.data-capture", ("spec", "security", "data_capture"), CAPTURE_DESTINATION)
+
+
+def check_policy_file(ctx: CheckContext) -> Iterator[Finding | None]:
+    policy = ctx.policy
+    if policy.file is None:
+        return
+    for rule_id in policy.rules:
+        if rule_id not in RULES:
+            close = difflib.get_close_matches(rule_id, list(RULES), n=1)
+            yield ctx.in_file(policy.file, policy.source, "policy.unknown-rule", ("rules", rule_id),
+                              POLICY_RULE.format(rule=rule_id, suggestion=f" (did you mean '{close[0]}'?)" if close else ""),
+                              "modelops validate --list-rules shows the rules", key=True)
+    if ctx.environments is None:
+        return
+    names = set(ctx.environments.names)
+    refs: list[tuple[tuple[str | int, ...], str]] = [(("instance_types", env), env) for env in policy.instance_types]
+    for rule_id, setting in policy.rules.items():
+        refs += [(("rules", rule_id, "environments", i), env) for i, env in enumerate(setting.environments or ())]
+    refs += [(("signed_artifacts", "required_in", i), env) for i, env in enumerate(policy.signed_artifacts_required_in)]
+    for path, env in refs:
+        if env not in names:
+            yield ctx.in_file(policy.file, policy.source, "policy.unknown-environment", path,
+                              POLICY_ENV.format(name=env), key=path[0] == "instance_types")

@@ -1,0 +1,253 @@
+"""``modelops validate``: every problem in every selected config, as findings.
+
+The pipeline: find the repository, select models (paths, ``--changed-since``), read
+``pipelines/environments.yaml`` and ``pipelines/policy.yaml`` and every selected ``model.yaml``
+leniently, then run the checkers (a list of functions, each yielding findings; other modules add
+theirs with :func:`register_checker`). Severity comes from the policy; the result's exit status is
+2 when some input could not be read, 1 when a finding reaches the policy's failing severity, else 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from modelops.config.findings import Finding, Severity
+from modelops.config.loading import read_environments, read_model, read_policy
+from modelops.config.policy import Policy
+from modelops.config.workspace import MODEL_FILE, MODELS_DIR, PIPELINES_DIR, Workspace
+from modelops.errors import ExitStatus, InputError
+from modelops.policy import capacity, code_checks, model_checks, rollout, security
+from modelops.policy.context import CheckContext, Checker
+from modelops.runtime import Runtime
+
+NO_SUCH_PATH = "{path} does not exist"
+NOT_A_MODEL_PATH = "{path} is not a model folder, models/, pipelines/ or the repository root"
+NOT_A_MODEL_PATH_HINT = "pass a folder under models/ holding a model.yaml, or nothing to validate everything"
+OUTSIDE_REPO = "{path} is outside the repository {root}"
+NO_MODEL_FILE = "{path} holds no model.yaml"
+
+_CHECKERS: list[Checker] = [
+    model_checks.check_paths,
+    model_checks.check_names,
+    model_checks.check_environment_overrides,
+    model_checks.check_container,
+    model_checks.check_resources,
+    model_checks.check_policy_file,
+    security.check_image,
+    security.check_secrets,
+    security.check_artifacts,
+    security.check_environments,
+    capacity.check_capacity,
+    rollout.check_environment_rollouts,
+    rollout.check_model_rollouts,
+    code_checks.check_bandit,
+]
+
+
+def register_checker(checker: Checker) -> Checker:
+    """Add a checker to every validate run (usable as a decorator). Register rules it reports
+    with :func:`modelops.policy.rules.register_rule`."""
+    if checker not in _CHECKERS:
+        _CHECKERS.append(checker)
+    return checker
+
+
+def checkers() -> tuple[Checker, ...]:
+    return tuple(_CHECKERS)
+
+
+@dataclass(frozen=True)
+class ValidateRequest:
+    """What to validate: ``paths`` (model folders, ``models/``, ``pipelines/`` or the repo root;
+    empty: the repo around the working directory), at ``ref`` (None: the working tree), limited to
+    models changed since ``changed_since``; ``bandit`` False skips the code scan."""
+
+    paths: tuple[Path, ...] = ()
+    ref: str | None = None
+    changed_since: str | None = None
+    bandit: bool = True
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    name: str
+    folder: str
+    file: str
+    valid: bool  # loaded and passed its schema
+    clouds: tuple[str, ...] = ()
+    environments: tuple[str, ...] = ()  # where it deploys (environments on a cloud it supports)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "folder": self.folder, "file": self.file, "valid": self.valid,
+                "clouds": list(self.clouds), "environments": list(self.environments)}
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    root: Path
+    ref: str | None
+    commit: str | None
+    models: tuple[ModelSummary, ...]
+    findings: tuple[Finding, ...]
+    files: tuple[str, ...]
+    fail_on: Severity = Severity.error
+    rules: dict[str, str] = field(default_factory=dict)  # rule id -> summary, for reports
+
+    @property
+    def fatal(self) -> bool:
+        return any(f.fatal for f in self.findings)
+
+    @property
+    def failed(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity.at_least(self.fail_on))
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        if self.fatal:
+            return ExitStatus.BAD_INPUT
+        return ExitStatus.GATE_FAILED if self.failed else ExitStatus.OK
+
+    def counts(self) -> dict[str, int]:
+        counts = {str(s): 0 for s in (Severity.error, Severity.warning, Severity.info)}
+        for f in self.findings:
+            counts[str(f.severity)] += 1
+        return counts
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "models": len(self.models),
+            "files": len(self.files),
+            "findings": len(self.findings),
+            **self.counts(),
+            "fail_on": str(self.fail_on),
+            "failed": bool(self.failed) or self.fatal,
+            "exit_status": int(self.exit_status),
+            "ref": self.ref,
+            "commit": self.commit,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--output json`` document."""
+        return {
+            "models": [m.to_dict() for m in self.models],
+            "findings": [f.to_dict() for f in self.findings],
+            "summary": self.summary(),
+        }
+
+
+def _select(ws: Workspace, request: ValidateRequest, runtime: Runtime) -> tuple[str, ...]:
+    """The model folders the request names (repo-relative)."""
+    if not request.paths:
+        selected: list[str] = list(ws.model_folders())
+    else:
+        selected = []
+        for path in request.paths:
+            absolute = path if path.is_absolute() else runtime.cwd / path
+            if ws.ref is None and not absolute.exists():
+                raise InputError(NO_SUCH_PATH.format(path=path))
+            try:
+                rel = absolute.resolve().relative_to(ws.root.resolve()).as_posix()
+            except ValueError as exc:
+                raise InputError(OUTSIDE_REPO.format(path=path, root=ws.root)) from exc
+            rel = "" if rel == "." else rel
+            if rel.endswith("/" + MODEL_FILE):
+                rel = rel[: -len(MODEL_FILE) - 1]
+            parts = rel.split("/") if rel else []
+            if not parts or parts == [MODELS_DIR]:
+                selected.extend(ws.model_folders())
+            elif parts[0] == PIPELINES_DIR:
+                continue
+            elif parts[0] == MODELS_DIR and len(parts) == 2:
+                if not ws.is_file(f"{rel}/{MODEL_FILE}") and not ws.exists(f"{rel}/{MODEL_FILE}"):
+                    raise InputError(NO_MODEL_FILE.format(path=path), hint=NOT_A_MODEL_PATH_HINT)
+                selected.append(rel)
+            else:
+                raise InputError(NOT_A_MODEL_PATH.format(path=path), hint=NOT_A_MODEL_PATH_HINT)
+    if request.changed_since is not None:
+        changed = set(ws.changed_models(request.changed_since))
+        selected = [f for f in selected if f in changed]
+    return tuple(dict.fromkeys(selected))
+
+
+def validate(request: ValidateRequest, runtime: Runtime,
+             extra_checkers: Sequence[Checker] = ()) -> ValidationResult:
+    """Validate what ``request`` selects; never raises for problems in the configs (they are
+    findings), only :class:`InputError` for bad usage (a path or ref that does not exist...)."""
+    start = request.paths[0] if request.paths else runtime.cwd
+    if not start.is_absolute():
+        start = runtime.cwd / start
+    ws = Workspace.discover(start if start.exists() else runtime.cwd)
+    if request.ref is not None:
+        ws = ws.at(request.ref)
+    folders = _select(ws, request, runtime)
+    runtime.progress.step(f"validating {len(folders)} model(s) in {ws.root}" + (f" at {ws.ref}" if ws.ref else ""))
+
+    envs = read_environments(ws)
+    pol = read_policy(ws)
+    policy = pol.value or Policy()
+    loaded = load_models(ws, folders)
+    models = tuple(m.value for m in loaded if m.value is not None)
+    findings: list[Finding] = [*envs.findings, *pol.findings]
+    for m in loaded:
+        findings.extend(m.findings)
+    ctx = CheckContext(ws, runtime, models, envs.value, policy, {"bandit": request.bandit})
+    findings.extend(run_checkers(ctx, (*checkers(), *extra_checkers)))
+    findings = _apply_policy(findings, policy)
+
+    summaries = []
+    for folder, m in zip(folders, loaded, strict=True):
+        model = m.value
+        summaries.append(ModelSummary(
+            name=model.name if model else folder.rsplit("/", 1)[-1],
+            folder=folder,
+            file=m.file,
+            valid=model is not None,
+            clouds=model.clouds if model else (),
+            environments=tuple(e.name for e in ctx.deploy_targets(model)) if model else (),
+        ))
+    files = (envs.file, *((pol.file,) if policy.file else ()), *(m.file for m in loaded))
+    from modelops.policy.rules import RULES
+
+    return ValidationResult(
+        root=ws.root,
+        ref=ws.ref,
+        commit=ws.commit,
+        models=tuple(summaries),
+        findings=tuple(sorted(findings, key=Finding.sort_key)),
+        files=files,
+        fail_on=policy.fail_on,
+        rules={f.rule: RULES[f.rule].summary for f in findings if f.rule in RULES},
+    )
+
+
+def load_models(ws: Workspace, folders: Sequence[str]) -> list[Any]:
+    return [read_model(ws, folder) for folder in folders]
+
+
+def run_checkers(ctx: CheckContext, checker_list: Iterable[Checker]) -> list[Finding]:
+    out: list[Finding] = []
+    for checker in checker_list:
+        out.extend(f for f in checker(ctx) if f is not None)
+    return out
+
+
+def _apply_policy(findings: list[Finding], policy: Policy) -> list[Finding]:
+    """Loading findings carry default severities; the policy may change or silence them. Fatal
+    findings (unreadable input) are never silenced."""
+    from modelops.policy.rules import RULES
+
+    out = []
+    for f in findings:
+        rule = RULES.get(f.rule)
+        if rule is None or f.fatal:
+            out.append(f)
+            continue
+        severity = policy.severity_of(f.rule, rule.severity)
+        if severity is None:
+            continue
+        out.append(f if severity == f.severity else replace(f, severity=severity))
+    return out
+
