@@ -73,16 +73,15 @@ def validate(
 def _list_rules(cli: cli_context.CliContext, output: OutputFormat) -> int:
     from modelops.policy.rules import RULES
 
-    rows = [{"rule": r.id, "severity": str(r.severity), "environments": list(r.environments or []),
-             "summary": r.summary} for r in RULES.values()]
     if output is OutputFormat.json:
-        cli.emit_json({"rules": rows})
+        cli.emit_json({"rules": [{"rule": r.id, "severity": str(r.severity), "environments": list(r.environments or []),
+                                  "summary": r.summary} for r in RULES.values()]})
         return 0
     from rich.table import Table
 
     table = Table("rule", "severity", "environments", "summary", box=None, header_style="bold")
-    for row in rows:
-        table.add_row(row["rule"], row["severity"], ", ".join(row["environments"]), row["summary"])
+    for r in RULES.values():
+        table.add_row(r.id, str(r.severity), ", ".join(r.environments or ()), r.summary)
     cli.console.print(table)
     return 0
 
