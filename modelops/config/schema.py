@@ -29,6 +29,7 @@ MISSING_KEY = "missing required key '{key}'"
 ONE_OF = "set exactly one of: {choices}"
 NOT_ONE_OF = "{value} is not one of {allowed}{suggestion}"
 REDACTED = "the value"
+QUOTE_HINT = "put the value in quotes: YAML reads 1.10, 0123 or yes as a number or a boolean"
 
 
 def schema_text(kind: str) -> str:
@@ -119,6 +120,11 @@ def _to_findings(error: Any, source: SourceMap, model: str | None) -> list[Findi
         value = REDACTED if sensitive else _short(error.instance)
         return [finding(f"{where[2:] or 'document'}: {value} does not match {error.validator_value}",
                         hint=_pattern_hint(error))]
+    if kind == "type" and error.validator_value == "string" and isinstance(error.instance, int | float | bool):
+        # YAML reads 1.10, 0123 and yes as numbers and booleans; the fix is quotes.
+        shown = REDACTED if sensitive else _short(error.instance)
+        return [finding(f"{where[2:] or 'document'}: {shown} is a {type(error.instance).__name__}, not a string",
+                        hint=QUOTE_HINT)]
     message = error.message
     if sensitive or len(message) > 200:
         # Messages from jsonschema quote the value; for env values that could be a secret.

@@ -216,6 +216,10 @@ class _Builder:
                     )
                 self.source.keys[child] = (kmark.line + 1, kmark.column + 1)
                 result[key] = self.build(value_node, child, depth + 1)
+                if not isinstance(value_node, yaml.ScalarNode):
+                    # A block mapping or list starts on the line after its key; the key is where
+                    # an editor should land.
+                    self.source.values[child] = self.source.keys[child]
             return result
         raise YamlError("yaml.syntax", f"unexpected YAML node {type(node).__name__}")  # pragma: no cover
 
