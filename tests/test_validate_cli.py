@@ -221,3 +221,25 @@ def test_duplicate_model_names(tmp_path: Path) -> None:
     result = run_cli("validate", "--output", "json", cwd=repo)
     rules = {f["rule"] for f in result.json()["findings"]}
     assert "config.duplicate-name" in rules and result.exit_code == 1
+
+
+def test_forked_validation_matches_a_single_process(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from modelops.policy import validation as validate_module
+
+    for i in range(5):
+        shutil.copytree(repo / "models/iris", repo / f"models/iris-{i}")
+        path = repo / f"models/iris-{i}/model.yaml"
+        text = path.read_text().replace("name: iris\n", f"name: iris-{i}\n")
+        if i == 4:  # a duplicate of a model that another process checks, and a finding of its own
+            text = text.replace("name: iris-4\n", "name: iris-0\n").replace("ml.m5.large", "ml.m5.lrge")
+        path.write_text(text)
+    single = run_cli("validate", "--output", "json", cwd=repo)
+    monkeypatch.setattr(validate_module, "MODELS_PER_PROCESS", 2)
+    monkeypatch.setattr(validate_module, "_cpus", lambda: 4)
+    forked = run_cli("validate", "--output", "json", cwd=repo)
+    assert forked.exit_code == single.exit_code == 1
+    assert forked.json() == single.json()
+    rules = sorted(f["rule"] for f in forked.json()["findings"])
+    assert rules == ["capacity.unknown-instance-type", "config.duplicate-name", "config.name-mismatch"]

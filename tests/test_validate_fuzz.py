@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelops.errors import ModelopsError
-from modelops.policy.validate import ValidateRequest, validate
+from modelops.policy.validation import ValidateRequest, validate
 from modelops.runtime import Runtime
 from tests.helpers import PROJECT_ROOT
 

@@ -51,16 +51,28 @@ def _validator(kind: str) -> Any:
     return Draft202012Validator(schema(kind))
 
 
+@functools.cache
+def _fast_validator(kind: str) -> Any:
+    """jsonschema-rs's compiled validator (None when it is not installed): ~50x faster on valid
+    documents, which are most of them. Python jsonschema explains the invalid ones."""
+    try:
+        import jsonschema_rs
+    except ImportError:  # pragma: no cover - a declared dependency; the slow path still works
+        return None
+    return jsonschema_rs.validator_for(schema(kind))
+
+
 def is_valid(kind: str, document: Any) -> bool:
-    return bool(_validator(kind).is_valid(document))
+    fast = _fast_validator(kind)
+    return bool(fast.is_valid(document) if fast is not None else _validator(kind).is_valid(document))
 
 
 def schema_findings(kind: str, document: Any, source: SourceMap, *, model: str | None = None) -> list[Finding]:
     """Every schema error of ``document`` as a finding with file:line:col and JSON path (empty when
     valid). Unknown keys get their own rule and a "did you mean"."""
-    validator = _validator(kind)
-    if validator.is_valid(document):
+    if is_valid(kind, document):
         return []
+    validator = _validator(kind)
     findings: list[Finding] = []
     for error in _leaf_errors(validator.iter_errors(document)):
         findings.extend(_to_findings(error, source, model))

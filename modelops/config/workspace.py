@@ -326,6 +326,21 @@ class Workspace:
         entry = self._entry(rel)
         return None if entry is None else f"git:{entry.hexsha}"
 
+    def _has_link(self, folder: str, joined: str) -> bool:
+        """True when a component of ``joined`` below ``folder`` is a symlink (lstat per component,
+        far cheaper than resolving the whole path)."""
+        current = str(self.root / folder)
+        for part in joined[len(folder):].strip("/").split("/"):
+            if not part:
+                continue
+            current = os.path.join(current, part)
+            try:
+                if stat.S_ISLNK(os.lstat(current).st_mode):
+                    return True
+            except OSError:
+                return False  # what does not exist cannot lead anywhere
+        return False
+
     def escape_reason(self, folder: str, relative: str) -> str | None:
         """Why ``relative`` (a path in the model folder ``folder``) leaves that folder, or None when
         it stays inside: ``..`` segments, absolute paths, or symlinks (at any level) that lead out."""
@@ -333,9 +348,11 @@ class Workspace:
         if relative.startswith("/") or not (joined == folder or joined.startswith(folder + "/")):
             return ESCAPES.format(path=relative, folder=folder)
         if self.commit is None:
-            base = (self.root / folder).resolve()
-            target = (self.root / joined).resolve()
-            if target != base and base not in target.parents:
+            if not self._has_link(folder, joined):
+                return None  # no symlink on the way: the normalized path is the real one
+            base = os.path.realpath(self.root / folder)
+            target = os.path.realpath(self.root / joined)
+            if target != base and not target.startswith(base + os.sep):
                 return ESCAPES_LINK.format(path=relative, folder=folder)
             return None
         # At a ref: follow symlink blobs component by component.

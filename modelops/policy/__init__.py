@@ -16,7 +16,7 @@ Public API:
 from modelops.config.findings import Finding, Location, Severity
 from modelops.policy.context import CheckContext, Checker
 from modelops.policy.rules import RULES, Rule, register_rule
-from modelops.policy.validate import (
+from modelops.policy.validation import (
     ModelSummary,
     ValidateRequest,
     ValidationResult,

@@ -7,14 +7,14 @@ never imports bandit."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from modelops.policy.jsoncache import JsonCache
 
 LEVELS = {"undefined": 0, "low": 1, "medium": 2, "high": 3}
 
@@ -44,40 +44,17 @@ def _bandit_version() -> str:
         return "unknown"
 
 
-class BanditCache:
-    def __init__(self, data_dir: Path):
-        self.path = data_dir / "cache" / "bandit.json"
-        self.version = _bandit_version()
-        self.changed = False
-        try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-            self.entries: dict[str, list[dict[str, Any]]] = doc["results"] if doc.get("bandit") == self.version else {}
-        except (OSError, ValueError, KeyError, TypeError):
-            self.entries = {}
-
-    def save(self) -> None:
-        if not self.changed:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"bandit": self.version, "results": self.entries}), encoding="utf-8")
-            os.replace(tmp, self.path)  # atomic: concurrent runs never see half a file
-        except OSError:
-            pass  # a cache that cannot be written only costs time
-
-
 def scan(sources: Mapping[str, bytes], data_dir: Path) -> dict[str, list[BanditIssue]]:
     """Bandit issues (all severities) for each source, keyed like ``sources``. Only contents not in
     the cache are scanned; bandit is imported only then."""
-    cache = BanditCache(data_dir)
+    cache = JsonCache(data_dir / "cache" / "bandit.json", namespace=f"bandit {_bandit_version()}")
     digests = {name: hashlib.sha256(content).hexdigest() for name, content in sources.items()}
-    missing = {d: sources[name] for name, d in digests.items() if d not in cache.entries}
+    missing = {d: sources[name] for name, d in digests.items() if cache.get(d) is None}
     if missing:
-        cache.entries.update(_run_bandit(missing))
-        cache.changed = True
+        for digest, issues in _run_bandit(missing).items():
+            cache.put(digest, issues)
         cache.save()
-    return {name: [BanditIssue(**i) for i in cache.entries.get(d, [])] for name, d in digests.items()}
+    return {name: [BanditIssue(**i) for i in cache.get(d) or []] for name, d in digests.items()}
 
 
 def _run_bandit(contents: Mapping[str, bytes]) -> dict[str, list[dict[str, Any]]]:

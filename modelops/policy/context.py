@@ -16,9 +16,24 @@ from modelops.runtime import Runtime
 
 
 @dataclass(frozen=True)
+class ModelRef:
+    """A light reference to a loaded model, for checks across models (validate may load models in
+    several processes; these refs are what comes back)."""
+
+    name: str
+    folder: str
+    file: str
+    name_line: int
+    name_column: int
+
+
+@dataclass(frozen=True)
 class CheckContext:
     """Everything a checker may look at: the repository, the models that loaded, the environments
-    and policy (environments None when they failed to load), and the runtime (for caches)."""
+    and policy (environments None when they failed to load), and the runtime (for caches).
+
+    ``models`` are the models this checker run covers; when validate splits the work over several
+    processes, that is a share of them, and ``all_models`` still lists every loaded model."""
 
     workspace: Workspace
     runtime: Runtime
@@ -26,6 +41,7 @@ class CheckContext:
     environments: Environments | None
     policy: Policy
     options: dict[str, Any] = field(default_factory=dict)
+    all_models: tuple[ModelRef, ...] = ()
 
     def severity(self, rule_id: str) -> Severity | None:
         rule = RULES[rule_id]
@@ -66,6 +82,11 @@ class CheckContext:
         else:
             line = column = None
         return Finding(rule_id, severity, Location(file, line, column, json_path(tuple(path))), message, hint, model)
+
+
+def model_ref(model: ModelConfig) -> ModelRef:
+    pos = model.position("metadata", "name")
+    return ModelRef(model.name, model.folder, model.file, pos.line, pos.column)
 
 
 #: A checker: looks at the context and yields findings (None entries are skipped, so checkers can

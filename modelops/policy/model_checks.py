@@ -8,7 +8,7 @@ import posixpath
 from collections.abc import Iterator
 
 from modelops.config import catalog
-from modelops.config.findings import Finding
+from modelops.config.findings import Finding, Location
 from modelops.config.model import ModelConfig
 from modelops.policy.context import CheckContext
 from modelops.policy.rules import RULES
@@ -65,19 +65,26 @@ def check_paths(ctx: CheckContext) -> Iterator[Finding | None]:
                              MISSING_PATH.format(what=what, path=rel, folder=model.folder))
 
 
-def check_names(ctx: CheckContext) -> Iterator[Finding | None]:
-    seen: dict[str, ModelConfig] = {}
+def check_name_matches_folder(ctx: CheckContext) -> Iterator[Finding | None]:
     for model in ctx.models:
-        other = seen.get(model.name)
-        if other is not None:
-            yield ctx.at(model, "config.duplicate-name", ("metadata", "name"),
-                         DUPLICATE_NAME.format(name=model.name, other=other.folder))
-        seen.setdefault(model.name, model)
         folder = posixpath.basename(model.folder)
         if folder and folder != model.name:
             yield ctx.at(model, "config.name-mismatch", ("metadata", "name"),
                          NAME_MISMATCH.format(name=model.name, folder=folder),
                          "rename the folder or the model so that both say the same")
+
+
+def check_unique_names(ctx: CheckContext) -> Iterator[Finding | None]:
+    """Across every loaded model (a repository-scope check)."""
+    seen: dict[str, str] = {}
+    for ref in ctx.all_models:
+        other = seen.setdefault(ref.name, ref.folder)
+        if other != ref.folder:
+            severity = ctx.severity("config.duplicate-name")
+            if severity is not None:
+                yield Finding("config.duplicate-name", severity,
+                              Location(ref.file, ref.name_line, ref.name_column, "$.metadata.name"),
+                              DUPLICATE_NAME.format(name=ref.name, other=other), "", ref.name)
 
 
 def check_environment_overrides(ctx: CheckContext) -> Iterator[Finding | None]:

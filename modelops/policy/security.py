@@ -6,16 +6,15 @@ Messages never include a secret's value."""
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 from modelops.config import catalog
 from modelops.config.findings import Finding
 from modelops.config.model import ModelConfig
 from modelops.policy.context import CheckContext
+from modelops.policy.jsoncache import JsonCache
 
 IMAGE_REGISTRY = "image registry '{registry}' is not an AWS Deep Learning Container registry"
 IMAGE_REGISTRY_HINT = "use framework + framework_version, or a DLC image (<dlc account>.dkr.ecr.<region>.amazonaws.com)"
@@ -115,33 +114,11 @@ def _location_pattern(prefix: str) -> re.Pattern[str]:
     return re.compile("^" + regex)
 
 
-class _HashCache:
-    """sha256 of artifact files, keyed by the file's identity (stat data or git blob id), kept in
-    the data dir so that large artifacts are hashed once."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.changed = False
-        try:
-            self.entries: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            self.entries = {}
-
-    def save(self) -> None:
-        if not self.changed:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.entries), encoding="utf-8")
-            os.replace(tmp, self.path)
-        except OSError:
-            pass  # a cache that cannot be written only costs time
-
-
 def check_artifacts(ctx: CheckContext) -> Iterator[Finding | None]:
     ws = ctx.workspace
-    cache = _HashCache(ctx.runtime.data_dir / "cache" / "artifact-sha256.json")
+    # sha256 of artifact files by file identity (stat data or git blob id): large artifacts are
+    # hashed once.
+    cache = JsonCache(ctx.runtime.data_dir / "cache" / "artifact-sha256.json")
     patterns = [_location_pattern(p) for p in ctx.policy.artifact_locations]
     for model in ctx.models:
         for i, artifact in enumerate(model.artifacts):
@@ -162,11 +139,10 @@ def check_artifacts(ctx: CheckContext) -> Iterator[Finding | None]:
                                  ARTIFACT_MISSING.format(path=artifact.path, folder=model.folder),
                                  "commit the artifact, or name the script that makes it in generated_by")
                 continue
-            actual = cache.entries.get(identity)
+            actual = cache.get(identity)
             if actual is None:
                 actual = ws.sha256(rel)
-                cache.entries[identity] = actual
-                cache.changed = True
+                cache.put(identity, actual)
             if actual != artifact.sha256:
                 yield ctx.at(model, "security.artifact-sha256", ("spec", "artifacts", i, "sha256"),
                              ARTIFACT_SHA.format(path=artifact.path, actual=actual, expected=artifact.sha256),

@@ -20,7 +20,7 @@ from modelops.config.policy import Policy
 from modelops.config.workspace import MODEL_FILE, MODELS_DIR, PIPELINES_DIR, Workspace
 from modelops.errors import ExitStatus, InputError
 from modelops.policy import capacity, code_checks, model_checks, rollout, security
-from modelops.policy.context import CheckContext, Checker
+from modelops.policy.context import CheckContext, Checker, ModelRef, model_ref
 from modelops.runtime import Runtime
 
 NO_SUCH_PATH = "{path} does not exist"
@@ -29,34 +29,46 @@ NOT_A_MODEL_PATH_HINT = "pass a folder under models/ holding a model.yaml, or no
 OUTSIDE_REPO = "{path} is outside the repository {root}"
 NO_MODEL_FILE = "{path} holds no model.yaml"
 
-_CHECKERS: list[Checker] = [
+#: Checkers that look at one model at a time (validate may run them on shares of the models in
+#: several processes).
+_MODEL_CHECKERS: list[Checker] = [
     model_checks.check_paths,
-    model_checks.check_names,
+    model_checks.check_name_matches_folder,
     model_checks.check_environment_overrides,
     model_checks.check_container,
     model_checks.check_resources,
-    model_checks.check_policy_file,
     security.check_image,
     security.check_secrets,
     security.check_artifacts,
     security.check_environments,
     capacity.check_capacity,
-    rollout.check_environment_rollouts,
     rollout.check_model_rollouts,
     code_checks.check_bandit,
 ]
+#: Checkers of the repository as a whole: run once, with ``ctx.models`` empty and
+#: ``ctx.all_models`` listing every loaded model.
+_REPO_CHECKERS: list[Checker] = [
+    model_checks.check_unique_names,
+    model_checks.check_policy_file,
+    rollout.check_environment_rollouts,
+]
+
+#: Below this many models per process, forking costs more than it saves.
+MODELS_PER_PROCESS = 150
 
 
-def register_checker(checker: Checker) -> Checker:
-    """Add a checker to every validate run (usable as a decorator). Register rules it reports
-    with :func:`modelops.policy.rules.register_rule`."""
-    if checker not in _CHECKERS:
-        _CHECKERS.append(checker)
+def register_checker(checker: Checker, *, scope: str = "model") -> Checker:
+    """Add a checker to every validate run. ``scope`` "model": it looks at ``ctx.models`` one by one
+    (and may run in a worker process); "repository": it runs once over the whole repository.
+    Register the rules it reports with :func:`modelops.policy.rules.register_rule`."""
+    target = _MODEL_CHECKERS if scope == "model" else _REPO_CHECKERS
+    if checker not in target:
+        target.append(checker)
     return checker
 
 
 def checkers() -> tuple[Checker, ...]:
-    return tuple(_CHECKERS)
+    return (*_MODEL_CHECKERS, *_REPO_CHECKERS)
 
 
 @dataclass(frozen=True)
@@ -188,15 +200,54 @@ def validate(request: ValidateRequest, runtime: Runtime,
     envs = read_environments(ws)
     pol = read_policy(ws)
     policy = pol.value or Policy()
-    loaded = load_models(ws, folders)
-    models = tuple(m.value for m in loaded if m.value is not None)
+    base = CheckContext(ws, runtime, (), envs.value, policy, {"bandit": request.bandit})
+    shares = _share(folders, ws)
+    if len(shares) > 1:
+        parts = _in_processes(base, shares, tuple(extra_checkers))
+    else:
+        parts = [_check_models(base, folders, tuple(extra_checkers))]
     findings: list[Finding] = [*envs.findings, *pol.findings]
-    for m in loaded:
-        findings.extend(m.findings)
-    ctx = CheckContext(ws, runtime, models, envs.value, policy, {"bandit": request.bandit})
-    findings.extend(run_checkers(ctx, (*checkers(), *extra_checkers)))
+    summaries: list[ModelSummary] = []
+    refs: list[ModelRef] = []
+    files: list[str] = [envs.file, *((pol.file,) if policy.file else ())]
+    for part in parts:
+        findings.extend(part.findings)
+        summaries.extend(part.summaries)
+        refs.extend(part.refs)
+        files.extend(s.file for s in part.summaries)
+    repo_ctx = replace(base, all_models=tuple(refs))
+    findings.extend(run_checkers(repo_ctx, _REPO_CHECKERS))
     findings = _apply_policy(findings, policy)
+    from modelops.policy.rules import RULES
 
+    return ValidationResult(
+        root=ws.root,
+        ref=ws.ref,
+        commit=ws.commit,
+        models=tuple(summaries),
+        findings=tuple(sorted(findings, key=Finding.sort_key)),
+        files=tuple(files),
+        fail_on=policy.fail_on,
+        rules={f.rule: RULES[f.rule].summary for f in findings if f.rule in RULES},
+    )
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What checking a share of the models gives: small, so it crosses processes cheaply."""
+
+    findings: tuple[Finding, ...]
+    summaries: tuple[ModelSummary, ...]
+    refs: tuple[ModelRef, ...]
+
+
+def _check_models(base: CheckContext, folders: Sequence[str], extra: tuple[Checker, ...]) -> _Part:
+    """Load ``folders`` and run the model checkers over them."""
+    loaded = [read_model(base.workspace, folder) for folder in folders]
+    models = tuple(m.value for m in loaded if m.value is not None)
+    ctx = replace(base, models=models)
+    findings = [f for m in loaded for f in m.findings]
+    findings.extend(run_checkers(ctx, (*_MODEL_CHECKERS, *extra)))
     summaries = []
     for folder, m in zip(folders, loaded, strict=True):
         model = m.value
@@ -208,23 +259,51 @@ def validate(request: ValidateRequest, runtime: Runtime,
             clouds=model.clouds if model else (),
             environments=tuple(e.name for e in ctx.deploy_targets(model)) if model else (),
         ))
-    files = (envs.file, *((pol.file,) if policy.file else ()), *(m.file for m in loaded))
-    from modelops.policy.rules import RULES
-
-    return ValidationResult(
-        root=ws.root,
-        ref=ws.ref,
-        commit=ws.commit,
-        models=tuple(summaries),
-        findings=tuple(sorted(findings, key=Finding.sort_key)),
-        files=files,
-        fail_on=policy.fail_on,
-        rules={f.rule: RULES[f.rule].summary for f in findings if f.rule in RULES},
-    )
+    return _Part(tuple(findings), tuple(summaries), tuple(model_ref(m) for m in models))
 
 
-def load_models(ws: Workspace, folders: Sequence[str]) -> list[Any]:
-    return [read_model(ws, folder) for folder in folders]
+def _share(folders: Sequence[str], ws: Workspace) -> list[tuple[str, ...]]:
+    """Split the models over the CPUs when there are enough to pay for a fork. Only for the working
+    tree: reading a git ref goes through git subprocesses a fork must not share."""
+    import os
+
+    n = min(_cpus(), len(folders) // MODELS_PER_PROCESS)
+    if n < 2 or ws.commit is not None or not hasattr(os, "fork"):
+        return [tuple(folders)]
+    size = -(-len(folders) // n)
+    return [tuple(folders[i:i + size]) for i in range(0, len(folders), size)]
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+_JOB: tuple[CheckContext, list[tuple[str, ...]], tuple[Checker, ...]] | None = None
+
+
+def _run_share(index: int) -> _Part:
+    assert _JOB is not None, "set before the fork"
+    base, shares, extra = _JOB
+    return _check_models(base, shares[index], extra)
+
+
+def _in_processes(base: CheckContext, shares: list[tuple[str, ...]], extra: tuple[Checker, ...]) -> list[_Part]:
+    """Check the first share here and the others in forked processes (which inherit everything
+    loaded so far, so nothing but the results is pickled)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _JOB
+    _JOB = (base, shares, extra)
+    try:
+        with ProcessPoolExecutor(len(shares) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_run_share, i) for i in range(1, len(shares))]
+            first = _check_models(base, shares[0], extra)
+            return [first, *(f.result() for f in futures)]
+    finally:
+        _JOB = None
 
 
 def run_checkers(ctx: CheckContext, checker_list: Iterable[Checker]) -> list[Finding]:
