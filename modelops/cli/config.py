@@ -52,8 +52,8 @@ def validate(
     cli = cli_context.get(ctx)
     if list_rules:
         return _list_rules(cli, output)
-    from modelops.policy.validate import ValidateRequest
-    from modelops.policy.validate import validate as run_validate
+    from modelops.policy.validation import ValidateRequest
+    from modelops.policy.validation import validate as run_validate
     from modelops.report import from_findings, render_junit, render_markdown, render_sarif, render_terminal
 
     request = ValidateRequest(paths=tuple(paths or ()), ref=ref, changed_since=changed_since, bandit=bandit)
