@@ -194,20 +194,27 @@ class Workspace:
         except KeyError:
             return None
 
+    def _abs(self, rel: str) -> str:
+        # os.path on strings: these run for every path of every model, and pathlib costs 5x more.
+        root = self._cache.get("root")
+        if root is None:
+            root = self._cache["root"] = str(self.root)
+        return os.path.join(root, rel)
+
     def exists(self, rel: str) -> bool:
         if self.commit is None:
-            return (self.root / rel).exists()
+            return os.path.exists(self._abs(rel))
         return self._entry(rel) is not None
 
     def is_file(self, rel: str) -> bool:
         if self.commit is None:
-            return (self.root / rel).is_file()
+            return os.path.isfile(self._abs(rel))
         entry = self._entry(rel)
         return entry is not None and entry.type == "blob" and entry.mode != _SYMLINK_MODE
 
     def is_dir(self, rel: str) -> bool:
         if self.commit is None:
-            return (self.root / rel).is_dir()
+            return os.path.isdir(self._abs(rel))
         entry = self._entry(rel)
         return entry is not None and entry.type == "tree"
 
@@ -257,9 +264,9 @@ class Workspace:
         file, or larger than ``limit`` bytes (checked before reading)."""
         where = f" at {self.ref}" if self.ref else ""
         if self.commit is None:
-            path = self.root / rel
+            path = self._abs(rel)
             try:
-                st = path.stat()
+                st = os.stat(path)
             except FileNotFoundError as exc:
                 raise ReadError("config.missing-file", NO_FILE.format(file=rel, where=where)) from exc
             except OSError as exc:
@@ -319,7 +326,7 @@ class Workspace:
         the working tree, the blob id at a ref. None when the file is absent."""
         if self.commit is None:
             try:
-                st = (self.root / rel).stat()
+                st = os.stat(self._abs(rel))
             except OSError:
                 return None
             return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
@@ -329,7 +336,7 @@ class Workspace:
     def _has_link(self, folder: str, joined: str) -> bool:
         """True when a component of ``joined`` below ``folder`` is a symlink (lstat per component,
         far cheaper than resolving the whole path)."""
-        current = str(self.root / folder)
+        current = self._abs(folder)
         for part in joined[len(folder):].strip("/").split("/"):
             if not part:
                 continue

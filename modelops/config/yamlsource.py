@@ -29,7 +29,22 @@ MAX_BYTES = 1024 * 1024  # a model config is a few KiB; 1 MiB is generous and bo
 MAX_NODES = 100_000  # expanded nodes (after aliases); bounds alias bombs
 MAX_DEPTH = 64
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_IMPLICIT = _BaseLoader.yaml_implicit_resolvers
+
+
+class _Loader(_BaseLoader):
+    """The safe loader with a leaner ``resolve`` (the parser calls it for every node): same tags as
+    the YAML core schema resolver, without its path-resolver machinery, which configs never use."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                for tag, regexp in _IMPLICIT.get(value[0] if value else "", ()):
+                    if regexp.match(value):
+                        return str(tag)
+            return "tag:yaml.org,2002:str"
+        return "tag:yaml.org,2002:seq" if kind is yaml.SequenceNode else "tag:yaml.org,2002:map"
 
 # Messages (tests assert on them).
 TOO_LARGE = "file is {size} bytes, more than the {limit} bytes a config may have"
@@ -174,56 +189,63 @@ class _Builder:
         self._constructor = yaml.constructor.SafeConstructor()
 
     def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
+        # Hot path (every node of every config): plain string scalars are handled inline, without a
+        # call, and attribute lookups are hoisted.
         self._count += 1
         if self._count > MAX_NODES:
             raise YamlError("yaml.alias-bomb", ALIAS_BOMB.format(limit=MAX_NODES))
-        if depth > MAX_DEPTH:
-            mark = node.start_mark
-            raise YamlError("yaml.too-deep", TOO_DEEP.format(limit=MAX_DEPTH), mark.line + 1, mark.column + 1)
         mark = node.start_mark
-        self.source.values[path] = (mark.line + 1, mark.column + 1)
-        if isinstance(node, yaml.ScalarNode):
-            return self._scalar(node)
-        if isinstance(node, yaml.SequenceNode):
+        if depth > MAX_DEPTH:
+            raise YamlError("yaml.too-deep", TOO_DEEP.format(limit=MAX_DEPTH), mark.line + 1, mark.column + 1)
+        values = self.source.values
+        values[path] = (mark.line + 1, mark.column + 1)
+        kind = type(node)
+        if kind is yaml.ScalarNode:
+            return node.value if node.tag == _STR else self._scalar(node)
+        if kind is yaml.SequenceNode:
             if node.tag != _SEQ:
                 self._bad_tag(node)
             return [self.build(child, (*path, i), depth + 1) for i, child in enumerate(node.value)]
-        if isinstance(node, yaml.MappingNode):
-            if node.tag != _MAP:
-                self._bad_tag(node)
-            result: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    km = key_node.start_mark
-                    raise YamlError("yaml.syntax", BAD_KEY, km.line + 1, km.column + 1)
+        if kind is not yaml.MappingNode:
+            raise YamlError("yaml.syntax", f"unexpected YAML node {kind.__name__}")  # pragma: no cover
+        if node.tag != _MAP:
+            self._bad_tag(node)
+        keys = self.source.keys
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if type(key_node) is not yaml.ScalarNode:
+                km = key_node.start_mark
+                raise YamlError("yaml.syntax", BAD_KEY, km.line + 1, km.column + 1)
+            if key_node.tag == _STR:
+                key = key_node.value
+            else:
                 key_value = self._scalar(key_node)
                 if isinstance(key_value, bool):
                     key = str(key_value).lower()
                 else:
                     key = key_node.value if key_value is None else str(key_value)
-                kmark = key_node.start_mark
-                child = (*path, key)
-                if key in result:
-                    first = self.source.keys.get(child, (0, 0))[0]
-                    self.problems.append(
-                        YamlProblem(
-                            "yaml.duplicate-key",
-                            DUPLICATE_KEY.format(key=key, line=first),
-                            kmark.line + 1,
-                            kmark.column + 1,
-                            json_path(child),
-                        )
-                    )
-                self.source.keys[child] = (kmark.line + 1, kmark.column + 1)
-                result[key] = self.build(value_node, child, depth + 1)
-                if not isinstance(value_node, yaml.ScalarNode):
-                    # A block mapping or list starts on the line after its key; the key is where
-                    # an editor should land.
-                    self.source.values[child] = self.source.keys[child]
-            return result
-        raise YamlError("yaml.syntax", f"unexpected YAML node {type(node).__name__}")  # pragma: no cover
+            kmark = key_node.start_mark
+            key_pos = (kmark.line + 1, kmark.column + 1)
+            child = (*path, key)
+            if key in result:
+                first = keys.get(child, (0, 0))[0]
+                self.problems.append(YamlProblem("yaml.duplicate-key", DUPLICATE_KEY.format(key=key, line=first),
+                                                 key_pos[0], key_pos[1], json_path(child)))
+            keys[child] = key_pos
+            if type(value_node) is yaml.ScalarNode and value_node.tag == _STR:
+                self._count += 1
+                vmark = value_node.start_mark
+                values[child] = (vmark.line + 1, vmark.column + 1)
+                result[key] = value_node.value
+                continue
+            result[key] = self.build(value_node, child, depth + 1)
+            if type(value_node) is not yaml.ScalarNode:
+                # A block mapping or list starts on the line after its key; the key is where an
+                # editor should land.
+                values[child] = key_pos
+        return result
 
-    def _scalar(self, node: yaml.ScalarNode) -> Any:
+    def _scalar(self, node: Any) -> Any:
         tag = node.tag
         if tag in _AS_TEXT:
             return node.value

@@ -214,7 +214,10 @@ def validate(request: ValidateRequest, runtime: Runtime,
         findings.extend(part.findings)
         summaries.extend(part.summaries)
         refs.extend(part.refs)
-        files.extend(s.file for s in part.summaries)
+    order = {folder: i for i, folder in enumerate(folders)}
+    summaries.sort(key=lambda s: order[s.folder])
+    refs.sort(key=lambda r: order[r.folder])
+    files.extend(s.file for s in summaries)
     repo_ctx = replace(base, all_models=tuple(refs))
     findings.extend(run_checkers(repo_ctx, _REPO_CHECKERS))
     findings = _apply_policy(findings, policy)
@@ -270,8 +273,9 @@ def _share(folders: Sequence[str], ws: Workspace) -> list[tuple[str, ...]]:
     n = min(_cpus(), len(folders) // MODELS_PER_PROCESS)
     if n < 2 or ws.commit is not None or not hasattr(os, "fork"):
         return [tuple(folders)]
-    size = -(-len(folders) // n)
-    return [tuple(folders[i:i + size]) for i in range(0, len(folders), size)]
+    # Interleaved, so that each share gets a like mix of models (folders sort by name, and similar
+    # models have similar names).
+    return [tuple(folders[i::n]) for i in range(n)]
 
 
 def _cpus() -> int:
@@ -296,6 +300,12 @@ def _in_processes(base: CheckContext, shares: list[tuple[str, ...]], extra: tupl
     from concurrent.futures import ProcessPoolExecutor
 
     global _JOB
+    # Warm what every share needs, so the forks inherit it instead of each building it again.
+    from modelops.config import catalog, schema
+
+    schema.is_valid("model", {})
+    catalog.instance_type_names()
+    catalog.frameworks()
     _JOB = (base, shares, extra)
     try:
         with ProcessPoolExecutor(len(shares) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
