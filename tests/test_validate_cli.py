@@ -243,3 +243,14 @@ def test_forked_validation_matches_a_single_process(repo: Path, monkeypatch: pyt
     assert forked.json() == single.json()
     rules = sorted(f["rule"] for f in forked.json()["findings"])
     assert rules == ["capacity.unknown-instance-type", "config.duplicate-name", "config.name-mismatch"]
+
+
+def test_a_config_symlinked_out_of_the_repository_is_refused(repo: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text((repo / MODEL).read_text())
+    (repo / MODEL).unlink()
+    (repo / MODEL).symlink_to(outside)
+    result = run_cli("validate", "models/iris", "--output", "json", cwd=repo)
+    assert result.exit_code == 1, result
+    [finding] = [f for f in result.json()["findings"] if f["file"] == MODEL]
+    assert finding["rule"] == "security.path-escape" and "leads out of the repository" in finding["message"]

@@ -39,6 +39,7 @@ NO_FILE = "{file} does not exist{where}"
 TOO_LARGE = "{file} is {size} bytes, more than the {limit} bytes a config may have"
 NOT_A_FILE = "{file} is not a regular file"
 ESCAPES = "'{path}' leaves the model folder {folder}"
+LINK_LEAVES_REPO = "{file} is a symlink that leads out of the repository"
 ESCAPES_LINK = "'{path}' is a symlink that leads out of the model folder {folder}"
 
 _SYMLINK_MODE = 0o120000
@@ -265,6 +266,11 @@ class Workspace:
         where = f" at {self.ref}" if self.ref else ""
         if self.commit is None:
             path = self._abs(rel)
+            if self._has_link("", rel):
+                root = os.path.realpath(self.root)
+                if not os.path.realpath(path).startswith(root + os.sep):
+                    raise ReadError("security.path-escape", LINK_LEAVES_REPO.format(file=rel),
+                                    hint="configs must be files in the repository")
             try:
                 st = os.stat(path)
             except FileNotFoundError as exc:
@@ -336,7 +342,7 @@ class Workspace:
     def _has_link(self, folder: str, joined: str) -> bool:
         """True when a component of ``joined`` below ``folder`` is a symlink (lstat per component,
         far cheaper than resolving the whole path)."""
-        current = self._abs(folder)
+        current = self._abs(folder) if folder else self._abs("")
         for part in joined[len(folder):].strip("/").split("/"):
             if not part:
                 continue
