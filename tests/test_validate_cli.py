@@ -254,3 +254,13 @@ def test_a_config_symlinked_out_of_the_repository_is_refused(repo: Path, tmp_pat
     assert result.exit_code == 1, result
     [finding] = [f for f in result.json()["findings"] if f["file"] == MODEL]
     assert finding["rule"] == "security.path-escape" and "leads out of the repository" in finding["message"]
+
+
+def test_a_secret_is_reported_even_when_the_schema_fails(repo: Path) -> None:
+    path = repo / MODEL
+    text = path.read_text().replace('SAGEMAKER_CONTAINER_LOG_LEVEL: "20"', 'API_TOKEN: "tok-9f8e7d6c5b4a"')
+    path.write_text(text.replace("instance_type: ml.m5.large", "instance_typ: ml.m5.large"))
+    result = run_cli("validate", "models/iris", "--output", "json", cwd=repo)
+    rules = [f["rule"] for f in result.json()["findings"]]
+    assert rules == ["security.secret-in-env", "schema.unknown-key"], result  # no duplicate "missing" complaint
+    assert "tok-9f8e7d6c5b4a" not in result.stdout + result.stderr

@@ -59,6 +59,10 @@ class Loaded(Generic[T]):
     file: str
     value: T | None
     findings: tuple[Finding, ...] = ()
+    #: The parsed document and its positions when the file could be parsed (even if it failed its
+    #: schema), so that checks that need no typed object (secrets) can still look at it.
+    document: Any = None
+    source: SourceMap | None = None
 
     @property
     def fatal(self) -> bool:
@@ -102,7 +106,7 @@ def _build(file: str, data: Any, source: SourceMap | None, findings: list[Findin
            factory: Callable[[], T]) -> Loaded[T]:
     usable = data is not None and source is not None and not any(
         f.rule.startswith("schema.") or f.fatal for f in findings)
-    return Loaded(file, factory() if usable else None, tuple(findings))
+    return Loaded(file, factory() if usable else None, tuple(findings), data, source)
 
 
 def read_model(workspace: Workspace, folder: str) -> Loaded[ModelConfig]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from collections.abc import Iterator
 from importlib import resources
 from typing import Any
@@ -30,6 +31,10 @@ ONE_OF = "set exactly one of: {choices}"
 NOT_ONE_OF = "{value} is not one of {allowed}{suggestion}"
 REDACTED = "the value"
 QUOTE_HINT = "put the value in quotes: YAML reads 1.10, 0123 or yes as a number or a boolean"
+
+
+_SUGGESTION = re.compile(r"did you mean '([^']+)'")
+_MISSING = re.compile(r"missing required key '([^']+)'")
 
 
 def schema_text(kind: str) -> str:
@@ -76,6 +81,11 @@ def schema_findings(kind: str, document: Any, source: SourceMap, *, model: str |
     findings: list[Finding] = []
     for error in _leaf_errors(validator.iter_errors(document)):
         findings.extend(_to_findings(error, source, model))
+    # A misspelt required key shows up twice: as unknown and as missing. Keep the "did you mean".
+    suggested = {(f.location.path.rsplit(".", 1)[0], s) for f in findings if f.rule == "schema.unknown-key"
+                 for s in _SUGGESTION.findall(f.message)}
+    findings = [f for f in findings if not (f.rule == "schema.invalid" and any(
+        (f.location.path, k) in suggested for k in _MISSING.findall(f.message)))]
     # One finding per (place, message): oneOf branches can repeat the same complaint.
     unique: dict[tuple[str, str, str], Finding] = {}
     for f in findings:

@@ -9,10 +9,12 @@ import fnmatch
 import os
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from modelops.config import catalog
 from modelops.config.findings import Finding
 from modelops.config.model import ModelConfig
+from modelops.config.yamlsource import SourceMap
 from modelops.policy.context import CheckContext
 from modelops.policy.jsoncache import JsonCache
 
@@ -83,6 +85,23 @@ def check_secrets(ctx: CheckContext) -> Iterator[Finding | None]:
             if kind:
                 yield ctx.at(model, "security.secret-in-env", ("spec", "container", "env", name),
                              SECRET.format(name=f"spec.container.env.{name}", kind=kind), SECRET_HINT)
+
+
+def secrets_in_document(ctx: CheckContext, file: str, model: str | None, document: Any,
+                        source: SourceMap) -> Iterator[Finding | None]:
+    """The secret scan on a raw document, for configs that failed their schema (no typed model):
+    a secret must be reported whatever else is wrong."""
+    try:
+        env = document["spec"]["container"]["env"]
+    except (KeyError, TypeError, IndexError):
+        return
+    if not isinstance(env, dict):
+        return
+    for name, value in env.items():
+        kind = secret_kind(str(name), value) if isinstance(value, str) else None
+        if kind:
+            yield ctx.in_file(file, source, "security.secret-in-env", ("spec", "container", "env", name),
+                              SECRET.format(name=f"spec.container.env.{name}", kind=kind), SECRET_HINT, model=model)
 
 
 def check_image(ctx: CheckContext) -> Iterator[Finding | None]:

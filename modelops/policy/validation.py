@@ -251,6 +251,10 @@ def _check_models(base: CheckContext, folders: Sequence[str], extra: tuple[Check
     ctx = replace(base, models=models)
     findings = [f for m in loaded for f in m.findings]
     findings.extend(run_checkers(ctx, (*_MODEL_CHECKERS, *extra)))
+    for m in loaded:
+        if m.value is None and m.source is not None:
+            name = next((f.model for f in m.findings if f.model), None)
+            findings.extend(f for f in security.secrets_in_document(ctx, m.file, name, m.document, m.source) if f)
     summaries = []
     for folder, m in zip(folders, loaded, strict=True):
         model = m.value

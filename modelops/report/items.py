@@ -18,6 +18,11 @@ FAILING = ("error", "failed")
 STATUS_ORDER = {"error": 0, "failed": 0, "warning": 1, "info": 2, "skipped": 3, "passed": 4}
 
 
+def plural(n: int, status: str) -> str:
+    """``3 errors``, ``1 warning``, ``2 failed``."""
+    return f"{n} {status}s" if n != 1 and status in ("error", "warning") else f"{n} {status}"
+
+
 @dataclass(frozen=True)
 class Item:
     id: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelops.report.items import STATUS_ORDER, Report
+from modelops.report.items import STATUS_ORDER, Report, plural
 
 MAX_ROWS = 100  # PR comments have a size limit; the rest is counted, not listed
 _ICON = {"error": "❌", "failed": "❌", "warning": "⚠️", "info": "\N{INFORMATION SOURCE}\ufe0f", "passed": "✅", "skipped": "⏭️"}
@@ -17,7 +17,7 @@ def render_markdown(report: Report) -> str:
     counts: dict[str, int] = {}
     for item in report.items:
         counts[item.status] = counts.get(item.status, 0) + 1
-    tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 9)))
+    tally = ", ".join(plural(n, status) for status, n in sorted(counts.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 9)))
     lines = [f"### {report.title}: {verdict}", ""]
     checked = f"Checked {len(report.subjects)} model(s)" if report.subjects else "Checked"
     lines.append(f"{checked}: {tally or 'nothing to report'}.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelops.report.items import STATUS_ORDER, Report
+from modelops.report.items import STATUS_ORDER, Report, plural
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,7 +34,7 @@ def render_terminal(console: Console, report: Report) -> None:
     counts: dict[str, int] = {}
     for item in report.items:
         counts[item.status] = counts.get(item.status, 0) + 1
-    tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 9)))
+    tally = ", ".join(plural(n, s) for s, n in sorted(counts.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 9)))
     subjects = f"{len(report.subjects)} model(s)" if report.subjects else "input"
     if report.failed:
         console.print(Text(f"{report.title}: failed: {tally} in {subjects}", style="bold red"))

@@ -56,7 +56,7 @@ def test_markdown_escapes_table_cells_and_counts() -> None:
     md = render_markdown(from_findings("modelops validate", FINDINGS, subjects=["a", "b"]))
     assert md.startswith("### modelops validate: ❌ failed")
     assert "no KMS key \\| in prod" in md
-    assert "2 error, 1 warning" in md
+    assert "2 errors, 1 warning" in md
 
 
 def test_test_results_render_too() -> None:
