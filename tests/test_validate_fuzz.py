@@ -16,8 +16,10 @@ from modelops.policy.validation import ValidateRequest, validate
 from modelops.runtime import Runtime
 from tests.helpers import PROJECT_ROOT
 
-EXAMPLES = {p.parent.name: (p.read_bytes(), yaml.safe_load(p.read_text()))
+EXAMPLES = {f"models/{p.parent.name}/model.yaml": (p.read_bytes(), yaml.safe_load(p.read_text()))
             for p in sorted((PROJECT_ROOT / "models").glob("*/model.yaml"))}
+EXAMPLES.update({f"pipelines/{p.name}": (p.read_bytes(), yaml.safe_load(p.read_text()))
+                 for p in sorted((PROJECT_ROOT / "pipelines").glob("*.yaml"))})
 PIPELINES = {p.name: p.read_bytes() for p in (PROJECT_ROOT / "pipelines").glob("*.yaml")}
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=False),
@@ -68,19 +70,19 @@ def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_mutated_configs_never_crash_validate(case: tuple[str, bytes]) -> None:
-    name, content = case
+    target, content = case
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for file, data in PIPELINES.items():
             (root / "pipelines").mkdir(exist_ok=True)
             (root / "pipelines" / file).write_bytes(data)
-        src = PROJECT_ROOT / "models" / name
-        folder = root / "models" / name
-        for path in src.rglob("*"):
-            if path.is_file() and "artifacts" not in path.parts and "__pycache__" not in path.parts:
-                (folder / path.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
-                (folder / path.relative_to(src)).write_bytes(path.read_bytes())
-        (folder / "model.yaml").write_bytes(content)
+        for src in sorted((PROJECT_ROOT / "models").iterdir()):
+            for path in src.rglob("*"):
+                if path.is_file() and "artifacts" not in path.parts and "__pycache__" not in path.parts:
+                    dest = root / "models" / src.name / path.relative_to(src)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(path.read_bytes())
+        (root / target).write_bytes(content)
         runtime = Runtime(cwd=root, data_dir=root / ".data", environ={})
         try:
             result = validate(ValidateRequest(bandit=False), runtime)

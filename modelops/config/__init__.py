@@ -23,7 +23,8 @@ Loading
     ``find_model_folder(ws, name_or_path) -> str``.
     Lenient (collect problems as findings; used by validate): ``read_model(ws, folder)``,
     ``read_environments(ws)``, ``read_policy(ws)`` each ``-> Loaded[T]`` with ``.value`` (None
-    when unusable), ``.findings`` and ``.fatal``.
+    when unusable), ``.findings``, ``.fatal``, and the raw ``.document`` / ``.source`` when the
+    file parsed.
 
 Config objects (frozen dataclasses)
     :class:`ModelConfig`: ``name``, ``metadata`` (name, team, description, labels), ``clouds``
