@@ -58,9 +58,18 @@ _SECRET_VALUES = [
     (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), "a JSON web token"),
     (re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@"), "a URL with a password"),
 ]
-_SECRET_NAME = re.compile(
-    r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth)"
-)
+_SECRET_WORDS = ("password", "passwd", "passphrase", "pwd", "secret", "token", "apikey", "credential",
+                 "credentials", "auth")
+_SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"), ("client", "secret")}
+
+
+def _secret_name(name: str) -> bool:
+    """Whether a variable's name says it holds a secret: DB_PASSWORD, HF_TOKEN, DBPASSWORD, API_KEY;
+    not TOKENIZERS_PARALLELISM or PASSTHROUGH_MODE (whole words only)."""
+    parts = [p for p in re.split(r"[^a-z0-9]+", name.lower()) if p]
+    if any(p in _SECRET_WORDS or p.endswith(("password", "passwd", "secret", "token", "apikey")) for p in parts):
+        return True
+    return any(pair in _SECRET_PAIRS for pair in zip(parts, parts[1:], strict=False))
 _REFERENCE = re.compile(r"^(?:arn:aws[a-z-]*:(?:secretsmanager|ssm|kms):|\{\{resolve:|ssm:|secretsmanager:)")
 _BROAD_ROLE = re.compile(r"(?i)(admin|fullaccess|poweruser|\*|^AmazonSageMaker-ExecutionRole-)")
 
@@ -73,7 +82,7 @@ def secret_kind(name: str, value: str) -> str | None:
     # A literal for a secret-named variable is a password or token, whatever its shape. Booleans
     # and numbers ("AUTH_ENABLED=true", "TOKEN_LIMIT=512") are settings, not secrets.
     is_setting = value.strip().lower() in ("", "true", "false", "yes", "no", "on", "off", "none") or value.isdigit()
-    if _SECRET_NAME.search(name) and not is_setting and not _REFERENCE.match(value):
+    if _secret_name(name) and not is_setting and not _REFERENCE.match(value):
         return "a password or token"
     return None
 

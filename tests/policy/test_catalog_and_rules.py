@@ -59,6 +59,11 @@ def test_instance_type_did_you_mean() -> None:
         ("AUTH_ENABLED", "true", None),
         ("TOKEN_LIMIT", "512", None),
         ("MODEL_NAME", "iris", None),
+        ("TOKENIZERS_PATH", "/opt/ml/tokenizer", None),
+        ("PASSTHROUGH_MODE", "strict", None),
+        ("DBPASSWORD", "x1y2z3", "a password or token"),
+        ("HF_TOKEN", "abcdef", "a password or token"),
+        ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "a password or token"),
     ],
 )
 def test_secret_detection(name: str, value: str, kind: str | None) -> None:
