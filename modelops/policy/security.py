@@ -6,6 +6,7 @@ Messages never include a secret's value."""
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -69,7 +70,9 @@ def _secret_name(name: str) -> bool:
     parts = [p for p in re.split(r"[^a-z0-9]+", name.lower()) if p]
     if any(p in _SECRET_WORDS or p.endswith(("password", "passwd", "secret", "token", "apikey")) for p in parts):
         return True
-    return any(pair in _SECRET_PAIRS for pair in zip(parts, parts[1:], strict=False))
+    return any(pair in _SECRET_PAIRS for pair in itertools.pairwise(parts))
+
+
 _REFERENCE = re.compile(r"^(?:arn:aws[a-z-]*:(?:secretsmanager|ssm|kms):|\{\{resolve:|ssm:|secretsmanager:)")
 _BROAD_ROLE = re.compile(r"(?i)(admin|fullaccess|poweruser|\*|^AmazonSageMaker-ExecutionRole-)")
 
