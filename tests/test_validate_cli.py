@@ -264,3 +264,17 @@ def test_a_secret_is_reported_even_when_the_schema_fails(repo: Path) -> None:
     rules = [f["rule"] for f in result.json()["findings"]]
     assert rules == ["security.secret-in-env", "schema.unknown-key"], result  # no duplicate "missing" complaint
     assert "tok-9f8e7d6c5b4a" not in result.stdout + result.stderr
+
+
+def test_prod_can_require_signed_artifacts(repo: Path) -> None:
+    policy = repo / "pipelines/policy.yaml"
+    policy.write_text(policy.read_text().replace("required_in: []", "required_in: [prod]"))
+    result = run_cli("validate", "models/iris", "--output", "json", cwd=repo)
+    assert result.exit_code == 1
+    [finding] = result.json()["findings"]
+    assert finding["rule"] == "security.artifact-signature" and "prod requires" in finding["message"]
+    model = repo / MODEL
+    model.write_text(model.read_text().replace(
+        "      parameters: 15\n",
+        "      parameters: 15\n      signature: {key: 'arn:aws:kms:us-east-1:000000000000:alias/release', value: 'c2lnbmF0dXJlLW9mLWFydGlmYWN0'}\n"))
+    assert run_cli("validate", "models/iris", cwd=repo).exit_code == 0
