@@ -85,6 +85,23 @@ class Runtime:
     progress: Progress = field(default_factory=NullProgress)
     verbose: bool = False
 
+    @property
+    def local_cloud_dir(self) -> Path:
+        """Data dir of the local cloud: ``$MODELOPS_LOCAL_DATA_DIR``, else ``<data_dir>/localcloud``."""
+        override = self.environ.get("MODELOPS_LOCAL_DATA_DIR")
+        return Path(override).expanduser() if override else self.data_dir / "localcloud"
+
+    @property
+    def user(self) -> str:
+        """Who acts: ``$MODELOPS_USER``, else ``$BUILD_USER_ID`` (Jenkins), else ``$USER``, else "unknown".
+
+        Callers that know git's ``user.email`` (deploy's approvals) prefer it over ``$USER``.
+        """
+        for name in ("MODELOPS_USER", "BUILD_USER_ID", "USER"):
+            if self.environ.get(name):
+                return self.environ[name]
+        return "unknown"
+
     @classmethod
     def from_environment(cls, *, progress: Progress | None = None, verbose: bool = False) -> Runtime:
         environ = dict(os.environ)
