@@ -1,0 +1,223 @@
+"""The one seam to boto3: clients per (environment, region), on the local cloud or on AWS.
+
+Nothing else in modelops knows which cloud an environment runs on: build, deploy, verify and the
+ledger ask :func:`clients_for` for a :class:`Clients` and call ``.client(service, region)``.
+
+- **local**: the services the local cloud serves (``sagemaker``, ``sagemaker-runtime``,
+  ``cloudwatch``) point at it through ``endpoint_url``; it is started on first use. Credentials are a
+  fixed local key (it accepts any); the region travels in SigV4's credential scope as on AWS.
+- **aws**: a session from the environment's profile (or the default chain), and, when the
+  environment names a role, that role assumed through STS with credentials that refresh themselves
+  before they expire (a prod rollout can outlast one STS session). Standard retry mode with backoff.
+
+botocore errors are translated here (:func:`translate`), so callers raise modelops errors.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from modelops.errors import EnvironmentFailedError, InputError, ModelopsError
+
+if TYPE_CHECKING:
+    import boto3
+
+    from modelops.config import Environment
+    from modelops.runtime import Runtime
+
+LOCAL_SERVICES = frozenset({"sagemaker", "sagemaker-runtime", "cloudwatch"})
+LOCAL_ACCESS_KEY = "modelops-local"
+LOCAL_SECRET_KEY = "modelops-local-secret"  # the local cloud accepts any key
+
+NOT_LOCAL_SERVICE = "environment {env}: service {service!r} is not served by the local cloud"
+NOT_LOCAL_SERVICE_HINT = "the local cloud serves sagemaker, sagemaker-runtime and cloudwatch; use an aws environment"
+NO_CREDENTIALS = "environment {env}: no AWS credentials found"
+NO_CREDENTIALS_HINT = (
+    "set a profile or role under environments.{env}.aws in pipelines/environments.yaml, "
+    "or provide credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, an instance role)"
+)
+UNREACHABLE = "{resource}: cannot reach {url}"
+UNREACHABLE_HINT = "check the network, or for the local cloud run `modelops local status`"
+ACCESS_DENIED = "{resource}: access denied ({code}): {message}"
+ACCESS_DENIED_HINT = "the role modelops uses in this environment lacks a permission"
+THROTTLED = "{resource}: throttled by the service after retries ({code})"
+CLOUD_ERROR = "{resource}: {code}: {message}"
+
+_NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity", "NotFound"})
+_ACCESS_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
+                           "ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId"})
+_THROTTLE_CODES = frozenset({"Throttling", "ThrottlingException", "TooManyRequestsException",
+                             "RequestLimitExceeded", "ProvisionedThroughputExceededException"})
+
+
+class Clients:
+    """boto3 clients of one environment, created once per (service, region) and shared by threads.
+
+    boto3 clients are thread-safe once made, but making them from one session is not, so creation
+    is serialised under a lock (waves deploy regions in parallel threads).
+    """
+
+    def __init__(self, environment: Environment, runtime: Runtime,
+                 *, session_factory: Callable[[], boto3.Session] | None = None):
+        self.environment = environment
+        self.cloud = environment.cloud
+        self.account = environment.account
+        self._runtime = runtime
+        self._session_factory = session_factory
+        self._session: boto3.Session | None = None
+        self._local_url: str | None = None
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def is_local(self) -> bool:
+        return self.cloud == "local"
+
+    def client(self, service: str, region: str) -> Any:
+        """A boto3 client for ``service`` in ``region`` of this environment's cloud."""
+        key = (service, region)
+        with self._lock:
+            made = self._clients.get(key)
+            if made is None:
+                made = self._local_client(service, region) if self.is_local else self._aws_client(service, region)
+                self._clients[key] = made
+            return made
+
+    def local_url(self) -> str:
+        """The local cloud's URL (started on demand). Only for local environments."""
+        if self._local_url is None:
+            from modelops import localcloud
+
+            self._local_url = localcloud.ensure_running(self._runtime.local_cloud_dir).url
+        return self._local_url
+
+    def _local_client(self, service: str, region: str) -> Any:
+        if service not in LOCAL_SERVICES:
+            raise InputError(NOT_LOCAL_SERVICE.format(env=self.environment.name, service=service),
+                             hint=NOT_LOCAL_SERVICE_HINT)
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            service,
+            region_name=region,
+            endpoint_url=self.local_url(),
+            aws_access_key_id=LOCAL_ACCESS_KEY,
+            aws_secret_access_key=LOCAL_SECRET_KEY,
+            # Local calls fail fast when the server is gone; InvokeEndpoint may take the 60 s the
+            # container contract allows.
+            config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5,
+                          read_timeout=70, max_pool_connections=50),
+        )
+
+    def _aws_client(self, service: str, region: str) -> Any:
+        from botocore.config import Config
+
+        return self._aws_session().client(
+            service,
+            region_name=region,
+            config=Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=50),
+        )
+
+    def _aws_session(self) -> boto3.Session:
+        if self._session is None:
+            self._session = self._session_factory() if self._session_factory else self._make_aws_session()
+        return self._session
+
+    def _make_aws_session(self) -> boto3.Session:
+        import boto3
+        from botocore.exceptions import ProfileNotFound
+
+        access = self.environment.aws
+        try:
+            base = boto3.Session(profile_name=access.profile) if access.profile else boto3.Session()
+        except ProfileNotFound as exc:
+            raise InputError(f"environment {self.environment.name}: AWS profile {access.profile!r} not found",
+                             hint=NO_CREDENTIALS_HINT.format(env=self.environment.name)) from exc
+        if not access.role_arn:
+            return base
+        return _assumed_role_session(base, access.role_arn, session_name=_session_name(self._runtime.user))
+
+
+def _session_name(user: str) -> str:
+    """STS RoleSessionName: ``[\\w+=,.@-]{2,64}``; the acting user shows in CloudTrail."""
+    cleaned = "".join(c if c.isalnum() or c in "+=,.@-_" else "-" for c in user)
+    return f"modelops-{cleaned}"[:64]
+
+
+def _assumed_role_session(base: boto3.Session, role_arn: str, *, session_name: str) -> boto3.Session:
+    """A session whose credentials come from ``role_arn`` and refresh before they expire."""
+    import boto3
+    import botocore.session
+    from botocore.credentials import RefreshableCredentials
+
+    sts = base.client("sts")
+
+    def fetch() -> dict[str, str]:
+        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
+        return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat()}
+
+    core = botocore.session.get_session()
+    core._credentials = RefreshableCredentials.create_from_metadata(  # the way botocore sessions take refreshable credentials
+        metadata=fetch(), refresh_using=fetch, method="sts-assume-role")
+    return boto3.Session(botocore_session=core, region_name=base.region_name)
+
+
+def clients_for(environment: Environment, runtime: Runtime) -> Clients:
+    """The client factory of one environment (cheap; nothing connects until ``.client``)."""
+    return Clients(environment, runtime)
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The service error code of a botocore ``ClientError``, else None."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def error_message(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Message", "")) or str(exc)
+    return str(exc)
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """SageMaker says "not found" as a ValidationException "Could not find ..."; others by code."""
+    code = error_code(exc)
+    if code in _NOT_FOUND_CODES:
+        return True
+    return code in {"ValidationException", "ValidationError"} and (
+        "could not find" in error_message(exc).lower() or "not found" in error_message(exc).lower())
+
+
+def translate(exc: Exception, *, resource: str) -> ModelopsError:
+    """A botocore/boto3 exception as the modelops error a user can act on (``raise ... from exc``)."""
+    from botocore import exceptions as bx
+
+    if isinstance(exc, ModelopsError):
+        return exc
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        env = resource.split(":", 1)[0]
+        return EnvironmentFailedError(NO_CREDENTIALS.format(env=env), hint=NO_CREDENTIALS_HINT.format(env=env))
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError):
+        url = getattr(exc, "kwargs", {}).get("endpoint_url", "the service")
+        return EnvironmentFailedError(UNREACHABLE.format(resource=resource, url=url), hint=UNREACHABLE_HINT)
+    code = error_code(exc)
+    if code is None:
+        return EnvironmentFailedError(CLOUD_ERROR.format(resource=resource, code=type(exc).__name__,
+                                                         message=str(exc)))
+    message = error_message(exc)
+    if code in _ACCESS_CODES:
+        return EnvironmentFailedError(ACCESS_DENIED.format(resource=resource, code=code, message=message),
+                                      hint=ACCESS_DENIED_HINT)
+    if code in _THROTTLE_CODES:
+        return EnvironmentFailedError(THROTTLED.format(resource=resource, code=code))
+    if code in {"ValidationException", "ValidationError", "ResourceLimitExceeded", "ResourceInUse"}:
+        return InputError(CLOUD_ERROR.format(resource=resource, code=code, message=message))
+    return EnvironmentFailedError(CLOUD_ERROR.format(resource=resource, code=code, message=message))
