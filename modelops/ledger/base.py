@@ -1,0 +1,469 @@
+"""The ledger's interface, the queries both backends share, and lock staleness.
+
+A backend stores entries and locks through a handful of primitives (append with an optional
+idempotency key, read a model's or a release's entries in order, conditional lock writes);
+everything a caller asks (serving release, last good release, gates, baselines) is derived here
+from the entries, so SQLite and DynamoDB answer alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol, TypeVar
+
+from modelops.errors import GateError
+from modelops.runtime import Clock, SystemClock
+
+from .records import (
+    LOAD,
+    ROLLED_BACK,
+    SUCCEEDED,
+    TEST_KINDS,
+    Approval,
+    BuildRecord,
+    DeploymentStep,
+    Entry,
+    LockHolder,
+    LockInfo,
+    RegionState,
+    ReleaseRecord,
+    TestRecord,
+    stamped,
+)
+
+# A lock held from another host is stale when its heartbeat is older than this; the holder's
+# heartbeat thread refreshes it every DEFAULT_LOCK_TTL / 4 seconds.
+DEFAULT_LOCK_TTL = 300.0
+
+LOCK_HELD = "{model} in {environment} is locked by {user} on {host} (pid {pid}) for {age}"
+LOCK_HELD_HINT = (
+    "another modelops run is changing this model in this environment; wait for it to finish. "
+    "A lock whose process died is taken over on this host at once, from other hosts after "
+    "{ttl} without a heartbeat"
+)
+LOCK_LOST = "lost the lock on {model} in {environment}: {user} on {host} (pid {pid}) took it over"
+LOCK_LOST_HINT = "this run was paused longer than the lock's expiry; run the command again"
+
+_MAX_KEY = 200
+E = TypeVar("E", bound=Entry)
+
+
+class LockHeldError(GateError):
+    """Another run holds the lock on (model, environment). Carries the :class:`LockInfo`."""
+
+    def __init__(self, info: LockInfo, now: float, ttl: float = DEFAULT_LOCK_TTL):
+        super().__init__(
+            LOCK_HELD.format(model=info.model, environment=info.environment, user=info.holder.user,
+                             host=info.holder.host, pid=info.holder.pid, age=format_age(info.age(now))),
+            hint=LOCK_HELD_HINT.format(ttl=format_age(ttl)),
+        )
+        self.info = info
+
+
+class LockLostError(GateError):
+    """The lock this run held was taken over (its heartbeat stopped for longer than the expiry)."""
+
+    def __init__(self, info: LockInfo):
+        super().__init__(
+            LOCK_LOST.format(model=info.model, environment=info.environment, user=info.holder.user,
+                             host=info.holder.host, pid=info.holder.pid),
+            hint=LOCK_LOST_HINT,
+        )
+        self.info = info
+
+
+def format_age(seconds: float) -> str:
+    """``42s``, ``3m12s``, ``2h05m``, ``3d04h``."""
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def idempotency_key(*parts: object) -> str:
+    """A key from the parts that identify one append (``deploy:iris:prod:us-east-1:iris-ab12:1:canary``).
+
+    Long keys are hashed so they fit every backend's key limits.
+    """
+    key = ":".join(str(p) for p in parts)
+    return key if len(key) <= _MAX_KEY else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def is_process_alive(pid: int) -> bool:
+    """Whether ``pid`` names a live (not zombie) process on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    except OSError as exc:  # pragma: no cover - other platforms
+        return exc.errno != errno.ESRCH
+    # A process killed with SIGKILL stays a zombie until its parent reaps it; it holds nothing.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        return state not in {"Z", "X"}
+    except (OSError, IndexError):
+        return True
+
+
+def is_lock_stale(info: LockInfo, now: float, *, ttl: float, host: str | None = None) -> bool:
+    """A lock is stale when its holder is on this host and its pid is dead, or it is on another
+    host and its heartbeat is older than ``ttl`` seconds."""
+    if info.holder.host == (host or socket.gethostname()):
+        return not is_process_alive(info.holder.pid)
+    return now - info.heartbeat_at > ttl
+
+
+class HeldLock:
+    """A lock this process holds; a daemon thread refreshes its heartbeat until released."""
+
+    def __init__(self, ledger: LedgerBase, info: LockInfo, *, ttl: float,
+                 took_over: LockInfo | None, heartbeat: bool):
+        self.ledger = ledger
+        self.info = info
+        self.ttl = ttl
+        self.took_over = took_over  # the stale lock this one replaced, if any
+        self._stop = threading.Event()
+        self._lost: LockInfo | None = None
+        self._thread: threading.Thread | None = None
+        if heartbeat:
+            self._thread = threading.Thread(target=self._beat, name=f"ledger-lock-{info.model}", daemon=True)
+            self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl / 4):
+            try:
+                if not self.ledger._lock_touch(self.info, self.ledger.clock.now()):
+                    self._lost = self.ledger.lock_info(self.info.model, self.info.environment)
+                    return
+            except Exception:  # a missed beat is retried; the expiry is generous
+                continue
+
+    def check(self) -> None:
+        """Raise :class:`LockLostError` if another run took the lock over (call between steps)."""
+        current = self.ledger.lock_info(self.info.model, self.info.environment)
+        if current is None or current.token != self.info.token:
+            raise LockLostError(current or self._lost or self.info)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.ledger._lock_delete(self.info)
+
+
+class Ledger(Protocol):
+    """What build, deploy and verify use; see the package docstring for the semantics."""
+
+    clock: Clock
+
+    def record_release(self, record: ReleaseRecord, *, idempotency_key: str | None = None) -> bool: ...
+    def record_build(self, record: BuildRecord, *, idempotency_key: str | None = None) -> bool: ...
+    def record_step(self, record: DeploymentStep, *, idempotency_key: str | None = None) -> bool: ...
+    def record_test(self, record: TestRecord, *, idempotency_key: str | None = None) -> bool: ...
+    def record_approval(self, record: Approval, *, idempotency_key: str | None = None) -> bool: ...
+    def append(self, entry: Entry, *, idempotency_key: str | None = None) -> bool: ...
+
+    def models(self) -> tuple[str, ...]: ...
+    def history(self, model: str, *, environment: str | None = None, region: str | None = None,
+                release: str | None = None) -> tuple[Entry, ...]: ...
+    def release(self, release_id: str) -> ReleaseRecord | None: ...
+    def releases(self, model: str) -> tuple[ReleaseRecord, ...]: ...
+    def builds(self, release: str, environment: str | None = None) -> tuple[BuildRecord, ...]: ...
+    def steps(self, model: str, environment: str, region: str, *,
+              release: str | None = None) -> tuple[DeploymentStep, ...]: ...
+    def current(self, model: str, environment: str, region: str) -> RegionState | None: ...
+    def status(self, model: str | None = None) -> tuple[RegionState, ...]: ...
+    def last_good(self, model: str, environment: str, region: str, *, before: str | None = None) -> str | None: ...
+    def rollout_attempt(self, model: str, environment: str, region: str, release: str) -> int: ...
+    def test_results(self, release: str, environment: str) -> tuple[TestRecord, ...]: ...
+    def tests_passed(self, release: str, environment: str, *, regions: Sequence[str] | None = None,
+                     kinds: Sequence[str] = TEST_KINDS) -> bool: ...
+    def baseline(self, model: str, environment: str, region: str, *, exclude_release: str) -> TestRecord | None: ...
+    def approvals(self, release: str, environment: str) -> tuple[Approval, ...]: ...
+
+    def lock(self, model: str, environment: str, holder: LockHolder | None = None, *,
+             ttl: float = DEFAULT_LOCK_TTL,
+             heartbeat: bool = True) -> contextlib.AbstractContextManager[HeldLock]: ...
+    def lock_info(self, model: str, environment: str) -> LockInfo | None: ...
+    def break_lock(self, model: str, environment: str) -> LockInfo | None: ...
+    def close(self) -> None: ...
+
+
+class LedgerBase:
+    """Queries and locking over a backend's primitives (the ``_`` methods below)."""
+
+    def __init__(self, *, clock: Clock | None = None, user: str = "unknown"):
+        self.clock: Clock = clock or SystemClock()
+        self.user = user
+
+    # -- backend primitives ------------------------------------------------------------------
+    def _append(self, entry: Entry, idempotency_key: str | None) -> bool:
+        raise NotImplementedError
+
+    def _model_entries(self, model: str) -> list[Entry]:
+        """Every entry of ``model`` in the order appended."""
+        raise NotImplementedError
+
+    def _release_entries(self, release: str) -> list[Entry]:
+        """Every entry naming ``release`` in the order appended."""
+        raise NotImplementedError
+
+    def models(self) -> tuple[str, ...]:
+        """Every model with an entry, sorted."""
+        raise NotImplementedError
+
+    def lock_info(self, model: str, environment: str) -> LockInfo | None:
+        """The lock on (model, environment) as stored, held or stale; None when free."""
+        raise NotImplementedError
+
+    def _lock_insert(self, info: LockInfo) -> bool:
+        """Store ``info`` if no lock exists for its (model, environment)."""
+        raise NotImplementedError
+
+    def _lock_replace(self, info: LockInfo, expected_token: str) -> bool:
+        """Store ``info`` if the stored lock still has ``expected_token``."""
+        raise NotImplementedError
+
+    def _lock_touch(self, info: LockInfo, now: float) -> bool:
+        """Set the heartbeat if the stored lock still has ``info.token``."""
+        raise NotImplementedError
+
+    def _lock_delete(self, info: LockInfo) -> bool:
+        """Delete the lock if the stored one still has ``info.token``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections (the ledger stays usable; they reopen on demand)."""
+
+    def __enter__(self) -> LedgerBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- appends -----------------------------------------------------------------------------
+    def append(self, entry: Entry, *, idempotency_key: str | None = None) -> bool:
+        """Append ``entry`` (``at`` stamped from the clock when 0). With an ``idempotency_key`` already
+        in the ledger nothing is appended. Returns whether the entry was appended."""
+        return self._append(stamped(entry, self.clock.now()), idempotency_key)
+
+    def record_release(self, record: ReleaseRecord, *, idempotency_key: str | None = None) -> bool:
+        """Record a built release (key defaults to ``release:<release id>``: once per release)."""
+        return self.append(record, idempotency_key=idempotency_key or f"release:{record.release}")
+
+    def record_build(self, record: BuildRecord, *, idempotency_key: str | None = None) -> bool:
+        """Record a release's build for one environment and region (key defaults to
+        ``build:<release>:<environment>:<region>:<digest>``)."""
+        return self.append(record, idempotency_key=idempotency_key or idempotency_key_for_build(record))
+
+    def record_step(self, record: DeploymentStep, *, idempotency_key: str | None = None) -> bool:
+        """Record a rollout step. Pass a key naming the attempt (see :meth:`rollout_attempt`) when a
+        re-run must not repeat it."""
+        return self.append(record, idempotency_key=idempotency_key)
+
+    def record_test(self, record: TestRecord, *, idempotency_key: str | None = None) -> bool:
+        """Record a regression or load test result."""
+        return self.append(record, idempotency_key=idempotency_key)
+
+    def record_approval(self, record: Approval, *, idempotency_key: str | None = None) -> bool:
+        """Record an approval (key defaults to ``approval:<release>:<environment>:<by>``: once per person)."""
+        key = idempotency_key or f"approval:{record.release}:{record.environment}:{record.by}"
+        return self.append(record, idempotency_key=key)
+
+    # -- queries -----------------------------------------------------------------------------
+    def history(self, model: str, *, environment: str | None = None, region: str | None = None,
+                release: str | None = None) -> tuple[Entry, ...]:
+        """Entries of ``model`` in time order, optionally only one environment/region/release
+        (release records and approvals have no region and pass a region filter)."""
+        return tuple(
+            e for e in self._model_entries(model)
+            if (environment is None or e.environment_name in (None, environment))
+            and (region is None or e.region_name in (None, region))
+            and (release is None or e.release_id == release)
+        )
+
+    def releases(self, model: str) -> tuple[ReleaseRecord, ...]:
+        """Releases of ``model`` in the order they were built."""
+        return tuple(_only(self._model_entries(model), ReleaseRecord))
+
+    def release(self, release_id: str) -> ReleaseRecord | None:
+        """The release record of ``release_id``; None when it was never recorded."""
+        return next(iter(_only(self._release_entries(release_id), ReleaseRecord)), None)
+
+    def builds(self, release: str, environment: str | None = None) -> tuple[BuildRecord, ...]:
+        """The latest build record per (environment, region) of ``release``."""
+        latest: dict[tuple[str, str], BuildRecord] = {}
+        for b in _only(self._release_entries(release), BuildRecord):
+            if environment is None or b.environment == environment:
+                latest[(b.environment, b.region)] = b
+        return tuple(latest.values())
+
+    def steps(self, model: str, environment: str, region: str, *,
+              release: str | None = None) -> tuple[DeploymentStep, ...]:
+        """Rollout steps in (environment, region), oldest first."""
+        return tuple(
+            s for s in _only(self._model_entries(model), DeploymentStep)
+            if s.environment == environment and s.region == region and (release is None or s.release == release)
+        )
+
+    def current(self, model: str, environment: str, region: str) -> RegionState | None:
+        """The serving release and latest step in (environment, region); None if never deployed."""
+        steps = self.steps(model, environment, region)
+        return _region_state(model, environment, region, steps) if steps else None
+
+    def status(self, model: str | None = None) -> tuple[RegionState, ...]:
+        """:meth:`current` for every (model, environment, region) with steps, sorted."""
+        states: list[RegionState] = []
+        for name in (model,) if model else self.models():
+            by_place: dict[tuple[str, str], list[DeploymentStep]] = {}
+            for s in _only(self._model_entries(name), DeploymentStep):
+                by_place.setdefault((s.environment, s.region), []).append(s)
+            states.extend(_region_state(name, env, region, steps)
+                          for (env, region), steps in sorted(by_place.items()))
+        return tuple(states)
+
+    def last_good(self, model: str, environment: str, region: str, *, before: str | None = None) -> str | None:
+        """The rollback target: the latest release other than ``before`` whose latest rollout in
+        (environment, region) succeeded. A release rolled back or failed since is not good."""
+        outcome: dict[str, str] = {}
+        order: list[str] = []
+        for s in self.steps(model, environment, region):
+            if s.is_terminal:
+                outcome[s.release] = s.status
+                if s.release in order:
+                    order.remove(s.release)
+                order.append(s.release)
+        return next((r for r in reversed(order) if r != before and outcome[r] == SUCCEEDED), None)
+
+    def rollout_attempt(self, model: str, environment: str, region: str, release: str) -> int:
+        """1 + the number of finished rollouts of ``release`` in (environment, region).
+
+        Put it in the idempotency keys of a rollout's steps: a re-run after a crash (no terminal
+        step yet) gets the same number and its repeated steps are not appended twice, while a later
+        deploy of the same release (say after a rollback) is a new attempt with its own steps.
+        """
+        done = sum(1 for s in self.steps(model, environment, region, release=release) if s.is_terminal)
+        return done + 1
+
+    def test_results(self, release: str, environment: str) -> tuple[TestRecord, ...]:
+        """The latest test result per (region, kind) of ``release`` in ``environment``."""
+        latest: dict[tuple[str, str], TestRecord] = {}
+        for t in _only(self._release_entries(release), TestRecord):
+            if t.environment == environment:
+                latest[(t.region, t.kind)] = t
+        return tuple(latest[k] for k in sorted(latest))
+
+    def tests_passed(self, release: str, environment: str, *, regions: Sequence[str] | None = None,
+                     kinds: Sequence[str] = TEST_KINDS) -> bool:
+        """Whether the latest result of every kind in ``kinds`` passed in every region of ``regions``
+        (default: the regions with any result). Fails closed: no result is not a pass."""
+        latest = {(t.region, t.kind): t for t in self.test_results(release, environment)}
+        wanted = list(regions) if regions is not None else sorted({region for region, _ in latest})
+        if not wanted or not kinds:
+            return False
+        return all((r, k) in latest and latest[(r, k)].passed for r in wanted for k in kinds)
+
+    def baseline(self, model: str, environment: str, region: str, *, exclude_release: str) -> TestRecord | None:
+        """The latest passing load test of ``model`` in (environment, region) of a release other
+        than ``exclude_release``: what a new release's figures are compared with."""
+        for t in reversed(list(_only(self._model_entries(model), TestRecord))):
+            if (t.kind == LOAD and t.passed and t.environment == environment and t.region == region
+                    and t.release != exclude_release):
+                return t
+        return None
+
+    def approvals(self, release: str, environment: str) -> tuple[Approval, ...]:
+        """Approvals of ``release`` for ``environment``, oldest first."""
+        return tuple(a for a in _only(self._release_entries(release), Approval) if a.environment == environment)
+
+    # -- locks -------------------------------------------------------------------------------
+    def acquire_lock(self, model: str, environment: str, holder: LockHolder | None = None, *,
+                     ttl: float = DEFAULT_LOCK_TTL, heartbeat: bool = True) -> HeldLock:
+        """Take the lock on (model, environment) or raise :class:`LockHeldError`. A stale lock
+        (see :func:`is_lock_stale`) is taken over; ``HeldLock.took_over`` then names it."""
+        holder = holder or LockHolder.current(self.user)
+        for _ in range(10):  # each pass loses only to another process winning a race
+            now = self.clock.now()
+            info = LockInfo(model=model, environment=environment, holder=holder, acquired_at=now,
+                            heartbeat_at=now, token=uuid.uuid4().hex)
+            if self._lock_insert(info):
+                return HeldLock(self, info, ttl=ttl, took_over=None, heartbeat=heartbeat)
+            existing = self.lock_info(model, environment)
+            if existing is None:
+                continue
+            if not is_lock_stale(existing, now, ttl=ttl):
+                raise LockHeldError(existing, now, ttl)
+            if self._lock_replace(info, existing.token):
+                return HeldLock(self, info, ttl=ttl, took_over=existing, heartbeat=heartbeat)
+        existing = self.lock_info(model, environment)
+        raise LockHeldError(existing or info, self.clock.now(), ttl)
+
+    @contextlib.contextmanager
+    def lock(self, model: str, environment: str, holder: LockHolder | None = None, *,
+             ttl: float = DEFAULT_LOCK_TTL, heartbeat: bool = True) -> Iterator[HeldLock]:
+        """``with ledger.lock(model, env) as held:`` - held for the block, released after it
+        (also on errors). A run killed inside the block leaves the lock stale, not stuck."""
+        held = self.acquire_lock(model, environment, holder, ttl=ttl, heartbeat=heartbeat)
+        try:
+            yield held
+        finally:
+            held.release()
+
+    def break_lock(self, model: str, environment: str) -> LockInfo | None:
+        """Remove the lock on (model, environment) whoever holds it; returns what was removed."""
+        info = self.lock_info(model, environment)
+        if info is not None and self._lock_delete(info):
+            return info
+        return None
+
+
+def idempotency_key_for_build(record: BuildRecord) -> str:
+    return idempotency_key("build", record.release, record.environment, record.region, record.digest)
+
+
+def _only(entries: Iterable[Entry], cls: type[E]) -> Iterator[E]:
+    return (e for e in entries if isinstance(e, cls))
+
+
+def _region_state(model: str, environment: str, region: str, steps: Sequence[DeploymentStep]) -> RegionState:
+    return RegionState(model=model, environment=environment, region=region, release=serving_release(steps),
+                       last_step=steps[-1] if steps else None)
+
+
+def serving_release(steps: Sequence[DeploymentStep]) -> str | None:
+    """The release serving after ``steps`` (one region, oldest first): a succeeded rollout serves its
+    release; rolling back the serving release returns to its ``previous_release`` (else to the last
+    release whose latest rollout succeeded); a failed rollout leaves what served before."""
+    serving: str | None = None
+    outcome: dict[str, str] = {}
+    order: list[str] = []
+    for s in steps:
+        if not s.is_terminal:
+            continue
+        outcome[s.release] = s.status
+        if s.release in order:
+            order.remove(s.release)
+        order.append(s.release)
+        if s.status == SUCCEEDED:
+            serving = s.release
+        elif s.status == ROLLED_BACK and serving == s.release:
+            serving = s.previous_release or next(
+                (r for r in reversed(order) if r != s.release and outcome[r] == SUCCEEDED), None)
+    return serving
+

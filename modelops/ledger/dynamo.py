@@ -1,0 +1,244 @@
+"""The ledger in one DynamoDB table, for AWS environments.
+
+Key design (string partition key ``pk``, string sort key ``sk``; on-demand capacity)::
+
+    pk                          sk                               what
+    MODEL#<model>               ENTRY#<at µs, 17 digits>#<n>#<id>  every entry of the model (history)
+    RELEASE#<release>           ENTRY#<at µs, 17 digits>#<n>#<id>  a copy of every entry naming a release
+    KEY#<idempotency key>       KEY                              marks a key as used (entry id inside)
+    MODELS                      <model>                          the list of models (for ``status``)
+    LOCK#<model>#<environment>  LOCK                             the lock (token, holder, times)
+
+An entry's items (its marker, its model item, its release copy) are written in one
+``TransactWriteItems`` whose marker put is conditional on ``attribute_not_exists(pk)``: a retried
+append with a used key cancels the whole transaction, so it adds nothing, and a crash leaves either
+all of an entry or none. Entries are only ever put, never updated or deleted. Reads are strongly
+consistent queries of one partition. ``<n>`` is a per-process counter that keeps entries with the
+same timestamp in append order (a frozen test clock). Lock writes are conditional on the token the
+writer saw, so two takeovers of one stale lock cannot both win.
+
+The item body is the record's JSON in attribute ``body``; ``kind``, ``model``, ``release``,
+``environment``, ``region`` and ``at`` are copied out for people reading the table in the console.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from modelops.errors import EnvironmentFailedError
+from modelops.runtime import Clock
+
+from .base import LedgerBase
+from .records import Entry, LockHolder, LockInfo, entry_from_json
+
+TABLE_ERROR = "ledger table {table} ({region}): {code}: {message}"
+TABLE_ERROR_HINT = (
+    "the role needs dynamodb:DescribeTable, CreateTable, Query, GetItem, PutItem, UpdateItem, DeleteItem "
+    "and TransactWriteItems on the ledger table"
+)
+
+_counter = itertools.count()
+
+
+class DynamoLedger(LedgerBase):
+    """The ledger in DynamoDB table ``table`` through a boto3 ``dynamodb`` client.
+
+    The table is created (on-demand capacity) on first use if it does not exist, unless
+    ``create_table=False``.
+    """
+
+    def __init__(self, client: Any, *, table: str = "modelops-ledger", clock: Clock | None = None,
+                 user: str = "unknown", region: str | None = None, create_table: bool = True):
+        super().__init__(clock=clock, user=user)
+        self.client = client
+        self.table = table
+        self.region = region or getattr(getattr(client, "meta", None), "region_name", None) or "?"
+        self._create_table = create_table
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"DynamoLedger({self.table!r}, region={self.region!r})"
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _error(self, exc: Exception) -> EnvironmentFailedError:
+        response = getattr(exc, "response", None) or {}
+        error = response.get("Error", {}) if isinstance(response, dict) else {}
+        return EnvironmentFailedError(
+            TABLE_ERROR.format(table=self.table, region=self.region, code=error.get("Code", type(exc).__name__),
+                               message=error.get("Message", str(exc))),
+            hint=TABLE_ERROR_HINT)
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self._ensure_table()
+        try:
+            if operation == "transact_write_items":  # names its table per item
+                return self.client.transact_write_items(**kwargs)
+            return getattr(self.client, operation)(TableName=self.table, **kwargs)
+        except ClientError as exc:
+            if _code(exc) in {"ConditionalCheckFailedException", "TransactionCanceledException"}:
+                raise
+            raise self._error(exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(exc) from exc
+
+    def _ensure_table(self) -> None:
+        if self._ready:
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            try:
+                self.client.describe_table(TableName=self.table)
+            except ClientError as exc:
+                if _code(exc) != "ResourceNotFoundException" or not self._create_table:
+                    raise
+                self.create_table()
+        except ClientError as exc:
+            raise self._error(exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(exc) from exc
+        self._ready = True
+
+    def create_table(self) -> None:
+        """Create the ledger table (on-demand capacity) and wait until it is active."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.create_table(
+                TableName=self.table,
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                      {"AttributeName": "sk", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                           {"AttributeName": "sk", "KeyType": "RANGE"}],
+                BillingMode="PAY_PER_REQUEST",
+                Tags=[{"Key": "modelops:purpose", "Value": "ledger"}],
+            )
+        except ClientError as exc:
+            if _code(exc) != "ResourceInUseException":  # another run created it first
+                raise
+        self.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 2,
+                                                                                          "MaxAttempts": 60})
+
+    def _query(self, pk: str, *, prefix: str | None = None) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"ConsistentRead": True, "ExpressionAttributeValues": {":pk": {"S": pk}}}
+        if prefix is None:
+            kwargs["KeyConditionExpression"] = "pk = :pk"
+        else:
+            kwargs["KeyConditionExpression"] = "pk = :pk AND begins_with(sk, :prefix)"
+            kwargs["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
+        while True:
+            page = self._call("query", **kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # -- entries -------------------------------------------------------------------------------
+    def _append(self, entry: Entry, idempotency_key: str | None) -> bool:
+        from botocore.exceptions import ClientError
+
+        entry_id = uuid.uuid4().hex
+        sk = f"ENTRY#{round(entry.at * 1_000_000):017d}#{next(_counter):09d}#{entry_id}"
+        body: dict[str, Any] = {"sk": {"S": sk}, "entry_id": {"S": entry_id}, "kind": {"S": entry.KIND},
+                                "model": {"S": entry.model}, "at": {"N": repr(entry.at)},
+                                "body": {"S": entry.to_json()}}
+        for name, value in (("release", entry.release_id), ("environment", entry.environment_name),
+                            ("region", entry.region_name)):
+            if value:
+                body[name] = {"S": value}
+        # The model index first, outside the transaction: a put of one fixed item from concurrent
+        # transactions would conflict, and an index entry without history is harmless.
+        self._call("put_item", Item={"pk": {"S": "MODELS"}, "sk": {"S": entry.model}})
+        items: list[dict[str, Any]] = []
+        if idempotency_key is not None:
+            items.append({"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
+                                  "Item": {"pk": {"S": f"KEY#{idempotency_key}"}, "sk": {"S": "KEY"},
+                                           "entry_id": {"S": entry_id}, "at": {"N": repr(entry.at)}}}})
+        items.append({"Put": {"TableName": self.table, "Item": {"pk": {"S": f"MODEL#{entry.model}"}, **body}}})
+        if entry.release_id:
+            items.append({"Put": {"TableName": self.table,
+                                  "Item": {"pk": {"S": f"RELEASE#{entry.release_id}"}, **body}}})
+        try:
+            self._call("transact_write_items", TransactItems=items)
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if idempotency_key is not None and reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False
+            raise self._error(exc) from exc
+        return True
+
+    def _entries(self, pk: str) -> list[Entry]:
+        return [entry_from_json(item["body"]["S"]) for item in self._query(pk, prefix="ENTRY#")]
+
+    def _model_entries(self, model: str) -> list[Entry]:
+        return self._entries(f"MODEL#{model}")
+
+    def _release_entries(self, release: str) -> list[Entry]:
+        return self._entries(f"RELEASE#{release}")
+
+    def models(self) -> tuple[str, ...]:
+        return tuple(sorted(item["sk"]["S"] for item in self._query("MODELS")))
+
+    # -- locks ---------------------------------------------------------------------------------
+    @staticmethod
+    def _lock_key(model: str, environment: str) -> dict[str, Any]:
+        return {"pk": {"S": f"LOCK#{model}#{environment}"}, "sk": {"S": "LOCK"}}
+
+    def _lock_item(self, info: LockInfo) -> dict[str, Any]:
+        return {**self._lock_key(info.model, info.environment), "token": {"S": info.token},
+                "model": {"S": info.model}, "environment": {"S": info.environment},
+                "holder": {"S": json.dumps(info.holder.to_dict())},
+                "acquired_at": {"N": repr(info.acquired_at)}, "heartbeat_at": {"N": repr(info.heartbeat_at)}}
+
+    def lock_info(self, model: str, environment: str) -> LockInfo | None:
+        item = self._call("get_item", Key=self._lock_key(model, environment), ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        return LockInfo(model=model, environment=environment,
+                        holder=LockHolder.from_dict(json.loads(item["holder"]["S"])),
+                        acquired_at=float(item["acquired_at"]["N"]), heartbeat_at=float(item["heartbeat_at"]["N"]),
+                        token=item["token"]["S"])
+
+    def _conditional(self, operation: str, **kwargs: Any) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(operation, **kwargs)
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise self._error(exc) from exc
+        return True
+
+    def _lock_insert(self, info: LockInfo) -> bool:
+        return self._conditional("put_item", Item=self._lock_item(info), ConditionExpression="attribute_not_exists(pk)")
+
+    def _lock_replace(self, info: LockInfo, expected_token: str) -> bool:
+        return self._conditional("put_item", Item=self._lock_item(info), ConditionExpression="#t = :expected",
+                                 ExpressionAttributeNames={"#t": "token"},
+                                 ExpressionAttributeValues={":expected": {"S": expected_token}})
+
+    def _lock_touch(self, info: LockInfo, now: float) -> bool:
+        return self._conditional("update_item", Key=self._lock_key(info.model, info.environment),
+                                 UpdateExpression="SET heartbeat_at = :now", ConditionExpression="#t = :mine",
+                                 ExpressionAttributeNames={"#t": "token"},
+                                 ExpressionAttributeValues={":now": {"N": repr(now)}, ":mine": {"S": info.token}})
+
+    def _lock_delete(self, info: LockInfo) -> bool:
+        return self._conditional("delete_item", Key=self._lock_key(info.model, info.environment),
+                                 ConditionExpression="#t = :mine", ExpressionAttributeNames={"#t": "token"},
+                                 ExpressionAttributeValues={":mine": {"S": info.token}})
+
+
+def _code(exc: Exception) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None

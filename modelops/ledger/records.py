@@ -1,0 +1,277 @@
+"""The ledger's entries: frozen, JSON-serializable records of what happened to a model.
+
+Every record names its model and carries ``at`` (seconds since the epoch, from ``runtime.clock``).
+A record built with ``at=0.0`` (the default) is stamped by the ledger's clock when appended, so
+callers need not read the clock themselves. Records are never changed once appended; what is true
+now (the serving release, the last good one, a gate) is derived from them in order.
+
+Secrets: records have fixed fields (no free-form config dumps), and the free-text fields
+(``detail``, ``summary``, ``comment``) pass through :func:`redact` before they are stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeAlias
+
+# Deployment step statuses. A rollout in one region is a run of steps ending in a terminal one.
+STARTED = "started"
+IN_PROGRESS = "in_progress"
+SUCCEEDED = "succeeded"  # the release serves all traffic in that region
+ROLLED_BACK = "rolled_back"  # the release was taken out again (alarm, manual rollback, failed wave)
+FAILED = "failed"  # the rollout broke off; the endpoint serves what it served before
+STEP_STATUSES = frozenset({STARTED, IN_PROGRESS, SUCCEEDED, ROLLED_BACK, FAILED})
+TERMINAL_STATUSES = frozenset({SUCCEEDED, ROLLED_BACK, FAILED})
+
+# Test kinds.
+REGRESSION = "regression"
+LOAD = "load"
+TEST_KINDS = (REGRESSION, LOAD)
+
+# Free text that looks like it carries a secret: `password=...`, `token: ...`, AWS access keys.
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)\b([\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|credential)s?[\w.-]*)"
+    r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;]+)"
+)
+_AWS_ACCESS_KEY = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
+REDACTED = "***"
+
+
+def redact(text: str) -> str:
+    """``text`` with values of secret-named assignments and AWS access key ids masked."""
+    text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    return _AWS_ACCESS_KEY.sub(REDACTED, text)
+
+
+class _Record:
+    """Shared behaviour of ledger records (each is a frozen dataclass with ``model`` and ``at``)."""
+
+    KIND: ClassVar[str]
+    model: str
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with ``kind`` first."""
+        body: dict[str, Any] = {"kind": self.KIND}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            body[f.name] = dict(value) if isinstance(value, Mapping) else value
+        return body
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def release_id(self) -> str | None:
+        """The release this record is about (None for none)."""
+        return getattr(self, "release", None)
+
+    @property
+    def environment_name(self) -> str | None:
+        return getattr(self, "environment", None)
+
+    @property
+    def region_name(self) -> str | None:
+        return getattr(self, "region", None)
+
+
+@dataclass(frozen=True)
+class ReleaseRecord(_Record):
+    """A release was built: one model at one git commit with its build and config digests."""
+
+    KIND: ClassVar[str] = "release"
+    model: str
+    release: str
+    commit: str
+    config_digest: str
+    build_digest: str
+    created_by: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class BuildRecord(_Record):
+    """Where a release's image and model data live for one environment and region."""
+
+    KIND: ClassVar[str] = "build"
+    model: str
+    release: str
+    environment: str
+    region: str
+    image_uri: str
+    model_data_url: str
+    digest: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class DeploymentStep(_Record):
+    """One step of a rollout of ``release`` in (environment, region).
+
+    ``step`` names what happened (``"model-created"``, ``"endpoint-update-started"``,
+    ``"canary-baking"``, ``"rolled-back"``...); ``status`` is one of :data:`STEP_STATUSES`;
+    ``previous_release`` is what the endpoint served before the rollout (None for a new endpoint).
+    """
+
+    KIND: ClassVar[str] = "step"
+    model: str
+    environment: str
+    region: str
+    release: str
+    step: str
+    status: str
+    detail: str = ""
+    endpoint: str = ""
+    previous_release: str | None = None
+    at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.status not in STEP_STATUSES:
+            raise ValueError(f"step status {self.status!r} is not one of {sorted(STEP_STATUSES)}")
+        object.__setattr__(self, "detail", redact(self.detail))
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class TestRecord(_Record):
+    """A regression or load test of ``release`` in (environment, region).
+
+    ``metrics`` holds figures by name: ``p50_ms``, ``p95_ms``, ``p99_ms``, ``rps``, ``error_rate``
+    for load tests (baselines compare them), anything numeric otherwise.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    KIND: ClassVar[str] = "test"
+    model: str
+    release: str
+    environment: str
+    region: str
+    kind: str
+    passed: bool
+    summary: str = ""
+    metrics: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in TEST_KINDS:
+            raise ValueError(f"test kind {self.kind!r} is not one of {TEST_KINDS}")
+        object.__setattr__(self, "metrics", MappingProxyType({str(k): float(v) for k, v in self.metrics.items()}))
+        object.__setattr__(self, "summary", redact(self.summary))
+
+
+@dataclass(frozen=True)
+class Approval(_Record):
+    """Someone approved ``release`` for ``environment``."""
+
+    KIND: ClassVar[str] = "approval"
+    model: str
+    release: str
+    environment: str
+    by: str
+    comment: str = ""
+    at: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "comment", redact(self.comment))
+
+
+Entry: TypeAlias = ReleaseRecord | BuildRecord | DeploymentStep | TestRecord | Approval
+ENTRY_TYPES: Mapping[str, type[Any]] = MappingProxyType(
+    {cls.KIND: cls for cls in (ReleaseRecord, BuildRecord, DeploymentStep, TestRecord, Approval)}
+)
+
+
+def entry_from_dict(body: Mapping[str, Any]) -> Entry:
+    """The record a :meth:`to_dict` made (unknown keys, e.g. from a newer modelops, are ignored)."""
+    cls = ENTRY_TYPES.get(str(body.get("kind")))
+    if cls is None:
+        raise ValueError(f"unknown ledger entry kind {body.get('kind')!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    entry: Entry = cls(**{k: v for k, v in body.items() if k in names})
+    return entry
+
+
+def entry_from_json(text: str) -> Entry:
+    return entry_from_dict(json.loads(text))
+
+
+def stamped(entry: Entry, now: float) -> Entry:
+    """``entry`` with ``at`` set to ``now`` when the caller left it at 0."""
+    return entry if entry.at else dataclasses.replace(entry, at=now)
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds (or wants) a lock: the acting user and the process, by host and pid."""
+
+    user: str
+    host: str
+    pid: int
+
+    @classmethod
+    def current(cls, user: str) -> LockHolder:
+        """This process, acting for ``user`` (``runtime.user``)."""
+        return cls(user=user, host=socket.gethostname(), pid=os.getpid())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"user": self.user, "host": self.host, "pid": self.pid}
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> LockHolder:
+        return cls(user=str(body["user"]), host=str(body["host"]), pid=int(body["pid"]))
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """A held lock on (model, environment): its holder, when it was taken and last heartbeat."""
+
+    model: str
+    environment: str
+    holder: LockHolder
+    acquired_at: float
+    heartbeat_at: float
+    token: str
+
+    def age(self, now: float) -> float:
+        """Seconds since the lock was taken."""
+        return max(0.0, now - self.acquired_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "environment": self.environment, "holder": self.holder.to_dict(),
+                "acquired_at": self.acquired_at, "heartbeat_at": self.heartbeat_at}
+
+
+@dataclass(frozen=True)
+class RegionState:
+    """What the history says about one (model, environment, region).
+
+    ``release`` is the release serving there: the last one whose rollout succeeded (a rolled-back
+    or failed rollout leaves the one before). ``last_step`` is the latest step of any status, so
+    an unfinished rollout shows as ``in_progress``.
+    """
+
+    model: str
+    environment: str
+    region: str
+    release: str | None
+    last_step: DeploymentStep | None
+
+    @property
+    def in_progress(self) -> bool:
+        return self.last_step is not None and not self.last_step.is_terminal
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "environment": self.environment, "region": self.region,
+                "release": self.release, "in_progress": self.in_progress,
+                "last_step": self.last_step.to_dict() if self.last_step else None}

@@ -1,0 +1,210 @@
+"""The ledger in one SQLite file, for local-cloud environments.
+
+WAL mode lets readers run while one writer writes, from several processes and threads; every
+thread gets its own connection, writes are single statements (atomic), and ``busy_timeout`` makes a
+writer wait for another instead of failing. Triggers refuse UPDATE and DELETE on ``entries``, so
+the history is append-only by construction; only the ``locks`` table changes.
+
+Schema (version 1)::
+
+    entries(seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- append order
+            entry_id TEXT UNIQUE, kind, model, release, environment, region, at REAL,
+            idempotency_key TEXT UNIQUE,              -- NULL for keyless appends
+            body TEXT)                                -- the record's JSON
+    locks(model, environment, token, holder TEXT (JSON), acquired_at REAL, heartbeat_at REAL,
+          PRIMARY KEY (model, environment))
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from modelops.errors import EnvironmentFailedError
+from modelops.runtime import Clock
+
+from .base import LedgerBase
+from .records import Entry, LockHolder, LockInfo, entry_from_json
+
+SCHEMA_VERSION = 1
+CANNOT_OPEN = "ledger {path}: cannot open ({error})"
+CANNOT_OPEN_HINT = "check that the directory is writable and the file is not corrupt"
+NEWER_SCHEMA = "ledger {path}: written by a newer modelops (schema {found}, this one reads {supported})"
+NEWER_SCHEMA_HINT = "upgrade modelops"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    model TEXT NOT NULL,
+    release TEXT,
+    environment TEXT,
+    region TEXT,
+    at REAL NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_model ON entries (model, seq);
+CREATE INDEX IF NOT EXISTS entries_release ON entries (release, seq);
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TABLE IF NOT EXISTS locks (
+    model TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    token TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    acquired_at REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    PRIMARY KEY (model, environment)
+);
+"""
+
+
+class SqliteLedger(LedgerBase):
+    """The ledger in the SQLite file at ``path`` (created with its directory on first use)."""
+
+    def __init__(self, path: Path, *, clock: Clock | None = None, user: str = "unknown",
+                 busy_timeout: float = 30.0):
+        super().__init__(clock=clock, user=user)
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._conn()  # fail early on an unusable path
+
+    def __repr__(self) -> str:
+        return f"SqliteLedger({str(self.path)!r})"
+
+    # -- connections ---------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: autocommit; each statement below is its own transaction.
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise EnvironmentFailedError(
+                    NEWER_SCHEMA.format(path=self.path, found=version, supported=SCHEMA_VERSION),
+                    hint=NEWER_SCHEMA_HINT)
+            if version < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _statements(_SCHEMA):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            return conn
+        except sqlite3.Error as exc:
+            raise EnvironmentFailedError(CANNOT_OPEN.format(path=self.path, error=exc),
+                                         hint=CANNOT_OPEN_HINT) from exc
+        except OSError as exc:
+            raise EnvironmentFailedError(CANNOT_OPEN.format(path=self.path, error=exc.strerror or exc),
+                                         hint=CANNOT_OPEN_HINT) from exc
+
+    def close(self) -> None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn().execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            raise EnvironmentFailedError(CANNOT_OPEN.format(path=self.path, error=exc),
+                                         hint=CANNOT_OPEN_HINT) from exc
+
+    # -- entries -------------------------------------------------------------------------------
+    def _append(self, entry: Entry, idempotency_key: str | None) -> bool:
+        cur = self._execute(
+            "INSERT INTO entries (entry_id, kind, model, release, environment, region, at, idempotency_key, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+            (uuid.uuid4().hex, entry.KIND, entry.model, entry.release_id, entry.environment_name,
+             entry.region_name, entry.at, idempotency_key, entry.to_json()),
+        )
+        return cur.rowcount == 1
+
+    def _model_entries(self, model: str) -> list[Entry]:
+        rows = self._execute("SELECT body FROM entries WHERE model = ? ORDER BY seq", (model,))
+        return [entry_from_json(body) for (body,) in rows]
+
+    def _release_entries(self, release: str) -> list[Entry]:
+        rows = self._execute("SELECT body FROM entries WHERE release = ? ORDER BY seq", (release,))
+        return [entry_from_json(body) for (body,) in rows]
+
+    def models(self) -> tuple[str, ...]:
+        return tuple(m for (m,) in self._execute("SELECT DISTINCT model FROM entries ORDER BY model"))
+
+    # -- locks ---------------------------------------------------------------------------------
+    def lock_info(self, model: str, environment: str) -> LockInfo | None:
+        row = self._execute(
+            "SELECT token, holder, acquired_at, heartbeat_at FROM locks WHERE model = ? AND environment = ?",
+            (model, environment)).fetchone()
+        if row is None:
+            return None
+        token, holder, acquired_at, heartbeat_at = row
+        return LockInfo(model=model, environment=environment, holder=LockHolder.from_dict(json.loads(holder)),
+                        acquired_at=acquired_at, heartbeat_at=heartbeat_at, token=token)
+
+    def _lock_insert(self, info: LockInfo) -> bool:
+        cur = self._execute(
+            "INSERT INTO locks (model, environment, token, holder, acquired_at, heartbeat_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model, environment) DO NOTHING",
+            (info.model, info.environment, info.token, json.dumps(info.holder.to_dict()), info.acquired_at,
+             info.heartbeat_at))
+        return cur.rowcount == 1
+
+    def _lock_replace(self, info: LockInfo, expected_token: str) -> bool:
+        cur = self._execute(
+            "UPDATE locks SET token = ?, holder = ?, acquired_at = ?, heartbeat_at = ?"
+            " WHERE model = ? AND environment = ? AND token = ?",
+            (info.token, json.dumps(info.holder.to_dict()), info.acquired_at, info.heartbeat_at, info.model,
+             info.environment, expected_token))
+        return cur.rowcount == 1
+
+    def _lock_touch(self, info: LockInfo, now: float) -> bool:
+        cur = self._execute("UPDATE locks SET heartbeat_at = ? WHERE model = ? AND environment = ? AND token = ?",
+                            (now, info.model, info.environment, info.token))
+        return cur.rowcount == 1
+
+    def _lock_delete(self, info: LockInfo) -> bool:
+        cur = self._execute("DELETE FROM locks WHERE model = ? AND environment = ? AND token = ?",
+                            (info.model, info.environment, info.token))
+        return cur.rowcount == 1
+
+
+def _statements(script: str) -> list[str]:
+    """``script`` split into statements (triggers keep their ``BEGIN ... END;`` bodies)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.strip().splitlines():
+        buf += line + "\n"
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out
