@@ -1,0 +1,190 @@
+"""What a pull request would change where: per model, environment and region, computed for a PR check.
+
+Two layers, both safe to run on any pull request (neither creates, updates or starts anything):
+
+- the **config plan** compares the desired state of each (model, environment, region) at the base and
+  at the head of the change: instance type and count, autoscaling, rollout, container, security, and
+  whether the model's files changed (a new release). It needs no cloud at all.
+- the **cloud plan** asks :func:`modelops.deploy.plan` what the deployed endpoint would go through,
+  where that is safe: on aws with credentials at hand (deploy's plan only describes), on the local
+  cloud only when it is already running (a PR check must not start a server). Otherwise the row says
+  why it was skipped. The cloud plan plugs in through :data:`CloudPlanner`; tests and other callers can
+  pass their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelops.config.environments import Environment, Environments
+from modelops.config.model import ModelConfig
+from modelops.naming import endpoint_name
+from modelops.runtime import Runtime
+
+# Actions, in the order a reader cares about them.
+CREATE = "create"
+RELEASE = "new release"
+UPDATE = "update"
+REMOVE = "no longer deployed"
+UNCHANGED = "no change"
+
+LOCAL_NOT_RUNNING = "the local cloud is not running; a PR check does not start it"
+PLAN_UNAVAILABLE = "modelops.deploy.plan is not available in this installation"
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One (model, environment, region): the action a deploy of the head would take there, the
+    config values that change (``field: old -> new``), and the cloud plan's verdict when there is one
+    (``cloud`` None: not asked; ``cloud_status`` ``planned`` | ``skipped`` | ``failed``)."""
+
+    model: str
+    environment: str
+    region: str
+    wave: int  # 1-based
+    endpoint: str
+    action: str
+    changes: tuple[str, ...] = ()
+    cloud: str | None = None
+    cloud_status: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "environment": self.environment, "region": self.region, "wave": self.wave,
+                "endpoint": self.endpoint, "action": self.action, "changes": list(self.changes),
+                "cloud": self.cloud, "cloud_status": self.cloud_status}
+
+
+@dataclass(frozen=True)
+class CloudVerdict:
+    """What the cloud plan says about one (model, environment): a line per region (``summary``),
+    ``status`` ``planned`` | ``skipped`` | ``failed``; ``gate_failed`` when the plan says a deploy
+    would be refused (e.g. a gate deploy would check)."""
+
+    status: str
+    summary: Mapping[str, str] = field(default_factory=dict)  # region -> one line
+    message: str = ""
+    gate_failed: bool = False
+
+
+#: ``(model, environment, ref, runtime) -> CloudVerdict``
+CloudPlanner = Callable[[ModelConfig, Environment, "str | None", Runtime], CloudVerdict]
+
+
+def desired_state(model: ModelConfig, env: Environment, region: str) -> dict[str, str]:
+    """The values a deploy of ``model`` sets in one environment and region, as short strings (no
+    secrets: environment variables are listed by name only)."""
+    res = model.resources_for(env.name)
+    roll = model.rollout_for(env)
+    sec = model.security_for(env, region)
+    state = {
+        "instance": f"{res.instance_type} x {res.instance_count}",
+        "autoscaling": (f"{res.autoscaling.min_instances}-{res.autoscaling.max_instances}"
+                        if res.autoscaling else "off"),
+        "rollout": roll.strategy + (f" {roll.step_size.value} {roll.step_size.type}" if roll.step_size else "")
+        + f", bake {roll.wait_interval_seconds}s",
+        "container": model.container.image or
+        f"{model.container.framework} {model.container.framework_version}",
+        "env vars": ", ".join(sorted(model.container.env)) or "none",
+        "kms key": sec.kms_key or "none",
+        "vpc": ("none" if sec.vpc is None else
+                f"{len(sec.vpc.subnets)} subnet(s), {len(sec.vpc.security_groups)} security group(s)"),
+    }
+    return state
+
+
+def _waves(env: Environment) -> list[tuple[int, str]]:
+    return [(i, region) for i, wave in enumerate(env.waves, start=1) for region in wave]
+
+
+def config_plan(model: ModelConfig, before: ModelConfig | None, envs: Environments,
+                base_envs: Environments | None, *, files_changed: bool) -> list[PlanRow]:
+    """Rows for every environment and region ``model`` deploys to at the head, plus the regions it
+    leaves. ``before`` is the model at the base (None: new); ``files_changed`` says whether files in
+    its folder changed (code, artifacts, config: a new release)."""
+    rows: list[PlanRow] = []
+    for env in envs.in_promotion_order():
+        if not model.supports_cloud(env.cloud):
+            continue
+        old_env = base_envs.find(env.name) if base_envs is not None else None
+        deployed_before = before is not None and old_env is not None and before.supports_cloud(old_env.cloud)
+        endpoint = endpoint_name(model.name, env.name)
+        for wave, region in _waves(env):
+            new = desired_state(model, env, region)
+            if not deployed_before or old_env is None or before is None or region not in old_env.regions:
+                rows.append(PlanRow(model.name, env.name, region, wave, endpoint, CREATE,
+                                    tuple(f"{k}: {v}" for k, v in new.items())))
+                continue
+            old = desired_state(before, old_env, region)
+            changes = tuple(f"{k}: {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v)
+            action = RELEASE if files_changed else (UPDATE if changes else UNCHANGED)
+            rows.append(PlanRow(model.name, env.name, region, wave, endpoint, action, changes))
+        if deployed_before and old_env is not None:
+            for region in old_env.regions:
+                if region not in env.regions:
+                    rows.append(PlanRow(model.name, env.name, region, 0, endpoint, REMOVE))
+    return rows
+
+
+def with_cloud(rows: list[PlanRow], verdicts: Mapping[tuple[str, str], CloudVerdict]) -> list[PlanRow]:
+    """The rows with the cloud plan's line for their region (verdicts by (model, environment))."""
+    out = []
+    for row in rows:
+        verdict = verdicts.get((row.model, row.environment))
+        if verdict is None:
+            out.append(row)
+            continue
+        line = verdict.summary.get(row.region) or verdict.message
+        out.append(PlanRow(row.model, row.environment, row.region, row.wave, row.endpoint, row.action,
+                           row.changes, line, verdict.status))
+    return out
+
+
+def default_cloud_planner(model: ModelConfig, env: Environment, ref: str | None, runtime: Runtime) -> CloudVerdict:
+    """Ask deploy's plan, where that cannot create anything: on the local cloud only when it already
+    runs. Errors (no credentials, cloud unreachable) make the verdict ``skipped``: a PR check without
+    cloud access still reports its config plan."""
+    import importlib
+
+    from modelops.errors import EnvironmentFailedError, GateError, ModelopsError
+
+    if env.is_local and not _local_cloud_running(runtime):
+        return CloudVerdict("skipped", message=LOCAL_NOT_RUNNING)
+    try:
+        deploy = importlib.import_module("modelops.deploy")
+        plan, request_type = deploy.plan, deploy.PlanRequest
+    except (ImportError, AttributeError):
+        return CloudVerdict("skipped", message=PLAN_UNAVAILABLE)
+    try:
+        result = plan(request_type(model=model.folder, environment=env.name, ref=ref), runtime)
+    except GateError as exc:
+        return CloudVerdict("failed", message=exc.message, gate_failed=True)
+    except (EnvironmentFailedError, ModelopsError) as exc:
+        return CloudVerdict("skipped", message=exc.message)
+    return verdict_of(result)
+
+
+def verdict_of(result: Any) -> CloudVerdict:
+    """A :class:`CloudVerdict` from deploy's ``Plan`` (its ``to_dict()``: ``regions`` with
+    ``region`` and ``action``/``summary``), read defensively so a richer Plan does not break it."""
+    doc = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    summary: dict[str, str] = {}
+    for region in doc.get("regions") or []:
+        name = str(region.get("region", ""))
+        text = region.get("summary") or region.get("action") or ""
+        changes = region.get("changes") or []
+        if changes and not region.get("summary"):
+            text = f"{text}: " + "; ".join(str(c) for c in changes)
+        summary[name] = str(text)
+    return CloudVerdict("planned", summary=summary, message=str(doc.get("summary") or ""))
+
+
+def _local_cloud_running(runtime: Runtime) -> bool:
+    import importlib
+
+    try:
+        localcloud = importlib.import_module("modelops.localcloud")
+        return localcloud.status(runtime.local_cloud_dir) is not None
+    except (ImportError, AttributeError):
+        return False
