@@ -29,7 +29,7 @@ Records (frozen dataclasses in :mod:`modelops.ledger.records`; ``.to_dict()`` is
     Approval(model, release, environment, by, comment="", at=0.0)
     Entry = ReleaseRecord | BuildRecord | DeploymentStep | TestRecord | Approval
     LockHolder(user, host, pid); LockHolder.current(runtime.user)
-    LockInfo(model, environment, holder, acquired_at, heartbeat_at, token); .age(now)
+    LockInfo(model, environment, holder, acquired_at, heartbeat_at, token, ttl); .age(now)
     RegionState(model, environment, region, release, last_step); .in_progress
 
 The :class:`Ledger` protocol (both backends; every append returns True if appended, False if its
@@ -73,7 +73,8 @@ lost). A later rollout of the same release after it finished is a new attempt wi
 Locks, one per (model, environment), holder (user, host, pid), acquired-at and heartbeat. A lock is
 stale, and the next ``lock()`` takes it over, when its holder is on this host and its pid is dead
 (so ``kill -9`` and a re-run converge at once), or its holder is on another host and its heartbeat
-is older than ``ttl`` (300 s; the holder's daemon thread refreshes it every ``ttl / 4``). A live
+is older than the ``ttl`` its holder declared (default 300 s, stored with the lock; the holder's
+daemon thread refreshes the heartbeat every ``ttl / 4``). A live
 holder on this host is never expired. Locks are the only mutable state; they are not history.
 
 Derived state. ``current(...).release`` is the serving release: a succeeded rollout serves its

@@ -58,11 +58,11 @@ E = TypeVar("E", bound=Entry)
 class LockHeldError(GateError):
     """Another run holds the lock on (model, environment). Carries the :class:`LockInfo`."""
 
-    def __init__(self, info: LockInfo, now: float, ttl: float = DEFAULT_LOCK_TTL):
+    def __init__(self, info: LockInfo, now: float):
         super().__init__(
             LOCK_HELD.format(model=info.model, environment=info.environment, user=info.holder.user,
                              host=info.holder.host, pid=info.holder.pid, age=format_age(info.age(now))),
-            hint=LOCK_HELD_HINT.format(ttl=format_age(ttl)),
+            hint=LOCK_HELD_HINT.format(ttl=format_age(info.ttl)),
         )
         self.info = info
 
@@ -121,22 +121,21 @@ def is_process_alive(pid: int) -> bool:
         return True
 
 
-def is_lock_stale(info: LockInfo, now: float, *, ttl: float, host: str | None = None) -> bool:
+def is_lock_stale(info: LockInfo, now: float, *, host: str | None = None) -> bool:
     """A lock is stale when its holder is on this host and its pid is dead, or it is on another
-    host and its heartbeat is older than ``ttl`` seconds."""
+    host and its heartbeat is older than the expiry the holder declared (``info.ttl`` seconds)."""
     if info.holder.host == (host or socket.gethostname()):
         return not is_process_alive(info.holder.pid)
-    return now - info.heartbeat_at > ttl
+    return now - info.heartbeat_at > info.ttl
 
 
 class HeldLock:
     """A lock this process holds; a daemon thread refreshes its heartbeat until released."""
 
-    def __init__(self, ledger: LedgerBase, info: LockInfo, *, ttl: float,
+    def __init__(self, ledger: LedgerBase, info: LockInfo, *,
                  took_over: LockInfo | None, heartbeat: bool):
         self.ledger = ledger
         self.info = info
-        self.ttl = ttl
         self.took_over = took_over  # the stale lock this one replaced, if any
         self._stop = threading.Event()
         self._lost: LockInfo | None = None
@@ -146,7 +145,7 @@ class HeldLock:
             self._thread.start()
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.ttl / 4):
+        while not self._stop.wait(self.info.ttl / 4):
             try:
                 if not self.ledger._lock_touch(self.info, self.ledger.clock.now()):
                     self._lost = self.ledger.lock_info(self.info.model, self.info.environment)
@@ -396,23 +395,25 @@ class LedgerBase:
     def acquire_lock(self, model: str, environment: str, holder: LockHolder | None = None, *,
                      ttl: float = DEFAULT_LOCK_TTL, heartbeat: bool = True) -> HeldLock:
         """Take the lock on (model, environment) or raise :class:`LockHeldError`. A stale lock
-        (see :func:`is_lock_stale`) is taken over; ``HeldLock.took_over`` then names it."""
+        (see :func:`is_lock_stale`) is taken over; ``HeldLock.took_over`` then names it. ``ttl`` is
+        this holder's expiry for other hosts, stored with the lock; ``heartbeat`` starts the
+        thread that refreshes it every ``ttl / 4`` seconds."""
         holder = holder or LockHolder.current(self.user)
         for _ in range(10):  # each pass loses only to another process winning a race
             now = self.clock.now()
             info = LockInfo(model=model, environment=environment, holder=holder, acquired_at=now,
-                            heartbeat_at=now, token=uuid.uuid4().hex)
+                            heartbeat_at=now, token=uuid.uuid4().hex, ttl=ttl)
             if self._lock_insert(info):
-                return HeldLock(self, info, ttl=ttl, took_over=None, heartbeat=heartbeat)
+                return HeldLock(self, info, took_over=None, heartbeat=heartbeat)
             existing = self.lock_info(model, environment)
             if existing is None:
                 continue
-            if not is_lock_stale(existing, now, ttl=ttl):
-                raise LockHeldError(existing, now, ttl)
+            if not is_lock_stale(existing, now):
+                raise LockHeldError(existing, now)
             if self._lock_replace(info, existing.token):
-                return HeldLock(self, info, ttl=ttl, took_over=existing, heartbeat=heartbeat)
+                return HeldLock(self, info, took_over=existing, heartbeat=heartbeat)
         existing = self.lock_info(model, environment)
-        raise LockHeldError(existing or info, self.clock.now(), ttl)
+        raise LockHeldError(existing or info, self.clock.now())
 
     @contextlib.contextmanager
     def lock(self, model: str, environment: str, holder: LockHolder | None = None, *,

@@ -7,7 +7,7 @@ Key design (string partition key ``pk``, string sort key ``sk``; on-demand capac
     RELEASE#<release>           ENTRY#<at µs, 17 digits>#<n>#<id>  a copy of every entry naming a release
     KEY#<idempotency key>       KEY                              marks a key as used (entry id inside)
     MODELS                      <model>                          the list of models (for ``status``)
-    LOCK#<model>#<environment>  LOCK                             the lock (token, holder, times)
+    LOCK#<model>#<environment>  LOCK                             the lock (token, holder, times, expiry)
 
 An entry's items (its marker, its model item, its release copy) are written in one
 ``TransactWriteItems`` whose marker put is conditional on ``attribute_not_exists(pk)``: a retried
@@ -17,7 +17,7 @@ consistent queries of one partition. ``<n>`` is a per-process counter that keeps
 same timestamp in append order (a frozen test clock). Lock writes are conditional on the token the
 writer saw, so two takeovers of one stale lock cannot both win.
 
-The item body is the record's JSON in attribute ``body``; ``kind``, ``model``, ``release``,
+The item body is the record's JSON in attribute ``body``; ``entry`` (the record type), ``model``, ``release``,
 ``environment``, ``region`` and ``at`` are copied out for people reading the table in the console.
 """
 
@@ -145,7 +145,7 @@ class DynamoLedger(LedgerBase):
 
         entry_id = uuid.uuid4().hex
         sk = f"ENTRY#{round(entry.at * 1_000_000):017d}#{next(_counter):09d}#{entry_id}"
-        body: dict[str, Any] = {"sk": {"S": sk}, "entry_id": {"S": entry_id}, "kind": {"S": entry.KIND},
+        body: dict[str, Any] = {"sk": {"S": sk}, "entry_id": {"S": entry_id}, "entry": {"S": entry.KIND},
                                 "model": {"S": entry.model}, "at": {"N": repr(entry.at)},
                                 "body": {"S": entry.to_json()}}
         for name, value in (("release", entry.release_id), ("environment", entry.environment_name),
@@ -194,7 +194,8 @@ class DynamoLedger(LedgerBase):
         return {**self._lock_key(info.model, info.environment), "token": {"S": info.token},
                 "model": {"S": info.model}, "environment": {"S": info.environment},
                 "holder": {"S": json.dumps(info.holder.to_dict())},
-                "acquired_at": {"N": repr(info.acquired_at)}, "heartbeat_at": {"N": repr(info.heartbeat_at)}}
+                "acquired_at": {"N": repr(info.acquired_at)}, "heartbeat_at": {"N": repr(info.heartbeat_at)},
+                "ttl_seconds": {"N": repr(info.ttl)}}
 
     def lock_info(self, model: str, environment: str) -> LockInfo | None:
         item = self._call("get_item", Key=self._lock_key(model, environment), ConsistentRead=True).get("Item")
@@ -203,7 +204,7 @@ class DynamoLedger(LedgerBase):
         return LockInfo(model=model, environment=environment,
                         holder=LockHolder.from_dict(json.loads(item["holder"]["S"])),
                         acquired_at=float(item["acquired_at"]["N"]), heartbeat_at=float(item["heartbeat_at"]["N"]),
-                        token=item["token"]["S"])
+                        token=item["token"]["S"], ttl=float(item["ttl_seconds"]["N"]))
 
     def _conditional(self, operation: str, **kwargs: Any) -> bool:
         from botocore.exceptions import ClientError

@@ -58,8 +58,8 @@ class _Record:
     at: float
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with ``kind`` first."""
-        body: dict[str, Any] = {"kind": self.KIND}
+        """A JSON-ready dict, ``entry`` (the record type: release, build, step, test, approval) first."""
+        body: dict[str, Any] = {"entry": self.KIND}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
             body[f.name] = dict(value) if isinstance(value, Mapping) else value
@@ -194,9 +194,9 @@ ENTRY_TYPES: Mapping[str, type[Any]] = MappingProxyType(
 
 def entry_from_dict(body: Mapping[str, Any]) -> Entry:
     """The record a :meth:`to_dict` made (unknown keys, e.g. from a newer modelops, are ignored)."""
-    cls = ENTRY_TYPES.get(str(body.get("kind")))
+    cls = ENTRY_TYPES.get(str(body.get("entry")))
     if cls is None:
-        raise ValueError(f"unknown ledger entry kind {body.get('kind')!r}")
+        raise ValueError(f"unknown ledger entry type {body.get('entry')!r}")
     names = {f.name for f in dataclasses.fields(cls)}
     entry: Entry = cls(**{k: v for k, v in body.items() if k in names})
     return entry
@@ -242,6 +242,7 @@ class LockInfo:
     acquired_at: float
     heartbeat_at: float
     token: str
+    ttl: float = 300.0  # seconds without a heartbeat after which another host may take it over
 
     def age(self, now: float) -> float:
         """Seconds since the lock was taken."""
@@ -249,7 +250,7 @@ class LockInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "environment": self.environment, "holder": self.holder.to_dict(),
-                "acquired_at": self.acquired_at, "heartbeat_at": self.heartbeat_at}
+                "acquired_at": self.acquired_at, "heartbeat_at": self.heartbeat_at, "ttl": self.ttl}
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ the history is append-only by construction; only the ``locks`` table changes.
 Schema (version 1)::
 
     entries(seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- append order
-            entry_id TEXT UNIQUE, kind, model, release, environment, region, at REAL,
+            entry_id TEXT UNIQUE, entry, model, release, environment, region, at REAL,
             idempotency_key TEXT UNIQUE,              -- NULL for keyless appends
             body TEXT)                                -- the record's JSON
-    locks(model, environment, token, holder TEXT (JSON), acquired_at REAL, heartbeat_at REAL,
+    locks(model, environment, token, holder TEXT (JSON), acquired_at REAL, heartbeat_at REAL, ttl REAL,
           PRIMARY KEY (model, environment))
 """
 
@@ -40,7 +40,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     entry_id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
+    entry TEXT NOT NULL,
     model TEXT NOT NULL,
     release TEXT,
     environment TEXT,
@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS locks (
     holder TEXT NOT NULL,
     acquired_at REAL NOT NULL,
     heartbeat_at REAL NOT NULL,
+    ttl REAL NOT NULL,
     PRIMARY KEY (model, environment)
 );
 """
@@ -142,7 +143,7 @@ class SqliteLedger(LedgerBase):
     # -- entries -------------------------------------------------------------------------------
     def _append(self, entry: Entry, idempotency_key: str | None) -> bool:
         cur = self._execute(
-            "INSERT INTO entries (entry_id, kind, model, release, environment, region, at, idempotency_key, body)"
+            "INSERT INTO entries (entry_id, entry, model, release, environment, region, at, idempotency_key, body)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
             (uuid.uuid4().hex, entry.KIND, entry.model, entry.release_id, entry.environment_name,
              entry.region_name, entry.at, idempotency_key, entry.to_json()),
@@ -163,28 +164,28 @@ class SqliteLedger(LedgerBase):
     # -- locks ---------------------------------------------------------------------------------
     def lock_info(self, model: str, environment: str) -> LockInfo | None:
         row = self._execute(
-            "SELECT token, holder, acquired_at, heartbeat_at FROM locks WHERE model = ? AND environment = ?",
+            "SELECT token, holder, acquired_at, heartbeat_at, ttl FROM locks WHERE model = ? AND environment = ?",
             (model, environment)).fetchone()
         if row is None:
             return None
-        token, holder, acquired_at, heartbeat_at = row
+        token, holder, acquired_at, heartbeat_at, ttl = row
         return LockInfo(model=model, environment=environment, holder=LockHolder.from_dict(json.loads(holder)),
-                        acquired_at=acquired_at, heartbeat_at=heartbeat_at, token=token)
+                        acquired_at=acquired_at, heartbeat_at=heartbeat_at, token=token, ttl=ttl)
 
     def _lock_insert(self, info: LockInfo) -> bool:
         cur = self._execute(
-            "INSERT INTO locks (model, environment, token, holder, acquired_at, heartbeat_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model, environment) DO NOTHING",
+            "INSERT INTO locks (model, environment, token, holder, acquired_at, heartbeat_at, ttl)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, environment) DO NOTHING",
             (info.model, info.environment, info.token, json.dumps(info.holder.to_dict()), info.acquired_at,
-             info.heartbeat_at))
+             info.heartbeat_at, info.ttl))
         return cur.rowcount == 1
 
     def _lock_replace(self, info: LockInfo, expected_token: str) -> bool:
         cur = self._execute(
-            "UPDATE locks SET token = ?, holder = ?, acquired_at = ?, heartbeat_at = ?"
+            "UPDATE locks SET token = ?, holder = ?, acquired_at = ?, heartbeat_at = ?, ttl = ?"
             " WHERE model = ? AND environment = ? AND token = ?",
-            (info.token, json.dumps(info.holder.to_dict()), info.acquired_at, info.heartbeat_at, info.model,
-             info.environment, expected_token))
+            (info.token, json.dumps(info.holder.to_dict()), info.acquired_at, info.heartbeat_at, info.ttl,
+             info.model, info.environment, expected_token))
         return cur.rowcount == 1
 
     def _lock_touch(self, info: LockInfo, now: float) -> bool:
