@@ -1,9 +1,105 @@
-"""CLI commands of the local concern."""
+"""CLI commands of the local concern: ``modelops local up|down|status|logs``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from modelops.cli import context as cli_context
+from modelops.cli.context import OutputFormat
+
+NOT_RUNNING = "the local cloud is not running (data dir {data_dir})"
+NO_LOG = "the local cloud has no log yet in {data_dir}"
+
+local_app = typer.Typer(name="local", help="The embedded local cloud: start, stop, inspect.",
+                        no_args_is_help=True, rich_markup_mode=None)
+
+DataDirOption = Annotated[Path | None, typer.Option(
+    "--data-dir", help="The local cloud's data dir (default: $MODELOPS_LOCAL_DATA_DIR, else <data dir>/localcloud).")]
+OutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")]
+
+
+def _data_dir(cli: cli_context.CliContext, data_dir: Path | None) -> Path:
+    return data_dir.expanduser().absolute() if data_dir is not None else cli.runtime.local_cloud_dir
+
+
+def _render(cli: cli_context.CliContext, info: object | None, data_dir: Path, output: OutputFormat, verb: str) -> None:
+    from modelops.localcloud import LocalCloudInfo
+
+    document = info.to_dict() if isinstance(info, LocalCloudInfo) else {"running": False, "data_dir": str(data_dir)}
+    if output is OutputFormat.json:
+        cli.emit_json(document)
+    elif isinstance(info, LocalCloudInfo):
+        cli.console.print(f"local cloud {verb} at {info.url} (pid {info.pid}, data dir {info.data_dir})")
+    else:
+        cli.console.print(NOT_RUNNING.format(data_dir=data_dir))
+
+
+@local_app.command()
+def up(ctx: typer.Context, port: Annotated[int | None, typer.Option("--port", help="Port on 127.0.0.1 (default: a free one).")] = None,
+       data_dir: DataDirOption = None, output: OutputOption = OutputFormat.text) -> int:
+    """Start the local cloud in the background (or report the one already running)."""
+    from modelops import localcloud
+
+    cli = cli_context.get(ctx)
+    root = _data_dir(cli, data_dir)
+    running = localcloud.status(root)
+    info = running or localcloud.ensure_running(root, port)
+    _render(cli, info, root, output, "already running" if running else "running")
+    return 0
+
+
+@local_app.command()
+def down(ctx: typer.Context, data_dir: DataDirOption = None) -> int:
+    """Stop the local cloud and its model containers (the state stays in the data dir)."""
+    from modelops import localcloud
+
+    cli = cli_context.get(ctx)
+    root = _data_dir(cli, data_dir)
+    stopped = localcloud.stop(root)
+    cli.console.print("local cloud stopped" if stopped else NOT_RUNNING.format(data_dir=root))
+    return 0
+
+
+@local_app.command()
+def status(ctx: typer.Context, data_dir: DataDirOption = None, output: OutputOption = OutputFormat.text) -> int:
+    """Whether the local cloud runs, and where."""
+    from modelops import localcloud
+
+    cli = cli_context.get(ctx)
+    root = _data_dir(cli, data_dir)
+    _render(cli, localcloud.status(root), root, output, "running")
+    return 0
+
+
+@local_app.command()
+def logs(ctx: typer.Context, follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+         data_dir: DataDirOption = None) -> int:
+    """Print the local cloud's server log (model containers log under <data dir>/logs/)."""
+    import sys
+    import time
+
+    from modelops import localcloud
+    from modelops.errors import InputError
+
+    cli = cli_context.get(ctx)
+    path = localcloud.log_path(_data_dir(cli, data_dir))
+    if not path.exists():
+        raise InputError(NO_LOG.format(data_dir=path.parent), hint="start it with `modelops local up`")
+    with path.open("r", errors="replace") as handle:
+        sys.stdout.write(handle.read())
+        while follow:
+            line = handle.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                time.sleep(0.2)
+    return 0
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.add_typer(local_app)

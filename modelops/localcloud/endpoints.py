@@ -1,0 +1,430 @@
+"""Endpoints and their deployments: the resource registry and the reconcile loop.
+
+Words used below (the spec's): the *fleet* of an endpoint is what serves it now (blue during an
+update); a *deployment* (``pending``) is what is being brought up: the first fleet of a new endpoint,
+the green fleet of a blue/green update, the new instances of a rolling update, or a change of
+weights and instance counts. A deployment moves through *phases*; the reconcile loop (a background
+thread) takes at most one step per endpoint per pass, persists the document when it changes, and
+publishes the routing table the runtime reads. Any pass may be the last before a crash: a restarted
+server reloads the documents, restarts their instances, and carries on from the recorded phase.
+
+Phases of an update: ``provision`` (start the new instances) -> ``health`` (all pings pass) ->
+``shift`` (move the next share of traffic) -> ``bake`` (WaitIntervalInSeconds, alarms watched) ->
+``shift`` ... -> ``terminate_wait`` (TerminationWaitInSeconds) -> done. Rolling updates provision a
+batch, shift its share, retire as many old instances, bake, and repeat. A rollback
+(``rollback`` -> ``rollback_drain``) returns all traffic to blue, terminates green and ends
+InService on the old config with the reason in FailureReason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from modelops.localcloud.runtime_api import Route, RouteEntry, RuntimeApi
+from modelops.localcloud.state import Store
+from modelops.localcloud.supervisor import FAILED, HEALTHY, InstanceSpec, Supervisor
+
+log = logging.getLogger("modelops.localcloud.endpoints")
+
+TICK_S = 0.1
+DRAIN_S = 1.0  # an instance leaves the routes this long before it is terminated: requests in flight finish
+ROLLBACK_SETTLE_S = 1.5  # RollingBack stays visible this long (a poller sees it), while green drains
+DELETE_SETTLE_S = 0.5
+
+ALARM_ROLLBACK = ("Rolled back the update because the alarm(s) {alarms} went into ALARM state while baking; "
+                  "the endpoint serves {config} again")
+TIMEOUT_ROLLBACK = ("Rolled back the update because it did not finish within MaximumExecutionTimeoutInSeconds "
+                    "({seconds} s); the endpoint serves {config} again")
+GREEN_FAILED = "Rolled back the update: the new fleet could not start. {reason}"
+RESTART_ROLLBACK = "Rolled back the update: the local cloud restarted before green was healthy. {reason}"
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Endpoints:
+    """The registry of models, endpoint configs, endpoints and tags, and the reconcile loop."""
+
+    def __init__(self, data_dir: Path, store: Store, supervisor: Supervisor, cloudwatch: Any,
+                 runtime: RuntimeApi):
+        self.data_dir = data_dir
+        self.store = store
+        self.supervisor = supervisor
+        self.cloudwatch = cloudwatch
+        self.runtime = runtime
+        self.lock = threading.RLock()
+        self.models = store.load("model")
+        self.configs = store.load("endpoint-config")
+        self.endpoints = store.load("endpoint")
+        self.tags: dict[str, list[dict[str, str]]] = {
+            name: doc["Tags"] for (_r, name), doc in store.load("tags").items()}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._dirty = True
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, kind: str, key: tuple[str, str], doc: dict[str, Any] | None) -> None:
+        table = {"model": self.models, "endpoint-config": self.configs, "endpoint": self.endpoints}[kind]
+        if doc is None:
+            table.pop(key, None)
+            self.store.delete(kind, *key)
+        else:
+            table[key] = doc
+            self.store.put(kind, key[0], key[1], doc)
+        self._dirty = True
+
+    def set_tags(self, arn: str, tags: list[dict[str, str]] | None) -> None:
+        if tags is None:
+            self.tags.pop(arn, None)
+            self.store.delete("tags", "", arn)
+        else:
+            self.tags[arn] = tags
+            self.store.put("tags", "", arn, {"Tags": tags})
+
+    # ------------------------------------------------------------------ the loop
+
+    def start(self) -> None:
+        self.supervisor.restore()
+        self._publish()
+        self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                changed = self.supervisor.tick()
+                with self.lock:
+                    for key in list(self.endpoints):
+                        if self.reconcile_endpoint(key):
+                            changed = True
+                    if changed or self._dirty:
+                        self._dirty = False
+                        self._publish()
+            except Exception:  # a bug must not stop every endpoint; it is logged and retried
+                log.exception("reconcile pass failed")
+            self._stop.wait(TICK_S)
+
+    def kick(self) -> None:
+        """Something changed (a control-plane call): rebuild routes on the next pass."""
+        self._dirty = True
+
+    # ------------------------------------------------------------------ routes
+
+    def _publish(self) -> None:
+        routes: dict[tuple[str, str], Route] = {}
+        for key, doc in self.endpoints.items():
+            if doc["EndpointStatus"] == "Deleting":
+                continue
+            pending = doc.get("pending")
+            share = pending.get("fraction", 0.0) if pending and pending["kind"] in ("blue_green", "rolling") else 0.0
+            entries = [RouteEntry(v["VariantName"], v["Weight"] * (1.0 - share), self._ports(v))
+                       for v in doc["fleet"]]
+            if pending and share > 0:
+                entries += [RouteEntry(v["VariantName"], v["Weight"] * share, self._ports(v))
+                            for v in pending["variants"]]
+            routes[key] = Route(doc["EndpointName"], key[0], tuple(entries))
+        self.runtime.publish(routes)
+
+    def _ports(self, variant: dict[str, Any]) -> tuple[int, ...]:
+        ports = (self.supervisor.port(iid) for iid in variant["instances"])
+        return tuple(p for p in ports if p)
+
+    def healthy_count(self, variant: dict[str, Any]) -> int:
+        return sum(1 for iid in variant["instances"] if self.supervisor.state(iid)[0] == HEALTHY)
+
+    # ------------------------------------------------------------------ one step per endpoint
+
+    def reconcile_endpoint(self, key: tuple[str, str]) -> bool:
+        """Take at most one step for one endpoint; True when it changed (routes rebuilt, doc saved)."""
+        doc = self.endpoints[key]
+        status = doc["EndpointStatus"]
+        if status == "Deleting":
+            if _now() - doc["LastModifiedTime"] >= DELETE_SETTLE_S:
+                self.save("endpoint", key, None)
+                self.set_tags(doc["EndpointArn"], None)
+                return True
+            return False
+        pending = doc.get("pending")
+        if pending is None:
+            return False
+        step: Callable[[tuple[str, str], dict[str, Any], dict[str, Any]], bool] = getattr(
+            self, f"_phase_{pending['phase']}")
+        changed = step(key, doc, pending)
+        if changed:
+            doc["LastModifiedTime"] = _now()
+            self.save("endpoint", key, doc)
+        return changed
+
+    def _set_phase(self, pending: dict[str, Any], phase: str) -> None:
+        pending["phase"] = phase
+        pending["phase_started"] = _now()
+
+    def _phase_provision(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
+        for variant in pending["variants"]:
+            want = variant["target"] if pending["kind"] == "rolling" else variant["Count"]
+            while len(variant["instances"]) < want:
+                self._start_instance(key, doc, variant)
+        if pending["kind"] == "capacity":
+            for variant in pending["variants"]:
+                while len(variant["instances"]) > variant["Count"]:
+                    self.supervisor.stop(variant["instances"].pop(), drain=DRAIN_S)
+        self._set_phase(pending, "health")
+        return True
+
+    def _start_instance(self, key: tuple[str, str], doc: dict[str, Any], variant: dict[str, Any]) -> None:
+        iid = uuid.uuid4().hex[:12]
+        self.supervisor.start(InstanceSpec(
+            iid=iid, region=key[0], endpoint=doc["EndpointName"], variant=variant["VariantName"],
+            image_uri=variant["Image"], model_data_url=variant.get("ModelDataUrl"),
+            environment=dict(variant.get("Environment") or {}),
+            startup_timeout=float(variant.get("StartupTimeout") or 600)))
+        variant["instances"].append(iid)
+
+    def _phase_health(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
+        states = [self.supervisor.state(iid) for v in pending["variants"] for iid in v["instances"]]
+        failed = [reason for state, reason in states if state == FAILED]
+        if failed:
+            return self._fail(key, doc, pending, failed[0])
+        if self._timed_out(doc, pending):
+            return True
+        if any(state != HEALTHY for state, _ in states):
+            return False
+        if pending["kind"] == "create":
+            return self._finish(doc, pending)
+        if pending["kind"] == "capacity":
+            return self._finish(doc, pending)
+        self._set_phase(pending, "shift")
+        return True
+
+    def _phase_shift(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
+        if self._timed_out(doc, pending):
+            return True
+        pending["fraction"] = pending["fractions"][pending["step"]]
+        if pending["kind"] == "rolling":
+            # Rolling: the batch that now takes traffic replaces as many old instances.
+            for blue, green in zip(doc["fleet"], pending["variants"], strict=False):
+                keep = max(0, blue["Count"] - green["target"])
+                while len(blue["instances"]) > keep:
+                    self.supervisor.stop(blue["instances"].pop(), drain=DRAIN_S)
+        self._set_phase(pending, "bake")
+        return True
+
+    def _phase_bake(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
+        if self._timed_out(doc, pending):
+            return True
+        alarms = pending.get("alarms") or []
+        if alarms:
+            firing = self.cloudwatch.alarms_in_alarm(key[0], alarms)
+            if firing:
+                pending["reason"] = ALARM_ROLLBACK.format(alarms=", ".join(firing), config=doc["EndpointConfigName"])
+                self._set_phase(pending, "rollback")
+                doc["EndpointStatus"] = "RollingBack"
+                return True
+        if _now() - pending["phase_started"] < pending["wait"]:
+            return False
+        pending["step"] += 1
+        if pending["step"] < len(pending["fractions"]):
+            if pending["kind"] == "rolling":
+                for variant in pending["variants"]:
+                    variant["target"] = min(variant["Count"], variant["target"] + variant["batch"])
+                self._set_phase(pending, "provision")
+            else:
+                self._set_phase(pending, "shift")
+            return True
+        self._set_phase(pending, "terminate_wait")
+        return True
+
+    def _phase_terminate_wait(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
+        if _now() - pending["phase_started"] < pending.get("termination_wait", 0):
+            return False
+        return self._finish(doc, pending)
+
+    def _phase_rollback(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
+        # Blue must be whole before traffic returns to it (a rolling update retired part of it).
+        for blue in doc["fleet"]:
+            while len(blue["instances"]) < blue["Count"]:
+                self._start_instance(key, doc, blue)
+        states = [self.supervisor.state(iid)[0] for v in doc["fleet"] for iid in v["instances"]]
+        if any(state != HEALTHY for state in states):
+            if any(state == FAILED for state in states):
+                doc["EndpointStatus"] = "UpdateRollbackFailed"
+                doc["FailureReason"] = pending.get("reason")
+                self._stop_variants(pending["variants"])
+                doc["pending"] = None
+                return True
+            return False
+        pending["fraction"] = 0.0
+        self._stop_variants(pending["variants"], drain=DRAIN_S)
+        self._set_phase(pending, "rollback_drain")
+        return True
+
+    def _phase_rollback_drain(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
+        if _now() - pending["phase_started"] < ROLLBACK_SETTLE_S:
+            return False
+        # Ends InService on the OLD config, the reason kept in FailureReason (the spec's reading).
+        doc["EndpointStatus"] = "InService"
+        doc["FailureReason"] = pending.get("reason")
+        doc["pending"] = None
+        return True
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _timed_out(self, doc: dict[str, Any], pending: dict[str, Any]) -> bool:
+        limit = pending.get("max_time")
+        if not limit or _now() - pending["started"] <= limit:
+            return False
+        pending["reason"] = TIMEOUT_ROLLBACK.format(seconds=limit, config=doc["EndpointConfigName"])
+        self._set_phase(pending, "rollback")
+        doc["EndpointStatus"] = "RollingBack"
+        return True
+
+    def _fail(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any], reason: str) -> bool:
+        if pending["kind"] == "create":
+            self._stop_variants(pending["variants"])
+            doc["EndpointStatus"] = "Failed"
+            doc["FailureReason"] = reason
+            doc["pending"] = None
+            doc["fleet"] = [{**v, "instances": []} for v in pending["variants"]]
+            return True
+        if pending["kind"] == "capacity":
+            # The variants keep what is healthy; the failure is reported, the endpoint keeps serving.
+            for variant in pending["variants"]:
+                for iid in list(variant["instances"]):
+                    if self.supervisor.state(iid)[0] == FAILED:
+                        self.supervisor.stop(iid)
+                        variant["instances"].remove(iid)
+            doc["fleet"] = pending["variants"]
+            doc["EndpointStatus"] = "InService"
+            doc["FailureReason"] = reason
+            doc["pending"] = None
+            return True
+        pending["reason"] = GREEN_FAILED.format(reason=reason)
+        doc["EndpointStatus"] = "RollingBack"
+        self._set_phase(pending, "rollback")
+        return True
+
+    def _finish(self, doc: dict[str, Any], pending: dict[str, Any]) -> bool:
+        if pending["kind"] in ("blue_green", "rolling"):
+            self._stop_variants(doc["fleet"], drain=DRAIN_S)
+            doc["EndpointConfigName"] = pending["config"]
+        for variant in pending["variants"]:
+            variant.pop("target", None)
+            variant.pop("batch", None)
+        doc["fleet"] = pending["variants"]
+        doc["EndpointStatus"] = "InService"
+        doc["FailureReason"] = None
+        doc["pending"] = None
+        return True
+
+    def _stop_variants(self, variants: list[dict[str, Any]], drain: float = 0.0) -> None:
+        for variant in variants:
+            for iid in variant["instances"]:
+                self.supervisor.stop(iid, drain=drain)
+            variant["instances"] = []
+
+    # ------------------------------------------------------------------ what DescribeEndpoint shows
+
+    def describe(self, doc: dict[str, Any]) -> dict[str, Any]:
+        pending = doc.get("pending")
+        out = {k: doc.get(k) for k in ("EndpointName", "EndpointArn", "EndpointConfigName", "EndpointStatus",
+                                       "FailureReason", "CreationTime", "LastModifiedTime",
+                                       "LastDeploymentConfig")}
+        if pending is not None and pending["kind"] == "create":
+            out["ProductionVariants"] = [self._variant_summary(v, v["Weight"], v["Weight"], pending)
+                                         for v in pending["variants"]]
+            return out
+        share = pending.get("fraction", 0.0) if pending and pending["kind"] in ("blue_green", "rolling") else 0.0
+        replacing = pending is not None and pending["kind"] in ("blue_green", "rolling")
+        out["ProductionVariants"] = [
+            self._variant_summary(v, v["Weight"] * (1.0 - share), 0.0 if replacing else v["Weight"],
+                                  pending if pending and pending["kind"] == "capacity" else None)
+            for v in doc["fleet"]]
+        if replacing and pending is not None:
+            out["PendingDeploymentSummary"] = {
+                "EndpointConfigName": pending["config"],
+                "StartTime": pending["started"],
+                "ProductionVariants": [
+                    {**self._variant_summary(v, v["Weight"] * share, v["Weight"], pending),
+                     "InstanceType": v.get("InstanceType")}
+                    for v in pending["variants"]],
+            }
+        return out
+
+    def _variant_summary(self, variant: dict[str, Any], current: float, desired: float,
+                         pending: dict[str, Any] | None) -> dict[str, Any]:
+        desired_count = variant.get("target", variant["Count"])
+        summary: dict[str, Any] = {
+            "VariantName": variant["VariantName"],
+            "DeployedImages": [{"SpecifiedImage": variant["Image"], "ResolvedImage": variant["ResolvedImage"],
+                                "ResolutionTime": variant["ResolutionTime"]}],
+            "CurrentWeight": round(current, 6),
+            "DesiredWeight": round(desired, 6),
+            "CurrentInstanceCount": self.healthy_count(variant),
+            "DesiredInstanceCount": desired_count,
+        }
+        if pending is not None:
+            summary["VariantStatus"] = [_variant_status(pending)]
+        return summary
+
+
+def _variant_status(pending: dict[str, Any]) -> dict[str, Any]:
+    phase = pending["phase"]
+    share = round(100 * pending.get("fraction", 0.0))
+    if phase in ("provision", "health"):
+        status, message = "Creating", "Launching instances and waiting for them to pass the ping health check"
+    elif phase == "shift":
+        status, message = "ActivatingTraffic", "Shifting traffic to the new fleet"
+    elif phase == "bake":
+        alarms = ", ".join(pending.get("alarms") or []) or "no alarms"
+        status = "Baking"
+        message = (f"Baking for {pending['wait']} seconds with {share}% of the traffic on the new fleet, "
+                   f"watching {alarms}")
+    elif phase == "terminate_wait":
+        status = "Baking"
+        message = f"Waiting TerminationWaitInSeconds ({pending.get('termination_wait', 0)} s) before terminating the old fleet"
+    else:
+        status, message = "Deleting", "Rolling back: traffic returns to the old fleet"
+    if pending["kind"] == "capacity":
+        status, message = "Updating", "Updating instance counts and weights"
+    return {"Status": status, "StatusMessage": message, "StartTime": pending["phase_started"]}
+
+
+def traffic_steps(policy: dict[str, Any] | None, instance_count: int) -> tuple[list[float], int]:
+    """The green traffic shares of a blue/green policy, and its bake time per step (seconds).
+
+    CANARY: the canary's share, then all; LINEAR: one step's share at a time until all; ALL_AT_ONCE
+    (and no policy): all at once. A size in INSTANCE_COUNT is a share of green's instances.
+    """
+    if not policy:
+        return [1.0], 0
+    routing = policy.get("TrafficRoutingConfiguration") or {}
+    wait = int(routing.get("WaitIntervalInSeconds", 0))
+    kind = routing.get("Type", "ALL_AT_ONCE")
+    if kind == "CANARY":
+        return [capacity_share(routing["CanarySize"], instance_count), 1.0], wait
+    if kind == "LINEAR":
+        step = capacity_share(routing["LinearStepSize"], instance_count)
+        count = math.ceil(1.0 / step - 1e-9)
+        return [min(1.0, step * k) for k in range(1, count + 1)], wait
+    return [1.0], wait
+
+
+def capacity_share(size: dict[str, Any], instance_count: int) -> float:
+    value = float(size["Value"])
+    if size["Type"] == "INSTANCE_COUNT":
+        return min(1.0, value / max(1, instance_count))
+    return min(1.0, value / 100.0)

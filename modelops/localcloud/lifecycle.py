@@ -1,0 +1,230 @@
+"""Start, find and stop the local cloud server: a detached process per data dir.
+
+The server records ``{"pid", "port", "url"}`` in ``<data_dir>/server.json`` once it listens, and holds
+an exclusive lock on ``<data_dir>/server.lock`` for its lifetime, so two servers never share a data
+dir. A record whose process is gone (a crash, a reboot) is stale: :func:`status` removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelops.errors import EnvironmentFailedError
+
+LOCAL_ACCOUNT = "000000000000"
+RECORD_FILE = "server.json"
+LOG_FILE = "server.log"
+START_LOCK_FILE = "start.lock"
+HEALTH_PATH = "/_localcloud/health"
+START_TIMEOUT_S = 60.0
+
+SERVER_FAILED = "the local cloud did not start (data dir {data_dir}); its log is {log}"
+SERVER_FAILED_HINT = "read the log's last lines; `modelops local logs` shows it"
+SERVER_TIMEOUT = "the local cloud did not answer within {seconds:.0f} s (data dir {data_dir}); its log is {log}"
+
+
+@dataclass(frozen=True)
+class LocalCloudInfo:
+    """A running local cloud: where it answers and which process it is."""
+
+    url: str
+    port: int
+    pid: int
+    data_dir: Path
+
+    def to_dict(self) -> dict[str, object]:
+        return {"running": True, "url": self.url, "port": self.port, "pid": self.pid,
+                "data_dir": str(self.data_dir)}
+
+
+def log_path(data_dir: Path) -> Path:
+    """The server's log file (start-up errors, requests that failed inside the server)."""
+    return _resolve(data_dir) / LOG_FILE
+
+
+def status(data_dir: Path) -> LocalCloudInfo | None:
+    """The running local cloud of ``data_dir``, or None. A stale record (its process gone) is removed."""
+    root = _resolve(data_dir)
+    record = _read_record(root)
+    if record is None:
+        return None
+    info = LocalCloudInfo(url=f"http://127.0.0.1:{record['port']}", port=int(record["port"]),
+                          pid=int(record["pid"]), data_dir=root)
+    if not _is_server_process(info.pid):
+        _remove_record(root, info.pid)
+        return None
+    # The process is ours; it answers unless it is busy starting or stopping: give it a moment.
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        if _answers(info):
+            return info
+        if not _is_server_process(info.pid):
+            _remove_record(root, info.pid)
+            return None
+        time.sleep(0.1)
+    return None
+
+
+def ensure_running(data_dir: Path, port: int | None = None) -> LocalCloudInfo:
+    """The running local cloud of ``data_dir``, started as a detached process when none runs.
+
+    ``port`` None picks a free port. When a server already runs, it is returned as is (whatever its
+    port). Raises :class:`EnvironmentFailedError` naming the log when the server cannot start.
+    """
+    root = _resolve(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with _start_lock(root):
+        running = status(root)
+        if running is not None:
+            return running
+        return _start(root, port)
+
+
+def stop(data_dir: Path, timeout: float = 20.0) -> bool:
+    """Stop the local cloud of ``data_dir`` (its containers too). True when a server was running."""
+    root = _resolve(data_dir)
+    record = _read_record(root)
+    if record is None:
+        return False
+    pid = int(record["pid"])
+    if not _is_server_process(pid):
+        _remove_record(root, pid)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _is_server_process(pid):
+        _reap(pid)
+        time.sleep(0.05)
+    if _is_server_process(pid):  # it did not stop in time: it cannot clean up, so we do
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        _reap(pid)
+    _remove_record(root, pid)
+    return True
+
+
+def _start(root: Path, port: int | None) -> LocalCloudInfo:
+    log = root / LOG_FILE
+    command = [sys.executable, "-m", "modelops.localcloud", "--data-dir", str(root), "--port", str(port or 0)]
+    with log.open("ab") as out:
+        # A new session: the server outlives the command that started it and gets no terminal signals.
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, cwd=root)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EnvironmentFailedError(SERVER_FAILED.format(data_dir=root, log=log) + _tail(log),
+                                         hint=SERVER_FAILED_HINT)
+        record = _read_record(root)
+        if record is not None and int(record["pid"]) == proc.pid:
+            info = LocalCloudInfo(url=f"http://127.0.0.1:{record['port']}", port=int(record["port"]),
+                                  pid=proc.pid, data_dir=root)
+            if _answers(info):
+                return info
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    raise EnvironmentFailedError(SERVER_TIMEOUT.format(seconds=START_TIMEOUT_S, data_dir=root, log=log),
+                                 hint=SERVER_FAILED_HINT)
+
+
+def _tail(log: Path, lines: int = 5) -> str:
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return (": " + " | ".join(line.strip() for line in text)) if text else ""
+
+
+def _resolve(data_dir: Path) -> Path:
+    return Path(data_dir).expanduser().absolute()
+
+
+def _read_record(root: Path) -> dict[str, int] | None:
+    try:
+        record = json.loads((root / RECORD_FILE).read_text())
+        return {"pid": int(record["pid"]), "port": int(record["port"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_record(root: Path, *, pid: int, port: int) -> None:
+    """Called by the server once it listens (atomic: a reader never sees half a record)."""
+    tmp = root / f".{RECORD_FILE}.{pid}.tmp"
+    tmp.write_text(json.dumps({"pid": pid, "port": port, "url": f"http://127.0.0.1:{port}"}))
+    os.replace(tmp, root / RECORD_FILE)
+
+
+def _remove_record(root: Path, pid: int) -> None:
+    record = _read_record(root)
+    if record is not None and record["pid"] == pid:
+        with contextlib.suppress(FileNotFoundError):
+            (root / RECORD_FILE).unlink()
+
+
+def remove_record(root: Path, pid: int) -> None:
+    """Called by the server when it stops."""
+    _remove_record(root, pid)
+
+
+def _is_server_process(pid: int) -> bool:
+    """Whether ``pid`` is alive and is a local cloud server (not a zombie, not a reused pid)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return False
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        if not Path("/proc/self").exists():  # no procfs (macOS): fall back to a signal probe
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return False
+            return True
+        return False
+    return b"modelops.localcloud" in cmdline
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _answers(info: LocalCloudInfo) -> bool:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", info.port, timeout=2.0)
+    try:
+        conn.request("GET", HEALTH_PATH)
+        response = conn.getresponse()
+        body = json.loads(response.read() or b"{}")
+        return response.status == 200 and int(body.get("pid", -1)) == info.pid
+    except (OSError, ValueError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _start_lock(root: Path) -> Iterator[None]:
+    """Two commands starting the local cloud at once start one server."""
+    with (root / START_LOCK_FILE).open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
