@@ -52,13 +52,15 @@ class DynamoLedger(LedgerBase):
     """
 
     def __init__(self, client: Any, *, table: str = "modelops-ledger", clock: Clock | None = None,
-                 user: str = "unknown", region: str | None = None, create_table: bool = True):
+                 user: str = "unknown", region: str | None = None, create_table: bool = True,
+                 page_size: int | None = None):
         super().__init__(clock=clock, user=user)
         self.client = client
         self.table = table
         self.region = region or getattr(getattr(client, "meta", None), "region_name", None) or "?"
         self._create_table = create_table
         self._ready = False
+        self._page_size = page_size  # items per query page (None: DynamoDB's 1 MB pages)
 
     def __repr__(self) -> str:
         return f"DynamoLedger({self.table!r}, region={self.region!r})"
@@ -132,6 +134,8 @@ class DynamoLedger(LedgerBase):
         else:
             kwargs["KeyConditionExpression"] = "pk = :pk AND begins_with(sk, :prefix)"
             kwargs["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
+        if self._page_size:
+            kwargs["Limit"] = self._page_size
         while True:
             page = self._call("query", **kwargs)
             yield from page.get("Items", [])
