@@ -1,9 +1,59 @@
-"""CLI commands of the build concern."""
+"""CLI commands of the build concern: ``build``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from modelops.cli import context as cli_context
+from modelops.cli.context import OutputFormat
+
+if TYPE_CHECKING:
+    from modelops.build import BuildResult
+
+
+def build(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name or folder (models/iris).")],
+    env: Annotated[str, typer.Option("--env", "-e", help="Build for this environment's cloud and regions.")] = "dev",
+    ref: Annotated[str | None, typer.Option("--ref", help="Build the model as it is at this git ref.")] = None,
+    context_only: Annotated[Path | None, typer.Option("--context-only", metavar="DIR",
+                                                      help="Write DIR/<region>/ build contexts; do not build.")] = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="local, docker or codebuild (default: the environment's).")] = None,
+    sign_key: Annotated[Path | None, typer.Option("--sign-key", metavar="PEM",
+                                                  help="Sign the artifact manifest with this EC private key.")] = None,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")] = OutputFormat.text,
+) -> int:
+    """Build a release: DLC-based image and model data per region, recorded where deploy finds them."""
+    from modelops.build import BuildRequest
+    from modelops.build import build as run_build
+
+    cli = cli_context.get(ctx)
+    result = run_build(BuildRequest(model, environment=env, ref=ref, context_only=context_only, builder=builder,
+                                    sign_key=sign_key), cli.runtime)
+    if output is OutputFormat.json:
+        cli.emit_json(result.to_dict())
+    else:
+        _render(cli, result)
+    return 0
+
+
+def _render(cli: cli_context.CliContext, result: BuildResult) -> None:
+    from rich.table import Table
+
+    how = "context written to " + str(result.context_dir) if result.context_dir else (
+        "cache hit" if result.cache_hit else f"built with {result.builder}")
+    cli.console.print(f"[bold]{result.release}[/bold]  {result.digest}  ({how})")
+    table = Table("region", "image", "model data", box=None, header_style="bold")
+    for image in result.images:
+        table.add_row(image.region, image.image_uri, image.model_data_url or "-")
+    cli.console.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add this module's commands to the root app, and build's hadolint checker to validate."""
+    app.command("build")(build)
+    # validate runs every registered checker; build's lints the Dockerfile it would render.
+    import modelops.build.lint  # noqa: F401

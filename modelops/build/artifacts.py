@@ -1,0 +1,359 @@
+"""Model artifacts: gathering them (running their generator when absent), the manifest (sha256 per
+file), checking it at build and again before deploy, signing it with ``model-signing`` and packing the
+model data archive (``model.tar.gz``).
+
+Words:
+
+- an **artifact file** is one ``spec.artifacts[].path`` of the model (model-folder-relative); artifacts
+  given by ``uri`` (s3) are recorded in the manifest with their pinned sha256 and fetched by the
+  serving stack, not by build;
+- the **manifest** is the canonical JSON ``{"model", "files": [{"path", "sha256", "size"}], "uris":
+  [{"uri", "sha256"}]}`` (sorted keys, sorted entries). Its sha256 is part of the build digest, so a
+  changed artifact is a new release;
+- the **signature** is a ``model-signing`` bundle (elliptic-curve key, no network) over the manifest,
+  kept next to ``model.yaml`` as ``artifacts.sig`` and verified with the repository's public key
+  ``pipelines/artifact-signing.pub`` before deploy. ``pipelines/policy.yaml``'s
+  ``signed_artifacts.required_in`` lists the environments where a valid signature is required; a
+  signature that is present but does not verify is refused everywhere.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelops.config import ModelConfig, Workspace
+from modelops.errors import EnvironmentFailedError, GateError, InputError
+
+MANIFEST_FILE = "artifacts.manifest.json"
+SIGNATURE_FILE = "artifacts.sig"
+PUBLIC_KEY_FILE = "pipelines/artifact-signing.pub"
+
+ARTIFACT_MISMATCH = "{file}: sha256 {actual} does not match the pinned {expected}; the artifact was changed"
+ARTIFACT_MISMATCH_HINT = "restore the artifact, or re-pin it in model.yaml (a new release) if the change is intended"
+ARTIFACT_MISSING = "{file}: artifact file is missing"
+ARTIFACT_MISSING_HINT = "add the file, or set generated_by to the script that makes it"
+GENERATOR_FAILED = "{file}: generating the artifacts with {script} failed (exit {code}): {detail}"
+GENERATOR_HINT = "run the script by hand to see why; it must write the artifact paths model.yaml lists"
+MODEL_DATA_MISMATCH = "{file}: model data archive {archive} holds content whose sha256 does not match the manifest"
+SIGNATURE_REQUIRED = "{model}: {environment} requires signed artifacts, and {file} does not exist"
+SIGNATURE_REQUIRED_HINT = "sign the manifest: modelops build {model} --sign-key KEY.pem, then commit {file}"
+SIGNATURE_INVALID = "{file}: the artifact manifest signature does not verify with {key}: {detail}"
+SIGNATURE_INVALID_HINT = "re-sign after changing artifacts (modelops build MODEL --sign-key KEY.pem)"
+NO_PUBLIC_KEY = "{file} does not exist, so the signature {signature} cannot be verified"
+NO_PUBLIC_KEY_HINT = "commit the public half of the signing key as {file}"
+SIGN_KEY_UNREADABLE = "cannot sign with {key}: {detail}"
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str  # model-folder-relative
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The sha256 of every artifact of a model (see the module docstring)."""
+
+    model: str
+    files: tuple[ManifestEntry, ...]
+    uris: tuple[tuple[str, str], ...] = ()
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: the same artifacts give the same bytes on any machine."""
+        doc = {
+            "model": self.model,
+            "files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in sorted(self.files, key=lambda e: e.path)],
+            "uris": [{"uri": u, "sha256": s} for u, s in sorted(self.uris)],
+        }
+        return (json.dumps(doc, sort_keys=True, indent=1) + "\n").encode()
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.to_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class GatheredArtifacts:
+    """The artifact files of a model on local disk (``files``: model-folder-relative path -> file)."""
+
+    manifest: Manifest
+    files: Mapping[str, Path]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_file(ws: Workspace, repo_rel: str) -> bytes:
+    """A file of any size from the working tree or a ref (``Workspace.read_bytes`` is for configs:
+    it caps the size and reads the cap into memory)."""
+    if ws.commit is None:
+        return (ws.root / repo_rel).read_bytes()
+    return ws.read_bytes(repo_rel, limit=1 << 40)
+
+
+def _repo_file(model: ModelConfig, rel: str) -> str:
+    return model.path_in_repo(rel)
+
+
+def gather(model: ModelConfig, ws: Workspace, *, cache_dir: Path) -> GatheredArtifacts:
+    """Find every artifact file, generating missing ones, and check each against its pin.
+
+    Files come from the working tree (or, at a ref, from git into ``cache_dir``); a missing file with
+    ``generated_by`` is made by running that script in a copy of the model folder under
+    ``cache_dir`` (never in the user's working tree), cached by the pins. :class:`GateError` naming
+    the file when a sha256 does not match its pin."""
+    files: dict[str, Path] = {}
+    entries: list[ManifestEntry] = []
+    missing: list[str] = []
+    for artifact in model.artifacts:
+        if artifact.path is None:
+            continue
+        local = _local_copy(model, ws, artifact.path, cache_dir)
+        if local is None:
+            missing.append(artifact.path)
+            continue
+        files[artifact.path] = local
+    if missing:
+        generated = _generate(model, ws, missing, cache_dir)
+        files.update(generated)
+    for artifact in model.artifacts:
+        if artifact.path is None:
+            continue
+        path = files[artifact.path]
+        actual = sha256_file(path)
+        if actual != artifact.sha256:
+            raise GateError(ARTIFACT_MISMATCH.format(file=_repo_file(model, artifact.path), actual=actual,
+                                                     expected=artifact.sha256), hint=ARTIFACT_MISMATCH_HINT)
+        entries.append(ManifestEntry(artifact.path, actual, path.stat().st_size))
+    uris = tuple((a.uri, a.sha256) for a in model.artifacts if a.uri is not None)
+    return GatheredArtifacts(Manifest(model.name, tuple(entries), uris), files)
+
+
+def _local_copy(model: ModelConfig, ws: Workspace, rel: str, cache_dir: Path) -> Path | None:
+    repo_rel = _repo_file(model, rel)
+    if ws.commit is None:
+        path = ws.root / repo_rel
+        return path if path.is_file() else None
+    if not ws.is_file(repo_rel):
+        return None
+    # At a ref: copy the blob out of git once, keyed by the commit.
+    out = cache_dir / "at-ref" / ws.commit / repo_rel
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(read_file(ws, repo_rel))
+        os.replace(tmp, out)
+    return out
+
+
+def _generate(model: ModelConfig, ws: Workspace, missing: list[str], cache_dir: Path) -> dict[str, Path]:
+    by_script: dict[str, list[str]] = {}
+    for artifact in model.artifacts:
+        if artifact.path in missing:
+            if not artifact.generated_by:
+                raise GateError(ARTIFACT_MISSING.format(file=_repo_file(model, artifact.path)),
+                                hint=ARTIFACT_MISSING_HINT)
+            by_script.setdefault(artifact.generated_by, []).append(artifact.path)
+    pins = hashlib.sha256("\n".join(f"{a.path}={a.sha256}" for a in model.artifacts).encode()).hexdigest()[:16]
+    out: dict[str, Path] = {}
+    for script, paths in sorted(by_script.items()):
+        stage = cache_dir / "generated" / f"{model.name}-{pins}"
+        if not all((stage / p).is_file() for p in paths):
+            _run_generator(model, ws, script, stage)
+        for p in paths:
+            if not (stage / p).is_file():
+                raise GateError(GENERATOR_FAILED.format(file=_repo_file(model, p), script=script, code=0,
+                                                        detail="the script did not write this file"),
+                                hint=GENERATOR_HINT)
+            out[p] = stage / p
+    return out
+
+
+def _run_generator(model: ModelConfig, ws: Workspace, script: str, stage: Path) -> None:
+    """Run ``script`` in a fresh copy of the model folder (code and config, without artifacts)."""
+    tmp = Path(tempfile.mkdtemp(prefix=".gen-", dir=stage.parent if stage.parent.exists() else None))
+    try:
+        for repo_rel in ws.walk(model.folder):
+            rel = repo_rel[len(model.folder) + 1:] if model.folder else repo_rel
+            dst = tmp / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(read_file(ws, repo_rel))
+        # The generator is trusted repository code, run with modelops' own interpreter (its
+        # environment holds the examples' packages).
+        proc = subprocess.run([sys.executable, str(tmp / script)], cwd=tmp, capture_output=True, text=True,
+                              timeout=3600, check=False)
+        if proc.returncode != 0:
+            detail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:]) or "no output"
+            raise GateError(GENERATOR_FAILED.format(file=model.path_in_repo(script), script=script,
+                                                    code=proc.returncode, detail=detail), hint=GENERATOR_HINT)
+        stage.parent.mkdir(parents=True, exist_ok=True)
+        if stage.exists():
+            shutil.rmtree(stage)
+        os.replace(tmp, stage)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- model data --------------------------------------------------------------------------------------
+
+
+def archive_names(paths: Iterable[str]) -> dict[str, str]:
+    """Name of each artifact inside model.tar.gz: relative to the artifacts' common folder
+    (``artifacts/model.json`` -> ``model.json``), as the serving code reads them from /opt/ml/model."""
+    paths = sorted(paths)
+    if not paths:
+        return {}
+    common = os.path.commonpath([os.path.dirname(p) or "." for p in paths]) if len(paths) > 1 \
+        else os.path.dirname(paths[0])
+    common = "" if common in ("", ".") else common
+    return {p: (p[len(common) + 1:] if common else p) for p in paths}
+
+
+def write_model_data(gathered: GatheredArtifacts, out: Path) -> Path:
+    """A deterministic ``model.tar.gz`` of the artifact files (sorted, fixed times, modes and owners;
+    gzip header without a timestamp). Written once per manifest; an existing archive is reused."""
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    names = archive_names(gathered.files)
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=3) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for rel in sorted(names, key=lambda r: names[r]):
+            path = gathered.files[rel]
+            info = tarfile.TarInfo(names[rel])
+            info.size = path.stat().st_size
+            info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = 0o644, 0, 0, 0, "", ""
+            with open(path, "rb") as fh:
+                tar.addfile(info, fh)
+    os.replace(tmp, out)
+    return out
+
+
+def verify_model_data(archive: Path, manifest: Manifest, *, model_folder: str = "") -> None:
+    """Check every member of ``archive`` against ``manifest``; :class:`GateError` naming the file."""
+    names = archive_names(e.path for e in manifest.files)
+    expected = {names[e.path]: e for e in manifest.files}
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar.getmembers():
+            entry = expected.get(member.name)
+            handle = tar.extractfile(member) if member.isfile() else None
+            if entry is None or handle is None:
+                continue
+            digest = hashlib.sha256()
+            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):  # type: ignore[misc]
+                digest.update(chunk)
+            if digest.hexdigest() != entry.sha256:
+                raise GateError(MODEL_DATA_MISMATCH.format(file=f"{model_folder}/{entry.path}".lstrip("/"),
+                                                           archive=archive), hint=ARTIFACT_MISMATCH_HINT)
+
+
+# -- signing -----------------------------------------------------------------------------------------
+
+
+def sign_manifest(manifest: Manifest, private_key: Path, signature: Path) -> Path:
+    """Sign the manifest with an elliptic-curve private key (PEM) using ``model-signing``; writes the
+    bundle to ``signature``. Local only: no Sigstore, no network."""
+    from model_signing import signing
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / MANIFEST_FILE
+        path.write_bytes(manifest.to_bytes())
+        try:
+            signing.Config().use_elliptic_key_signer(private_key=private_key).sign(path, signature)
+        except (OSError, ValueError, TypeError) as exc:
+            raise InputError(SIGN_KEY_UNREADABLE.format(key=private_key, detail=_one_line(exc))) from exc
+    return signature
+
+
+def verify_signature(manifest: Manifest, signature: Path, public_key: Path, *, label: str) -> None:
+    """:class:`GateError` unless ``signature`` is a valid bundle over exactly this manifest."""
+    from model_signing import verifying
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / MANIFEST_FILE
+        path.write_bytes(manifest.to_bytes())
+        try:
+            verifying.Config().use_elliptic_key_verifier(public_key=public_key).verify(path, signature)
+        except Exception as exc:  # model-signing raises ValueError and assorted crypto errors
+            detail = _one_line(exc)
+            if "mismatch" in detail.lower():  # its own text carries raw digest bytes
+                detail = "the artifacts differ from the ones that were signed"
+            raise GateError(SIGNATURE_INVALID.format(file=label, key=public_key.name, detail=detail),
+                            hint=SIGNATURE_INVALID_HINT) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def manifest_of(model: ModelConfig, ws: Workspace, *, cache_dir: Path | None = None) -> Manifest:
+    """The manifest of the artifacts as they are now (checked against their pins)."""
+    if cache_dir is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return gather(model, ws, cache_dir=Path(tmp)).manifest
+    return gather(model, ws, cache_dir=cache_dir).manifest
+
+
+def check_signature(model: ModelConfig, ws: Workspace, manifest: Manifest, *, required_by: str | None,
+                    public_key: Path | None = None) -> bool:
+    """Verify ``artifacts.sig`` of the model when present (always), or when the environment
+    ``required_by`` requires it (then it must exist). Returns True when a signature verified."""
+    sig_rel = model.path_in_repo(SIGNATURE_FILE)
+    if not ws.is_file(sig_rel):
+        if required_by:
+            raise GateError(SIGNATURE_REQUIRED.format(model=model.name, environment=required_by, file=sig_rel),
+                            hint=SIGNATURE_REQUIRED_HINT.format(model=model.name, file=sig_rel))
+        return False
+    key = public_key or ws.root / PUBLIC_KEY_FILE
+    if not key.is_file():
+        raise GateError(NO_PUBLIC_KEY.format(file=PUBLIC_KEY_FILE if public_key is None else key, signature=sig_rel),
+                        hint=NO_PUBLIC_KEY_HINT.format(file=PUBLIC_KEY_FILE))
+    with tempfile.TemporaryDirectory() as tmp:
+        sig = Path(tmp) / SIGNATURE_FILE
+        sig.write_bytes(read_file(ws, sig_rel))
+        verify_signature(manifest, sig, key, label=sig_rel)
+    return True
+
+
+def ensure_io_ok(path: Path) -> None:
+    """EnvironmentFailedError when a build output folder cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentFailedError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+__all__ = [
+    "GatheredArtifacts",
+    "Manifest",
+    "ManifestEntry",
+    "archive_names",
+    "check_signature",
+    "gather",
+    "manifest_of",
+    "sha256_file",
+    "sign_manifest",
+    "verify_model_data",
+    "verify_signature",
+    "write_model_data",
+]

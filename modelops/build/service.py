@@ -1,0 +1,269 @@
+"""``modelops build``: a model at a git ref -> a release with an image and model data per region.
+
+The pipeline: read the model, the environment and the policy (at ``ref``, or the working tree);
+gather the artifacts and check them against their pins (and the manifest signature where
+present or required); resolve the DLC of every region; render the build context and compute its
+digest; then, unless only the context is wanted, run the environment's builder and record the
+release and one build record per region in the environment's ledger (where deploy finds them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelops import naming
+from modelops.build import artifacts
+from modelops.build.builders import BUILDERS, UNKNOWN_BUILDER, BuildPlan, image_uri, run_builder
+from modelops.build.context import BuildContext, ReleaseLabels, render
+from modelops.build.dlc import DlcResolver
+from modelops.config import (
+    Environment,
+    ModelConfig,
+    Policy,
+    Workspace,
+    load_environments,
+    load_model,
+    load_policy,
+)
+from modelops.errors import InputError
+from modelops.runtime import Runtime
+
+CLOUD_NOT_SUPPORTED = "{model} runs on {clouds} only (spec.clouds in {file}); environment {env} is on the {cloud} cloud"
+CLOUD_NOT_SUPPORTED_HINT = "build it for an aws environment (--env), or render its context with --context-only DIR"
+NO_FRAMEWORK = "{file}: spec.container needs a framework and framework_version, or an image"
+SIGN_AT_REF = "--sign-key signs the working tree's artifacts; it cannot be used with --ref"
+DEFAULT_MODEL_DATA_LOCATION = "s3://modelops-model-artifacts-{account}-{region}/"
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What to build: ``model`` (name or folder) for ``environment`` at ``ref`` (None: the working
+    tree). ``context_only``: write each region's context to ``context_only/<region>/`` and stop.
+    ``builder``: override the environment's builder. ``sign_key``: sign the artifact manifest with
+    this EC private key (PEM) and write ``<model folder>/artifacts.sig``."""
+
+    model: str
+    environment: str = "dev"
+    ref: str | None = None
+    context_only: Path | None = None
+    builder: str | None = None
+    sign_key: Path | None = None
+
+
+@dataclass(frozen=True)
+class BuildImage:
+    """What CreateModel takes in one region: the image and the model data (``""``: none)."""
+
+    region: str
+    image_uri: str
+    model_data_url: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"region": self.region, "image_uri": self.image_uri, "model_data_url": self.model_data_url}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A built (or, with ``context_only``, rendered) release."""
+
+    release: str
+    model: str
+    environment: str
+    commit: str
+    digest: str  # sha256:<hex>, region-independent
+    config_digest: str  # sha256:<hex> of the model config
+    manifest_digest: str
+    builder: str
+    cache_hit: bool
+    images: tuple[BuildImage, ...]
+    base_images: dict[str, str] = field(default_factory=dict)  # region -> FROM
+    context_dir: Path | None = None
+    signed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--output json`` document."""
+        return {
+            "release": self.release,
+            "model": self.model,
+            "environment": self.environment,
+            "commit": self.commit,
+            "digest": self.digest,
+            "config_digest": self.config_digest,
+            "artifacts_manifest_digest": self.manifest_digest,
+            "builder": self.builder,
+            "cache_hit": self.cache_hit,
+            "signed": self.signed,
+            "context_dir": str(self.context_dir) if self.context_dir else None,
+            "images": [{**i.to_dict(), "base_image": self.base_images.get(i.region, "")} for i in self.images],
+        }
+
+
+def config_digest(model: ModelConfig) -> str:
+    """``sha256:`` over the model config as canonical JSON (key order and YAML layout do not count)."""
+    text = json.dumps(_plain(model.document), sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _where(model: ModelConfig, *path: str) -> str:
+    pos = model.position(*path)
+    return f"{pos.file}:{pos.line}:{pos.column}" if pos.line else model.file
+
+
+def model_data_location(policy: Policy, *, account: str, region: str) -> str:
+    """Where model data goes in a region: the policy's first artifact location that names a region
+    (SageMaker reads model data from the endpoint's region), else its first one, else a default."""
+    locations = policy.artifact_locations
+    chosen = next((loc for loc in locations if "{region}" in loc), locations[0] if locations else
+                  DEFAULT_MODEL_DATA_LOCATION)
+    return chosen.replace("{account}", account).replace("{region}", region).rstrip("/") + "/"
+
+
+def _base_images(model: ModelConfig, env: Environment, runtime: Runtime) -> tuple[dict[str, str], str]:
+    c = model.container
+    if c.image:
+        return {r: c.image for r in env.regions}, c.image
+    if not c.framework or not c.framework_version:
+        raise InputError(NO_FRAMEWORK.format(file=model.file))
+    resolver = DlcResolver(runtime.data_dir / "build" / "dlc-cache.json")
+    dlcs = resolver.resolve_regions(c.framework, c.framework_version, instance_type=model.resources_for(env.name).instance_type,
+                                    regions=env.regions, py_version=c.python_version,
+                                    where=_where(model, "spec", "container", "framework_version"))
+    resolver.save()
+    return {d.region: d.uri for d in dlcs}, dlcs[0].identity
+
+
+def _signature_required_by(policy: Policy, env: Environment) -> str | None:
+    return env.name if env.name in policy.signed_artifacts_required_in else None
+
+
+def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None) -> BuildResult:
+    """Build ``request.model`` for ``request.environment`` (see the module docstring)."""
+    ws = Workspace.discover(runtime.cwd)
+    if request.ref is not None:
+        ws = ws.at(request.ref)
+    model = load_model(ws, request.model)
+    env = load_environments(ws).get(request.environment)
+    policy = load_policy(ws)
+    builder = request.builder or env.builder
+    if builder not in BUILDERS:
+        raise InputError(UNKNOWN_BUILDER.format(builder=builder))
+    if request.context_only is None and not model.supports_cloud(env.cloud):
+        raise InputError(CLOUD_NOT_SUPPORTED.format(model=model.name, clouds=", ".join(model.clouds), file=model.file,
+                                                    env=env.name, cloud=env.cloud), hint=CLOUD_NOT_SUPPORTED_HINT)
+    commit = ws.head_commit or "uncommitted"
+    if ws.ref is None and ws.is_git and ws.is_dirty([model.folder]):
+        commit += "-dirty"
+    runtime.progress.step(f"building {model.name} for {env.name} ({', '.join(env.regions)}) at {commit[:12]}")
+
+    work = runtime.data_dir / "build"
+    gathered = artifacts.gather(model, ws, cache_dir=work / "artifacts")
+    signed = False
+    if request.sign_key is not None:
+        if ws.ref is not None:
+            raise InputError(SIGN_AT_REF)
+        artifacts.sign_manifest(gathered.manifest, request.sign_key, ws.root / model.path_in_repo(artifacts.SIGNATURE_FILE))
+        runtime.progress.step(f"signed the artifact manifest: {model.path_in_repo(artifacts.SIGNATURE_FILE)}")
+    if model.artifacts:
+        signed = artifacts.check_signature(model, ws, gathered.manifest, required_by=_signature_required_by(policy, env))
+
+    base_images, identity = _base_images(model, env, runtime)
+    ctx = render(model, ws, base_images=base_images, base_identity=identity, manifest=gathered.manifest)
+    cdigest = config_digest(model)
+    release = naming.release_id(model.name, ctx.digest, cdigest)
+    labels = ReleaseLabels(release=release, commit=commit, config_digest=cdigest)
+    data_urls = {r: (model_data_location(policy, account=env.account, region=r) + f"{model.name}/{release}/model.tar.gz"
+                     if gathered.files else "") for r in env.regions}
+    images = tuple(BuildImage(r, image_uri(env.account, r, model.name, ctx.digest), data_urls[r]) for r in env.regions)
+    result = BuildResult(release=release, model=model.name, environment=env.name, commit=commit, digest=ctx.digest,
+                         config_digest=cdigest, manifest_digest=gathered.manifest.digest, builder=builder,
+                         cache_hit=False, images=images, base_images=base_images, signed=signed)
+
+    if request.context_only is not None:
+        out = request.context_only if request.context_only.is_absolute() else runtime.cwd / request.context_only
+        artifacts.ensure_io_ok(out)
+        for region in env.regions:
+            ctx.write(out / region, region, labels)
+        runtime.progress.step(f"wrote the build context of {len(env.regions)} region(s) to {out}")
+        return _replace(result, context_dir=out, builder="none")
+
+    archive = None
+    if gathered.files:
+        archive = artifacts.write_model_data(gathered, work / "model-data" / f"{gathered.manifest.digest[7:]}.tar.gz")
+        # The cached archive is what gets uploaded: check it has not changed since it was written.
+        artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder)
+
+    if clients is None:
+        from modelops.clients import clients_for
+
+        clients = clients_for(env, runtime)
+    from modelops.ledger import BuildRecord, ReleaseRecord, open_ledger
+
+    ledger = open_ledger(clients, runtime)
+    try:
+        recorded = {b.region: b for b in ledger.builds(release, env.name)}
+
+        def already_published(region: str) -> bool:
+            rec = recorded.get(region)
+            return rec is not None and rec.model_data_url == data_urls[region] and rec.digest == ctx.digest
+
+        plan = BuildPlan(model=model, environment=env, context=ctx, labels=labels,
+                         image_uris={i.region: i.image_uri for i in images}, model_data=archive,
+                         model_data_urls=data_urls, work_dir=work / "contexts" / release)
+        hit = run_builder(builder, plan, runtime, clients, already_published=already_published)
+        ledger.record_release(ReleaseRecord(model=model.name, release=release, commit=commit, config_digest=cdigest,
+                                            build_digest=ctx.digest, created_by=runtime.user))
+        for image in images:
+            ledger.record_build(BuildRecord(model=model.name, release=release, environment=env.name, region=image.region,
+                                            image_uri=image.image_uri, model_data_url=image.model_data_url,
+                                            digest=ctx.digest))
+    finally:
+        ledger.close()
+    runtime.progress.step(f"release {release} ({'cache hit' if hit else 'built'})")
+    return _replace(result, cache_hit=hit)
+
+
+def _replace(result: BuildResult, **changes: Any) -> BuildResult:
+    from dataclasses import replace
+
+    return replace(result, **changes)
+
+
+def verify_artifacts(model: ModelConfig, workspace: Workspace, *, environment: Environment | str,
+                     policy: Policy | None = None, runtime: Runtime | None = None,
+                     public_key: Path | None = None) -> artifacts.Manifest:
+    """Check a model's artifacts before deploy: every artifact file against its pinned sha256 (the
+    files in ``workspace``, generated ones in the build cache of ``runtime``), the cached model data
+    archive against the manifest, and the manifest signature (verified when present; required when
+    the policy's ``signed_artifacts.required_in`` lists the environment).
+
+    Raises :class:`~modelops.errors.GateError` naming the file. Returns the manifest."""
+    env_name = environment if isinstance(environment, str) else environment.name
+    policy = policy if policy is not None else load_policy(workspace)
+    if runtime is not None:
+        cache = runtime.data_dir / "build" / "artifacts"
+        gathered = artifacts.gather(model, workspace, cache_dir=cache)
+        archive = runtime.data_dir / "build" / "model-data" / f"{gathered.manifest.digest[7:]}.tar.gz"
+        if archive.is_file():
+            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder)
+        manifest = gathered.manifest
+    else:
+        manifest = artifacts.manifest_of(model, workspace)
+    required_by = env_name if env_name in policy.signed_artifacts_required_in else None
+    if model.artifacts:
+        artifacts.check_signature(model, workspace, manifest, required_by=required_by, public_key=public_key)
+    return manifest
+
+
+__all__ = ["BuildContext", "BuildImage", "BuildRequest", "BuildResult", "build", "config_digest", "verify_artifacts"]
