@@ -1,9 +1,301 @@
-"""CLI commands of the deploy concern."""
+"""CLI commands of the deploy concern: deploy, promote, approve, rollback, status, history, plan, sync, invoke."""
 
 from __future__ import annotations
 
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from modelops.cli import context as cli_context
+from modelops.cli.context import OutputFormat
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from modelops.deploy.api import DeployResult, Plan
+
+BODY_AND_FILE = "give --body or --file, not both"
+NO_BODY = "give the request with --body TEXT, --file PATH or --file - (stdin)"
+CANNOT_READ = "cannot read {path}: {reason}"
+
+_Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")]
+_Env = Annotated[str, typer.Option("--env", "-e", help="The environment (pipelines/environments.yaml).")]
+_Ref = Annotated[str | None, typer.Option("--ref", help="The git ref to read the release from (default: HEAD).")]
+
+
+def deploy(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name or folder (models/iris).")],
+    env: Annotated[str | None, typer.Option("--env", "-e", help="Deploy to this environment (default: the first).")] = None,
+    through: Annotated[str | None, typer.Option("--through", help="Deploy through every environment up to this one.")] = None,
+    ref: _Ref = None,
+    output: _Output = OutputFormat.text,
+) -> int:
+    """Build, gate and roll a release out: one environment, or --through the promotion order."""
+    from modelops.deploy import DeployRequest
+    from modelops.deploy import deploy as run_deploy
+
+    cli = cli_context.get(ctx)
+    result = run_deploy(DeployRequest(model, environment=env, through=through, ref=ref), cli.runtime)
+    _render_deploy(cli, result, output)
+    return int(result.exit_status)
+
+
+def promote(
+    ctx: typer.Context,
+    release: Annotated[str, typer.Argument(help="The release id (iris-0123456789).")],
+    to: Annotated[str, typer.Option("--to", help="The environment to promote it to.")],
+    output: _Output = OutputFormat.text,
+) -> int:
+    """Deploy a release that passed the previous environment to the next one."""
+    from modelops.deploy import PromoteRequest
+    from modelops.deploy import promote as run_promote
+
+    cli = cli_context.get(ctx)
+    result = run_promote(PromoteRequest(release, to), cli.runtime)
+    _render_deploy(cli, result, output)
+    return int(result.exit_status)
+
+
+def approve(
+    ctx: typer.Context,
+    release: Annotated[str, typer.Argument(help="The release id to approve.")],
+    env: _Env,
+    comment: Annotated[str, typer.Option("--comment", help="Why (kept in the ledger).")] = "",
+    output: _Output = OutputFormat.text,
+) -> int:
+    """Approve a release for an environment (recorded with who and when)."""
+    from modelops.deploy import ApproveRequest
+    from modelops.deploy import approve as run_approve
+
+    cli = cli_context.get(ctx)
+    result = run_approve(ApproveRequest(release, env, comment), cli.runtime)
+    if output is OutputFormat.json:
+        cli.emit_json(result.to_dict())
+    else:
+        again = "" if result.recorded else " (already approved by them)"
+        cli.console.print(f"{result.release} approved for {result.environment} by {result.by}{again}")
+    return 0
+
+
+def rollback(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name or folder.")],
+    env: _Env,
+    region: Annotated[str | None, typer.Option("--region", help="Only this region.")] = None,
+    output: _Output = OutputFormat.text,
+) -> int:
+    """Return a model to the release that served before the current one."""
+    from modelops.deploy import RollbackRequest
+    from modelops.deploy import rollback as run_rollback
+
+    cli = cli_context.get(ctx)
+    result = run_rollback(RollbackRequest(model, env, region), cli.runtime)
+    _render_deploy(cli, result, output)
+    return int(result.exit_status)
+
+
+def status(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Argument(help="Model name or folder (default: every model).")] = None,
+    output: _Output = OutputFormat.text,
+) -> int:
+    """What serves where: environment x region -> release, traffic weights, health."""
+    from modelops.deploy import StatusRequest
+    from modelops.deploy import status as run_status
+
+    cli = cli_context.get(ctx)
+    report = run_status(StatusRequest(model), cli.runtime)
+    if output is OutputFormat.json:
+        cli.emit_json(report.to_dict())
+        return 0
+    from rich.table import Table
+
+    table = Table("model", "env", "region", "endpoint", "release", "status", "weights", "health", "last step",
+                  title="modelops status", title_justify="left")
+    for e in report.endpoints:
+        weights = ", ".join(f"{w.fleet} {w.weight:g}" for w in e.weights) or "-"
+        table.add_row(e.model, e.environment, e.region, e.endpoint, e.release or "-", e.status, weights, e.health,
+                      e.last_step or "-")
+    _print_table(cli.console, table, empty=not report.endpoints, what="no endpoints deployed")
+    return 0
+
+
+def history(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name or folder.")],
+    output: _Output = OutputFormat.text,
+) -> int:
+    """Releases, rollout steps, tests and approvals of a model, oldest first."""
+    from modelops.deploy import HistoryRequest
+    from modelops.deploy import history as run_history
+
+    cli = cli_context.get(ctx)
+    report = run_history(HistoryRequest(model), cli.runtime)
+    if output is OutputFormat.json:
+        cli.emit_json(report.to_dict())
+        return 0
+    from rich.table import Table
+
+    table = Table("time (UTC)", "kind", "release", "env", "region", "what", title=f"history of {report.model}",
+                  title_justify="left")
+    for e in report.entries:
+        table.add_row(_when(e.get("at", 0.0)), e["kind"], e.get("release", "") or "", e.get("environment", "") or "",
+                      e.get("region", "") or "", _what(e))
+    _print_table(cli.console, table, empty=not report.entries, what=f"no history for {report.model}")
+    return 0
+
+
+def plan(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name or folder.")],
+    env: _Env,
+    ref: _Ref = None,
+    output: _Output = OutputFormat.text,
+) -> int:
+    """What a deploy would change in each region (nothing is changed)."""
+    from modelops.deploy import PlanRequest
+    from modelops.deploy import plan as run_plan
+
+    cli = cli_context.get(ctx)
+    result = run_plan(PlanRequest(model, env, ref), cli.runtime)
+    if output is OutputFormat.json:
+        cli.emit_json(result.to_dict())
+    else:
+        _render_plan(cli.console, result)
+    return 0
+
+
+def sync(
+    ctx: typer.Context,
+    env: _Env,
+    ref: _Ref = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report drift only; deploy nothing.")] = False,
+    output: _Output = OutputFormat.text,
+) -> int:
+    """Reconcile every model at a git ref with what an environment runs; report drift."""
+    from modelops.deploy import SyncRequest
+    from modelops.deploy import sync as run_sync
+
+    cli = cli_context.get(ctx)
+    result = run_sync(SyncRequest(env, ref, dry_run), cli.runtime)
+    if output is OutputFormat.json:
+        cli.emit_json(result.to_dict())
+    else:
+        for p in result.plans:
+            _render_plan(cli.console, p)
+        for d in result.deployed:
+            cli.console.print(f"{d.model}: {d.release} {d.result}" + (f" ({d.message})" if d.message else ""))
+        for err in result.errors:
+            cli.console.print(f"[red]error:[/red] {err}")
+        cli.console.print(f"{env}: {len(result.drift)} of {len(result.plans)} model(s) drifted")
+    return int(result.exit_status)
+
+
+def invoke(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name or folder.")],
+    env: _Env,
+    region: Annotated[str | None, typer.Option("--region", help="The region (default: the environment's first).")] = None,
+    body: Annotated[str | None, typer.Option("--body", help="The request body.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Read the request body from a file (- for stdin).")] = None,
+    content_type: Annotated[str, typer.Option("--content-type")] = "application/json",
+    accept: Annotated[str, typer.Option("--accept")] = "application/json",
+    output: _Output = OutputFormat.text,
+) -> int:
+    """Send one request to a model's endpoint and print the answer."""
+    from modelops.deploy import InvokeRequest
+    from modelops.deploy import invoke as run_invoke
+
+    cli = cli_context.get(ctx)
+    result = run_invoke(InvokeRequest(model, env, _body(body, file), region, content_type, accept), cli.runtime)
+    if output is OutputFormat.json:
+        cli.emit_json(result.to_dict())
+    else:
+        sys.stdout.write(result.body.decode("utf-8", "replace").rstrip("\n") + "\n")
+        cli.console.print(f"{result.endpoint} ({result.region}): HTTP {result.status}")
+    return 0 if result.status < 400 else 1
+
+
+# -- rendering -------------------------------------------------------------------------------------
+
+
+def _body(body: str | None, file: Path | None) -> bytes:
+    from modelops.errors import InputError
+
+    if body is not None and file is not None:
+        raise InputError(BODY_AND_FILE)
+    if body is not None:
+        return body.encode()
+    if file is None:
+        raise InputError(NO_BODY)
+    if str(file) == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise InputError(CANNOT_READ.format(path=file, reason=exc.strerror or exc)) from exc
+
+
+def _render_deploy(cli: cli_context.CliContext, result: DeployResult, output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        cli.emit_json(result.to_dict())
+        return
+    from rich.table import Table
+
+    table = Table("env", "region", "endpoint", "status", "serving", "detail", title=f"{result.model} {result.release}",
+                  title_justify="left")
+    for d in result.deployments:
+        table.add_row(d.environment, d.region, d.endpoint, d.status, d.serving or "-", d.detail)
+    cli.console.print(table)
+    style = {"succeeded": "green", "rolled_back": "yellow"}.get(result.result, "red")
+    line = f"[{style}]{result.result.replace('_', ' ')}[/{style}]"
+    cli.console.print(line + (f": {result.message}" if result.message else ""))
+
+
+def _render_plan(console: Console, p: Plan) -> None:
+    from rich.table import Table
+
+    table = Table("region", "endpoint", "deployed", "action", "changes", title=f"plan: {p.model} -> {p.environment} "
+                  f"({p.release})", title_justify="left")
+    for r in p.regions:
+        table.add_row(r.region, r.endpoint, r.deployed_release or "-", r.action, "; ".join(r.changes) or "in sync")
+    console.print(table)
+
+
+def _print_table(console: Console, table: Any, *, empty: bool, what: str) -> None:
+    if empty:
+        console.print(what)
+    else:
+        console.print(table)
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S") if at else "-"
+
+
+def _what(entry: dict[str, Any]) -> str:
+    kind = entry["kind"]
+    if kind == "step":
+        text = f"{entry['step']} ({entry['status']})"
+        return text + (f": {entry['detail']}" if entry.get("detail") else "")
+    if kind in ("test", "regression", "load"):  # a test record's own ``kind`` field names the test kind
+        return f"{kind} test: {'passed' if entry.get('passed') else 'FAILED'} {entry.get('summary', '')}"
+    if kind == "approval":
+        return f"approved by {entry['by']}" + (f": {entry['comment']}" if entry.get("comment") else "")
+    if kind == "release":
+        return f"built from {str(entry['commit'])[:12]} by {entry.get('created_by', '')}"
+    if kind == "build":
+        return f"image {entry['image_uri']}"
+    return ""
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    for name, command in (("deploy", deploy), ("promote", promote), ("approve", approve), ("rollback", rollback),
+                          ("status", status), ("history", history), ("plan", plan), ("sync", sync),
+                          ("invoke", invoke)):
+        app.command(name)(command)

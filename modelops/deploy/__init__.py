@@ -1,1 +1,80 @@
-"""Environments, waves and rollouts: the SageMaker calls through boto3, gates, rollback, plan, drift."""
+"""Environments, waves and rollouts: the SageMaker calls through boto3, gates, rollback, plan, drift.
+
+Public API (each takes a frozen request and the :class:`~modelops.runtime.Runtime`; results are
+frozen with ``to_dict()`` = the ``--output json`` document)::
+
+    deploy(DeployRequest(model, environment=None, through=None, ref=None), runtime) -> DeployResult
+        # DeployResult: model, release, result ("succeeded" | "rolled_back" | "failed"), message,
+        #   deployments: tuple[RegionOutcome(environment, region, endpoint, release, status, detail,
+        #   previous_release, serving)], .exit_status (0 / 1 rolled back / 3 failed)
+        # gates raise GateError (exit 1): dirty tree, policy, tests in the previous env, approval
+    promote(PromoteRequest(release, to), runtime) -> DeployResult
+    approve(ApproveRequest(release, environment, comment=""), runtime) -> ApprovalResult
+    rollback(RollbackRequest(model, environment, region=None), runtime) -> DeployResult
+    status(StatusRequest(model=None), runtime) -> StatusReport      # EndpointState rows with weights
+    history(HistoryRequest(model), runtime) -> HistoryReport
+    plan(PlanRequest(model, environment, ref=None), runtime) -> Plan  # RegionPlan per region (ci pr)
+    sync(SyncRequest(environment, ref=None, dry_run=False), runtime) -> SyncResult
+    invoke(InvokeRequest(model, environment, body, region=None, content_type, accept), runtime) -> InvokeResult
+
+Pure pieces, unit-tested without a cloud: :mod:`modelops.deploy.specs` (request bodies,
+DeploymentConfig, alarms), :mod:`modelops.deploy.machine` (the rollout step machine).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelops.deploy.api import (
+        ApprovalResult,
+        ApproveRequest,
+        DeployRequest,
+        DeployResult,
+        HistoryReport,
+        HistoryRequest,
+        InvokeRequest,
+        InvokeResult,
+        Plan,
+        PlanRequest,
+        PromoteRequest,
+        RegionPlan,
+        RollbackRequest,
+        StatusReport,
+        StatusRequest,
+        SyncRequest,
+        SyncResult,
+    )
+    from modelops.deploy.service import (
+        approve,
+        deploy,
+        history,
+        invoke,
+        plan,
+        promote,
+        rollback,
+        status,
+        sync,
+    )
+
+__all__ = [
+    "ApprovalResult", "ApproveRequest", "DeployRequest", "DeployResult", "HistoryReport", "HistoryRequest",
+    "InvokeRequest", "InvokeResult", "Plan", "PlanRequest", "PromoteRequest", "RegionPlan", "RollbackRequest",
+    "StatusReport", "StatusRequest", "SyncRequest", "SyncResult", "approve", "deploy", "history", "invoke",
+    "plan", "promote", "rollback", "status", "sync",
+]
+
+_SERVICE = {"approve", "deploy", "history", "invoke", "plan", "promote", "rollback", "status", "sync"}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the CLI imports request types at start-up; the service pulls in boto3-facing modules.
+    if name in _SERVICE:
+        from modelops.deploy import service
+
+        return getattr(service, name)
+    if name in __all__:
+        from modelops.deploy import api
+
+        return getattr(api, name)
+    raise AttributeError(name)

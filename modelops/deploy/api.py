@@ -1,0 +1,261 @@
+"""Requests and results of the deploy service: frozen, with ``to_dict()`` for ``--output json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelops.deploy.rollout import FAILED, ROLLED_BACK, SUCCEEDED, RegionOutcome
+from modelops.errors import ExitStatus
+
+# -- requests -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """Deploy ``model`` (a name or folder) to ``environment``, or through every environment of the
+    promotion order up to ``through``; the release is read from git at ``ref`` (None: HEAD, plus the
+    working tree's changes where the environment allows a dirty tree)."""
+
+    model: str
+    environment: str | None = None
+    through: str | None = None
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class PromoteRequest:
+    release: str
+    to: str
+
+
+@dataclass(frozen=True)
+class ApproveRequest:
+    release: str
+    environment: str
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    model: str
+    environment: str
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusRequest:
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    model: str
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What would change if ``model`` at ``ref`` were deployed to ``environment`` (helper C's ``ci pr``)."""
+
+    model: str
+    environment: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    environment: str
+    ref: str | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class InvokeRequest:
+    model: str
+    environment: str
+    body: bytes
+    region: str | None = None
+    content_type: str = "application/json"
+    accept: str = "application/json"
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """``result`` is succeeded | rolled_back | failed; ``message`` says why when not succeeded."""
+
+    model: str
+    release: str
+    result: str
+    deployments: tuple[RegionOutcome, ...] = ()
+    message: str = ""
+    environments: tuple[str, ...] = ()
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        if self.result == SUCCEEDED:
+            return ExitStatus.OK
+        if self.result == ROLLED_BACK:
+            return ExitStatus.GATE_FAILED
+        return ExitStatus.ENVIRONMENT
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "release": self.release, "result": self.result, "message": self.message,
+                "environments": list(self.environments), "deployments": [d.to_dict() for d in self.deployments]}
+
+
+def overall(outcomes: tuple[RegionOutcome, ...]) -> str:
+    statuses = {o.status for o in outcomes}
+    if FAILED in statuses:
+        return FAILED
+    if ROLLED_BACK in statuses:
+        return ROLLED_BACK
+    return SUCCEEDED
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """One region: what is deployed, what is wanted and the differences (empty: in sync)."""
+
+    environment: str
+    region: str
+    endpoint: str
+    deployed_release: str | None
+    desired_release: str
+    action: str  # create | update | none | busy
+    changes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"env": self.environment, "region": self.region, "endpoint": self.endpoint,
+                "deployed_release": self.deployed_release, "desired_release": self.desired_release,
+                "action": self.action, "changes": list(self.changes)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    model: str
+    environment: str
+    release: str
+    commit: str | None
+    regions: tuple[RegionPlan, ...]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(r.action != "none" for r in self.regions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "env": self.environment, "release": self.release, "commit": self.commit,
+                "has_changes": self.has_changes, "regions": [r.to_dict() for r in self.regions]}
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    environment: str
+    commit: str | None
+    plans: tuple[Plan, ...]
+    deployed: tuple[DeployResult, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    @property
+    def drift(self) -> tuple[Plan, ...]:
+        return tuple(p for p in self.plans if p.has_changes)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        if self.errors:
+            return ExitStatus.GATE_FAILED
+        worst = max((d.exit_status for d in self.deployed), default=ExitStatus.OK)
+        return ExitStatus(worst)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"env": self.environment, "commit": self.commit,
+                "drift": [p.to_dict() for p in self.drift], "in_sync": [p.model for p in self.plans if not p.has_changes],
+                "deployed": [d.to_dict() for d in self.deployed], "errors": list(self.errors)}
+
+
+@dataclass(frozen=True)
+class Weight:
+    fleet: str  # blue (serving) | green (being deployed)
+    config: str
+    variant: str
+    weight: float
+    desired_weight: float
+    instances: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fleet": self.fleet, "config": self.config, "variant": self.variant, "weight": self.weight,
+                "desired_weight": self.desired_weight, "instances": self.instances}
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """One row of ``status``: a model's endpoint in one environment and region."""
+
+    model: str
+    environment: str
+    region: str
+    endpoint: str
+    release: str | None
+    status: str  # the EndpointStatus, or "absent"
+    weights: tuple[Weight, ...] = ()
+    last_step: str | None = None
+    failure_reason: str | None = None
+
+    @property
+    def health(self) -> str:
+        if self.status == "InService" and not self.failure_reason:
+            return "healthy"
+        if self.status == "absent":
+            return "-"
+        return "degraded" if self.status in ("InService", "Updating", "RollingBack", "Creating") else "unhealthy"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "env": self.environment, "region": self.region, "endpoint": self.endpoint,
+                "release": self.release, "status": self.status, "health": self.health,
+                "weights": [w.to_dict() for w in self.weights], "last_step": self.last_step,
+                "failure_reason": self.failure_reason}
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    endpoints: tuple[EndpointState, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"endpoints": [e.to_dict() for e in self.endpoints]}
+
+
+@dataclass(frozen=True)
+class HistoryReport:
+    model: str
+    entries: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "entries": list(self.entries)}
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    model: str
+    release: str
+    environment: str
+    by: str
+    recorded: bool  # False: this person had approved it already
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "release": self.release, "env": self.environment, "by": self.by,
+                "recorded": self.recorded}
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    endpoint: str
+    region: str
+    status: int
+    content_type: str
+    body: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "region": self.region, "status": self.status,
+                "content_type": self.content_type, "body": self.body.decode("utf-8", "replace")}

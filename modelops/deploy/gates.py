@@ -1,0 +1,119 @@
+"""What must hold before a release enters an environment: a clean tree (GitOps), a clean policy, tests
+passed for the same release in the previous environment, and an approval where required.
+
+Every gate fails closed: no test record is not a pass, an unknown author is not "someone else".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from modelops.config import Environment, Environments, ModelConfig, Workspace
+from modelops.errors import GateError, InputError
+
+DIRTY_TREE = "{environment} deploys only committed releases: {paths} have uncommitted changes"
+DIRTY_TREE_HINT = "commit (or stash) the changes, or deploy a commit with --ref"
+POLICY_FAILED = "policy: {count} finding(s) block {model} at {where}: {first}"
+POLICY_FAILED_HINT = "run `modelops validate {folder}` for the full list"
+TESTS_MISSING = "release {release} has no passing tests in {previous} (needed before {environment})"
+TESTS_MISSING_HINT = "deploy it to {previous} and run `modelops test {model} --env {previous}`, or use --through {environment}"
+APPROVAL_MISSING = "release {release} needs an approval for {environment}{four_eyes}"
+APPROVAL_MISSING_HINT = "someone{other} runs `modelops approve {release} --env {environment}`"
+SELF_APPROVAL = "four-eyes: {user} wrote commit {commit} of release {release} and may not approve it for {environment}"
+SELF_APPROVAL_HINT = "ask someone else to approve it"
+UNKNOWN_RELEASE = "unknown release {release}: the ledger has no build of it"
+UNKNOWN_RELEASE_HINT = "build it first (`modelops build MODEL`, or `modelops deploy MODEL` to dev)"
+
+
+def acting_user(environ: Mapping[str, str], root: Path | None) -> str:
+    """Who acts: ``$MODELOPS_USER``, else the Jenkins input submitter (``$BUILD_USER_ID``), else git's
+    ``user.email`` in the repository, else ``$USER``."""
+    for name in ("MODELOPS_USER", "BUILD_USER_ID"):
+        if environ.get(name):
+            return environ[name]
+    email = git_user_email(root) if root is not None else None
+    return email or environ.get("USER") or "unknown"
+
+
+def git_user_email(root: Path) -> str | None:
+    import git
+
+    try:
+        value = git.Repo(root).config_reader().get_value("user", "email", default="")
+    except Exception:  # not a repo, no config: no identity from git
+        return None
+    return str(value) or None
+
+
+def commit_author(root: Path, commit: str) -> str | None:
+    """The author e-mail of ``commit`` (None when the repo does not have it)."""
+    import git
+
+    try:
+        return str(git.Repo(root).commit(commit).author.email) or None
+    except Exception:  # an unknown commit: the caller fails closed
+        return None
+
+
+def check_clean_tree(ws: Workspace, model: ModelConfig, environment: Environment, envs: Environments,
+                     ref: str | None) -> None:
+    """Every environment but the first of the promotion order deploys only committed content."""
+    if ref is not None or not envs.promotion or environment.name == envs.promotion[0]:
+        return
+    paths = [model.folder or ".", "pipelines"]
+    if ws.is_dirty(paths):
+        raise GateError(DIRTY_TREE.format(environment=environment.name, paths=" and ".join(paths)),
+                        hint=DIRTY_TREE_HINT)
+
+
+def check_policy(ws: Workspace, model: ModelConfig, ref: str | None, runtime: Any) -> None:
+    """The policy (schema, security, capacity, rollout rules, bandit) is clean for the model at ``ref``."""
+    from modelops.policy import ValidateRequest, validate
+
+    result = validate(ValidateRequest(paths=(ws.root / (model.folder or "."),), ref=ref), runtime)
+    failed = [f for f in result.failed if f.model in (None, model.name)] or list(result.failed)
+    if result.fatal or failed:
+        first = failed[0] if failed else next(f for f in result.findings if f.fatal)
+        raise GateError(POLICY_FAILED.format(count=len(failed) or 1, model=model.name, where=ref or "the working tree",
+                                             first=f"{first.location.file}:{first.location.line}: {first.message}"),
+                        hint=POLICY_FAILED_HINT.format(folder=model.folder))
+
+
+def check_tests(ledger: Any, release: str, model: str, environment: Environment, previous: Environment | None) -> None:
+    if previous is None:
+        return
+    if not ledger.tests_passed(release, previous.name, regions=previous.regions):
+        raise GateError(TESTS_MISSING.format(release=release, previous=previous.name, environment=environment.name),
+                        hint=TESTS_MISSING_HINT.format(model=model, previous=previous.name,
+                                                       environment=environment.name))
+
+
+def check_approval(ledger: Any, release: str, environment: Environment, author: str | None) -> None:
+    if not environment.approval.required:
+        return
+    approvals = ledger.approvals(release, environment.name)
+    if environment.approval.four_eyes:
+        # Fail closed: an author we cannot tell makes nobody "someone else".
+        approvals = tuple(a for a in approvals if author is not None and a.by.lower() != author.lower())
+    if not approvals:
+        four = " from someone other than its author" + (f" ({author})" if author else "") if (
+            environment.approval.four_eyes) else ""
+        raise GateError(APPROVAL_MISSING.format(release=release, environment=environment.name, four_eyes=four),
+                        hint=APPROVAL_MISSING_HINT.format(release=release, environment=environment.name,
+                                                          other=" else" if environment.approval.four_eyes else ""))
+
+
+def check_approver(user: str, author: str | None, *, release: str, commit: str, environment: Environment) -> None:
+    """Four-eyes at approval time: the approver is not the author (an unknown author fails closed)."""
+    if not environment.approval.four_eyes:
+        return
+    if author is None or author.lower() == user.lower():
+        raise GateError(SELF_APPROVAL.format(user=user if author else f"{user} (author unknown)", commit=commit[:12],
+                                             release=release, environment=environment.name),
+                        hint=SELF_APPROVAL_HINT)
+
+
+def unknown_release(release: str) -> InputError:
+    return InputError(UNKNOWN_RELEASE.format(release=release), hint=UNKNOWN_RELEASE_HINT)

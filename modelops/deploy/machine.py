@@ -1,0 +1,159 @@
+"""The rollout step machine of one region: what was observed -> the one next step. Pure.
+
+Words (defined once, here):
+
+- **target**: the release a region should serve, as endpoint config ``target_config``;
+- **attempt**: one run of a rollout of a target in a region, from its first step to its terminal one
+  (succeeded, rolled_back, failed). A crashed run has no terminal step, so the re-run continues the
+  same attempt; its steps are found in the ledger by the attempt number;
+- **observation**: what the cloud says now (model, config, alarms, endpoint) plus what the ledger says
+  this attempt already asked for (when CreateEndpoint/UpdateEndpoint were sent, whether a
+  RollingBack was seen).
+
+A rolled-back update ends with the endpoint InService on the OLD config; waiting for InService alone
+would call that a success (the spec). So an endpoint InService on another config after this attempt
+sent its UpdateEndpoint, or a RollingBack seen on the way, is a rollback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+# EndpointStatus values (the spec).
+IN_SERVICE = "InService"
+CREATING = "Creating"
+UPDATING = "Updating"
+SYSTEM_UPDATING = "SystemUpdating"
+ROLLING_BACK = "RollingBack"
+DELETING = "Deleting"
+FAILED = "Failed"
+OUT_OF_SERVICE = "OutOfService"
+UPDATE_ROLLBACK_FAILED = "UpdateRollbackFailed"
+BUSY = frozenset({CREATING, UPDATING, SYSTEM_UPDATING, ROLLING_BACK, DELETING})
+
+# The update call and the endpoint's LastModifiedTime come from two clocks (this machine's and the
+# service's); an update counts as having happened when the endpoint changed after we asked, give or
+# take this much skew.
+CLOCK_SKEW_SECONDS = 2.0
+
+
+class Action(StrEnum):
+    CREATE_MODEL = "create-model"
+    CREATE_CONFIG = "create-endpoint-config"
+    PUT_ALARMS = "put-alarms"
+    CREATE_ENDPOINT = "create-endpoint"
+    UPDATE_ENDPOINT = "update-endpoint"
+    DELETE_ENDPOINT = "delete-endpoint"
+    TAG_ENDPOINT = "tag-endpoint"
+    SCALE = "register-autoscaling"
+    WAIT = "wait"
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+
+
+TERMINAL = frozenset({Action.SUCCEEDED, Action.ROLLED_BACK, Action.FAILED})
+
+
+@dataclass(frozen=True)
+class VariantWeight:
+    """Traffic of one fleet: ``fleet`` is ``blue`` (serving) or ``green`` (pending deployment)."""
+
+    fleet: str
+    config: str
+    variant: str
+    current_weight: float
+    desired_weight: float
+    instances: int
+    statuses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """The parts of DescribeEndpoint a rollout decides on."""
+
+    name: str
+    status: str
+    config_name: str
+    last_modified: float
+    failure_reason: str | None = None
+    pending_config: str | None = None
+    weights: tuple[VariantWeight, ...] = ()
+    release_tag: str | None = None
+
+    @property
+    def phase(self) -> str:
+        """A short text of where an update is: status plus the green fleet's variant statuses."""
+        green = [w for w in self.weights if w.fleet == "green"]
+        if not green:
+            return self.status
+        g = green[0]
+        detail = "/".join(g.statuses) or "pending"
+        return f"{self.status}: green {detail}, weight {g.current_weight:g} of {g.desired_weight:g}"
+
+
+@dataclass(frozen=True)
+class RegionObservation:
+    target_config: str
+    target_release: str
+    model_exists: bool
+    config_exists: bool
+    alarms_in_place: bool
+    endpoint: EndpointView | None
+    create_sent_at: float | None = None
+    update_sent_at: float | None = None
+    delete_sent_at: float | None = None
+    rolling_back_seen: bool = False
+    alarms_firing: tuple[str, ...] = ()
+    autoscaling_in_place: bool | None = None  # None: not applicable (the local cloud)
+
+
+@dataclass(frozen=True)
+class Step:
+    action: Action
+    reason: str = ""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.action in TERMINAL
+
+
+def _changed_since(endpoint: EndpointView, sent_at: float | None) -> bool:
+    return sent_at is not None and endpoint.last_modified >= sent_at - CLOCK_SKEW_SECONDS
+
+
+def next_step(obs: RegionObservation) -> Step:
+    """The one next step of the rollout of ``obs.target_config`` (argo-rollouts' GetCurrentCanaryStep)."""
+    if not obs.model_exists:
+        return Step(Action.CREATE_MODEL)
+    if not obs.config_exists:
+        return Step(Action.CREATE_CONFIG)
+    if not obs.alarms_in_place:
+        return Step(Action.PUT_ALARMS)
+    ep = obs.endpoint
+    if ep is None:
+        return Step(Action.CREATE_ENDPOINT)
+    if ep.status in BUSY:
+        return Step(Action.WAIT, ep.phase)
+    if ep.status == UPDATE_ROLLBACK_FAILED:
+        return Step(Action.FAILED, f"the rollback itself failed: {ep.failure_reason or 'no reason given'}")
+    if ep.status in (FAILED, OUT_OF_SERVICE):
+        if ep.config_name == obs.target_config and _changed_since(ep, obs.create_sent_at):
+            return Step(Action.FAILED, ep.failure_reason or f"endpoint {ep.name} is {ep.status}")
+        # A Failed endpoint can only be deleted (the spec); this attempt then creates it afresh.
+        return Step(Action.DELETE_ENDPOINT, f"endpoint {ep.name} is {ep.status}: {ep.failure_reason or ''}".strip())
+    # InService
+    if ep.config_name == obs.target_config:
+        if ep.release_tag != obs.target_release:
+            return Step(Action.TAG_ENDPOINT)
+        if obs.autoscaling_in_place is False:
+            return Step(Action.SCALE)
+        return Step(Action.SUCCEEDED)
+    if obs.rolling_back_seen or _changed_since(ep, obs.update_sent_at):
+        return Step(Action.ROLLED_BACK, ep.failure_reason or "the update was rolled back")
+    if obs.alarms_firing:
+        # An alarm already in ALARM would roll the update back the moment it starts baking; the
+        # alarm is re-evaluated every period, so wait for it to settle first.
+        return Step(Action.WAIT, f"alarm {', '.join(obs.alarms_firing)} in ALARM before the update")
+    return Step(Action.UPDATE_ENDPOINT)

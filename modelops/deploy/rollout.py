@@ -1,0 +1,375 @@
+"""Rollouts as a reconcile loop: observe the cloud and the ledger, compute the next step, take it,
+persist, repeat (../shared/STYLE.md #4). Any pass can crash; running it again converges.
+
+``reconcile_region`` moves one region; ``reconcile_environment`` runs an environment's waves (regions
+of a wave in parallel threads), stops before the next wave when a region did not succeed, and as
+the environments config says rolls the regions already moved back to what they served before.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from modelops.config import RolloutPolicy
+from modelops.deploy import specs
+from modelops.deploy.cloud import RegionCloud
+from modelops.deploy.machine import (
+    IN_SERVICE,
+    ROLLING_BACK,
+    UPDATING,
+    Action,
+    EndpointView,
+    RegionObservation,
+    Step,
+    next_step,
+)
+from modelops.errors import ModelopsError
+from modelops.runtime import Runtime
+
+# Outcomes of a region (and of a deploy): the words of `deploy --output json`.
+SUCCEEDED = "succeeded"
+ROLLED_BACK = "rolled_back"
+FAILED = "failed"
+SKIPPED = "skipped"  # a later wave left untouched after a rollback
+
+# A restore (rolling a region back to what it served before) moves all traffic at once and watches
+# no alarms: it returns to a release that was good, as fast as SageMaker allows.
+RESTORE_POLICY = RolloutPolicy(strategy="all_at_once", wait_interval_seconds=0, termination_wait_seconds=0,
+                               max_execution_timeout_seconds=600)
+TIMED_OUT = "timed out after {seconds:.0f} s waiting for endpoint {endpoint} ({phase})"
+NOT_TOUCHED = "not touched: {reason}"
+
+
+class TrafficStopper(Protocol):
+    def stop(self) -> object: ...
+
+
+# (target, cloud) -> something to stop, or None when no synthetic traffic applies.
+TrafficStarter = Callable[[specs.RegionTarget, RegionCloud], TrafficStopper | None]
+
+
+@dataclass(frozen=True)
+class RegionOutcome:
+    """How one region ended: ``status`` is succeeded | rolled_back | failed | skipped."""
+
+    environment: str
+    region: str
+    endpoint: str
+    release: str
+    status: str
+    detail: str = ""
+    previous_release: str | None = None
+    serving: str | None = None  # the release serving there now, as far as modelops knows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"env": self.environment, "region": self.region, "endpoint": self.endpoint,
+                "status": self.status, "release": self.release, "serving": self.serving,
+                "previous_release": self.previous_release, "detail": self.detail}
+
+
+class Journal:
+    """The ledger's view of one attempt of a rollout in one region (see ``machine``'s words)."""
+
+    def __init__(self, ledger: Any, *, model: str, environment: str, region: str, release: str, endpoint: str):
+        from modelops.ledger.records import TERMINAL_STATUSES
+
+        self.ledger = ledger
+        self.model, self.environment, self.region, self.release, self.endpoint = (
+            model, environment, region, release, endpoint)
+        self.attempt = ledger.rollout_attempt(model, environment, region, release)
+        steps = list(ledger.steps(model, environment, region, release=release))
+        last_terminal = max((i for i, s in enumerate(steps) if s.status in TERMINAL_STATUSES), default=-1)
+        self._steps = steps[last_terminal + 1:]
+        self._lock = threading.Lock()
+
+    @property
+    def previous_release(self) -> str | None:
+        started = next((s for s in self._steps if s.step == "started"), None)
+        return started.previous_release if started else None
+
+    @property
+    def started(self) -> bool:
+        return any(s.step == "started" for s in self._steps)
+
+    def sent_at(self, step: str) -> float | None:
+        """When this attempt recorded ``step`` (recorded just before the call it names)."""
+        times = [s.at for s in self._steps if s.step == step]
+        return max(times) if times else None
+
+    def seen(self, step: str) -> bool:
+        return any(s.step == step for s in self._steps)
+
+    def record(self, step: str, status: str, detail: str = "", *, previous_release: str | None = None,
+               key: str | None = None) -> None:
+        from modelops.ledger.base import idempotency_key
+        from modelops.ledger.records import DeploymentStep
+
+        record = DeploymentStep(model=self.model, environment=self.environment, region=self.region,
+                                release=self.release, step=step, status=status, detail=detail,
+                                endpoint=self.endpoint,
+                                previous_release=previous_release or self.previous_release)
+        k = idempotency_key("deploy", self.model, self.environment, self.region, self.release, self.attempt,
+                            key or step)
+        with self._lock:
+            self.ledger.record_step(record, idempotency_key=k)
+            # Keep the in-memory view in step with the ledger (the ledger stamps ``at``).
+            self._steps = [*self._steps, replace(record, at=self.ledger.clock.now())]
+
+
+@dataclass
+class _Run:
+    """Per-pass state of ``reconcile_region`` that is not persisted (re-derived on a re-run)."""
+
+    last_phase: str = ""
+    traffic: TrafficStopper | None = None
+    waited_since: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def observe(target: specs.RegionTarget, cloud: RegionCloud, journal: Journal, *,
+            alarm_requests: Sequence[dict[str, Any]], autoscaling: Callable[[], bool | None] | None = None,
+            prefix: str = "") -> RegionObservation:
+    """What the cloud and the ledger say about ``target`` in its region now."""
+    names = tuple(a["AlarmName"] for a in alarm_requests)
+    alarms = cloud.alarms(names)
+    in_place = all(n in alarms and alarms[n].threshold == a["Threshold"] and alarms[n].period in (
+        a.get("Period"), None) for n, a in zip(names, alarm_requests, strict=True))
+    endpoint = cloud.endpoint(target.endpoint_name)
+    return RegionObservation(
+        target_config=target.endpoint_config_name,
+        target_release=target.release,
+        model_exists=cloud.model_exists(target.model_name),
+        config_exists=cloud.endpoint_config(target.endpoint_config_name) is not None,
+        alarms_in_place=in_place,
+        endpoint=endpoint,
+        create_sent_at=journal.sent_at(prefix + Action.CREATE_ENDPOINT.value),
+        update_sent_at=journal.sent_at(prefix + Action.UPDATE_ENDPOINT.value),
+        delete_sent_at=journal.sent_at(prefix + Action.DELETE_ENDPOINT.value),
+        rolling_back_seen=journal.seen("rolling-back"),
+        alarms_firing=tuple(n for n in names if n in alarms and alarms[n].state == "ALARM"),
+        autoscaling_in_place=autoscaling() if autoscaling and endpoint and endpoint.status == IN_SERVICE else None,
+    )
+
+
+def _take(step: Step, target: specs.RegionTarget, cloud: RegionCloud, *, policy: RolloutPolicy,
+          alarm_requests: Sequence[dict[str, Any]], register_autoscaling: Callable[[], None] | None) -> None:
+    deployment = specs.deployment_config(policy, alarm_names=specs.alarm_names(list(alarm_requests)),
+                                         environment=target.environment.name, instance_count=target.instance_count)
+    if step.action == Action.CREATE_MODEL:
+        cloud.create_model(specs.create_model_request(target))
+    elif step.action == Action.CREATE_CONFIG:
+        cloud.create_endpoint_config(specs.create_endpoint_config_request(target))
+    elif step.action == Action.PUT_ALARMS:
+        for body in alarm_requests:
+            cloud.put_alarm(body)
+    elif step.action == Action.CREATE_ENDPOINT:
+        cloud.create_endpoint(target.endpoint_name, target.endpoint_config_name, deployment, specs.tags(target))
+    elif step.action == Action.UPDATE_ENDPOINT:
+        cloud.update_endpoint(target.endpoint_name, target.endpoint_config_name, deployment)
+    elif step.action == Action.DELETE_ENDPOINT:
+        cloud.delete_endpoint(target.endpoint_name)
+    elif step.action == Action.TAG_ENDPOINT:
+        arn = cloud.endpoint_arn(target.endpoint_name)
+        if arn:
+            cloud.add_tags(arn, specs.tags(target))
+    elif step.action == Action.SCALE and register_autoscaling is not None:
+        register_autoscaling()
+
+
+def reconcile_region(
+    target: specs.RegionTarget,
+    cloud: RegionCloud,
+    journal: Journal,
+    runtime: Runtime,
+    *,
+    restore: bool = False,
+    traffic: TrafficStarter | None = None,
+    poll_seconds: float = 1.0,
+) -> Step:
+    """Move ``target.region`` to serve ``target.release``; returns the terminal step.
+
+    Each pass observes, decides one step (:func:`machine.next_step`), records it in the ledger (just
+    before taking it, so a crash leaves the intent and the re-run repeats an idempotent step) and
+    takes it. ``restore`` moves back to a known-good release all at once without alarms."""
+    policy = RESTORE_POLICY if restore else target.policy
+    alarm_requests = [] if restore else specs.alarm_requests(target)
+    prefix = "restore-" if restore else ""
+    label = f"{target.environment.name}/{target.region}"
+    autoscale_check, autoscale_apply = _autoscaling_hooks(target, cloud)
+    # The whole update is bounded by SageMaker's own timeout; provisioning comes on top.
+    limit = policy.max_execution_timeout_seconds * 2 + 600
+    started = runtime.clock.monotonic()
+    run = _Run()
+    try:
+        while True:
+            obs = observe(target, cloud, journal, alarm_requests=alarm_requests, autoscaling=autoscale_check,
+                          prefix=prefix)
+            if not journal.started and not restore:
+                previous = obs.endpoint.release_tag if obs.endpoint else None
+                journal.record("started", "started", f"{target.release} to {target.endpoint_name}",
+                               previous_release=previous)
+                runtime.progress.step(f"{label}: rolling out {target.release}"
+                                      + (f" (replacing {previous})" if previous else ""))
+            _note_phase(obs.endpoint, journal, runtime, label, run, prefix)
+            if obs.endpoint is not None and obs.endpoint.status == UPDATING and traffic and run.traffic is None:
+                run.traffic = traffic(target, cloud)
+            step = next_step(obs)
+            if step.is_terminal:
+                return step
+            if step.action == Action.WAIT:
+                if runtime.clock.monotonic() - started > limit:
+                    phase = obs.endpoint.phase if obs.endpoint else "absent"
+                    return Step(Action.FAILED, TIMED_OUT.format(seconds=limit, endpoint=target.endpoint_name,
+                                                                phase=phase))
+                runtime.clock.sleep(poll_seconds)
+                continue
+            journal.record(prefix + step.action.value, "in_progress", step.reason)
+            runtime.progress.step(f"{label}: {prefix}{step.action.value}" + (f" ({step.reason})" if step.reason else ""))
+            _take(step, target, cloud, policy=policy, alarm_requests=alarm_requests,
+                  register_autoscaling=autoscale_apply)
+    finally:
+        if run.traffic is not None:
+            run.traffic.stop()
+
+
+def _note_phase(endpoint: EndpointView | None, journal: Journal, runtime: Runtime, label: str, run: _Run,
+                prefix: str) -> None:
+    """Record what the endpoint is doing when it changes (canary baking, rolling back...)."""
+    if endpoint is None:
+        return
+    phase = endpoint.phase
+    if phase == run.last_phase:
+        return
+    run.last_phase = phase
+    if endpoint.status == ROLLING_BACK and not journal.seen("rolling-back"):
+        journal.record("rolling-back", "in_progress", endpoint.failure_reason or "")
+        runtime.progress.step(f"{label}: rolling back ({endpoint.failure_reason or 'alarm'})")
+        return
+    if endpoint.status != IN_SERVICE:
+        journal.record(prefix + "observed", "in_progress", phase, key=f"{prefix}observed:{phase}")
+        runtime.progress.step(f"{label}: {phase}")
+
+
+def _autoscaling_hooks(target: specs.RegionTarget, cloud: RegionCloud
+                       ) -> tuple[Callable[[], bool | None] | None, Callable[[], None] | None]:
+    """Application Auto Scaling applies on AWS only (the local cloud has no instances to scale)."""
+    resources = target.model.resources_for(target.environment.name)
+    if target.environment.is_local or resources.autoscaling is None:
+        return None, None
+    from modelops.deploy import autoscaling
+
+    return (lambda: autoscaling.is_in_place(cloud, target)), (lambda: autoscaling.register(cloud, target))
+
+
+# -- environments and waves ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvironmentRollout:
+    """One environment's rollout of one release: a target per region and the context to run it."""
+
+    targets: dict[str, specs.RegionTarget]
+    previous_targets: Callable[[str, str], specs.RegionTarget | None]  # (region, release) -> target
+    roll_back_completed_regions: bool
+
+
+def reconcile_environment(
+    rollout: EnvironmentRollout,
+    *,
+    clients: Any,
+    ledger: Any,
+    runtime: Runtime,
+    traffic: TrafficStarter | None = None,
+    poll_seconds: float = 1.0,
+    regions: Sequence[str] | None = None,
+) -> tuple[RegionOutcome, ...]:
+    """Roll the release out wave by wave; see the module docstring."""
+    any_target = next(iter(rollout.targets.values()))
+    env = any_target.environment
+    wanted = set(regions or env.regions)
+    outcomes: dict[str, RegionOutcome] = {}
+    moved: list[str] = []  # regions that now serve the new release
+    halted: str | None = None
+    for wave in env.waves:
+        wave_regions = [r for r in wave if r in wanted]
+        if not wave_regions:
+            continue
+        if halted is not None:
+            for region in wave_regions:
+                t = rollout.targets[region]
+                outcomes[region] = RegionOutcome(env.name, region, t.endpoint_name, t.release, SKIPPED,
+                                                 NOT_TOUCHED.format(reason=halted))
+            continue
+        # Make every client before the threads start; the factory serialises creation anyway.
+        results = _run_parallel(wave_regions, lambda region: _region(
+            rollout.targets[region], clients, ledger, runtime, traffic=traffic, poll_seconds=poll_seconds))
+        for region in wave_regions:
+            outcome = results[region]
+            outcomes[region] = outcome
+            if outcome.status == SUCCEEDED:
+                moved.append(region)
+            elif halted is None:
+                halted = f"{outcome.status.replace('_', ' ')} in {region}: {outcome.detail}"
+    if halted is not None and rollout.roll_back_completed_regions and moved:
+        restored = _run_parallel(moved, lambda region: _restore(
+            rollout, region, outcomes[region], clients, ledger, runtime, poll_seconds=poll_seconds, why=halted))
+        outcomes.update(restored)
+    return tuple(outcomes[r] for r in env.regions if r in outcomes)
+
+
+def _run_parallel(regions: Sequence[str], work: Callable[[str], RegionOutcome]) -> dict[str, RegionOutcome]:
+    if len(regions) == 1:
+        return {regions[0]: work(regions[0])}
+    with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="modelops-region") as pool:
+        futures = {r: pool.submit(work, r) for r in regions}
+        return {r: f.result() for r, f in futures.items()}
+
+
+def _region(target: specs.RegionTarget, clients: Any, ledger: Any, runtime: Runtime, *,
+            traffic: TrafficStarter | None, poll_seconds: float) -> RegionOutcome:
+    env = target.environment.name
+    journal = Journal(ledger, model=target.model.name, environment=env, region=target.region,
+                      release=target.release, endpoint=target.endpoint_name)
+    cloud = RegionCloud(clients, target.region)
+    try:
+        step = reconcile_region(target, cloud, journal, runtime, traffic=traffic, poll_seconds=poll_seconds)
+    except ModelopsError as err:
+        step = Step(Action.FAILED, err.message)
+    status = {Action.SUCCEEDED: SUCCEEDED, Action.ROLLED_BACK: ROLLED_BACK}.get(step.action, FAILED)
+    previous = journal.previous_release
+    detail = step.reason if status != SUCCEEDED else f"serving {target.release}"
+    journal.record(status, status, step.reason, previous_release=previous)
+    runtime.progress.step(f"{env}/{target.region}: {status.replace('_', ' ')}" + (f": {step.reason}" if step.reason else ""))
+    serving = target.release if status == SUCCEEDED else previous
+    return RegionOutcome(env, target.region, target.endpoint_name, target.release, status, detail, previous, serving)
+
+
+def _restore(rollout: EnvironmentRollout, region: str, outcome: RegionOutcome, clients: Any, ledger: Any,
+             runtime: Runtime, *, poll_seconds: float, why: str) -> RegionOutcome:
+    """Take a region that moved back to the release it served before (``roll_back_completed_regions``)."""
+    previous = outcome.previous_release
+    target = rollout.targets[region]
+    env = target.environment.name
+    journal = Journal(ledger, model=target.model.name, environment=env, region=region, release=target.release,
+                      endpoint=target.endpoint_name)
+    back = rollout.previous_targets(region, previous) if previous else None
+    if back is None:
+        detail = f"cannot roll back: no release served {target.endpoint_name} before {target.release}"
+        return replace(outcome, detail=detail)
+    runtime.progress.step(f"{env}/{region}: rolling back to {previous} ({why})")
+    try:
+        step = reconcile_region(back, RegionCloud(clients, region), journal, runtime, restore=True,
+                                poll_seconds=poll_seconds)
+    except ModelopsError as err:
+        step = Step(Action.FAILED, err.message)
+    if step.action != Action.SUCCEEDED:
+        journal.record(FAILED, FAILED, f"rolling back to {previous} failed: {step.reason}", previous_release=previous)
+        return replace(outcome, status=FAILED, detail=f"rolling back to {previous} failed: {step.reason}")
+    detail = f"rolled back to {previous} because the rollout {why}"
+    journal.record(ROLLED_BACK, ROLLED_BACK, detail, previous_release=previous)
+    runtime.progress.step(f"{env}/{region}: rolled back to {previous}")
+    return replace(outcome, status=ROLLED_BACK, detail=detail, serving=previous)

@@ -1,0 +1,293 @@
+"""Pure builders of the SageMaker and CloudWatch request bodies a rollout sends.
+
+Nothing here talks to a cloud: each function turns typed config into the exact dict boto3 receives, so
+the shapes are unit-tested against botocore's service model and the spec (../shared/specs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from modelops import naming
+from modelops.config import CapacitySize, Environment, ModelConfig, RolloutPolicy, Security
+from modelops.errors import InputError
+
+# SageMaker's limits on a blue/green DeploymentConfig (the spec, "Names and limits").
+WAIT_MAX = 3600
+TERMINATION_MAX = 3600
+TIMEOUT_MIN, TIMEOUT_MAX = 600, 28800
+MAX_ALARMS = 10
+# CloudWatch accepts these periods for standard resolution: 10, 30 or a multiple of 60.
+ALARM_PERIODS = (10, 30)
+
+BAD_WAIT = "{environment}: rollout.{field} {value} is outside SageMaker's 0..{limit} s"
+BAD_TIMEOUT = "{environment}: rollout.max_execution_timeout_seconds {value} is outside SageMaker's 600..28800 s"
+TIMEOUT_TOO_SHORT = ("{environment}: rollout.max_execution_timeout_seconds {value} does not exceed the {total} s "
+                     "the rollout waits ({detail}); SageMaker would roll every update back")
+BAD_SIZE = "{environment}: rollout.step_size {value} {type} is not a valid {strategy} size ({why})"
+NO_SIZE = "{environment}: rollout.strategy {strategy} needs a step_size"
+BAD_PERIOD = "{environment}: rollout.alarms.period_seconds {value} is not 10, 30 or a multiple of 60"
+ROLLOUT_HINT = "fix the rollout policy in pipelines/environments.yaml or the model's spec.rollout"
+
+STRATEGY_TYPES = {"all_at_once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
+
+
+@dataclass(frozen=True)
+class RegionTarget:
+    """Everything that defines what one region of one environment should serve.
+
+    ``image_uri`` and ``model_data_url`` come from the build of ``release`` for this region; the
+    model config is read at the release's commit, so re-deploying an old release (rollback) asks for
+    exactly what it asked for then."""
+
+    model: ModelConfig
+    environment: Environment
+    region: str
+    release: str
+    commit: str
+    config_digest: str
+    image_uri: str
+    model_data_url: str | None
+    image_environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def endpoint_name(self) -> str:
+        return naming.endpoint_name(self.model.name, self.environment.name)
+
+    @property
+    def model_name(self) -> str:
+        return naming.model_name(self.model.name, self.environment.name, self.release)
+
+    @property
+    def endpoint_config_name(self) -> str:
+        return naming.endpoint_config_name(self.model.name, self.environment.name, self.release)
+
+    @property
+    def security(self) -> Security:
+        return self.model.security_for(self.environment, self.region)
+
+    @property
+    def policy(self) -> RolloutPolicy:
+        return self.model.rollout_for(self.environment)
+
+    @property
+    def instance_count(self) -> int:
+        return self.model.resources_for(self.environment.name).instance_count
+
+    @property
+    def instance_type(self) -> str:
+        return self.model.resources_for(self.environment.name).instance_type
+
+
+def tags(target: RegionTarget) -> list[dict[str, str]]:
+    """The tags every resource of a release carries: release, model, commit, config digest, environment."""
+    return [
+        {"Key": naming.TAG_RELEASE, "Value": target.release},
+        {"Key": naming.TAG_MODEL, "Value": target.model.name},
+        {"Key": naming.TAG_COMMIT, "Value": target.commit},
+        {"Key": naming.TAG_CONFIG_DIGEST, "Value": target.config_digest},
+        {"Key": naming.TAG_ENVIRONMENT, "Value": target.environment.name},
+    ]
+
+
+def container_environment(target: RegionTarget) -> dict[str, str]:
+    """The container's environment: what the image needs (e.g. ``SAGEMAKER_PROGRAM``), then the
+    model's DJL serving options, then the model's own ``env`` (which wins)."""
+    env: dict[str, str] = dict(target.image_environment)
+    env.update(target.model.container.serving.environment())
+    env.update(target.model.container.env)
+    return env
+
+
+def create_model_request(target: RegionTarget) -> dict[str, Any]:
+    """CreateModel: the region's image, the artifacts, environment, role, VPC and network isolation."""
+    sec = target.security
+    container: dict[str, Any] = {"Image": target.image_uri, "Environment": container_environment(target)}
+    if target.model_data_url:
+        container["ModelDataUrl"] = target.model_data_url
+    body: dict[str, Any] = {"ModelName": target.model_name, "PrimaryContainer": container, "Tags": tags(target)}
+    if sec.execution_role:
+        body["ExecutionRoleArn"] = sec.execution_role
+    if sec.vpc is not None:
+        body["VpcConfig"] = {"SecurityGroupIds": list(sec.vpc.security_groups), "Subnets": list(sec.vpc.subnets)}
+    if sec.network_isolation is not None:
+        body["EnableNetworkIsolation"] = sec.network_isolation
+    return body
+
+
+def create_endpoint_config_request(target: RegionTarget) -> dict[str, Any]:
+    """CreateEndpointConfig: one variant (always ``naming.PRIMARY_VARIANT``, since a blue/green update
+    must keep the variant names), instance type and count, KMS key and data capture."""
+    sec = target.security
+    body: dict[str, Any] = {
+        "EndpointConfigName": target.endpoint_config_name,
+        "ProductionVariants": [{
+            "VariantName": naming.PRIMARY_VARIANT,
+            "ModelName": target.model_name,
+            "InitialInstanceCount": target.instance_count,
+            "InstanceType": target.instance_type,
+            "InitialVariantWeight": 1.0,
+        }],
+        "Tags": tags(target),
+    }
+    if sec.kms_key:
+        body["KmsKeyId"] = sec.kms_key
+    capture = sec.data_capture
+    if capture is not None and capture.enabled:
+        dc: dict[str, Any] = {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": capture.sampling_percentage or 100,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        }
+        if capture.destination:
+            dc["DestinationS3Uri"] = capture.destination
+        if sec.kms_key:
+            dc["KmsKeyId"] = sec.kms_key
+        body["DataCaptureConfig"] = dc
+    return body
+
+
+# -- rollout policy -> DeploymentConfig ------------------------------------------------------------
+
+
+def total_wait_seconds(policy: RolloutPolicy, instance_count: int) -> int:
+    """Seconds a blue/green update spends baking and waiting under ``policy`` (the timeout must exceed it)."""
+    from modelops.policy.rollout import total_wait_seconds as count
+
+    return count(policy, instance_count)[0]
+
+
+def _size_problem(policy: RolloutPolicy, size: CapacitySize, count: int) -> str | None:
+    if size.value < 1:
+        return "CapacitySize.Value must be at least 1"
+    if size.type not in ("INSTANCE_COUNT", "CAPACITY_PERCENT"):
+        return "the type must be INSTANCE_COUNT or CAPACITY_PERCENT"
+    instances = size.value if size.type == "INSTANCE_COUNT" else math.ceil(count * size.value / 100)
+    share = instances / count
+    if policy.strategy == "canary" and (share > 0.5 or (size.type == "CAPACITY_PERCENT" and size.value > 50)):
+        return f"a canary may hold at most 50% of the {count} instances"
+    if policy.strategy == "linear":
+        percent = size.value if size.type == "CAPACITY_PERCENT" else 100 * size.value / count
+        if not 10 <= percent <= 50:
+            return f"a linear step must be 10%..50% of the {count} instances"
+    return None
+
+
+def validate_policy(policy: RolloutPolicy, *, environment: str, instance_count: int) -> None:
+    """Refuse a policy SageMaker would refuse (or that would roll back every update), before any call."""
+    for name, value, limit in (("wait_interval_seconds", policy.wait_interval_seconds, WAIT_MAX),
+                               ("termination_wait_seconds", policy.termination_wait_seconds, TERMINATION_MAX)):
+        if not 0 <= value <= limit:
+            raise InputError(BAD_WAIT.format(environment=environment, field=name, value=value, limit=limit),
+                             hint=ROLLOUT_HINT)
+    timeout = policy.max_execution_timeout_seconds
+    if not TIMEOUT_MIN <= timeout <= TIMEOUT_MAX:
+        raise InputError(BAD_TIMEOUT.format(environment=environment, value=timeout), hint=ROLLOUT_HINT)
+    from modelops.policy.rollout import total_wait_seconds as count
+
+    total, detail = count(policy, instance_count)
+    if timeout <= total:
+        raise InputError(TIMEOUT_TOO_SHORT.format(environment=environment, value=timeout, total=total, detail=detail),
+                         hint=ROLLOUT_HINT)
+    if policy.strategy in ("canary", "linear"):
+        if policy.step_size is None:
+            raise InputError(NO_SIZE.format(environment=environment, strategy=policy.strategy), hint=ROLLOUT_HINT)
+        why = _size_problem(policy, policy.step_size, instance_count)
+        if why:
+            raise InputError(BAD_SIZE.format(environment=environment, value=policy.step_size.value,
+                                             type=policy.step_size.type, strategy=policy.strategy, why=why),
+                             hint=ROLLOUT_HINT)
+    period = policy.alarms.period_seconds
+    if period not in ALARM_PERIODS and (period <= 0 or period % 60):
+        raise InputError(BAD_PERIOD.format(environment=environment, value=period), hint=ROLLOUT_HINT)
+
+
+def deployment_config(policy: RolloutPolicy, *, alarm_names: tuple[str, ...], environment: str,
+                      instance_count: int) -> dict[str, Any]:
+    """The ``DeploymentConfig`` of CreateEndpoint/UpdateEndpoint: blue/green traffic shifting as the
+    policy says, watched by ``alarm_names`` (AutoRollbackConfiguration)."""
+    validate_policy(policy, environment=environment, instance_count=instance_count)
+    routing: dict[str, Any] = {"Type": STRATEGY_TYPES[policy.strategy],
+                               "WaitIntervalInSeconds": policy.wait_interval_seconds}
+    if policy.strategy == "canary" and policy.step_size is not None:
+        routing["CanarySize"] = {"Type": policy.step_size.type, "Value": policy.step_size.value}
+    if policy.strategy == "linear" and policy.step_size is not None:
+        routing["LinearStepSize"] = {"Type": policy.step_size.type, "Value": policy.step_size.value}
+    config: dict[str, Any] = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": policy.termination_wait_seconds,
+            "MaximumExecutionTimeoutInSeconds": policy.max_execution_timeout_seconds,
+        },
+    }
+    if alarm_names:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": n} for n in alarm_names[:MAX_ALARMS]]}
+    return config
+
+
+# -- SLOs -> CloudWatch alarms ---------------------------------------------------------------------
+
+LATENCY_ALARM = "p99-latency"
+ERROR_ALARM = "5xx-rate"
+
+
+def alarm_requests(target: RegionTarget) -> list[dict[str, Any]]:
+    """PutMetricAlarm bodies for the rollback alarms of one endpoint.
+
+    Thresholds: the environment's ``rollout.alarms`` where set, else the model's load-test SLOs
+    (p99 and max error rate). No bake (wait 0) means nothing would watch them: no alarms then.
+    p99 ModelLatency is in microseconds (ExtendedStatistic p99); the 5xx rate is metric math over
+    the Sum of Invocation5XXErrors and Invocations (no invocations: no data, not breaching)."""
+    policy = target.policy
+    if policy.wait_interval_seconds <= 0:
+        return []
+    alarms = policy.alarms
+    slo = target.model.tests.load.slo if target.model.tests.load else None
+    p99_ms = alarms.p99_latency_ms if alarms.p99_latency_ms is not None else (slo.p99_ms if slo else None)
+    rate = alarms.error_rate_5xx if alarms.error_rate_5xx is not None else (slo.max_error_rate if slo else None)
+    endpoint = target.endpoint_name
+    dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": naming.PRIMARY_VARIANT}]
+    common: dict[str, Any] = {
+        "EvaluationPeriods": alarms.evaluation_periods,
+        "DatapointsToAlarm": alarms.evaluation_periods,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+        "ActionsEnabled": False,
+        "Tags": tags(target),
+    }
+    out: list[dict[str, Any]] = []
+    if p99_ms is not None:
+        out.append({
+            "AlarmName": naming.alarm_name(target.model.name, target.environment.name, LATENCY_ALARM),
+            "AlarmDescription": f"modelops: roll {endpoint} back when p99 model latency exceeds {p99_ms:g} ms",
+            "Namespace": "AWS/SageMaker", "MetricName": "ModelLatency", "Dimensions": dims,
+            "ExtendedStatistic": "p99", "Period": alarms.period_seconds,
+            "Threshold": float(p99_ms) * 1000.0,  # ModelLatency is in microseconds
+            **common,
+        })
+    if rate is not None:
+        def stat(metric_id: str, metric: str) -> dict[str, Any]:
+            return {"Id": metric_id, "ReturnData": False, "MetricStat": {
+                "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dims},
+                "Period": alarms.period_seconds, "Stat": "Sum"}}
+
+        out.append({
+            "AlarmName": naming.alarm_name(target.model.name, target.environment.name, ERROR_ALARM),
+            "AlarmDescription": f"modelops: roll {endpoint} back when more than {rate:g} of invocations answer 5xx",
+            "Metrics": [
+                stat("errors", "Invocation5XXErrors"),
+                stat("invocations", "Invocations"),
+                {"Id": "rate", "Expression": "errors / invocations", "Label": "5xx rate", "ReturnData": True},
+            ],
+            "Threshold": float(rate),
+            **common,
+        })
+    return out
+
+
+def alarm_names(requests: list[dict[str, Any]]) -> tuple[str, ...]:
+    return tuple(r["AlarmName"] for r in requests)

@@ -1,0 +1,38 @@
+"""Synthetic traffic while a canary bakes, where an environment has no real traffic (the local cloud, or
+``synthetic_traffic.enabled``): the model's regression requests at a steady rate, so the rollback
+alarms see data. The sending itself is verify's (``modelops.verify.send_traffic``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelops.config import Environment, ModelConfig, Workspace
+from modelops.deploy.rollout import TrafficStarter, TrafficStopper
+from modelops.deploy.specs import RegionTarget
+from modelops.runtime import Runtime
+
+# Requests per second on the local cloud when the environment does not say.
+LOCAL_RATE = 2.0
+
+
+def traffic_starter(model: ModelConfig, env: Environment, ws: Workspace, ref: str | None,
+                    runtime: Runtime) -> TrafficStarter | None:
+    """A starter for ``reconcile_region`` (None when the environment gets no synthetic traffic)."""
+    if not (env.is_local or env.synthetic_traffic.enabled) or model.tests.cases is None:
+        return None
+    if env.rollout.wait_interval_seconds <= 0 and model.rollout_for(env).wait_interval_seconds <= 0:
+        return None  # no bake: nothing watches the alarms
+    from modelops.config.cases import load_cases
+
+    cases = load_cases(ws, model, ref)
+    rate = env.synthetic_traffic.requests_per_second if env.synthetic_traffic.enabled else LOCAL_RATE
+
+    def start(target: RegionTarget, cloud: Any) -> TrafficStopper | None:
+        from modelops.verify import send_traffic
+
+        runtime.progress.step(f"{env.name}/{target.region}: synthetic traffic at {rate:g}/s while the update bakes")
+        sender: TrafficStopper = send_traffic(cloud.clients, target.region, target.endpoint_name, cases, rate=rate,
+                                              runtime=runtime)
+        return sender
+
+    return start
