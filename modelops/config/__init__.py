@@ -53,6 +53,12 @@ Config objects (frozen dataclasses)
     ``allows_instance_type(env, type)``, artifact_locations, bandit thresholds,
     signed_artifacts_required_in, capacity_headroom.
 
+Regression cases (``models/<name>/tests/cases.yaml``, kind Cases; schema ``cases``)
+    ``read_cases(ws, model) -> Loaded[Cases]`` (lenient), ``load_cases(ws, model, ref=None) -> Cases``
+    (strict). :class:`Cases` (file, cases, ``load_mix()``) of :class:`Case` (name, request
+    (content_type, accept, body bytes), expect (status, latency_ms, json_schema, checks), weight,
+    position). See ``modelops/config/cases.py``.
+
 Findings
     :class:`Finding` ``(rule, severity, location, message, hint, model, fatal)``,
     :class:`Location` ``(file, line, column, path)``, :class:`Severity` (info < warning < error).
@@ -63,6 +69,7 @@ Catalog (data files, no sagemaker import)
     GPU memory), ``instance_type_names()``, ``dlc_accounts()``, ``frameworks()``.
 """
 
+from modelops.config.cases import Case, Cases, load_cases, read_cases
 from modelops.config.environments import Environment, Environments
 from modelops.config.findings import Finding, Location, Severity
 from modelops.config.loading import (
@@ -93,6 +100,8 @@ from modelops.config.yamlsource import Position, SourceMap
 __all__ = [
     "Artifact",
     "CapacitySize",
+    "Case",
+    "Cases",
     "Container",
     "Environment",
     "Environments",
@@ -110,9 +119,11 @@ __all__ = [
     "SourceMap",
     "Workspace",
     "find_model_folder",
+    "load_cases",
     "load_environments",
     "load_model",
     "load_policy",
+    "read_cases",
     "read_environments",
     "read_model",
     "read_policy",

@@ -37,6 +37,11 @@ class Policy:
     bandit_confidence: str = "medium"
     signed_artifacts_required_in: tuple[str, ...] = ()
     capacity_headroom: float = 0.2
+    # Load test against the baseline (modelops test): allowed p95 increase (fraction, and an absolute
+    # slack in ms under which noise never fails) and allowed throughput drop (fraction).
+    baseline_p95_tolerance: float = 0.25
+    baseline_p95_slack_ms: float = 5.0
+    baseline_throughput_tolerance: float = 0.25
     file: str | None = None  # None: no policy file, the defaults above
     source: SourceMap | None = field(default=None, repr=False, compare=False)
     ref: str | None = None
@@ -81,6 +86,9 @@ def policy_from_document(document: Mapping[str, Any], *, file: str, source: Sour
         bandit_confidence=bandit.get("confidence", "medium"),
         signed_artifacts_required_in=tuple((document.get("signed_artifacts") or {}).get("required_in") or ()),
         capacity_headroom=float((document.get("capacity") or {}).get("headroom", 0.2)),
+        baseline_p95_tolerance=float((document.get("baseline") or {}).get("p95_tolerance", 0.25)),
+        baseline_p95_slack_ms=float((document.get("baseline") or {}).get("p95_slack_ms", 5.0)),
+        baseline_throughput_tolerance=float((document.get("baseline") or {}).get("throughput_tolerance", 0.25)),
         file=file,
         source=source,
         ref=ref,

@@ -23,6 +23,7 @@ SCHEMAS = {
     "model": "model.schema.json",
     "environments": "environments.schema.json",
     "policy": "policy.schema.json",
+    "cases": "cases.schema.json",
 }
 
 UNKNOWN_KEY = "unknown key '{key}'{suggestion}"

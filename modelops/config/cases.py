@@ -1,0 +1,229 @@
+"""Regression cases of a model (``models/<name>/tests/cases.yaml``, kind Cases): typed, immutable,
+with the source position of every case and check.
+
+A case is a request sent through the SageMaker runtime API and what its answer must be (status,
+latency ceiling, a JSON Schema, JSON path checks). ``modelops test`` runs them one by one and takes
+the load test's payload mix from them. The file format is documented in the header of
+``models/iris/tests/cases.yaml`` and in ``schemas/cases.schema.json``.
+
+- :func:`read_cases` ``(workspace, model) -> Loaded[Cases]``: lenient (validate);
+- :func:`load_cases` ``(workspace, model, ref=None) -> Cases``: strict, ``InputError`` naming
+  file:line:col (test).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from modelops.config.findings import Finding, Location, Severity
+from modelops.config.loading import Loaded, _at, _build, _strict, read_document
+from modelops.config.model import ModelConfig
+from modelops.config.workspace import ReadError, Workspace
+from modelops.config.yamlsource import Position, SourceMap
+
+DEFAULT_CASES_FILE = "tests/cases.yaml"
+DEFAULT_CONTENT_TYPE = "application/json"
+DUPLICATE_CASE = "case name '{name}' is used more than once (first at line {line})"
+BODY_FILE_ESCAPES = "request.file: {reason}"
+BODY_FILE_UNREADABLE = "request.file '{file}': {message}"
+CHECK_KINDS = ("equals", "approx", "range", "regex", "contains")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One JSON path expectation: ``kind`` is one of :data:`CHECK_KINDS`; ``expected`` its value
+    (``range``: a ``(lo, hi)`` tuple); ``tolerance`` only for ``approx``."""
+
+    path: str
+    kind: str
+    expected: Any
+    tolerance: float | None = None
+    position: Position | None = None
+
+
+@dataclass(frozen=True)
+class CaseRequest:
+    content_type: str = DEFAULT_CONTENT_TYPE
+    accept: str = DEFAULT_CONTENT_TYPE
+    body: bytes = b""
+    custom_attributes: str | None = None
+
+
+@dataclass(frozen=True)
+class Expectation:
+    status: int = 200
+    latency_ms: float | None = None
+    json_schema: Mapping[str, Any] | None = None
+    checks: tuple[Check, ...] = ()
+
+
+@dataclass(frozen=True)
+class Case:
+    """A request and what its answer must be. ``weight``: its share of the load test's payload mix."""
+
+    name: str
+    request: CaseRequest
+    expect: Expectation
+    weight: float = 1.0
+    position: Position | None = None
+
+    @property
+    def expects_success(self) -> bool:
+        return 200 <= self.expect.status < 300
+
+
+@dataclass(frozen=True)
+class Cases:
+    """The cases of one model, in file order; ``file`` is repo-relative (None: the model has none)."""
+
+    file: str | None
+    cases: tuple[Case, ...] = ()
+
+    def __iter__(self) -> Any:
+        return iter(self.cases)
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def load_mix(self) -> tuple[Case, ...]:
+        """The cases the load test sends: those expecting success with a weight above 0."""
+        return tuple(c for c in self.cases if c.expects_success and c.weight > 0)
+
+
+def cases_file(model: ModelConfig) -> str:
+    """Repo-relative path of the model's cases file (``spec.tests.cases``, default tests/cases.yaml)."""
+    return posixpath.normpath(posixpath.join(model.folder, model.tests.cases or DEFAULT_CASES_FILE))
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def thawed(value: Any) -> Any:
+    """A frozen config value (mapping proxies, tuples) as plain JSON-able dicts and lists."""
+    return _thaw(value)
+
+
+def _request(raw: Mapping[str, Any], body: bytes) -> CaseRequest:
+    return CaseRequest(
+        content_type=raw.get("content_type", DEFAULT_CONTENT_TYPE),
+        accept=raw.get("accept", DEFAULT_CONTENT_TYPE),
+        body=body,
+        custom_attributes=raw.get("custom_attributes"),
+    )
+
+
+def _check(raw: Mapping[str, Any], position: Position) -> Check:
+    kind = next(k for k in CHECK_KINDS if k in raw)
+    expected = raw[kind]
+    if kind == "range":
+        expected = (float(expected[0]), float(expected[1]))
+    return Check(path=raw["path"], kind=kind, expected=_freeze(expected),
+                 tolerance=float(raw.get("tolerance", 1e-6)) if kind == "approx" else None, position=position)
+
+
+def _body(workspace: Workspace, model: ModelConfig, raw: Mapping[str, Any]) -> bytes:
+    if "json" in raw:
+        return json.dumps(raw["json"], separators=(",", ":"), ensure_ascii=False).encode()
+    if "body" in raw:
+        return str(raw["body"]).encode()
+    return workspace.read_bytes(posixpath.normpath(posixpath.join(model.folder, raw["file"])))
+
+
+def cases_from_document(document: Mapping[str, Any], *, workspace: Workspace, model: ModelConfig, file: str,
+                        source: SourceMap) -> tuple[Cases, list[Finding]]:
+    """Build :class:`Cases` from a document that passed the cases schema, with the problems the
+    schema cannot see (duplicate names, request files that are missing or leave the model folder)."""
+    findings: list[Finding] = []
+    cases: list[Case] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(document["cases"]):
+        where = source.position(("cases", i))
+        name = raw["name"]
+        if name in seen:
+            pos = source.position(("cases", i, "name"))
+            findings.append(Finding("cases.duplicate-name", Severity.error,
+                                    Location(file, pos.line, pos.column, f"$.cases[{i}].name"),
+                                    DUPLICATE_CASE.format(name=name, line=seen[name]), "give each case its own name",
+                                    model.name))
+            continue
+        seen[name] = where.line
+        req = raw["request"]
+        body = b""
+        if "file" in req:
+            pos = source.position(("cases", i, "request", "file"))
+            loc = Location(file, pos.line, pos.column, f"$.cases[{i}].request.file")
+            reason = workspace.escape_reason(model.folder, req["file"])
+            if reason:
+                findings.append(Finding("security.path-escape", Severity.error, loc,
+                                        BODY_FILE_ESCAPES.format(reason=reason),
+                                        "request files live in the model folder", model.name))
+                continue
+            try:
+                body = _body(workspace, model, req)
+            except ReadError as exc:
+                findings.append(Finding("cases.missing-file", Severity.error, loc,
+                                        BODY_FILE_UNREADABLE.format(file=req["file"], message=exc.message),
+                                        exc.hint or "", model.name))
+                continue
+        else:
+            body = _body(workspace, model, req)
+        exp = raw.get("expect") or {}
+        checks = tuple(_check(c, source.position(("cases", i, "expect", "json", j)))
+                       for j, c in enumerate(exp.get("json") or ()))
+        cases.append(Case(
+            name=name,
+            request=_request(req, body),
+            expect=Expectation(
+                status=int(exp.get("status", 200)),
+                latency_ms=float(exp["latency_ms"]) if "latency_ms" in exp else None,
+                json_schema=_freeze(exp["json_schema"]) if "json_schema" in exp else None,
+                checks=checks,
+            ),
+            weight=float(raw.get("weight", 1.0)),
+            position=where,
+        ))
+    return Cases(file, tuple(cases)), findings
+
+
+def read_cases(workspace: Workspace, model: ModelConfig) -> Loaded[Cases]:
+    """Read the model's cases file leniently. A model that names no cases file and has no
+    ``tests/cases.yaml`` gets empty cases; a named file that is missing is a finding."""
+    file = cases_file(model)
+    if model.tests.cases is None and not workspace.exists(file):
+        return Loaded(file, Cases(None))
+    data, source, findings = read_document(workspace, file, "cases", model.name)
+    extra: list[Finding] = []
+
+    def build() -> Cases:
+        cases, more = cases_from_document(data, workspace=workspace, model=model, file=file,
+                                          source=source)  # type: ignore[arg-type]
+        extra.extend(more)
+        return cases
+
+    loaded = _build(file, data, source, findings, build)
+    if extra:
+        return Loaded(file, None, (*loaded.findings, *extra), loaded.document, loaded.source)
+    return loaded
+
+
+def load_cases(workspace: Workspace, model: ModelConfig, ref: str | None = None) -> Cases:
+    """The model's regression cases at ``ref``; ``InputError`` naming file:line:col when invalid."""
+    return _strict(read_cases(_at(workspace, ref), model))

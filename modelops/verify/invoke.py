@@ -1,0 +1,67 @@
+"""The seam to the SageMaker runtime API for single requests: ``InvokeEndpoint`` through a boto3
+``sagemaker-runtime`` client (SigV4-signed by botocore), answers and service errors alike turned into
+an :class:`Invocation` (status, body, latency). Only a cloud that cannot be reached raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelops.config.cases import CaseRequest
+from modelops.runtime import Clock
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One InvokeEndpoint call as the client saw it. A service error (SageMaker's ModelError is HTTP
+    424: the container answered 4xx/5xx) is an invocation with that status, ``error_code`` and the
+    service's message as ``body``."""
+
+    status: int
+    body: bytes
+    latency_ms: float
+    content_type: str | None = None
+    error_code: str | None = None
+    original_status: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def describe(self) -> str:
+        """``200``, or ``424 ModelError (container 400): message``: for failure messages."""
+        if self.ok:
+            return str(self.status)
+        text = self.body.decode("utf-8", "replace").strip().replace("\n", " ")
+        inner = f" (container {self.original_status})" if self.original_status else ""
+        return f"{self.status} {self.error_code or 'error'}{inner}: {text[:200]}"
+
+
+def invoke(client: Any, endpoint: str, request: CaseRequest, clock: Clock, *, resource: str) -> Invocation:
+    """Send ``request`` to ``endpoint`` through a boto3 ``sagemaker-runtime`` client."""
+    from botocore.exceptions import ClientError
+
+    from modelops.clients import translate
+
+    kwargs: dict[str, Any] = {"EndpointName": endpoint, "Body": request.body, "ContentType": request.content_type,
+                              "Accept": request.accept}
+    if request.custom_attributes:
+        kwargs["CustomAttributes"] = request.custom_attributes
+    start = clock.monotonic()
+    try:
+        answer = client.invoke_endpoint(**kwargs)
+        body = answer["Body"].read()
+    except ClientError as exc:
+        latency = (clock.monotonic() - start) * 1000.0
+        meta = exc.response.get("ResponseMetadata", {})
+        error = exc.response.get("Error", {})
+        original = exc.response.get("OriginalStatusCode")
+        message = exc.response.get("OriginalMessage") or error.get("Message") or str(exc)
+        return Invocation(status=int(meta.get("HTTPStatusCode") or 500), body=str(message).encode(),
+                          latency_ms=latency, error_code=error.get("Code"),
+                          original_status=int(original) if original else None)
+    except Exception as exc:  # connection failures and the like: the environment, not the model
+        raise translate(exc, resource=resource) from exc
+    latency = (clock.monotonic() - start) * 1000.0
+    return Invocation(status=int(answer["ResponseMetadata"]["HTTPStatusCode"]), body=body, latency_ms=latency,
+                      content_type=answer.get("ContentType"))

@@ -1,0 +1,158 @@
+"""Cases files and regression evaluation: the cases schema with positions, JSON path checks, and a
+real boto3 sagemaker-runtime client against a server speaking the runtime API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modelops.config import Workspace, load_cases, load_model, read_cases
+from modelops.config.cases import Case, CaseRequest, Check, Expectation
+from modelops.errors import InputError
+from modelops.runtime import SystemClock
+from modelops.verify import jsonpath
+from modelops.verify.invoke import Invocation, invoke
+from modelops.verify.regression import evaluate
+from tests.helpers import commit_all, write
+from tests.verify.fakeruntime import echo_model, fake_runtime
+
+
+def answer(document: object, status: int = 200, latency: float = 3.0) -> Invocation:
+    return Invocation(status=status, body=json.dumps(document).encode(), latency_ms=latency)
+
+
+def test_iris_cases_load_with_positions(repo: Path) -> None:
+    ws = Workspace.discover(repo)
+    cases = load_cases(ws, load_model(ws, "iris"))
+    assert cases.file == "models/iris/tests/cases.yaml"
+    names = [c.name for c in cases]
+    assert names[0] == "setosa-from-json" and "wrong-width-is-a-client-error" in names
+    csv = next(c for c in cases if c.name == "csv-row")
+    assert csv.request.content_type == "text/csv" and csv.request.body == b"5.9,3.0,4.2,1.5"
+    # Cases expecting an error are not part of the load mix.
+    assert "wrong-width-is-a-client-error" not in [c.name for c in cases.load_mix()]
+    assert cases.cases[0].expect.checks[0].position is not None
+    assert cases.cases[0].expect.checks[0].position.line == 23
+
+
+def test_bad_cases_file_names_file_line(repo: Path) -> None:
+    path = repo / "models/iris/tests/cases.yaml"
+    text = path.read_text().replace("{path: \"$.predictions[0].label\", equals: setosa}",
+                                    "{path: \"$.predictions[0].label\", equal: setosa}")
+    write(path, text)
+    commit_all(repo, "typo")
+    ws = Workspace.discover(repo)
+    with pytest.raises(InputError) as err:
+        load_cases(ws, load_model(ws, "iris"))
+    assert err.value.message.startswith("models/iris/tests/cases.yaml:23:")
+    assert "equals | approx" in err.value.message
+
+
+def test_duplicate_names_and_escaping_files_are_findings(repo: Path) -> None:
+    write(repo / "models/iris/tests/cases.yaml", """apiVersion: modelops/v1
+kind: Cases
+cases:
+  - name: a
+    request: {json: [1]}
+  - name: a
+    request: {json: [2]}
+  - name: b
+    request: {file: ../../../etc/passwd}
+  - name: c
+    request: {file: tests/missing.json}
+""")
+    ws = Workspace.discover(repo)
+    loaded = read_cases(ws, load_model(ws, "iris"))
+    rules = sorted((f.rule, f.location.line) for f in loaded.findings)
+    assert rules == [("cases.duplicate-name", 6), ("cases.missing-file", 11), ("security.path-escape", 9)]
+    assert loaded.value is None
+
+
+def test_body_from_file(repo: Path) -> None:
+    write(repo / "models/iris/tests/row.json", '{"instances": [[1, 2, 3, 4]]}')
+    write(repo / "models/iris/tests/cases.yaml", """apiVersion: modelops/v1
+kind: Cases
+cases:
+  - name: from-file
+    request: {file: tests/row.json}
+""")
+    ws = Workspace.discover(repo)
+    (case,) = load_cases(ws, load_model(ws, "iris")).cases
+    assert case.request.body == b'{"instances": [[1, 2, 3, 4]]}'
+
+
+@pytest.mark.parametrize(("path", "found", "value"), [
+    ("$.a.b[0]", True, 1), ("$['a']['b'][-1]", True, 3), ('$["x y"]', True, "z"), ("$.a.b[*]", True, [1, 2, 3]),
+    ("$.a.c", False, None), ("$.a.b[7]", False, None), ("$", True, {"a": {"b": [1, 2, 3]}, "x y": "z"}),
+])
+def test_jsonpath(path: str, found: bool, value: object) -> None:
+    assert jsonpath.find({"a": {"b": [1, 2, 3]}, "x y": "z"}, path) == (found, value)
+
+
+def test_jsonpath_rejects_garbage() -> None:
+    with pytest.raises(ValueError):
+        jsonpath.parse("$.a[")
+
+
+def case(*checks: Check, status: int = 200, latency: float | None = None, schema: dict | None = None) -> Case:
+    return Case("c1", CaseRequest(body=b"{}"), Expectation(status=status, latency_ms=latency, json_schema=schema,
+                                                             checks=checks))
+
+
+def test_every_check_kind_passes_and_fails_with_path_expected_actual() -> None:
+    doc = {"label": "setosa", "p": 0.93, "probs": {"setosa": 0.9}, "items": [1, 2], "flag": True}
+    good = case(Check("$.label", "equals", "setosa"), Check("$.p", "approx", 0.9, 0.05),
+                Check("$.p", "range", (0.9, 1.0)), Check("$.label", "regex", "^set"),
+                Check("$.probs", "contains", "setosa"), Check("$.items", "contains", 2),
+                Check("$.label", "contains", "tos"))
+    assert evaluate(good, answer(doc)).passed
+    bad = case(Check("$.label", "equals", "virginica"), Check("$.p", "approx", 0.5, 0.01),
+               Check("$.p", "range", (0.0, 0.5)), Check("$.label", "regex", "^vir"),
+               Check("$.probs", "contains", "virginica"), Check("$.missing", "equals", 1),
+               Check("$.flag", "equals", 1))
+    result = evaluate(bad, answer(doc))
+    assert not result.passed
+    got = [(f.path, f.expected, f.actual) for f in result.failures]
+    assert got == [
+        ("$.label", 'equals "virginica"', '"setosa"'),
+        ("$.p", "0.5 ± 0.01", "0.93"),
+        ("$.p", "within [0, 0.5]", "0.93"),
+        ("$.label", "to match /^vir/", '"setosa"'),
+        ("$.probs", 'to contain "virginica"', '{"setosa": 0.9}'),
+        ("$.missing", "equals 1", "(not found)"),
+        ("$.flag", "equals 1", "true"),
+    ]
+    assert result.message.startswith('c1: $.label: expected equals "virginica", got "setosa"')
+
+
+def test_status_latency_and_schema() -> None:
+    schema = {"type": "object", "required": ["predictions"]}
+    result = evaluate(case(status=200, latency=10, schema=schema), answer({"x": 1}, latency=25.0))
+    assert [(f.path, f.expected, f.actual) for f in result.failures] == [
+        ("latency_ms", "<= 10", "25.0"), ("$", "schema required: [\"predictions\"]", '{"x": 1}')]
+    error = Invocation(status=424, body=b"boom", latency_ms=1.0, error_code="ModelError", original_status=400)
+    result = evaluate(case(Check("$.a", "equals", 1)), error)
+    assert [(f.path, f.expected) for f in result.failures] == [("status", "200")]
+    assert result.failures[0].actual == "424 ModelError (container 400): boom"
+    assert evaluate(case(status=424), error).passed
+
+
+def test_not_json_answer() -> None:
+    result = evaluate(case(Check("$.a", "equals", 1)), Invocation(200, b"<html>", 1.0))
+    assert result.failures[0].path == "$" and "not JSON" in result.failures[0].actual
+
+
+def test_invoke_through_boto3_runtime_client() -> None:
+    import boto3
+
+    with fake_runtime(echo_model()) as server:
+        client = boto3.session.Session().client("sagemaker-runtime", region_name="eu-west-1", endpoint_url=server.url,
+                                                aws_access_key_id="k", aws_secret_access_key="s")
+        ok = invoke(client, "ep-1", CaseRequest(body=b'{"a": 1}'), SystemClock(), resource="dev:eu-west-1:ep-1")
+        assert ok.status == 200 and json.loads(ok.body) == {"echo": {"a": 1}, "endpoint": "ep-1"}
+        failed = invoke(client, "ep-1", CaseRequest(content_type="text/csv", body=b"1,2"), SystemClock(),
+                        resource="dev:eu-west-1:ep-1")
+        assert failed.status == 424 and failed.error_code == "ModelError"
+        assert server.signed == server.requests == 2  # SigV4 by botocore

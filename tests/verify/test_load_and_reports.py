@@ -1,0 +1,186 @@
+"""Load runs with real locust in a child process against a server speaking the runtime API: stats,
+errors, SLO and baseline checks; reports (JUnit, JSON, HTML rendered by headless Chromium)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from modelops.config.cases import Case, CaseRequest, Expectation
+from modelops.config.model import Slo
+from modelops.config.policy import Policy
+from modelops.runtime import Runtime
+from modelops.verify.load import LoadPlan, LoadStats, Target, run_load
+from modelops.verify.service import Baseline, LoadResult, RegionReport, TestReport
+from modelops.verify.slo import baseline_checks, slo_checks
+from tests.verify.fakeruntime import echo_model, fake_runtime
+from tests.verify.pngread import read_png
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PAYLOADS = (Case("small", CaseRequest(body=b'{"x": 1}'), Expectation()),
+            Case("large", CaseRequest(body=json.dumps({"x": list(range(200))}).encode()), Expectation(), weight=3))
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, object]] = []
+
+    def step(self, message: str) -> None:
+        self.events.append(("step", message, None))
+
+    def start(self, task: str, total: float | None = None) -> None:
+        self.events.append(("start", task, total))
+
+    def advance(self, task: str, amount: float = 1.0, *, message: str | None = None) -> None:
+        self.events.append(("advance", task, message))
+
+    def finish(self, task: str) -> None:
+        self.events.append(("finish", task, None))
+
+
+def runtime(tmp_path: Path, progress: Recorder | None = None) -> Runtime:
+    return Runtime(cwd=tmp_path, data_dir=tmp_path / "data", environ=dict(os.environ),
+                   progress=progress or Recorder())
+
+
+def load(tmp_path: Path, delay: float = 0.0, payloads: tuple[Case, ...] = PAYLOADS, workers: int = 0,
+         seconds: float = 3, progress: Recorder | None = None) -> tuple[LoadStats, int, int]:
+    with fake_runtime(echo_model(delay)) as server:
+        target = Target(server.url, "us-east-1", "ep-1", "AKIDEXAMPLE", "secret-never-shown")
+        stats = run_load(target, LoadPlan(users=4, spawn_rate=4, duration_seconds=seconds, workers=workers),
+                         payloads, runtime(tmp_path, progress))
+        return stats, server.requests, server.signed
+
+
+def test_load_run_counts_signs_and_reports_progress(tmp_path: Path) -> None:
+    progress = Recorder()
+    stats, served, signed = load(tmp_path, progress=progress)
+    assert stats.requests > 0 and stats.failures == 0 and stats.error_rate == 0.0
+    assert served >= stats.requests and signed == served  # every request SigV4-signed
+    assert set(stats.per_case) == {"small", "large"}
+    assert stats.per_case["large"]["requests"] > stats.per_case["small"]["requests"]  # weight 3 vs 1
+    assert stats.p50_ms is not None and stats.p50_ms <= stats.p95_ms <= stats.p99_ms  # type: ignore[operator]
+    assert len(stats.series) >= 2 and all(p.users <= 4 for p in stats.series)
+    kinds = [e[0] for e in progress.events]
+    assert kinds[0] == "start" and kinds[-1] == "finish" and "advance" in kinds
+    assert any("req/s" in str(e[2]) for e in progress.events if e[0] == "advance")
+
+
+def test_errors_are_counted_by_kind(tmp_path: Path) -> None:
+    broken = (Case("ok", CaseRequest(body=b"{}"), Expectation()),
+              Case("not-json", CaseRequest(content_type="text/csv", body=b"1,2"), Expectation()))
+    stats, _, _ = load(tmp_path, payloads=broken, seconds=2)
+    assert 0 < stats.error_rate < 1
+    assert stats.per_case["not-json"]["failures"] == stats.per_case["not-json"]["requests"] > 0
+    assert list(stats.errors) == ["424 ModelError"]
+
+
+def test_slow_model_fails_slo_and_baseline(tmp_path: Path) -> None:
+    stats, _, _ = load(tmp_path, delay=0.2, seconds=2)
+    checks = {c.name: c for c in slo_checks(stats, Slo(p50_ms=50, p95_ms=150, max_error_rate=0.01))}
+    assert not checks["slo.p95_ms"].passed and not checks["slo.p50_ms"].passed
+    assert checks["slo.error_rate"].passed
+    assert "FAILED" in checks["slo.p95_ms"].message and "limit <= 150 ms" in checks["slo.p95_ms"].message
+    base = baseline_checks(stats, {"p95_ms": 10.0, "rps": 1000.0}, "iris-0000000001", Policy())
+    assert [(c.name, c.passed) for c in base] == [("baseline.p95_ms", False), ("baseline.rps", False)]
+    assert "baseline iris-0000000001: 10 ms" in base[0].message
+
+
+def test_baseline_tolerance_and_slack() -> None:
+    stats = LoadStats(requests=100, failures=0, duration_seconds=1, rps=80, error_rate=0, p50_ms=2, p95_ms=6,
+                      p99_ms=8)
+    policy = Policy()  # 25% tolerance, 5 ms slack
+    assert all(c.passed for c in baseline_checks(stats, {"p95_ms": 3.0, "rps": 100.0}, "r", policy))
+    assert not baseline_checks(stats, {"p95_ms": 0.5, "rps": 100.0}, "r", policy)[0].passed
+    assert not baseline_checks(stats, {"rps": 110.0}, "r", policy)[0].passed
+
+
+@pytest.mark.slow
+def test_master_and_workers(tmp_path: Path) -> None:
+    stats, served, _ = load(tmp_path, workers=2, seconds=3)
+    assert stats.workers == 2 and stats.requests > 0 and served >= stats.requests
+    assert set(stats.per_case) == {"small", "large"}
+
+
+def test_locust_stays_out_of_the_modelops_process() -> None:
+    code = ("import sys, modelops.cli.app, modelops.verify.service, modelops.verify.load, modelops.verify.traffic;"
+            "bad = [m for m in ('locust', 'gevent', 'geventhttpclient') if m in sys.modules];"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def sample_report(stats: LoadStats, *, with_baseline: bool = True) -> TestReport:
+    from modelops.verify.invoke import Invocation
+    from modelops.verify.regression import evaluate
+
+    slo = Slo(p50_ms=50, p95_ms=150, p99_ms=300, max_error_rate=0.01, min_rps=20)
+    baseline = Baseline("iris-0000000001", {"p95_ms": 3.0, "rps": 400.0}) if with_baseline else None
+    checks = slo_checks(stats, slo) + (baseline_checks(stats, baseline.metrics, baseline.release, Policy())
+                                       if baseline else ())
+    good = evaluate(PAYLOADS[0], Invocation(200, b'{"echo": {"x": 1}}', 2.0))
+    bad = evaluate(Case("answers-changed", CaseRequest(), Expectation(status=503)), Invocation(200, b"{}", 2.0))
+    region = RegionReport("us-east-1", "iris-dev", "iris-0000000002", regression=(good, bad),
+                          load=LoadResult(stats, LoadPlan(users=4, spawn_rate=4, duration_seconds=3), checks, baseline))
+    return TestReport("iris", "dev", "iris-0000000002", (region,), "models/iris/tests/cases.yaml",
+                      "models/iris/model.yaml", {k: v for k, v in slo.__dict__.items() if v is not None})
+
+
+def test_json_and_junit_shapes(tmp_path: Path) -> None:
+    from modelops.cli.test import to_report
+    from modelops.report import render_junit
+
+    stats = LoadStats(requests=10, failures=0, duration_seconds=1, rps=10, error_rate=0, p50_ms=2, p95_ms=6, p99_ms=8)
+    report = sample_report(stats)
+    doc = report.to_dict()
+    assert doc["passed"] is False
+    assert [(r["case"], r["passed"]) for r in doc["regression"]] == [("small", True), ("answers-changed", False)]
+    assert doc["regression"][1]["message"] == "answers-changed: status: expected 503, got 200"
+    assert {k: doc["load"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "rps", "error_rate")} == {
+        "p50_ms": 2, "p95_ms": 6, "p99_ms": 8, "rps": 10, "error_rate": 0}
+    assert doc["load"]["passed"] is False  # 10 req/s < SLO 20 and far below the baseline's 400
+    junit = ET.fromstring(render_junit(to_report(report)))
+    cases = {c.get("name"): c.find("failure") is not None for c in junit.iter("testcase")}
+    assert cases == {"regression/small": False, "regression/answers-changed": True, "slo/p50_ms": False,
+                     "slo/p95_ms": False, "slo/p99_ms": False, "slo/error_rate": False, "slo/rps": True,
+                     "baseline/p95_ms": False, "baseline/rps": True}
+
+
+def chart_pixels(png: Path) -> tuple[int, int]:
+    """(distinct colours, pixels in the charts' series colours) of a screenshot."""
+    from modelops.report.html import PALETTE
+
+    _, _, pixels = read_png(png)
+    wanted = [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in PALETTE[:3]]
+    near = sum(1 for p in pixels if any(sum(abs(a - b) for a, b in zip(p, w, strict=True)) < 30 for w in wanted))
+    return len(set(pixels)), near
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is installed by `make system-deps`")
+def test_html_report_renders_charts_in_headless_chromium(tmp_path: Path) -> None:
+    from modelops.cli.test import to_charts, to_report, to_tables
+    from modelops.report import render_html
+
+    stats, _, _ = load(tmp_path, seconds=3)
+    report = sample_report(stats)
+    page = render_html(to_report(report), charts=to_charts(report), tables=to_tables(report))
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "<script" not in page
+    assert "secret-never-shown" not in page
+    assert page.count("<svg") == 2 and "baseline p95 (iris-0000000001)" in page and "SLO p95" in page
+    html_file = tmp_path / "report.html"
+    html_file.write_text(page)
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1100,900",
+                    "--hide-scrollbars", html_file.as_uri()], check=True, capture_output=True, timeout=120)
+    colours, in_series_colours = chart_pixels(shot)
+    assert colours > 50  # text, grid, lines, table rows: not a blank page
+    assert in_series_colours > 300  # the p50/p95/p99 and throughput lines were drawn
