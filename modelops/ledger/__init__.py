@@ -54,12 +54,13 @@ idempotency key was already there)::
     rollout_attempt(model, environment, region, release) -> int     # 1 + finished rollouts of it there
     test_results(release, environment) -> tuple[TestRecord, ...]   # latest per (region, kind)
     tests_passed(release, environment, *, regions=None, kinds=(REGRESSION, LOAD)) -> bool  # fails closed
-    baseline(model, environment, region, *, exclude_release) -> TestRecord | None  # last passing load
+    baseline(model, environment, region, *, exclude_release) -> TestRecord | None
+        # the last passing load test with metrics (a skipped one has none) of another release
     approvals(release, environment) -> tuple[Approval, ...]
     lock(model, environment, holder=None, *, ttl=300, heartbeat=True) -> ContextManager[HeldLock]
         # raises LockHeldError (a GateError): "iris in prod is locked by ada@x on host1 (pid 42) for 3m12s"
         # HeldLock: .info, .took_over (the stale LockInfo it replaced, or None), .check() -> LockLostError
-    acquire_lock(...) -> HeldLock; HeldLock.release()
+    acquire_lock(...) -> HeldLock; HeldLock.release() (HeldLock is also a context manager)
     lock_info(model, environment) -> LockInfo | None
     break_lock(model, environment) -> LockInfo | None
     close()

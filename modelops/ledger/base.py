@@ -145,13 +145,22 @@ class HeldLock:
             self._thread.start()
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.info.ttl / 4):
-            try:
-                if not self.ledger._lock_touch(self.info, self.ledger.clock.now()):
-                    self._lost = self.ledger.lock_info(self.info.model, self.info.environment)
-                    return
-            except Exception:  # a missed beat is retried; the expiry is generous
-                continue
+        try:
+            while not self._stop.wait(self.info.ttl / 4):
+                try:
+                    if not self.ledger._lock_touch(self.info, self.ledger.clock.now()):
+                        self._lost = self.ledger.lock_info(self.info.model, self.info.environment)
+                        return
+                except Exception:  # a missed beat is retried; the expiry is generous
+                    continue
+        finally:
+            self.ledger._thread_done()
+
+    def __enter__(self) -> HeldLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def check(self) -> None:
         """Raise :class:`LockLostError` if another run took the lock over (call between steps)."""
@@ -249,6 +258,9 @@ class LedgerBase:
 
     def close(self) -> None:
         """Release connections (the ledger stays usable; they reopen on demand)."""
+
+    def _thread_done(self) -> None:
+        """A thread of this ledger (a lock's heartbeat) ends: drop what it holds."""
 
     def __enter__(self) -> LedgerBase:
         return self
@@ -379,11 +391,12 @@ class LedgerBase:
         return all((r, k) in latest and latest[(r, k)].passed for r in wanted for k in kinds)
 
     def baseline(self, model: str, environment: str, region: str, *, exclude_release: str) -> TestRecord | None:
-        """The latest passing load test of ``model`` in (environment, region) of a release other
-        than ``exclude_release``: what a new release's figures are compared with."""
+        """The latest passing load test with figures (``metrics`` not empty; a skipped load test has
+        none) of ``model`` in (environment, region) of a release other than ``exclude_release``:
+        what a new release's figures are compared with."""
         for t in reversed(list(_only(self._model_entries(model), TestRecord))):
-            if (t.kind == LOAD and t.passed and t.environment == environment and t.region == region
-                    and t.release != exclude_release):
+            if (t.kind == LOAD and t.passed and t.metrics and t.environment == environment
+                    and t.region == region and t.release != exclude_release):
                 return t
         return None
 

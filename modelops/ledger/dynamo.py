@@ -60,6 +60,7 @@ class DynamoLedger(LedgerBase):
         self.region = region or getattr(getattr(client, "meta", None), "region_name", None) or "?"
         self._create_table = create_table
         self._ready = False
+        self._indexed: set[str] = set()  # models this instance put in the MODELS index
         self._page_size = page_size  # items per query page (None: DynamoDB's 1 MB pages)
 
     def __repr__(self) -> str:
@@ -158,7 +159,9 @@ class DynamoLedger(LedgerBase):
                 body[name] = {"S": value}
         # The model index first, outside the transaction: a put of one fixed item from concurrent
         # transactions would conflict, and an index entry without history is harmless.
-        self._call("put_item", Item={"pk": {"S": "MODELS"}, "sk": {"S": entry.model}})
+        if entry.model not in self._indexed:
+            self._call("put_item", Item={"pk": {"S": "MODELS"}, "sk": {"S": entry.model}})
+            self._indexed.add(entry.model)
         items: list[dict[str, Any]] = []
         if idempotency_key is not None:
             items.append({"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
@@ -169,7 +172,9 @@ class DynamoLedger(LedgerBase):
             items.append({"Put": {"TableName": self.table,
                                   "Item": {"pk": {"S": f"RELEASE#{entry.release_id}"}, **body}}})
         try:
-            self._call("transact_write_items", TransactItems=items)
+            # The request token makes botocore's own retries of this call (say after a timeout
+            # whose request did land) succeed without writing twice.
+            self._call("transact_write_items", TransactItems=items, ClientRequestToken=entry_id)
         except ClientError as exc:
             reasons = exc.response.get("CancellationReasons") or []
             if idempotency_key is not None and reasons and reasons[0].get("Code") == "ConditionalCheckFailed":

@@ -133,6 +133,15 @@ class SqliteLedger(LedgerBase):
             conn.close()
         self._local = threading.local()
 
+    def _thread_done(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            with self._all_lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            conn.close()
+
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         try:
             return self._conn().execute(sql, params)

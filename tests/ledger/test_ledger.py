@@ -212,6 +212,7 @@ def test_baseline_is_the_last_passing_load_test_of_another_release(ledger: Ledge
     ledger.record_test(load("iris-9", True, 1, region=EU))  # another region
     ledger.record_test(load("iris-9", True, 1, env=PROD))  # another environment
     ledger.record_test(load("iris-3", True, 30))  # the release under test itself
+    ledger.record_test(TestRecord(M, "iris-4", DEV, US, LOAD, True, "no load profile: skipped"))  # no figures
     base = ledger.baseline(M, DEV, US, exclude_release="iris-3")
     assert base is not None and base.release == "iris-2" and base.metrics["p95_ms"] == 12.0
     assert ledger.baseline(M, DEV, US, exclude_release="iris-2").release == "iris-3"  # type: ignore[union-attr]

@@ -139,3 +139,16 @@ def test_a_ledger_from_a_newer_modelops_is_refused(tmp_path: Path) -> None:
     raw.close()
     with pytest.raises(EnvironmentFailedError, match="written by a newer modelops"):
         SqliteLedger(path)
+
+
+def test_a_heartbeat_thread_closes_its_connection_when_the_lock_is_released(tmp_path: Path) -> None:
+    import time
+
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite")
+    for _ in range(3):
+        with ledger.lock("iris", "dev", ttl=0.04) as held:  # beats every 10 ms
+            first = held.info.heartbeat_at
+            deadline = time.monotonic() + 10
+            while ledger.lock_info("iris", "dev").heartbeat_at == first and time.monotonic() < deadline:  # type: ignore[union-attr]
+                time.sleep(0.01)
+    assert len(ledger._all) == 1  # only the caller's own connection is left open
