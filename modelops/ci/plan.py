@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops.config.environments import Environment, Environments
 from modelops.config.model import ModelConfig
 from modelops.naming import endpoint_name
 from modelops.runtime import Runtime
+
+if TYPE_CHECKING:
+    from modelops.deploy import Plan
 
 # Actions, in the order a reader cares about them.
 CREATE = "create"
@@ -31,7 +34,6 @@ REMOVE = "no longer deployed"
 UNCHANGED = "no change"
 
 LOCAL_NOT_RUNNING = "the local cloud is not running; a PR check does not start it"
-PLAN_UNAVAILABLE = "modelops.deploy.plan is not available in this installation"
 
 
 @dataclass(frozen=True)
@@ -142,49 +144,42 @@ def with_cloud(rows: list[PlanRow], verdicts: Mapping[tuple[str, str], CloudVerd
 
 
 def default_cloud_planner(model: ModelConfig, env: Environment, ref: str | None, runtime: Runtime) -> CloudVerdict:
-    """Ask deploy's plan, where that cannot create anything: on the local cloud only when it already
-    runs. Errors (no credentials, cloud unreachable) make the verdict ``skipped``: a PR check without
-    cloud access still reports its config plan."""
-    import importlib
-
-    from modelops.errors import EnvironmentFailedError, GateError, ModelopsError
+    """Ask deploy's plan (:func:`modelops.deploy.plan`: it only describes endpoints and renders the
+    build context), where that cannot start anything: on the local cloud only when it already runs.
+    Errors (no credentials, cloud unreachable) make the verdict ``skipped``: a PR check without cloud
+    access still reports its config plan. A :class:`~modelops.errors.GateError` means a deploy would be
+    refused: the verdict is ``failed`` with ``gate_failed``."""
+    from modelops.errors import GateError, ModelopsError
 
     if env.is_local and not _local_cloud_running(runtime):
         return CloudVerdict("skipped", message=LOCAL_NOT_RUNNING)
+    from modelops.deploy import PlanRequest, plan
+
     try:
-        deploy = importlib.import_module("modelops.deploy")
-        plan, request_type = deploy.plan, deploy.PlanRequest
-    except (ImportError, AttributeError):
-        return CloudVerdict("skipped", message=PLAN_UNAVAILABLE)
-    try:
-        result = plan(request_type(model=model.folder, environment=env.name, ref=ref), runtime)
+        result = plan(PlanRequest(model=model.folder or model.name, environment=env.name, ref=ref), runtime)
     except GateError as exc:
         return CloudVerdict("failed", message=exc.message, gate_failed=True)
-    except (EnvironmentFailedError, ModelopsError) as exc:
+    except ModelopsError as exc:
         return CloudVerdict("skipped", message=exc.message)
     return verdict_of(result)
 
 
-def verdict_of(result: Any) -> CloudVerdict:
-    """A :class:`CloudVerdict` from deploy's ``Plan`` (its ``to_dict()``: ``regions`` with
-    ``region`` and ``action``/``summary``), read defensively so a richer Plan does not break it."""
-    doc = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+_ACTION = {"none": "in sync", "create": "create", "update": "update", "busy": "busy"}
+
+
+def verdict_of(result: Plan) -> CloudVerdict:
+    """A :class:`CloudVerdict` from deploy's :class:`~modelops.deploy.Plan`: a line per region with
+    the action and what changes (``update: release iris-1 -> iris-2; instance count 1 -> 2``)."""
     summary: dict[str, str] = {}
-    for region in doc.get("regions") or []:
-        name = str(region.get("region", ""))
-        text = region.get("summary") or region.get("action") or ""
-        changes = region.get("changes") or []
-        if changes and not region.get("summary"):
-            text = f"{text}: " + "; ".join(str(c) for c in changes)
-        summary[name] = str(text)
-    return CloudVerdict("planned", summary=summary, message=str(doc.get("summary") or ""))
+    for region in result.regions:
+        text = _ACTION.get(region.action, region.action)
+        if region.changes:
+            text += ": " + "; ".join(region.changes)
+        summary[region.region] = text
+    return CloudVerdict("planned", summary=summary, message=f"release {result.release}")
 
 
 def _local_cloud_running(runtime: Runtime) -> bool:
-    import importlib
+    from modelops.localcloud import status
 
-    try:
-        localcloud = importlib.import_module("modelops.localcloud")
-        return localcloud.status(runtime.local_cloud_dir) is not None
-    except (ImportError, AttributeError):
-        return False
+    return status(runtime.local_cloud_dir) is not None

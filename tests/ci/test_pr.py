@@ -184,3 +184,33 @@ def test_an_unknown_base_is_bad_input(repo: Path) -> None:
     result = run_cli("ci", "pr", "--base", "origin/nope", cwd=repo)
     assert result.exit_code == 2, result
     assert "git ref 'origin/nope' does not exist" in result.stderr
+
+
+@pytest.mark.slow
+def test_with_the_local_cloud_running_the_plan_asks_deploy_and_creates_nothing(pr_repo: Path, tmp_path: Path) -> None:
+    import os
+
+    import boto3
+
+    from modelops.localcloud import ensure_running, stop
+
+    cloud_dir = Path(os.environ["MODELOPS_LOCAL_DATA_DIR"])
+    info = ensure_running(cloud_dir)
+    try:
+        md = tmp_path / "pr.md"
+        result = run_cli("ci", "pr", "--base", "main", "--no-bandit", "--markdown", md, "--output", "json",
+                         cwd=pr_repo)
+        assert result.exit_code == 1, result  # iris is still broken on the branch
+        rows = {(r["model"], r["environment"], r["region"]): r for r in result.json()["plan"]}
+        prod = rows[("iris", "prod", "ap-southeast-2")]
+        assert prod["cloud_status"] == "planned"
+        assert prod["cloud"].startswith("create: create endpoint iris-prod serving iris-") and "3 x ml.m5.huge" in prod["cloud"]
+        assert "| planned: create: create endpoint iris-dev serving iris-" in md.read_text()
+        for region in ("us-east-1", "eu-west-1", "ap-southeast-2"):
+            sm = boto3.client("sagemaker", endpoint_url=info.url, region_name=region,
+                              aws_access_key_id="local", aws_secret_access_key="local")
+            assert sm.list_endpoints()["Endpoints"] == []
+            assert sm.list_endpoint_configs()["EndpointConfigs"] == []
+            assert sm.list_models()["Models"] == []
+    finally:
+        stop(cloud_dir)
