@@ -35,18 +35,41 @@ REGRESSION = "regression"
 LOAD = "load"
 TEST_KINDS = (REGRESSION, LOAD)
 
-# Free text that looks like it carries a secret: `password=...`, `token: ...`, AWS access keys.
-_SECRET_ASSIGNMENT = re.compile(
-    r"(?i)\b([\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|credential)s?[\w.-]*)"
-    r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;]+)"
-)
+# Free text that looks like it carries a secret: `password=...`, `HF_TOKEN: ...`, `apiKey=...`,
+# presigned URLs' signatures, `https://user:pass@host`, AWS access key ids. Names are split into
+# words (snake, kebab, dotted, camelCase) and their last word decides, so `max_tokens=512`,
+# `token_count: 7` or `tokenizer: x` are left alone while `HF_TOKEN=...` and `X-Amz-Signature=...`
+# are masked.
+_NAME_THEN_SEPARATOR = re.compile(r"(?<![\w.-])([A-Za-z][\w.-]*)\s*[=:]\s*")
+_VALUE = re.compile(r"\"[^\"]*\"|'[^']*'|[^\s,;&\"']+")
+_SECRET_WORDS = frozenset({"password", "passwd", "pwd", "passphrase", "secret", "token", "credential",
+                           "credentials", "signature", "apikey", "auth"})
+_SECRET_PAIRS = frozenset({("api", "key"), ("access", "key"), ("secret", "key"), ("private", "key"),
+                           ("client", "secret"), ("session", "token")})
+_URL_USERINFO = re.compile(r"(://[^/\s:@]+:)[^/\s@]+(@)")
 _AWS_ACCESS_KEY = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 REDACTED = "***"
 
 
+def is_secret_name(name: str) -> bool:
+    """Whether a setting called ``name`` holds a secret, by its words (``HF_TOKEN``, ``dbPassword``)."""
+    # The last word decides: HF_TOKEN and accessToken hold one, token_count and secret_name do not.
+    words = [w.lower() for w in _WORD.findall(name)]
+    return bool(words) and (words[-1] in _SECRET_WORDS or tuple(words[-2:]) in _SECRET_PAIRS)
+
+
 def redact(text: str) -> str:
-    """``text`` with values of secret-named assignments and AWS access key ids masked."""
-    text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    """``text`` with the values of secret-named assignments, URL passwords and AWS access key ids masked."""
+    # Names are found without consuming their values, so `url: https://h/?token=abc` finds `token`.
+    spans: list[tuple[int, int]] = []
+    for m in _NAME_THEN_SEPARATOR.finditer(text):
+        value = _VALUE.match(text, m.end()) if is_secret_name(m.group(1)) else None
+        if value is not None and (not spans or value.start() >= spans[-1][1]):
+            spans.append((value.start(), value.end()))
+    for start, end in reversed(spans):
+        text = text[:start] + REDACTED + text[end:]
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2)}", text)
     return _AWS_ACCESS_KEY.sub(REDACTED, text)
 
 
@@ -109,6 +132,11 @@ class BuildRecord(_Record):
     model_data_url: str
     digest: str
     at: float = 0.0
+
+    def __post_init__(self) -> None:
+        # A presigned or credentialed URL must not land in the ledger with its secret.
+        object.__setattr__(self, "image_uri", redact(self.image_uri))
+        object.__setattr__(self, "model_data_url", redact(self.model_data_url))
 
 
 @dataclass(frozen=True)

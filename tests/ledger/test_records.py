@@ -79,6 +79,9 @@ def test_unknown_kinds_and_statuses_are_refused() -> None:
         ("HF_TOKEN: hf_abcdefghijklmnop in env", "HF_TOKEN", "hf_abcdefghijklmnop"),
         ('db_password = "s3cr3t value"', "db_password", "s3cr3t"),
         ("creds AKIAIOSFODNN7EXAMPLE leaked", "creds", "AKIAIOSFODNN7EXAMPLE"),
+        ("apiKey=abc123 region=eu-west-1", "region=eu-west-1", "abc123"),
+        ("url: https://b.s3.amazonaws.com/m.tar.gz?X-Amz-Signature=f00d&x=1", "m.tar.gz?X-Amz-Signature=", "f00d"),
+        ("pulling https://deploy:pa55word@registry.example.com/iris", "https://deploy:", "pa55word"),
     ],
 )
 def test_free_text_is_redacted(text: str, kept: str, gone: str) -> None:
@@ -89,9 +92,18 @@ def test_free_text_is_redacted(text: str, kept: str, gone: str) -> None:
     assert gone not in step.to_json() + approval.to_json() + test.to_json()
 
 
-def test_plain_text_is_left_alone() -> None:
-    text = "canary baking: 50% on iris-0123456789, p99 12 ms, tokenizer loaded"
+@pytest.mark.parametrize("text", [
+    "canary baking: 50% on iris-0123456789, p99 12 ms, tokenizer loaded",
+    "max_tokens=512 tokenizer: fast, token_count: 7, model_data_url: s3://b/iris.tar.gz",
+    "alarm modelops-iris-prod-5xx-rate: ALARM (error rate 0.31 > 0.05)",
+])
+def test_plain_text_is_left_alone(text: str) -> None:
     assert redact(text) == text
+
+
+def test_build_urls_lose_their_secrets() -> None:
+    build = BuildRecord("iris", "iris-1", "dev", "us-east-1", "img", "https://b/m.tar.gz?X-Amz-Security-Token=zz", "d")
+    assert "zz" not in build.to_json() and build.model_data_url.endswith(REDACTED)
 
 
 def test_a_step_knows_whether_it_is_terminal() -> None:
