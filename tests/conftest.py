@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import init_repo
+from tests.localcloud_fixtures import local_cloud  # noqa: F401  (the shared running local cloud)
 
 
 @pytest.fixture(autouse=True)

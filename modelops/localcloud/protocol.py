@@ -115,7 +115,7 @@ def _constraint_errors(shape: Any, value: Any, path: list[str], errors: list[str
     if kind == "string" and isinstance(value, str):
         _length_errors(meta, len(value), value, where, errors)
         pattern = meta.get("pattern")
-        if pattern and re.fullmatch(pattern, value) is None:
+        if pattern and not _matches(pattern, value):
             errors.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: Member must "
                           f"satisfy regular expression pattern: {pattern}")
         enum = getattr(shape, "enum", None)
@@ -130,6 +130,26 @@ def _constraint_errors(shape: Any, value: Any, path: list[str], errors: list[str
         if "max" in meta and value > meta["max"]:
             errors.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: Member must have "
                           f"value less than or equal to {meta['max']}")
+
+
+@lru_cache(maxsize=512)
+def _compiled(pattern: str) -> Any:
+    try:
+        return re.compile(pattern)
+    except re.error:
+        # The models use Java regexes; Unicode classes like \\p{L} need the `regex` package. Without it
+        # such a pattern is not checked (the service would; botocore does not either).
+        try:
+            import regex
+
+            return regex.compile(pattern)
+        except Exception:
+            return None
+
+
+def _matches(pattern: str, value: str) -> bool:
+    compiled = _compiled(pattern)
+    return compiled is None or compiled.fullmatch(value) is not None
 
 
 def _length_errors(meta: Mapping[str, Any], length: int, value: Any, where: str, errors: list[str]) -> None:

@@ -1,0 +1,210 @@
+"""The local cloud's control plane and runtime, driven only by stock boto3 clients (endpoint_url set)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+from botocore.exceptions import ClientError, ParamValidationError
+
+from modelops.localcloud import LOCAL_ACCOUNT
+from tests.localcloud_fixtures import CRASHING_HANDLER, DJL_HANDLER, ECHO_HANDLER, FAILING_HANDLER, LocalCloud
+
+pytestmark = pytest.mark.slow
+
+
+def _error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
+    return exc.value.response["Error"]["Code"], exc.value.response["Error"]["Message"]
+
+
+@pytest.fixture(scope="module")
+def echo_uri(local_cloud: LocalCloud) -> str:
+    return local_cloud.add_test_image("echo", {"inference.py": ECHO_HANDLER})
+
+
+def test_an_endpoint_in_two_regions_answers_in_each_and_they_stay_apart(local_cloud: LocalCloud, echo_uri: str) -> None:
+    for region in ("us-east-1", "eu-west-1"):
+        described = local_cloud.create_endpoint("iris-dev", echo_uri, region=region)
+        assert described["EndpointArn"] == f"arn:aws:sagemaker:{region}:{LOCAL_ACCOUNT}:endpoint/iris-dev"
+        assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 1
+        runtime = local_cloud.client("sagemaker-runtime", region)
+        answer = runtime.invoke_endpoint(EndpointName="iris-dev", Body=json.dumps({"region": region}),
+                                         ContentType="application/json", Accept="application/json",
+                                         CustomAttributes="trace=1")
+        assert json.loads(answer["Body"].read()) == {"region": region}
+        assert answer["InvokedProductionVariant"] == "AllTraffic"
+        assert answer["ContentType"] == "application/json"
+    listed = local_cloud.client("sagemaker", "eu-west-1").list_endpoints()["Endpoints"]
+    assert [e["EndpointName"] for e in listed] == ["iris-dev"]
+    with pytest.raises(ClientError) as missing:
+        local_cloud.client("sagemaker", "ap-south-1").describe_endpoint(EndpointName="iris-dev")
+    assert _error(missing) == (
+        "ValidationException", f'Could not find endpoint "arn:aws:sagemaker:ap-south-1:{LOCAL_ACCOUNT}:endpoint/iris-dev".')
+    with pytest.raises(ClientError) as unknown:
+        local_cloud.client("sagemaker-runtime", "ap-south-1").invoke_endpoint(EndpointName="iris-dev", Body=b"{}")
+    assert _error(unknown) == ("ValidationError", f"Endpoint iris-dev of account {LOCAL_ACCOUNT} not found.")
+
+
+def test_model_errors_carry_the_container_status_and_payloads_over_6_mb_are_refused(local_cloud: LocalCloud) -> None:
+    uri = local_cloud.add_test_image("failing", {"inference.py": FAILING_HANDLER})
+    local_cloud.create_endpoint("broken-model", uri)
+    runtime = local_cloud.client("sagemaker-runtime")
+    with pytest.raises(ClientError) as failed:
+        runtime.invoke_endpoint(EndpointName="broken-model", Body=b"{}", ContentType="application/json")
+    error = failed.value.response
+    assert error["Error"]["Code"] == "ModelError"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert error["OriginalStatusCode"] == 500
+    assert "model exploded on purpose" in error["OriginalMessage"]
+    assert error["LogStreamArn"].startswith(f"arn:aws:logs:us-east-1:{LOCAL_ACCOUNT}:log-group:/aws/sagemaker/Endpoints/")
+    with pytest.raises(ClientError) as too_big:
+        runtime.invoke_endpoint(EndpointName="broken-model", Body=b"x" * (6 * 1024 * 1024 + 1))
+    assert _error(too_big)[0] == "ValidationError"
+    assert "6291456" in _error(too_big)[1]
+
+
+def test_traffic_splits_by_weight_and_target_variant_picks_one(local_cloud: LocalCloud, echo_uri: str) -> None:
+    djl = local_cloud.add_test_image("djl", {"model.py": DJL_HANDLER}, contract="djl-python")
+    local_cloud.create_model("split-echo", echo_uri)
+    local_cloud.create_model("split-djl", djl)
+    local_cloud.create_config("split-c1", [
+        {"VariantName": "Echo", "ModelName": "split-echo", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1,
+         "InitialVariantWeight": 3.0},
+        {"VariantName": "Djl", "ModelName": "split-djl", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1,
+         "InitialVariantWeight": 1.0}])
+    local_cloud.client("sagemaker").create_endpoint(EndpointName="split", EndpointConfigName="split-c1")
+    local_cloud.wait_for("split", "InService")
+    runtime = local_cloud.client("sagemaker-runtime")
+    counts = {"Echo": 0, "Djl": 0}
+    for _ in range(200):
+        answer = runtime.invoke_endpoint(EndpointName="split", Body=b'{"x": 1}', ContentType="application/json")
+        counts[answer["InvokedProductionVariant"]] += 1
+    # 3:1 weights; the bounds are far (over 6 sigma) from what a fair split produces.
+    assert 110 < counts["Echo"] < 190, counts
+    djl_answer = runtime.invoke_endpoint(EndpointName="split", Body=b'{"x": 1}', ContentType="application/json",
+                                         TargetVariant="Djl")
+    assert djl_answer["InvokedProductionVariant"] == "Djl"
+    assert json.loads(djl_answer["Body"].read()) == {"djl": {"x": 1}}
+    sm = local_cloud.client("sagemaker")
+    sm.update_endpoint_weights_and_capacities(EndpointName="split", DesiredWeightsAndCapacities=[
+        {"VariantName": "Djl", "DesiredWeight": 0.0}])
+    described = local_cloud.wait_for("split", "InService")
+    weights = {v["VariantName"]: v["CurrentWeight"] for v in described["ProductionVariants"]}
+    assert weights == {"Echo": 3.0, "Djl": 0.0}
+    assert {runtime.invoke_endpoint(EndpointName="split", Body=b"{}", ContentType="application/json")[
+        "InvokedProductionVariant"] for _ in range(20)} == {"Echo"}
+    with pytest.raises(ClientError) as bad_variant:
+        runtime.invoke_endpoint(EndpointName="split", Body=b"{}", TargetVariant="Nope")
+    assert _error(bad_variant)[0] == "ValidationError"
+
+
+def test_a_container_that_cannot_start_fails_the_endpoint_quoting_its_log(local_cloud: LocalCloud) -> None:
+    uri = local_cloud.add_test_image("crashing", {"inference.py": CRASHING_HANDLER})
+    local_cloud.create_endpoint("crashes", uri, wait=False)
+    described = local_cloud.wait_for("crashes", "Failed", "InService")
+    assert described["EndpointStatus"] == "Failed"
+    assert "did not pass the ping health check" in described["FailureReason"]
+    assert "checksum mismatch on purpose" in described["FailureReason"]
+    with pytest.raises(ClientError) as update:
+        local_cloud.client("sagemaker").update_endpoint(EndpointName="crashes", EndpointConfigName="crashes-c1")
+    assert _error(update)[0] == "ValidationException"
+    local_cloud.client("sagemaker").delete_endpoint(EndpointName="crashes")
+
+
+def test_an_unknown_image_fails_the_endpoint(local_cloud: LocalCloud) -> None:
+    local_cloud.create_endpoint("no-image", "000000000000.dkr.ecr.us-east-1.amazonaws.com/missing:1", wait=False)
+    described = local_cloud.wait_for("no-image", "Failed")
+    assert "missing:1" in described["FailureReason"]
+
+
+def test_resources_describe_list_tag_and_delete_like_the_service(local_cloud: LocalCloud, echo_uri: str) -> None:
+    sm = local_cloud.client("sagemaker", "eu-central-1")
+    arn = sm.create_model(ModelName="tagged", PrimaryContainer={"Image": echo_uri}, ExecutionRoleArn="arn:aws:iam::000000000000:role/r",
+                          Tags=[{"Key": "modelops:release", "Value": "r1"}])["ModelArn"]
+    assert arn == f"arn:aws:sagemaker:eu-central-1:{LOCAL_ACCOUNT}:model/tagged"
+    assert sm.describe_model(ModelName="tagged")["PrimaryContainer"]["Image"] == echo_uri
+    with pytest.raises(ClientError) as duplicate:
+        sm.create_model(ModelName="tagged", PrimaryContainer={"Image": echo_uri}, ExecutionRoleArn="arn:aws:iam::000000000000:role/r")
+    assert _error(duplicate) == ("ValidationException", f'Cannot create already existing model "{arn}".')
+    sm.add_tags(ResourceArn=arn, Tags=[{"Key": "owner", "Value": "ada"}])
+    assert {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]} == {"modelops:release": "r1", "owner": "ada"}
+    sm.delete_tags(ResourceArn=arn, TagKeys=["owner"])
+    assert [t["Key"] for t in sm.list_tags(ResourceArn=arn)["Tags"]] == ["modelops:release"]
+    assert [m["ModelName"] for m in sm.list_models(NameContains="tag")["Models"]] == ["tagged"]
+    with pytest.raises(ClientError) as no_model:
+        sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "absent", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    assert _error(no_model) == (
+        "ValidationException", f'Could not find model "arn:aws:sagemaker:eu-central-1:{LOCAL_ACCOUNT}:model/absent".')
+    sm.delete_model(ModelName="tagged")
+    with pytest.raises(ClientError):
+        sm.describe_model(ModelName="tagged")
+
+
+def test_bad_input_gets_the_service_error_shapes(local_cloud: LocalCloud) -> None:
+    # botocore validates on the client too; switched off here so the server's own checks answer.
+    sm = local_cloud.client("sagemaker", parameter_validation=False)
+    with pytest.raises(ClientError) as bad_name:
+        sm.describe_endpoint(EndpointName="not_valid!")
+    code, message = _error(bad_name)
+    assert code == "ValidationException"
+    assert message == ("1 validation error detected: Value 'not_valid!' at 'endpointName' failed to satisfy constraint: "
+                       "Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+    with pytest.raises(ClientError) as missing:
+        sm.create_endpoint(EndpointName="x")
+    assert _error(missing)[0] == "ValidationException"
+    assert "EndpointConfigName" in _error(missing)[1]
+    with pytest.raises(ClientError) as too_long:
+        sm.update_endpoint(EndpointName="iris-dev", EndpointConfigName="iris-dev-c1", DeploymentConfig={
+            "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 4000}}})
+    assert "Member must have value less than or equal to 3600" in _error(too_long)[1]
+    with pytest.raises(ParamValidationError):  # the stock client's own check, for comparison
+        local_cloud.client("sagemaker").create_endpoint(EndpointName="x")  # type: ignore[call-arg]
+
+    def raw(target: str, body: bytes) -> tuple[int, dict[str, str]]:
+        request = urllib.request.Request(local_cloud.url + "/", data=body, method="POST", headers={
+            "X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    assert raw("SageMaker.CreateTrainingJob", b"{}") == (400, {
+        "__type": "UnknownOperationException", "message": "The operation CreateTrainingJob is not supported by the local cloud."})
+    status, body = raw("SageMaker.DescribeEndpoint", b"{not json")
+    assert (status, body["__type"]) == (400, "SerializationException")
+    status, body = raw("SageMaker.DescribeEndpoint", b"[]")
+    assert (status, body["__type"]) == (400, "SerializationException")
+
+
+def test_update_rules_of_the_spec_are_enforced(local_cloud: LocalCloud, echo_uri: str) -> None:
+    sm = local_cloud.client("sagemaker")
+    local_cloud.create_endpoint("rules", echo_uri)
+    local_cloud.create_model("rules-m2", echo_uri)
+    local_cloud.create_config("rules-renamed", {"Renamed": "rules-m2"})
+
+    def update_error(config: str, deployment: dict[str, object]) -> str:
+        with pytest.raises(ClientError) as refused:
+            sm.update_endpoint(EndpointName="rules", EndpointConfigName=config, DeploymentConfig=deployment)
+        assert _error(refused)[0] == "ValidationException"
+        return _error(refused)[1]
+
+    all_at_once = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 1}}}
+    assert "keeps the variant names" in update_error("rules-renamed", all_at_once)
+    assert "at most 50%" in update_error("rules-c1", {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+        "Type": "CANARY", "WaitIntervalInSeconds": 1, "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}}})
+    assert "MaximumExecutionTimeoutInSeconds (600)" in update_error("rules-c1", {"BlueGreenUpdatePolicy": {
+        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 3600},
+        "TerminationWaitInSeconds": 600, "MaximumExecutionTimeoutInSeconds": 600}})
+    assert "Only one of" in update_error("rules-c1", {**all_at_once, "RollingUpdatePolicy": {
+        "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 50}, "WaitIntervalInSeconds": 1}})
+    sm.update_endpoint(EndpointName="rules", EndpointConfigName="rules-c1")
+    with pytest.raises(ClientError) as busy:
+        sm.update_endpoint(EndpointName="rules", EndpointConfigName="rules-c1")
+    assert _error(busy) == ("ValidationException", f'Cannot update in-progress endpoint "arn:aws:sagemaker:us-east-1:{LOCAL_ACCOUNT}:endpoint/rules".')
+    local_cloud.wait_for("rules", "InService")
+    sm.delete_endpoint(EndpointName="rules")
+    local_cloud.client("sagemaker").get_waiter("endpoint_deleted").wait(
+        EndpointName="rules", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
