@@ -224,12 +224,13 @@ class LedgerBase:
     def _append(self, entry: Entry, idempotency_key: str | None) -> bool:
         raise NotImplementedError
 
-    def _model_entries(self, model: str) -> list[Entry]:
-        """Every entry of ``model`` in the order appended."""
+    def _model_entries(self, model: str, cls: type[Entry] | None = None, **where: str) -> list[Entry]:
+        """The entries of ``model`` in the order appended; only of type ``cls`` and with the given
+        ``environment``/``region``/``release`` when asked (backends filter where they store)."""
         raise NotImplementedError
 
-    def _release_entries(self, release: str) -> list[Entry]:
-        """Every entry naming ``release`` in the order appended."""
+    def _release_entries(self, release: str, cls: type[Entry] | None = None, **where: str) -> list[Entry]:
+        """The entries naming ``release`` in the order appended, filtered like :meth:`_model_entries`."""
         raise NotImplementedError
 
     def models(self) -> tuple[str, ...]:
@@ -311,27 +312,25 @@ class LedgerBase:
 
     def releases(self, model: str) -> tuple[ReleaseRecord, ...]:
         """Releases of ``model`` in the order they were built."""
-        return tuple(_only(self._model_entries(model), ReleaseRecord))
+        return tuple(_only(self._model_entries(model, ReleaseRecord), ReleaseRecord))
 
     def release(self, release_id: str) -> ReleaseRecord | None:
         """The release record of ``release_id``; None when it was never recorded."""
-        return next(iter(_only(self._release_entries(release_id), ReleaseRecord)), None)
+        return next(_only(self._release_entries(release_id, ReleaseRecord), ReleaseRecord), None)
 
     def builds(self, release: str, environment: str | None = None) -> tuple[BuildRecord, ...]:
         """The latest build record per (environment, region) of ``release``."""
         latest: dict[tuple[str, str], BuildRecord] = {}
-        for b in _only(self._release_entries(release), BuildRecord):
-            if environment is None or b.environment == environment:
-                latest[(b.environment, b.region)] = b
+        where = {"environment": environment} if environment else {}
+        for b in _only(self._release_entries(release, BuildRecord, **where), BuildRecord):
+            latest[(b.environment, b.region)] = b
         return tuple(latest.values())
 
     def steps(self, model: str, environment: str, region: str, *,
               release: str | None = None) -> tuple[DeploymentStep, ...]:
         """Rollout steps in (environment, region), oldest first."""
-        return tuple(
-            s for s in _only(self._model_entries(model), DeploymentStep)
-            if s.environment == environment and s.region == region and (release is None or s.release == release)
-        )
+        where = {"environment": environment, "region": region, **({"release": release} if release else {})}
+        return tuple(_only(self._model_entries(model, DeploymentStep, **where), DeploymentStep))
 
     def current(self, model: str, environment: str, region: str) -> RegionState | None:
         """The serving release and latest step in (environment, region); None if never deployed."""
@@ -343,7 +342,7 @@ class LedgerBase:
         states: list[RegionState] = []
         for name in (model,) if model else self.models():
             by_place: dict[tuple[str, str], list[DeploymentStep]] = {}
-            for s in _only(self._model_entries(name), DeploymentStep):
+            for s in _only(self._model_entries(name, DeploymentStep), DeploymentStep):
                 by_place.setdefault((s.environment, s.region), []).append(s)
             states.extend(_region_state(name, env, region, steps)
                           for (env, region), steps in sorted(by_place.items()))
@@ -375,9 +374,8 @@ class LedgerBase:
     def test_results(self, release: str, environment: str) -> tuple[TestRecord, ...]:
         """The latest test result per (region, kind) of ``release`` in ``environment``."""
         latest: dict[tuple[str, str], TestRecord] = {}
-        for t in _only(self._release_entries(release), TestRecord):
-            if t.environment == environment:
-                latest[(t.region, t.kind)] = t
+        for t in _only(self._release_entries(release, TestRecord, environment=environment), TestRecord):
+            latest[(t.region, t.kind)] = t
         return tuple(latest[k] for k in sorted(latest))
 
     def tests_passed(self, release: str, environment: str, *, regions: Sequence[str] | None = None,
@@ -394,15 +392,15 @@ class LedgerBase:
         """The latest passing load test with figures (``metrics`` not empty; a skipped load test has
         none) of ``model`` in (environment, region) of a release other than ``exclude_release``:
         what a new release's figures are compared with."""
-        for t in reversed(list(_only(self._model_entries(model), TestRecord))):
-            if (t.kind == LOAD and t.passed and t.metrics and t.environment == environment
-                    and t.region == region and t.release != exclude_release):
+        tests = self._model_entries(model, TestRecord, environment=environment, region=region)
+        for t in reversed(list(_only(tests, TestRecord))):
+            if t.kind == LOAD and t.passed and t.metrics and t.release != exclude_release:
                 return t
         return None
 
     def approvals(self, release: str, environment: str) -> tuple[Approval, ...]:
         """Approvals of ``release`` for ``environment``, oldest first."""
-        return tuple(a for a in _only(self._release_entries(release), Approval) if a.environment == environment)
+        return tuple(_only(self._release_entries(release, Approval, environment=environment), Approval))
 
     # -- locks -------------------------------------------------------------------------------
     def acquire_lock(self, model: str, environment: str, holder: LockHolder | None = None, *,

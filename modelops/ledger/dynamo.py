@@ -128,13 +128,19 @@ class DynamoLedger(LedgerBase):
         self.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 2,
                                                                                           "MaxAttempts": 60})
 
-    def _query(self, pk: str, *, prefix: str | None = None) -> Iterator[dict[str, Any]]:
+    def _query(self, pk: str, *, prefix: str | None = None,
+               where: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {"ConsistentRead": True, "ExpressionAttributeValues": {":pk": {"S": pk}}}
         if prefix is None:
             kwargs["KeyConditionExpression"] = "pk = :pk"
         else:
             kwargs["KeyConditionExpression"] = "pk = :pk AND begins_with(sk, :prefix)"
             kwargs["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
+        if where:
+            # Attribute names go through placeholders: some (e.g. region) are reserved words.
+            kwargs["FilterExpression"] = " AND ".join(f"#f{i} = :f{i}" for i in range(len(where)))
+            kwargs["ExpressionAttributeNames"] = {f"#f{i}": name for i, name in enumerate(where)}
+            kwargs["ExpressionAttributeValues"].update({f":f{i}": {"S": v} for i, v in enumerate(where.values())})
         if self._page_size:
             kwargs["Limit"] = self._page_size
         while True:
@@ -182,14 +188,16 @@ class DynamoLedger(LedgerBase):
             raise self._error(exc) from exc
         return True
 
-    def _entries(self, pk: str) -> list[Entry]:
-        return [entry_from_json(item["body"]["S"]) for item in self._query(pk, prefix="ENTRY#")]
+    def _entries(self, pk: str, cls: type[Entry] | None, where: dict[str, str]) -> list[Entry]:
+        conditions = {**({"entry": cls.KIND} if cls is not None else {}), **where}
+        items = self._query(pk, prefix="ENTRY#", where=conditions)
+        return [entry_from_json(item["body"]["S"]) for item in items]
 
-    def _model_entries(self, model: str) -> list[Entry]:
-        return self._entries(f"MODEL#{model}")
+    def _model_entries(self, model: str, cls: type[Entry] | None = None, **where: str) -> list[Entry]:
+        return self._entries(f"MODEL#{model}", cls, where)
 
-    def _release_entries(self, release: str) -> list[Entry]:
-        return self._entries(f"RELEASE#{release}")
+    def _release_entries(self, release: str, cls: type[Entry] | None = None, **where: str) -> list[Entry]:
+        return self._entries(f"RELEASE#{release}", cls, where)
 
     def models(self) -> tuple[str, ...]:
         return tuple(sorted(item["sk"]["S"] for item in self._query("MODELS")))

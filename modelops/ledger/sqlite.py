@@ -31,6 +31,7 @@ from .base import LedgerBase
 from .records import Entry, LockHolder, LockInfo, entry_from_json
 
 SCHEMA_VERSION = 1
+_FILTER_COLUMNS = frozenset({"environment", "region", "release"})
 CANNOT_OPEN = "ledger {path}: cannot open ({error})"
 CANNOT_OPEN_HINT = "check that the directory is writable and the file is not corrupt"
 NEWER_SCHEMA = "ledger {path}: written by a newer modelops (schema {found}, this one reads {supported})"
@@ -49,7 +50,7 @@ CREATE TABLE IF NOT EXISTS entries (
     idempotency_key TEXT UNIQUE,
     body TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS entries_model ON entries (model, seq);
+CREATE INDEX IF NOT EXISTS entries_by_model ON entries (model, entry, environment, region, seq);
 CREATE INDEX IF NOT EXISTS entries_release ON entries (release, seq);
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
@@ -159,13 +160,25 @@ class SqliteLedger(LedgerBase):
         )
         return cur.rowcount == 1
 
-    def _model_entries(self, model: str) -> list[Entry]:
-        rows = self._execute("SELECT body FROM entries WHERE model = ? ORDER BY seq", (model,))
+    def _select(self, column: str, value: str, cls: type[Entry] | None, where: dict[str, str]) -> list[Entry]:
+        conditions, params = [f"{column} = ?"], [value]
+        if cls is not None:
+            conditions.append("entry = ?")
+            params.append(cls.KIND)
+        for name, wanted in where.items():
+            if name not in _FILTER_COLUMNS:
+                raise ValueError(f"cannot filter ledger entries by {name!r}")
+            conditions.append(f"{name} = ?")
+            params.append(wanted)
+        rows = self._execute(f"SELECT body FROM entries WHERE {' AND '.join(conditions)} ORDER BY seq",  # fixed column names only
+                             tuple(params))
         return [entry_from_json(body) for (body,) in rows]
 
-    def _release_entries(self, release: str) -> list[Entry]:
-        rows = self._execute("SELECT body FROM entries WHERE release = ? ORDER BY seq", (release,))
-        return [entry_from_json(body) for (body,) in rows]
+    def _model_entries(self, model: str, cls: type[Entry] | None = None, **where: str) -> list[Entry]:
+        return self._select("model", model, cls, where)
+
+    def _release_entries(self, release: str, cls: type[Entry] | None = None, **where: str) -> list[Entry]:
+        return self._select("release", release, cls, where)
 
     def models(self) -> tuple[str, ...]:
         return tuple(m for (m,) in self._execute("SELECT DISTINCT model FROM entries ORDER BY model"))
