@@ -1,0 +1,179 @@
+"""Starting, finding and stopping the local cloud; its state surviving a restart; crashed containers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from modelops.errors import EnvironmentFailedError
+from modelops.localcloud import ensure_running, log_path, status, stop
+from tests.helpers import run_cli
+from tests.localcloud_fixtures import LocalCloud, start_local_cloud
+
+pytestmark = pytest.mark.slow
+
+SLEEPY_HANDLER = '''
+import time
+
+def model_fn(model_dir):
+    return None
+
+def input_fn(body, content_type):
+    return body
+
+def predict_fn(data, model):
+    if data == b"slow":
+        time.sleep(30)
+    return data
+
+def output_fn(prediction, accept):
+    return prediction
+'''
+
+
+def test_up_status_down_through_the_cli(tmp_path: Path) -> None:
+    data_dir = tmp_path / "cloud"
+    first = run_cli("local", "up", "--data-dir", data_dir, "--output", "json")
+    assert first.exit_code == 0, first
+    try:
+        info = first.json()
+        assert info["running"] is True and info["url"] == f"http://127.0.0.1:{info['port']}"
+        assert info["data_dir"] == str(data_dir)
+        again = run_cli("local", "up", "--data-dir", data_dir, "--output", "json")
+        assert again.json()["pid"] == info["pid"]  # a second `up` reports the running one
+        described = run_cli("local", "status", "--data-dir", data_dir, "--output", "json").json()
+        assert described == info
+        text = run_cli("local", "up", "--data-dir", data_dir)
+        assert f"already running at {info['url']}" in text.stderr
+        logs = run_cli("local", "logs", "--data-dir", data_dir)
+        assert "local cloud listening on" in logs.stdout
+    finally:
+        down = run_cli("local", "down", "--data-dir", data_dir)
+    assert down.exit_code == 0 and "stopped" in down.stderr
+    assert run_cli("local", "status", "--data-dir", data_dir, "--output", "json").json() == {
+        "running": False, "data_dir": str(data_dir)}
+
+
+def test_the_default_data_dir_comes_from_the_environment(tmp_path: Path) -> None:
+    data_dir = tmp_path / "from-env"
+    up = run_cli("local", "up", "--output", "json", env={"MODELOPS_LOCAL_DATA_DIR": str(data_dir)})
+    try:
+        assert up.json()["data_dir"] == str(data_dir)
+        assert status(data_dir) is not None
+    finally:
+        stop(data_dir)
+
+
+def test_a_stale_record_after_a_crash_is_cleaned_and_a_new_server_starts(tmp_path: Path) -> None:
+    data_dir = tmp_path / "cloud"
+    info = ensure_running(data_dir)
+    os.kill(info.pid, signal.SIGKILL)  # a crash: the record stays behind
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{info.pid}").exists() and time.monotonic() < deadline:
+        with_status = Path(f"/proc/{info.pid}/stat").read_text() if Path(f"/proc/{info.pid}/stat").exists() else ""
+        if ") Z" in with_status:
+            break
+        time.sleep(0.05)
+    assert (data_dir / "server.json").exists()
+    assert status(data_dir) is None
+    assert not (data_dir / "server.json").exists()
+    restarted = ensure_running(data_dir)
+    try:
+        assert restarted.pid != info.pid
+    finally:
+        stop(data_dir)
+
+
+def test_a_server_that_cannot_start_is_an_environment_error_naming_its_log(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(EnvironmentFailedError) as failed:
+            ensure_running(tmp_path / "cloud", port)
+    assert str(log_path(tmp_path / "cloud")) in failed.value.message
+    assert "cannot serve on 127.0.0.1" in failed.value.message
+
+
+def _container_pids(data_dir: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(data_dir).encode() in cmdline and b"serve.py" in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
+def test_state_survives_a_restart_and_crashed_containers_come_back(tmp_path: Path) -> None:
+    cloud = start_local_cloud(tmp_path / "cloud", env={"MODELOPS_LOCAL_CONTAINER_TIMEOUT": "2"})
+    try:
+        uri = cloud.add_test_image("sleepy", {"inference.py": SLEEPY_HANDLER})
+        cloud.create_endpoint("durable", uri, region="eu-west-1")
+        cloud.client("sagemaker", "eu-west-1").add_tags(
+            ResourceArn="arn:aws:sagemaker:eu-west-1:000000000000:endpoint/durable",
+            Tags=[{"Key": "modelops:release", "Value": "r1"}])
+        # The container timeout of the server (2 s here) turns a slow answer into a ModelError.
+        with pytest.raises(ClientError) as timed_out:
+            cloud.client("sagemaker-runtime", "eu-west-1").invoke_endpoint(EndpointName="durable", Body=b"slow")
+        assert timed_out.value.response["Error"]["Code"] == "ModelError"
+        assert "timed out" in timed_out.value.response["Error"]["Message"]
+
+        assert stop(cloud.data_dir)
+        assert _container_pids(cloud.data_dir) == []  # containers stop with the server
+        cloud = start_local_cloud(cloud.data_dir)
+        sm = cloud.client("sagemaker", "eu-west-1")
+        assert sm.describe_endpoint(EndpointName="durable")["EndpointStatus"] == "InService"
+        assert sm.list_tags(ResourceArn="arn:aws:sagemaker:eu-west-1:000000000000:endpoint/durable")["Tags"] == [
+            {"Key": "modelops:release", "Value": "r1"}]
+        eu = LocalCloud(cloud.url, cloud.data_dir, cloud.pid)
+        runtime = eu.client("sagemaker-runtime", "eu-west-1")
+        deadline = time.monotonic() + 60
+        while True:  # the restarted server brings the container back
+            try:
+                assert runtime.invoke_endpoint(EndpointName="durable", Body=b"hello")["Body"].read() == b"hello"
+                break
+            except ClientError as exc:
+                assert exc.response["Error"]["Code"] == "ModelNotReadyException"
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+
+        (pid,) = _container_pids(cloud.data_dir)
+        os.killpg(pid, signal.SIGKILL)  # a crashed instance is restarted
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert runtime.invoke_endpoint(EndpointName="durable", Body=b"again")["Body"].read() == b"again"
+                break
+            except ClientError as exc:
+                assert exc.response["Error"]["Code"] in ("ModelNotReadyException", "ModelError")
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert _container_pids(cloud.data_dir) != [pid]
+    finally:
+        stop(cloud.data_dir)
+
+
+def test_the_server_module_runs_in_the_foreground_and_refuses_a_second_server(tmp_path: Path) -> None:
+    data_dir = tmp_path / "cloud"
+    info = ensure_running(data_dir)
+    try:
+        second = subprocess.run([sys.executable, "-m", "modelops.localcloud", "--data-dir", str(data_dir)],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 3
+        assert "another local cloud already serves" in second.stderr
+        assert json.loads((data_dir / "server.json").read_text())["pid"] == info.pid
+    finally:
+        stop(data_dir)
