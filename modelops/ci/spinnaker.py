@@ -74,8 +74,9 @@ def _ref(*parts: str) -> str:
 
 
 def _job(name: str, ref_id: str, requisites: list[str], args: list[str], *,
-         extra_env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """A Run Job (Kubernetes) stage: check the repo out at the ref, run ``modelops ARGS`` in it."""
+         extra_env: Mapping[str, str] | None = None, script: str | None = None) -> dict[str, Any]:
+    """A Run Job (Kubernetes) stage: check the repo out at the ref, run ``modelops ARGS`` in it (or,
+    with ``script``, a POSIX shell script of modelops commands)."""
     env = [
         {"name": "MODELOPS_DATA_DIR", "value": "/workspace/.modelops"},
         {"name": "MODELOPS_PIPELINE_RUN", "value": "${execution.id}"},
@@ -117,7 +118,7 @@ def _job(name: str, ref_id: str, requisites: list[str], args: list[str], *,
                         "name": "modelops",
                         "image": "${parameters.image}",
                         "workingDir": "/workspace",
-                        "command": ["modelops"],
+                        "command": ["sh", "-ec", script] if script else ["modelops"],
                         "args": args,
                         "env": env,
                         "volumeMounts": [{"name": "workspace", "mountPath": "/workspace"}],
@@ -146,6 +147,13 @@ def _judgment(env: Environment, ref_id: str, requisites: list[str]) -> dict[str,
     }
 
 
+# The release a commit makes is what build says (rendering the context only: nothing is built); the
+# judge's identity reaches modelops as MODELOPS_USER, so the ledger records who approved.
+APPROVE_SCRIPT = (
+    'release="$(modelops build "$MODEL" --env "$MODELOPS_ENV" --ref "$REF" --context-only /tmp/context '
+    '--output json | python3 -c \'import json, sys; print(json.load(sys.stdin)["release"])\')"\n'
+    'modelops approve "$release" --env "$MODELOPS_ENV" --comment "Spinnaker manual judgment"\n'
+)
 MODEL = "${parameters.model}"
 REF = "${parameters.ref}"
 
@@ -168,9 +176,10 @@ def pipeline(envs: Environments) -> dict[str, Any]:
             stages.append(_judgment(env, judge, previous))
             approve = _ref("approve", env.name)
             judged_by = f"${{#stage('Approve {env.name}')['context']['lastModifiedBy']}}"
-            stages.append(_job(f"Record approval {env.name}", approve, [judge],
-                               ["approve", MODEL, "--env", env.name, "--ref", REF],
-                               extra_env={"MODELOPS_USER": judged_by}))
+            stages.append(_job(f"Record approval {env.name}", approve, [judge], [],
+                               extra_env={"MODELOPS_USER": judged_by, "MODEL": MODEL, "REF": REF,
+                                          "MODELOPS_ENV": env.name},
+                               script=APPROVE_SCRIPT))
             previous = [approve]
         if len(env.waves) == 1 and len(env.regions) == 1:
             deploy, test = _ref("deploy", env.name), _ref("test", env.name)

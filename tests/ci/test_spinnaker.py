@@ -61,9 +61,12 @@ def test_a_manual_judgment_precedes_every_prod_stage_and_records_the_judge(docum
     assert _ancestors(stages, "judgment-prod") >= {"test-staging", "deploy-staging", "test-dev", "validate"}
     approve = stages["approve-prod"]
     assert approve["requisiteStageRefIds"] == ["judgment-prod"]
-    assert _args(approve)[:1] == ["approve"]
-    env = {e["name"]: e["value"] for e in approve["manifest"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    [container] = approve["manifest"]["spec"]["template"]["spec"]["containers"]
+    assert container["command"][:2] == ["sh", "-ec"]
+    assert 'modelops approve "$release" --env "$MODELOPS_ENV"' in container["command"][2]
+    env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MODELOPS_USER"] == "${#stage('Approve prod')['context']['lastModifiedBy']}"
+    assert env["MODELOPS_ENV"] == "prod" and env["MODEL"] == "${parameters.model}"
     for ref in stages:
         if ref.startswith("deploy-prod"):
             assert "judgment-prod" in _ancestors(stages, ref), ref
@@ -87,8 +90,8 @@ def test_one_deploy_stage_per_prod_region_grouped_in_waves(document: dict) -> No
 def test_every_stage_fails_the_pipeline_and_none_rolls_back_by_itself(document: dict) -> None:
     for stage in document["stages"]:
         assert stage["failPipeline"] is True
-        if stage["type"] == "runJobManifest":
-            assert _args(stage)[0] in {"validate", "build", "deploy", "test", "approve"}
+        if stage["type"] == "runJobManifest" and stage["refId"] != "approve-prod":
+            assert _args(stage)[0] in {"validate", "build", "deploy", "test"}
 
 
 def test_a_changed_environments_file_makes_the_check_fail_until_regenerated(repo: Path) -> None:
