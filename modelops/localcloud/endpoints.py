@@ -349,9 +349,14 @@ class Endpoints:
             return out
         share = pending.get("fraction", 0.0) if pending and pending["kind"] in ("blue_green", "rolling") else 0.0
         replacing = pending is not None and pending["kind"] in ("blue_green", "rolling")
+        retiring = {}
+        if pending is not None and pending["kind"] == "rolling":
+            # Rolling: blue gives up as many instances as green's batches have taken over.
+            retiring = {g["VariantName"]: g.get("target", 0) for g in pending["variants"]}
         out["ProductionVariants"] = [
             self._variant_summary(v, v["Weight"] * (1.0 - share), 0.0 if replacing else v["Weight"],
-                                  pending if pending and pending["kind"] == "capacity" else None)
+                                  pending if pending and pending["kind"] == "capacity" else None,
+                                  desired_count=max(0, v["Count"] - retiring.get(v["VariantName"], 0)))
             for v in doc["fleet"]]
         if replacing and pending is not None:
             out["PendingDeploymentSummary"] = {
@@ -365,8 +370,9 @@ class Endpoints:
         return out
 
     def _variant_summary(self, variant: dict[str, Any], current: float, desired: float,
-                         pending: dict[str, Any] | None) -> dict[str, Any]:
-        desired_count = variant.get("target", variant["Count"])
+                         pending: dict[str, Any] | None, desired_count: int | None = None) -> dict[str, Any]:
+        if desired_count is None:
+            desired_count = variant.get("target", variant["Count"])
         summary: dict[str, Any] = {
             "VariantName": variant["VariantName"],
             "DeployedImages": [{"SpecifiedImage": variant["Image"], "ResolvedImage": variant["ResolvedImage"],

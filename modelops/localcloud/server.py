@@ -168,6 +168,7 @@ class LocalCloudServer:
     """The server: routes each request to the runtime, the control plane or CloudWatch."""
 
     def __init__(self, data_dir: Path, *, container_timeout: float):
+        from modelops.localcloud.cloudwatch import CloudWatch
         from modelops.localcloud.endpoints import Endpoints
         from modelops.localcloud.runtime_api import RuntimeApi
         from modelops.localcloud.sagemaker_api import SageMakerApi
@@ -176,7 +177,7 @@ class LocalCloudServer:
 
         self.data_dir = data_dir
         self.store = Store(data_dir)
-        self.cloudwatch = _cloudwatch(data_dir)
+        self.cloudwatch = CloudWatch(data_dir)
         self.supervisor = Supervisor(data_dir, self.store)
         self.runtime = RuntimeApi(cloudwatch=self.cloudwatch, container_timeout=container_timeout)
         self.endpoints = Endpoints(data_dir, self.store, self.supervisor, self.cloudwatch, self.runtime)
@@ -234,33 +235,6 @@ class LocalCloudServer:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.store.close()
             lifecycle.remove_record(self.data_dir, os.getpid())
-
-
-class _NoCloudWatch:
-    """Stands in until the CloudWatch module is present (metrics dropped, no alarm fires)."""
-
-    def handles(self, path: str, headers: dict[str, str]) -> bool:
-        return False
-
-    def record(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def alarms_in_alarm(self, region: str, names: list[str]) -> list[str]:
-        return []
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _cloudwatch(data_dir: Path) -> Any:
-    try:
-        from modelops.localcloud.cloudwatch import CloudWatch
-    except ImportError:
-        return _NoCloudWatch()
-    return CloudWatch(data_dir)
 
 
 def main(data_dir: Path, port: int) -> int:

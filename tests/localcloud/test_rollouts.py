@@ -1,0 +1,181 @@
+"""Blue/green and rolling updates as the spec describes them, watched through DescribeEndpoint and
+driven by CloudWatch alarms, with stock boto3 clients only."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.localcloud_fixtures import FAILING_HANDLER, LocalCloud
+
+pytestmark = pytest.mark.slow
+
+
+def _versioned(tag: str) -> str:
+    return f'''
+def model_fn(model_dir):
+    return None
+
+def input_fn(body, content_type):
+    return body
+
+def predict_fn(data, model):
+    return b"{tag}:" + data
+
+def output_fn(prediction, accept):
+    return prediction
+'''
+
+
+def _canary(wait: int, alarms: list[str] | None = None, termination: int = 0) -> dict[str, Any]:
+    config: dict[str, Any] = {"BlueGreenUpdatePolicy": {
+        "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": wait,
+                                        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}},
+        "TerminationWaitInSeconds": termination, "MaximumExecutionTimeoutInSeconds": 600}}
+    if alarms:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms]}
+    return config
+
+
+def _observe(cloud: LocalCloud, endpoint: str, until_config: str | None = None, timeout: float = 120) -> list[tuple[Any, ...]]:
+    """Every distinct (status, blue weight, green weight, green status, config) seen until the update ends."""
+    sm = cloud.client("sagemaker")
+    seen: list[tuple[Any, ...]] = []
+    deadline = time.monotonic() + timeout
+    started = False
+    while time.monotonic() < deadline:
+        described = sm.describe_endpoint(EndpointName=endpoint)
+        pending = described.get("PendingDeploymentSummary")
+        blue = described["ProductionVariants"][0]
+        green = pending["ProductionVariants"][0] if pending else None
+        state = (described["EndpointStatus"], blue["CurrentWeight"], green["CurrentWeight"] if green else None,
+                 green["VariantStatus"][0]["Status"] if green else None, described["EndpointConfigName"])
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        started = started or described["EndpointStatus"] != "InService"
+        if started and described["EndpointStatus"] == "InService":
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"the update of {endpoint} did not end: {seen}")
+
+
+def test_a_canary_update_to_a_healthy_model_moves_traffic_step_by_step(local_cloud: LocalCloud) -> None:
+    sm = local_cloud.client("sagemaker")
+    v1 = local_cloud.add_test_image("v1", {"inference.py": _versioned("v1")})
+    v2 = local_cloud.add_test_image("v2", {"inference.py": _versioned("v2")})
+    local_cloud.create_endpoint("canary", v1)
+    local_cloud.create_model("canary-m2", v2)
+    local_cloud.create_config("canary-c2", {"AllTraffic": "canary-m2"})
+    deployment = _canary(wait=3, termination=1)
+    sm.update_endpoint(EndpointName="canary", EndpointConfigName="canary-c2", DeploymentConfig=deployment)
+
+    answers: Counter[bytes] = Counter()
+    runtime = local_cloud.client("sagemaker-runtime")
+    while True:  # during the canary bake, both fleets answer
+        described = sm.describe_endpoint(EndpointName="canary")
+        pending = described.get("PendingDeploymentSummary")
+        if pending and pending["ProductionVariants"][0]["CurrentWeight"] == 0.5:
+            for _ in range(60):
+                answers[runtime.invoke_endpoint(EndpointName="canary", Body=b"x")["Body"].read()] += 1
+            break
+        assert described["EndpointStatus"] == "Updating", described
+        time.sleep(0.05)
+    assert answers[b"v1:x"] > 5 and answers[b"v2:x"] > 5, answers
+
+    seen = _observe(local_cloud, "canary")
+    # (status, blue weight, green weight, green status, serving config)
+    assert ("Updating", 0.5, 0.5, "Baking", "canary-c1") in seen  # the canary: half the capacity, half the traffic
+    assert ("Updating", 0.0, 1.0, "Baking", "canary-c1") in seen  # the rest moved, final bake
+    assert seen[-1] == ("InService", 1.0, None, None, "canary-c2")
+    assert [s for s in seen if s[0] == "RollingBack"] == []
+    described = sm.describe_endpoint(EndpointName="canary")
+    assert "PendingDeploymentSummary" not in described
+    assert described["LastDeploymentConfig"] == deployment
+    assert described["ProductionVariants"][0]["DesiredWeight"] == 1.0
+    assert "FailureReason" not in described
+    assert runtime.invoke_endpoint(EndpointName="canary", Body=b"y")["Body"].read() == b"v2:y"
+
+
+def test_a_canary_to_a_model_answering_500s_trips_the_alarm_and_rolls_back(local_cloud: LocalCloud) -> None:
+    sm = local_cloud.client("sagemaker")
+    cloudwatch = local_cloud.client("cloudwatch")
+    good = local_cloud.add_test_image("good", {"inference.py": _versioned("good")})
+    bad = local_cloud.add_test_image("bad", {"inference.py": FAILING_HANDLER})
+    local_cloud.create_endpoint("guarded", good)
+    local_cloud.create_model("guarded-m2", bad)
+    local_cloud.create_config("guarded-c2", {"AllTraffic": "guarded-m2"})
+    cloudwatch.put_metric_alarm(
+        AlarmName="guarded-5xx", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
+        Dimensions=[{"Name": "EndpointName", "Value": "guarded"}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        Statistic="Sum", Period=10, EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching")
+
+    outcomes: Counter[str] = Counter()
+    stop = threading.Event()
+
+    def traffic() -> None:
+        runtime = local_cloud.client("sagemaker-runtime")
+        while not stop.is_set():
+            try:
+                body = runtime.invoke_endpoint(EndpointName="guarded", Body=b"q")["Body"].read()
+                outcomes["good" if body == b"good:q" else f"unexpected {body!r}"] += 1
+            except ClientError as exc:
+                error = exc.response
+                from_green = error["Error"]["Code"] == "ModelError" and "exploded" in error.get("OriginalMessage", "")
+                outcomes["green failed" if from_green else f"other {error['Error']['Code']}"] += 1
+            time.sleep(0.01)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        sm.update_endpoint(EndpointName="guarded", EndpointConfigName="guarded-c2",
+                           DeploymentConfig=_canary(wait=60, alarms=["guarded-5xx"]))
+        seen = _observe(local_cloud, "guarded")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        sender.join()
+    statuses = [s[0] for s in seen]
+    assert "RollingBack" in statuses
+    assert seen[-1][0] == "InService" and seen[-1][4] == "guarded-c1"  # back on the OLD config
+    described = sm.describe_endpoint(EndpointName="guarded")
+    assert "guarded-5xx" in described["FailureReason"]
+    assert "PendingDeploymentSummary" not in described
+    # Every request the old variant took succeeded; the only failures came from the canary.
+    assert set(outcomes) <= {"good", "green failed"}, outcomes
+    assert outcomes["green failed"] > 0 and outcomes["good"] > 0
+    alarm = cloudwatch.describe_alarms(AlarmNames=["guarded-5xx"])["MetricAlarms"][0]
+    assert alarm["StateValue"] == "ALARM"
+    runtime = local_cloud.client("sagemaker-runtime")
+    assert {runtime.invoke_endpoint(EndpointName="guarded", Body=b"q")["Body"].read() for _ in range(10)} == {b"good:q"}
+
+
+def test_a_rolling_update_replaces_a_batch_at_a_time(local_cloud: LocalCloud) -> None:
+    sm = local_cloud.client("sagemaker")
+    r1 = local_cloud.add_test_image("r1", {"inference.py": _versioned("r1")})
+    r2 = local_cloud.add_test_image("r2", {"inference.py": _versioned("r2")})
+    local_cloud.create_endpoint("rolling", r1, instances=2)
+    local_cloud.create_model("rolling-m2", r2)
+    local_cloud.create_config("rolling-c2", {"AllTraffic": "rolling-m2"}, instances=2)
+    sm.update_endpoint(EndpointName="rolling", EndpointConfigName="rolling-c2", DeploymentConfig={
+        "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 2,
+                                "MaximumExecutionTimeoutInSeconds": 600}})
+    counts = set()
+    while True:
+        described = sm.describe_endpoint(EndpointName="rolling")
+        pending = described.get("PendingDeploymentSummary")
+        if pending:
+            blue, green = described["ProductionVariants"][0], pending["ProductionVariants"][0]
+            counts.add((blue["DesiredInstanceCount"], green["DesiredInstanceCount"], green["CurrentWeight"]))
+        if described["EndpointStatus"] == "InService":
+            break
+        time.sleep(0.05)
+    assert (2, 1, 0.0) in counts or (1, 1, 0.5) in counts  # the first batch of one instance
+    assert (1, 1, 0.5) in counts  # half the fleet replaced: half the traffic
+    assert described["EndpointConfigName"] == "rolling-c2"
+    assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 2
