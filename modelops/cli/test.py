@@ -76,6 +76,8 @@ def _write_reports(result: TestReport, junit: Path | None, html: Path | None) ->
 def _fmt(value: float | None, unit: str = "") -> str:
     if value is None:
         return "-"
+    if unit == "%":
+        return f"{value:.2%}"
     return f"{value:.1f}{unit}" if unit == " req/s" else f"{value:g}{unit}"
 
 
@@ -154,7 +156,7 @@ def to_tables(result: TestReport) -> list[Table]:
             checks = {c.name: c for c in reg.load.checks}
             rows, statuses = [], []
             for metric, unit in (("p50_ms", " ms"), ("p95_ms", " ms"), ("p99_ms", " ms"), ("rps", " req/s"),
-                                 ("error_rate", "")):
+                                 ("error_rate", "%")):
                 slo = checks.get(f"slo.{metric}")
                 against = checks.get(f"baseline.{metric}")
                 base_value = base.metrics.get(metric) if base is not None else None

@@ -66,7 +66,7 @@ body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:24px
 h1{font-size:22px;margin:0 0 8px} h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
 h3{font-size:15px;margin:18px 0 6px}
 .verdict{display:inline-block;padding:4px 12px;border-radius:4px;font-weight:bold;color:#fff}
-.passed{background:#2e7d32} .failed{background:#c62828}
+.verdict.passed{background:#2e7d32} .verdict.failed{background:#c62828}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f5f5f5} tr.failed td{background:#fdecea} tr.passed td:first-child{color:#2e7d32}

@@ -1,0 +1,151 @@
+"""``modelops test`` end to end on the real local cloud: the iris example passes its cases and SLOs;
+a release whose handler sleeps fails its p95 SLO and its baseline; a release whose answers changed
+fails the right case; reports (JSON, JUnit, HTML) carry the figures; send_traffic feeds an endpoint."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelops import naming
+from tests.helpers import PROJECT_ROOT, init_repo, run_cli
+from tests.localcloud_fixtures import ECHO_HANDLER, LocalCloud, local_cloud  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.slow
+
+IRIS_CODE = (PROJECT_ROOT / "models/iris/code/inference.py").read_text()
+# The iris handler with a 200 ms pause per prediction: a release that got slow.
+SLOW_CODE = IRIS_CODE + "\n\nimport time as _time\n_predict = predict_fn\n\n" \
+    "def predict_fn(input_data, model):\n    _time.sleep(0.2)\n    return _predict(input_data, model)\n"
+# The iris handler with its class names rotated: a release whose answers changed.
+CHANGED_CODE = IRIS_CODE + "\n\n_model_fn = model_fn\n\n" \
+    "def model_fn(model_dir):\n    m = _model_fn(model_dir)\n    m['classes'] = m['classes'][1:] + m['classes'][:1]\n" \
+    "    return m\n"
+ENDPOINT = naming.endpoint_name("iris", "dev")
+REGION = "us-east-1"
+LOAD = ("--users", "4", "--duration", "4")
+
+
+@pytest.fixture(scope="module")
+def iris_data(local_cloud: LocalCloud) -> str:  # noqa: F811
+    model_json = (PROJECT_ROOT / "models/iris/artifacts/model.json").read_text()
+    return local_cloud.put_model_data("s3://modelops-test/iris/model.tar.gz", {"model.json": model_json})
+
+
+def serve(cloud: LocalCloud, release: str, code: str, model_data: str) -> None:
+    """Make (or move) the iris-dev endpoint serve ``release`` built from ``code``, tagged like deploy does."""
+    uri = cloud.add_test_image(f"iris-{naming.release_suffix(release)}", {"inference.py": code})
+    sm = cloud.client("sagemaker", REGION)
+    name = naming.model_name("iris", "dev", release)
+    config = naming.endpoint_config_name("iris", "dev", release)
+    cloud.create_model(name, uri, region=REGION, model_data_url=model_data)
+    cloud.create_config(config, {naming.PRIMARY_VARIANT: name}, region=REGION)
+    tags = [{"Key": naming.TAG_RELEASE, "Value": release}, {"Key": naming.TAG_MODEL, "Value": "iris"}]
+    try:
+        described = sm.describe_endpoint(EndpointName=ENDPOINT)
+    except sm.exceptions.ClientError:
+        sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config, Tags=tags)
+    else:
+        sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config)
+        sm.add_tags(ResourceArn=described["EndpointArn"], Tags=tags)
+    cloud.wait_for(ENDPOINT, "InService", region=REGION)
+    assert sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == config
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return init_repo(tmp_path_factory.mktemp("verify") / "repo")
+
+
+@pytest.fixture
+def env(local_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:  # noqa: F811
+    # modelops finds the running local cloud (and its ledger) through its data dir.
+    monkeypatch.setenv("MODELOPS_LOCAL_DATA_DIR", str(local_cloud.data_dir))
+    yield {"MODELOPS_LOCAL_DATA_DIR": str(local_cloud.data_dir)}
+
+
+def test_iris_then_slow_then_changed(local_cloud: LocalCloud, iris_data: str, repo: Path,  # noqa: F811
+                                     env: dict[str, str], tmp_path: Path) -> None:
+    # 1. The iris example passes its cases and SLOs; its load result becomes the baseline.
+    serve(local_cloud, "iris-aaaaaaaaaa", IRIS_CODE, iris_data)
+    good = run_cli("test", "iris", "--env", "dev", *LOAD, "--junit", tmp_path / "good.xml", "--output", "json",
+                   cwd=repo, env=env)
+    assert good.exit_code == 0, good
+    doc = good.json()
+    assert doc["passed"] and doc["release"] == "iris-aaaaaaaaaa"
+    assert [(c["case"], c["passed"]) for c in doc["regression"]] == [
+        ("setosa-from-json", True), ("two-rows-two-classes", True), ("csv-row", True), ("response-shape", True),
+        ("wrong-width-is-a-client-error", True)]
+    assert doc["load"]["passed"] and doc["load"]["rps"] >= 20 and doc["load"]["error_rate"] == 0
+    assert doc["regions"][0]["load"]["baseline"] is None
+    junit = ET.parse(tmp_path / "good.xml").getroot()
+    names = {c.get("name") for c in junit.iter("testcase")}
+    assert {"regression/csv-row", "slo/p95_ms", "slo/rps", "slo/error_rate"} <= names
+    assert junit.get("failures") == "0"
+
+    # 2. A release whose handler sleeps 200 ms fails its p95 SLO and the baseline, figures in the report.
+    serve(local_cloud, "iris-bbbbbbbbbb", SLOW_CODE, iris_data)
+    slow = run_cli("test", "iris", "--env", "dev", "--only", "load", *LOAD, "--html", tmp_path / "slow.html",
+                   "--junit", tmp_path / "slow.xml", cwd=repo, env=env)
+    assert slow.exit_code == 1, slow
+    assert "p95_ms" in slow.stderr and "FAILED" in slow.stderr and "iris-aaaaaaaaaa" in slow.stderr
+    failed = {c.get("name"): c.find("failure") for c in ET.parse(tmp_path / "slow.xml").getroot().iter("testcase")}
+    assert failed["slo/p95_ms"] is not None and failed["baseline/p95_ms"] is not None
+    assert failed["slo/error_rate"] is None
+    page = (tmp_path / "slow.html").read_text()
+    assert "(limit &lt;= 150 ms) FAILED" in page
+    assert "baseline p95 (iris-aaaaaaaaaa)" in page and page.count("<svg") == 2
+
+    # 3. A release whose answers changed fails the right cases, naming path, expected and actual.
+    serve(local_cloud, "iris-cccccccccc", CHANGED_CODE, iris_data)
+    changed = run_cli("test", "iris", "--env", "dev", "--only", "regression", "--output", "json", cwd=repo, env=env)
+    assert changed.exit_code == 1, changed
+    results = {c["case"]: c for c in changed.json()["regression"]}
+    assert not results["setosa-from-json"]["passed"]
+    first = results["setosa-from-json"]["failures"][0]
+    assert first["path"] == "$.predictions[0].label" and first["expected"] == 'equals "setosa"'
+    assert first["actual"] == '"versicolor"'
+    assert results["wrong-width-is-a-client-error"]["passed"] and results["response-shape"]["passed"]
+
+    # The ledger holds what deploy's gates read.
+    from modelops.ledger import sqlite_ledger
+    from modelops.runtime import Runtime
+
+    ledger = sqlite_ledger(Runtime(cwd=repo, data_dir=tmp_path, environ=env))
+    assert ledger.tests_passed("iris-aaaaaaaaaa", "dev")
+    assert not ledger.tests_passed("iris-bbbbbbbbbb", "dev")
+    base = ledger.baseline("iris", "dev", REGION, exclude_release="iris-cccccccccc")
+    assert base is not None and base.release == "iris-aaaaaaaaaa"
+    assert base.metrics["rps"] == pytest.approx(doc["load"]["rps"], rel=1e-3)
+
+
+def test_missing_endpoint_is_one_line(local_cloud: LocalCloud, repo: Path, env: dict[str, str]) -> None:  # noqa: F811
+    result = run_cli("test", "iris", "--env", "staging", cwd=repo, env=env)
+    assert result.exit_code == 2, result
+    assert "endpoint iris-staging not found in us-east-1 (staging)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_send_traffic_counts_answers(local_cloud: LocalCloud, repo: Path, env: dict[str, str]) -> None:  # noqa: F811
+    import os
+
+    from modelops.clients import clients_for
+    from modelops.config import Workspace, load_cases, load_environments, load_model
+    from modelops.runtime import Runtime
+    from modelops.verify import send_traffic
+
+    uri = local_cloud.add_test_image("echo", {"inference.py": ECHO_HANDLER})
+    local_cloud.create_endpoint("iris-prod", uri, region="eu-west-1", variant=naming.PRIMARY_VARIANT)
+    runtime = Runtime(cwd=repo, data_dir=repo / ".data", environ={**os.environ, **env})
+    ws = Workspace.discover(repo)
+    cases = load_cases(ws, load_model(ws, "iris"))
+    clients = clients_for(load_environments(ws).get("prod"), runtime)
+    with send_traffic(clients, "eu-west-1", "iris-prod", cases, rate=50, runtime=runtime) as sender:
+        while sender.stats().sent < 20:
+            runtime.clock.sleep(0.05)
+    stats = sender.stop()
+    assert not sender.running and stats.sent >= 20 and stats.errors == 0 and set(stats.by_status) == {200}
+
