@@ -136,3 +136,19 @@ def test_every_shell_step_runs_the_modelops_cli() -> None:
         assert command.strip().startswith(("modelops ", "mkdir -p")), command
     # Values travel as environment variables, never interpolated into a shell script.
     assert not re.search(r'sh\s*\(?\s*"', TEXT)
+
+
+def test_the_fields_it_reads_are_in_the_ci_changed_document(repo: Path) -> None:
+    from tests.helpers import run_cli, write
+
+    write(repo / "models/iris/code/extra.py", "X = 1\n")
+    doc = run_cli("ci", "changed", "--since", "HEAD", "--output", "json", cwd=repo).json()
+    assert "models" in doc and "environments" in doc and "changedDoc.models" in TEXT
+    model_keys, env_keys = set(doc["models"][0]), set(doc["environments"][0])
+    used_on_models = set(re.findall(r"\bmodel\.(\w+)", TEXT))
+    used_on_envs = set(re.findall(r"\b(?:target|prod|found)\.(\w+)", TEXT))
+    used_either = set(re.findall(r"\bit\.(\w+)", TEXT))
+    assert used_on_models and used_on_envs
+    assert used_on_models <= model_keys, used_on_models - model_keys
+    assert used_on_envs <= env_keys, used_on_envs - env_keys
+    assert used_either <= model_keys | env_keys
