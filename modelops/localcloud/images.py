@@ -211,10 +211,14 @@ def _build(
     work = Path(tempfile.mkdtemp(dir=root, prefix=f".build-{_dir_name(digest)}-"))
     try:
         shutil.copytree(code_dir, work / "code", ignore=shutil.ignore_patterns("__pycache__", ".git"))
+        stack = Path(__file__).parent / "container"
         shutil.copytree(
-            Path(__file__).parent / "container",
+            stack,
             work / "serving",
-            ignore=shutil.ignore_patterns("__pycache__", "__init__.py", "__main__.py"),
+            # serving/ is a script folder, not a package: only the top __init__ stays behind.
+            ignore=lambda folder, names: [
+                n for n in names if n == "__pycache__" or (Path(folder) == stack and n == "__init__.py")
+            ],
         )
         _create_layered_venv(work / "venv")
         if requirements is not None and _has_requirements(requirements):
