@@ -76,7 +76,7 @@ class ChangedResult:
             "base_commit": self.base_commit,
             "head_commit": self.head_commit,
             "pipelines_changed": self.pipelines_changed,
-            "files": len(self.files),
+            "files_changed": len(self.files),
             "models": [m.to_dict() for m in self.models],
             "environments": [s.to_dict() for s in self.stages],
         }

@@ -110,7 +110,7 @@ def test_prod_needs_an_input_whose_submitter_is_the_approver() -> None:
 
 def test_prod_deploys_wave_by_wave_from_environments_yaml() -> None:
     body = _stage_body("Prod")
-    assert "prod.waves.eachWithIndex" in body and 'stage("Prod wave ${index + 1}: ${wave.join(\', \')}")' in body
+    assert "index < prod.waves.size()" in body and 'stage("Prod wave ${index + 1}: ${wave.join(\', \')}")' in body
     assert "--env prod ' +\n" in body and "'--region \"$REGION\"" in body
     # Regions are never spelled out here: they come from pipelines/environments.yaml.
     for region in ("us-east-1", "eu-west-1", "ap-southeast-2"):
