@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -227,22 +228,44 @@ def archive_names(paths: Iterable[str]) -> dict[str, str]:
     return {p: (p[len(common) + 1:] if common else p) for p in paths}
 
 
-def write_model_data(gathered: GatheredArtifacts, out: Path) -> Path:
-    """A deterministic ``model.tar.gz`` of the artifact files (sorted, fixed times, modes and owners;
-    gzip header without a timestamp). Written once per manifest; an existing archive is reused."""
+def model_data_name(gathered: GatheredArtifacts, extras: Mapping[str, bytes] | None = None) -> str:
+    """The file name of a model data archive: ``<manifest hex>[-<extras hex>].tar.gz``, so the
+    archives of one manifest are found by its digest."""
+    name = gathered.manifest.digest[len("sha256:"):]
+    if extras:
+        digest = hashlib.sha256()
+        for key in sorted(extras):
+            digest.update(f"{key}\n".encode() + hashlib.sha256(extras[key]).digest())
+        name += "-" + digest.hexdigest()[:16]
+    return name + ".tar.gz"
+
+
+def write_model_data(gathered: GatheredArtifacts, out: Path, extras: Mapping[str, bytes] | None = None) -> Path:
+    """A deterministic ``model.tar.gz`` of the artifact files and ``extras`` (archive name ->
+    bytes): sorted, fixed times, modes and owners, gzip header without a timestamp. Written once;
+    an existing archive is reused (and checked by :func:`verify_model_data`)."""
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     names = archive_names(gathered.files)
+    clash = set(names.values()) & set(extras or {})
+    if clash:
+        raise InputError(f"model data: {', '.join(sorted(clash))} is both an artifact and a code file",
+                         hint="rename the artifact or the code file")
+    members: list[tuple[str, Path | bytes]] = [(names[rel], gathered.files[rel]) for rel in names]
+    members += list((extras or {}).items())
     with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=3) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for rel in sorted(names, key=lambda r: names[r]):
-            path = gathered.files[rel]
-            info = tarfile.TarInfo(names[rel])
-            info.size = path.stat().st_size
+        for name, source in sorted(members, key=lambda m: m[0]):
+            info = tarfile.TarInfo(name)
             info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = 0o644, 0, 0, 0, "", ""
-            with open(path, "rb") as fh:
+            if isinstance(source, bytes):
+                info.size = len(source)
+                tar.addfile(info, io.BytesIO(source))
+                continue
+            info.size = source.stat().st_size
+            with open(source, "rb") as fh:
                 tar.addfile(info, fh)
     os.replace(tmp, out)
     return out

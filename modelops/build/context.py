@@ -21,7 +21,9 @@ the same digest on any machine.
 Inference-toolkit models get ``SAGEMAKER_PROGRAM`` (the entry point inside ``/opt/ml/code``) and
 ``SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/code``; DJL models get ``serving.properties`` plus the same
 options as ``OPTION_*`` / ``SERVING_*`` environment variables (DJL reads either; the variables win
-when SageMaker mounts model data over ``/opt/ml/model``) and ``OPTION_ENTRYPOINT`` for their handler.
+when SageMaker mounts model data over ``/opt/ml/model``) and ``OPTION_ENTRYPOINT`` naming their
+handler, which DJL finds in the model dir: a DJL model's data archive also carries its ``.py`` code and
+``serving.properties`` (:func:`model_data_extras`), while ``/opt/ml/code`` keeps the image's copy.
 """
 
 from __future__ import annotations
@@ -188,7 +190,8 @@ def _environment(model: ModelConfig) -> dict[str, str]:
     else:
         env.update(c.serving.environment())
         if c.handler.entry_point is not None:
-            env["OPTION_ENTRYPOINT"] = f"{CODE_DIR}/{_program(model)}"
+            # DJL resolves the entry point in the model dir; model data carries a copy of the code.
+            env["OPTION_ENTRYPOINT"] = _program(model)
     for key, value in c.env.items():
         env[key] = str(value)
     return env
@@ -199,8 +202,21 @@ def serving_properties(model: ModelConfig) -> bytes:
     props = dict(model.container.serving.properties())
     props.setdefault("engine", "Python")
     if model.container.handler.entry_point is not None:
-        props["option.entryPoint"] = f"{CODE_DIR}/{_program(model)}"
+        props["option.entryPoint"] = _program(model)
     return "".join(f"{k}={v}\n" for k, v in props.items()).encode()
+
+
+def model_data_extras(ctx: BuildContext) -> dict[str, bytes]:
+    """Files a DJL model's data archive carries besides its artifacts: DJL loads ``serving.properties``
+    and the handler from the model dir (``/opt/ml/model``, where SageMaker extracts model data), so
+    they travel there too (requirements stay in the image: DJL would pip-install them at start-up)."""
+    if ctx.contract != "djl-python":
+        return {}
+    extras = {rel[len("code/"):]: data for rel, data in ctx.files.items()
+              if rel.startswith("code/") and rel.endswith(".py")}
+    if "serving.properties" in ctx.files:
+        extras["serving.properties"] = ctx.files["serving.properties"]
+    return extras if any(name.endswith(".py") for name in extras) else {}
 
 
 def render(model: ModelConfig, ws: Workspace, *, base_images: Mapping[str, str], base_identity: str,

@@ -18,7 +18,7 @@ from typing import Any
 from modelops import naming
 from modelops.build import artifacts
 from modelops.build.builders import BUILDERS, UNKNOWN_BUILDER, BuildPlan, image_uri, run_builder
-from modelops.build.context import BuildContext, ReleaseLabels, render
+from modelops.build.context import BuildContext, ReleaseLabels, model_data_extras, render
 from modelops.build.dlc import DlcResolver
 from modelops.config import (
     Environment,
@@ -200,7 +200,9 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
 
     archive = None
     if gathered.files:
-        archive = artifacts.write_model_data(gathered, work / "model-data" / f"{gathered.manifest.digest[7:]}.tar.gz")
+        extras = model_data_extras(ctx)
+        archive = artifacts.write_model_data(
+            gathered, work / "model-data" / artifacts.model_data_name(gathered, extras), extras)
         # The cached archive is what gets uploaded: check it has not changed since it was written.
         artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder)
 
@@ -254,8 +256,9 @@ def verify_artifacts(model: ModelConfig, workspace: Workspace, *, environment: E
     if runtime is not None:
         cache = runtime.data_dir / "build" / "artifacts"
         gathered = artifacts.gather(model, workspace, cache_dir=cache)
-        archive = runtime.data_dir / "build" / "model-data" / f"{gathered.manifest.digest[7:]}.tar.gz"
-        if archive.is_file():
+        # Every cached archive of this manifest (a DJL model's also carries its code files).
+        hexdigest = gathered.manifest.digest[len("sha256:"):]
+        for archive in sorted((runtime.data_dir / "build" / "model-data").glob(f"{hexdigest}*.tar.gz")):
             artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder)
         manifest = gathered.manifest
     else:

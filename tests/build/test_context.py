@@ -113,4 +113,4 @@ def test_json_output_has_what_create_model_takes(repo: Path, tmp_path: Path) -> 
     assert image["model_data_url"].startswith("s3://") and image["model_data_url"].endswith("/model.tar.gz")
     assert image["base_image"].endswith("/djl-inference:0.29.0-cpu-full")
     props = (tmp_path / "ctx/us-east-1/serving.properties").read_text()
-    assert "engine=Python" in props and "option.entryPoint=/opt/ml/code/model.py" in props
+    assert "engine=Python" in props and "option.entryPoint=model.py" in props
