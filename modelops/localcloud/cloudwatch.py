@@ -641,6 +641,11 @@ def _check_alarm(params: dict[str, Any]) -> dict[str, Any]:
     name = config["AlarmName"]
     if not 1 <= len(name) <= 255:
         raise CloudWatchError("ValidationError", "AlarmName must be between 1 and 255 characters long.")
+    if config.get("EvaluationCriteria") is not None:
+        raise CloudWatchError("ValidationError", "EvaluationCriteria alarms are not emulated by the local cloud.")
+    for required in ("EvaluationPeriods", "ComparisonOperator"):
+        if config.get(required) is None:
+            raise CloudWatchError("ValidationError", f"{required} must be specified for a metric alarm.")
     if config["ComparisonOperator"] not in COMPARISONS:
         raise CloudWatchError(
             "ValidationError",
