@@ -170,28 +170,39 @@ def to_tables(result: TestReport) -> list[Table]:
                                 ("metric", "measured", "SLO", f"baseline {base.release if base else '(none)'}",
                                  "baseline limit", "verdict"), tuple(rows), tuple(statuses)))
         if reg.regression is not None:
-            tables.append(Table(f"Regression cases in {reg.region}", ("case", "status", "latency", "result"),
-                                tuple((r.case, str(r.status), f"{r.latency_ms:.1f} ms", r.message)
-                                      for r in reg.regression),
+            tables.append(Table(f"Regression cases in {reg.region}", ("case", "status", "latency", "verdict", "result"),
+                                tuple((r.case, str(r.status), f"{r.latency_ms:.1f} ms", "ok" if r.passed else "FAILED",
+                                       r.message) for r in reg.regression),
                                 tuple("passed" if r.passed else "failed" for r in reg.regression)))
     return tables
 
 
 def render_summary(console: Console, result: TestReport) -> None:
-    """The terminal summary: per region, the regression cases and the load figures against limits."""
+    """The terminal summary: per region, the load figures against their limits, the regression
+    cases, and each failed expectation on its own line (case, file:line, path, expected, actual)."""
     from rich.table import Table as RichTable
     from rich.text import Text
 
-    for table in to_tables(result):
+    def show(table: Table, columns: tuple[int, ...] | None = None) -> None:
+        keep = columns or tuple(range(len(table.header)))
         rich = RichTable(title=table.title, title_justify="left", box=None, pad_edge=False, header_style="bold")
-        for h in table.header:
-            rich.add_column(h, overflow="fold")
-        for i, row in enumerate(table.rows):
-            status = table.statuses[i] if i < len(table.statuses) else ""
+        for i in keep:
+            rich.add_column(table.header[i], overflow="fold")
+        for r, row in enumerate(table.rows):
+            status = table.statuses[r] if r < len(table.statuses) else ""
             style = {"passed": "green", "failed": "bold red"}.get(status, "")
-            rich.add_row(*(Text(c, style=style if j == 0 or c in ("ok", "FAILED") else "") for j, c in enumerate(row)))
+            rich.add_row(*(Text(row[i], style=style if i == 0 or row[i] in ("ok", "FAILED") else "") for i in keep))
         console.print(rich)
+
+    for table in to_tables(result):
+        # Regression tables: case, status, latency and a verdict here; the failures follow, one a line.
+        show(table, (0, 1, 2, 3) if table.title.startswith("Regression") else None)
     for reg in result.regions:
+        for case in reg.regression or ():
+            for failure in case.failures:
+                where = f" ({case.file}:{failure.line or case.line})" if case.file else ""
+                console.print(Text("FAILED ", style="bold red") + Text(f"{case.case}{where}: ", style="bold")
+                              + Text(f"{failure.path}: expected {failure.expected}, got {failure.actual}"))
         if reg.load_skipped:
             console.print(Text(f"{reg.region}: load test skipped: {reg.load_skipped}", style="dim"))
     verdict = "passed" if result.passed else "FAILED"

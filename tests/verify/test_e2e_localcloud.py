@@ -109,6 +109,12 @@ def test_iris_then_slow_then_changed(local_cloud: LocalCloud, iris_data: str, re
     assert first["path"] == "$.predictions[0].label" and first["expected"] == 'equals "setosa"'
     assert first["actual"] == '"versicolor"'
     assert results["wrong-width-is-a-client-error"]["passed"] and results["response-shape"]["passed"]
+    # The terminal summary: a verdict per case, then each failed expectation on its own line.
+    text = run_cli("test", "iris", "--env", "dev", "--only", "regression", cwd=repo, env=env)
+    assert text.exit_code == 1, text
+    assert ('FAILED setosa-from-json (models/iris/tests/cases.yaml:23): $.predictions[0].label: '
+            'expected equals "setosa", got "versicolor"') in text.stderr.splitlines()
+    assert any(line.split()[:1] == ["response-shape"] and line.split()[-1] == "ok" for line in text.stderr.splitlines())
 
     # The ledger holds what deploy's gates read.
     from modelops.ledger import sqlite_ledger
