@@ -75,15 +75,18 @@ Locks, one per (model, environment), holder (user, host, pid), acquired-at and h
 stale, and the next ``lock()`` takes it over, when its holder is on this host and its pid is dead
 (so ``kill -9`` and a re-run converge at once), or its holder is on another host and its heartbeat
 is older than the ``ttl`` its holder declared (default 300 s, stored with the lock; the holder's
-daemon thread refreshes the heartbeat every ``ttl / 4``). A live
-holder on this host is never expired. Locks are the only mutable state; they are not history.
+daemon thread refreshes the heartbeat every ``ttl / 4``). A live holder on this host is never
+expired, including this very process: locks are not re-entrant. Locks are the only mutable state;
+they are not history. Ordering: SQLite keeps append order; DynamoDB orders by ``at`` (then append
+order within one process), so hosts writing one model's history need roughly synchronised clocks.
 
 Derived state. ``current(...).release`` is the serving release: a succeeded rollout serves its
 release; a ``ROLLED_BACK`` step of the serving release returns to its ``previous_release`` (else to
 the last release whose latest rollout succeeded); a ``FAILED`` rollout leaves what served before.
 
-Secrets: records have fixed fields and no place for configs; ``detail``, ``summary`` and ``comment``
-pass through :func:`redact` (secret-named assignments and AWS access key ids are masked).
+Secrets: records have fixed fields and no place for configs; ``detail``, ``summary``, ``comment``
+and build URLs pass through :func:`redact` (values of secret-named settings such as ``HF_TOKEN=``,
+URL passwords, presigned signatures and AWS access key ids are masked).
 
 Backends: :class:`SqliteLedger` (WAL, several processes and threads; see ``sqlite.py`` for the
 schema) and :class:`DynamoLedger` (one table; key design in ``dynamo.py``).
