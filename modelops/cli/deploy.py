@@ -143,7 +143,7 @@ def history(
     table = Table("time (UTC)", "kind", "release", "env", "region", "what", title=f"history of {report.model}",
                   title_justify="left")
     for e in report.entries:
-        table.add_row(_when(e.get("at", 0.0)), e["kind"], e.get("release", "") or "", e.get("environment", "") or "",
+        table.add_row(_when(e.get("at", 0.0)), e["entry"], e.get("release", "") or "", e.get("environment", "") or "",
                       e.get("region", "") or "", _what(e))
     _print_table(cli.console, table, empty=not report.entries, what=f"no history for {report.model}")
     return 0
@@ -278,12 +278,13 @@ def _when(at: float) -> str:
 
 
 def _what(entry: dict[str, Any]) -> str:
-    kind = entry["kind"]
+    kind = entry["entry"]  # the record type (a test record's own ``kind`` names the test kind)
     if kind == "step":
         text = f"{entry['step']} ({entry['status']})"
         return text + (f": {entry['detail']}" if entry.get("detail") else "")
-    if kind in ("test", "regression", "load"):  # a test record's own ``kind`` field names the test kind
-        return f"{kind} test: {'passed' if entry.get('passed') else 'FAILED'} {entry.get('summary', '')}"
+    if kind == "test":
+        return (f"{entry.get('kind', '')} test in {entry.get('region', '')}: "
+                f"{'passed' if entry.get('passed') else 'FAILED'} {entry.get('summary', '')}")
     if kind == "approval":
         return f"approved by {entry['by']}" + (f": {entry['comment']}" if entry.get("comment") else "")
     if kind == "release":

@@ -335,6 +335,10 @@ def _region(target: specs.RegionTarget, clients: Any, ledger: Any, runtime: Runt
     journal = Journal(ledger, model=target.model.name, environment=env, region=target.region,
                       release=target.release, endpoint=target.endpoint_name)
     cloud = RegionCloud(clients, target.region)
+    if is_converged(target, cloud, ledger):
+        runtime.progress.step(f"{env}/{target.region}: serving {target.release} already")
+        return RegionOutcome(env, target.region, target.endpoint_name, target.release, SUCCEEDED,
+                             f"serving {target.release} already", None, target.release)
     try:
         step = reconcile_region(target, cloud, journal, runtime, traffic=traffic, poll_seconds=poll_seconds)
     except ModelopsError as err:
@@ -346,6 +350,17 @@ def _region(target: specs.RegionTarget, clients: Any, ledger: Any, runtime: Runt
     runtime.progress.step(f"{env}/{target.region}: {status.replace('_', ' ')}" + (f": {step.reason}" if step.reason else ""))
     serving = target.release if status == SUCCEEDED else previous
     return RegionOutcome(env, target.region, target.endpoint_name, target.release, status, detail, previous, serving)
+
+
+def is_converged(target: specs.RegionTarget, cloud: RegionCloud, ledger: Any) -> bool:
+    """The region serves ``target`` and its last rollout there finished: nothing to do, nothing to record."""
+    state = ledger.current(target.model.name, target.environment.name, target.region)
+    if state is None or state.release != target.release or state.in_progress:
+        return False
+    ep = cloud.endpoint(target.endpoint_name)
+    if ep is None or ep.status != IN_SERVICE or ep.config_name != target.endpoint_config_name:
+        return False
+    return ep.release_tag == target.release
 
 
 def _restore(rollout: EnvironmentRollout, region: str, outcome: RegionOutcome, clients: Any, ledger: Any,

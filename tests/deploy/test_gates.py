@@ -1,0 +1,87 @@
+"""Gates over a real git repo and a real SQLite ledger: identity, four-eyes, tests, a clean tree."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from modelops.config import Workspace, load_environments, load_model
+from modelops.deploy import gates
+from modelops.errors import GateError
+from modelops.ledger import sqlite_ledger
+from modelops.ledger.records import LOAD, REGRESSION, Approval, TestRecord
+from modelops.runtime import Runtime
+from tests.helpers import git
+
+
+@pytest.fixture
+def ledger(tmp_path: Path):
+    runtime = Runtime(cwd=tmp_path, data_dir=tmp_path / "data", environ={"MODELOPS_LOCAL_DATA_DIR": str(tmp_path / "lc")})
+    with sqlite_ledger(runtime) as opened:
+        yield opened
+
+
+def test_identity_is_modelops_user_then_jenkins_submitter_then_git_email(repo: Path) -> None:
+    assert gates.acting_user({"MODELOPS_USER": "m@x", "BUILD_USER_ID": "j@x"}, repo) == "m@x"
+    assert gates.acting_user({"BUILD_USER_ID": "j@x", "USER": "u"}, repo) == "j@x"
+    assert gates.acting_user({"USER": "u"}, repo) == "ada@example.com"  # init_repo's user.email
+    assert gates.acting_user({"USER": "u"}, repo / "no-such-dir") == "u"
+
+
+def test_four_eyes_counts_only_someone_other_than_the_author(repo: Path, ledger) -> None:
+    prod = load_environments(Workspace.discover(repo)).get("prod")
+    commit = git(repo, "rev-parse", "HEAD")
+    author = gates.commit_author(repo, commit)
+    assert author == "ada@example.com"
+    with pytest.raises(GateError) as err:
+        gates.check_approval(ledger, "iris-0123456789", prod, author)
+    assert "needs an approval for prod from someone other than its author (ada@example.com)" in err.value.message
+    ledger.record_approval(Approval(model="iris", release="iris-0123456789", environment="prod", by="ADA@example.com"))
+    with pytest.raises(GateError):
+        gates.check_approval(ledger, "iris-0123456789", prod, author)
+    ledger.record_approval(Approval(model="iris", release="iris-0123456789", environment="prod", by="bob@example.com"))
+    gates.check_approval(ledger, "iris-0123456789", prod, author)
+    with pytest.raises(GateError):  # an author nobody can tell fails closed
+        gates.check_approval(ledger, "iris-0123456789", prod, None)
+    staging = load_environments(Workspace.discover(repo)).get("staging")
+    gates.check_approval(ledger, "iris-other", staging, author)  # no approval required there
+
+
+def test_the_author_may_not_approve(repo: Path) -> None:
+    prod = load_environments(Workspace.discover(repo)).get("prod")
+    with pytest.raises(GateError) as err:
+        gates.check_approver("ada@example.com", "ada@example.com", release="iris-1", commit="c" * 40, environment=prod)
+    assert err.value.message.startswith("four-eyes: ada@example.com wrote commit cccccccccccc")
+    gates.check_approver("bob@example.com", "ada@example.com", release="iris-1", commit="c" * 40, environment=prod)
+    no_four_eyes = replace(prod, approval=replace(prod.approval, four_eyes=False))
+    gates.check_approver("ada@example.com", "ada@example.com", release="iris-1", commit="c" * 40, environment=no_four_eyes)
+
+
+def test_tests_gate_fails_closed_and_needs_every_kind_in_every_region(repo: Path, ledger) -> None:
+    envs = load_environments(Workspace.discover(repo))
+    staging, dev = envs.get("staging"), envs.get("dev")
+    gates.check_tests(ledger, "iris-1", "iris", dev, None)  # the first environment has no previous one
+    with pytest.raises(GateError) as err:
+        gates.check_tests(ledger, "iris-1", "iris", staging, dev)
+    assert err.value.message == "release iris-1 has no passing tests in dev (needed before staging)"
+    ledger.record_test(TestRecord(model="iris", release="iris-1", environment="dev", region="us-east-1",
+                                  kind=REGRESSION, passed=True))
+    with pytest.raises(GateError):
+        gates.check_tests(ledger, "iris-1", "iris", staging, dev)
+    ledger.record_test(TestRecord(model="iris", release="iris-1", environment="dev", region="us-east-1",
+                                  kind=LOAD, passed=True))
+    gates.check_tests(ledger, "iris-1", "iris", staging, dev)
+
+
+def test_staging_and_prod_refuse_a_dirty_tree_dev_does_not(repo: Path) -> None:
+    ws = Workspace.discover(repo)
+    envs = load_environments(ws)
+    model = load_model(ws, "iris")
+    (repo / "models" / "iris" / "code" / "inference.py").write_text("# changed, not committed\n")
+    gates.check_clean_tree(ws, model, envs.get("dev"), envs, None)
+    gates.check_clean_tree(ws, model, envs.get("prod"), envs, "HEAD")  # a ref reads committed content
+    with pytest.raises(GateError) as err:
+        gates.check_clean_tree(ws, model, envs.get("prod"), envs, None)
+    assert err.value.message == "prod deploys only committed releases: models/iris and pipelines have uncommitted changes"
