@@ -4,6 +4,7 @@ fails the right case; reports (JSON, JUnit, HTML) carry the figures; send_traffi
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,21 +89,27 @@ def test_iris_then_slow_then_changed(local_cloud: LocalCloud, iris_data: str, re
 
     # 2. A release whose handler sleeps 200 ms fails its p95 SLO and the baseline, figures in the report.
     serve(local_cloud, "iris-bbbbbbbbbb", SLOW_CODE, iris_data)
-    slow = run_cli("test", "iris", "--env", "dev", "--only", "load", *LOAD, "--html", tmp_path / "slow.html",
-                   "--junit", tmp_path / "slow.xml", cwd=repo, env=env)
+    # Through locust's master and 2 workers (--workers), load only (--only load).
+    slow = run_cli("test", "iris", "--env", "dev", "--only", "load", *LOAD, "--workers", "2",
+                   "--html", tmp_path / "slow.html", "--junit", tmp_path / "slow.xml", cwd=repo, env=env)
     assert slow.exit_code == 1, slow
     assert "p95_ms" in slow.stderr and "FAILED" in slow.stderr and "iris-aaaaaaaaaa" in slow.stderr
     failed = {c.get("name"): c.find("failure") for c in ET.parse(tmp_path / "slow.xml").getroot().iter("testcase")}
     assert failed["slo/p95_ms"] is not None and failed["baseline/p95_ms"] is not None
-    assert failed["slo/error_rate"] is None
+    assert failed["slo/error_rate"] is None and not any(str(name).startswith("regression/") for name in failed)
     page = (tmp_path / "slow.html").read_text()
-    assert "(limit &lt;= 150 ms) FAILED" in page
-    assert "baseline p95 (iris-aaaaaaaaaa)" in page and page.count("<svg") == 2
+    # The figures: the measured p95 (>= the 200 ms pause) against the SLO, and the baseline's p95.
+    measured = re.search(r"p95_ms (\d+(?:\.\d+)?) ms \(limit &lt;= 150 ms\) FAILED", page)
+    assert measured and float(measured.group(1)) >= 200, page
+    assert re.search(r"p95_ms \d+(?:\.\d+)? ms \(limit &lt;= [\d.]+ ms\) FAILED; baseline iris-aaaaaaaaaa: [\d.]+ ms",
+                     page), page
+    assert "baseline p95 (iris-aaaaaaaaaa)" in page and page.count("<svg") == 2 and ", 2 workers" in page
 
     # 3. A release whose answers changed fails the right cases, naming path, expected and actual.
     serve(local_cloud, "iris-cccccccccc", CHANGED_CODE, iris_data)
     changed = run_cli("test", "iris", "--env", "dev", "--only", "regression", "--output", "json", cwd=repo, env=env)
     assert changed.exit_code == 1, changed
+    assert changed.json()["load"] is None  # --only regression
     results = {c["case"]: c for c in changed.json()["regression"]}
     assert not results["setosa-from-json"]["passed"]
     first = results["setosa-from-json"]["failures"][0]
