@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,11 @@ ARTIFACT_MISSING_HINT = "add the file, or set generated_by to the script that ma
 GENERATOR_FAILED = "{file}: generating the artifacts with {script} failed (exit {code}): {detail}"
 GENERATOR_HINT = "run the script by hand to see why; it must write the artifact paths model.yaml lists"
 MODEL_DATA_MISMATCH = "{file}: model data archive {archive} holds content whose sha256 does not match the manifest"
+MODEL_DATA_MISSING = "{file}: model data archive {archive} does not hold this artifact"
+MODEL_DATA_UNEXPECTED = "{archive}: model data archive holds {member}, which this release did not pack"
+MODEL_DATA_CODE_CHANGED = "{archive}: the code files in the model data archive ({names}) are not the ones build packed"
+MODEL_DATA_UNREADABLE = "{archive}: model data archive cannot be read: {detail}"
+MODEL_DATA_HINT = "the archive changed after build wrote it: delete it, build again, and find out what changed it"
 SIGNATURE_REQUIRED = "{model}: {environment} requires signed artifacts, and {file} does not exist"
 SIGNATURE_REQUIRED_HINT = "sign the manifest: modelops build {model} --sign-key KEY.pem, then commit {file}"
 SIGNATURE_INVALID = "{file}: the artifact manifest signature does not verify with {key}: {detail}"
@@ -228,15 +234,20 @@ def archive_names(paths: Iterable[str]) -> dict[str, str]:
     return {p: (p[len(common) + 1:] if common else p) for p in paths}
 
 
+def _extras_hex(hashes: Mapping[str, bytes]) -> str:
+    """The 16-hex tag of a set of code files (archive name -> raw sha256 of its content)."""
+    digest = hashlib.sha256()
+    for key in sorted(hashes):
+        digest.update(f"{key}\n".encode() + hashes[key])
+    return digest.hexdigest()[:16]
+
+
 def model_data_name(gathered: GatheredArtifacts, extras: Mapping[str, bytes] | None = None) -> str:
     """The file name of a model data archive: ``<manifest hex>[-<extras hex>].tar.gz``, so the
-    archives of one manifest are found by its digest."""
+    archives of one manifest are found by its digest, and the name pins the code files inside."""
     name = gathered.manifest.digest[len("sha256:"):]
     if extras:
-        digest = hashlib.sha256()
-        for key in sorted(extras):
-            digest.update(f"{key}\n".encode() + hashlib.sha256(extras[key]).digest())
-        name += "-" + digest.hexdigest()[:16]
+        name += "-" + _extras_hex({key: hashlib.sha256(data).digest() for key, data in extras.items()})
     return name + ".tar.gz"
 
 
@@ -271,22 +282,60 @@ def write_model_data(gathered: GatheredArtifacts, out: Path, extras: Mapping[str
     return out
 
 
-def verify_model_data(archive: Path, manifest: Manifest, *, model_folder: str = "") -> None:
-    """Check every member of ``archive`` against ``manifest``; :class:`GateError` naming the file."""
+def verify_model_data(archive: Path, manifest: Manifest, *, model_folder: str = "",
+                      extras: Mapping[str, bytes] | None = None) -> None:
+    """Check every member of ``archive`` against what build packs into it; :class:`GateError`
+    naming the file.
+
+    The references are trusted inputs only, never a record kept next to the archive (whoever can
+    rewrite the archive can rewrite that too): each artifact's sha256 from ``manifest`` (the pins of
+    model.yaml), and the code files: ``extras`` when given, else the tag in the archive's name
+    (:func:`model_data_name`; build picks the archive by that name, so its content must match it).
+    Exactly those members, each once, regular files only. One streaming pass (no seeking back),
+    so the archive is decompressed once."""
     names = archive_names(e.path for e in manifest.files)
     expected = {names[e.path]: e for e in manifest.files}
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar.getmembers():
-            entry = expected.get(member.name)
-            handle = tar.extractfile(member) if member.isfile() else None
-            if entry is None or handle is None:
-                continue
-            digest = hashlib.sha256()
-            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):  # type: ignore[misc]
-                digest.update(chunk)
-            if digest.hexdigest() != entry.sha256:
-                raise GateError(MODEL_DATA_MISMATCH.format(file=f"{model_folder}/{entry.path}".lstrip("/"),
-                                                           archive=archive), hint=ARTIFACT_MISMATCH_HINT)
+    seen: set[str] = set()
+    code: dict[str, bytes] = {}
+    try:
+        with tarfile.open(archive, "r|gz") as tar:
+            for member in tar:
+                handle = tar.extractfile(member) if member.isfile() else None
+                if handle is None or member.name in seen:
+                    raise GateError(MODEL_DATA_UNEXPECTED.format(archive=archive, member=member.name),
+                                    hint=MODEL_DATA_HINT)
+                seen.add(member.name)
+                digest = hashlib.sha256()
+                for chunk in iter(lambda h=handle: h.read(1 << 20), b""):  # type: ignore[misc]
+                    digest.update(chunk)
+                entry = expected.get(member.name)
+                if entry is None:
+                    code[member.name] = digest.digest()
+                elif digest.hexdigest() != entry.sha256:
+                    raise GateError(MODEL_DATA_MISMATCH.format(file=_in_folder(model_folder, entry.path),
+                                                               archive=archive), hint=MODEL_DATA_HINT)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise GateError(MODEL_DATA_UNREADABLE.format(archive=archive, detail=_one_line(exc)),
+                        hint=MODEL_DATA_HINT) from exc
+    for name, entry in sorted(expected.items()):
+        if name not in seen:
+            raise GateError(MODEL_DATA_MISSING.format(file=_in_folder(model_folder, entry.path), archive=archive),
+                            hint=MODEL_DATA_HINT)
+    if extras is not None:
+        wanted = {key: hashlib.sha256(data).digest() for key, data in extras.items()}
+        stray, ok = sorted(set(code) - set(wanted)), code == wanted
+    else:
+        _, _, tag = archive.name.removesuffix(".tar.gz").partition("-")
+        stray, ok = (sorted(code) if not tag else []), (_extras_hex(code) == tag if code else not tag)
+    if stray:
+        raise GateError(MODEL_DATA_UNEXPECTED.format(archive=archive, member=stray[0]), hint=MODEL_DATA_HINT)
+    if not ok:
+        raise GateError(MODEL_DATA_CODE_CHANGED.format(archive=archive, names=", ".join(sorted(code)) or "none"),
+                        hint=MODEL_DATA_HINT)
+
+
+def _in_folder(model_folder: str, rel: str) -> str:
+    return f"{model_folder}/{rel}".lstrip("/")
 
 
 # -- signing -----------------------------------------------------------------------------------------

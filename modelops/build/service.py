@@ -203,8 +203,9 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
         extras = model_data_extras(ctx)
         archive = artifacts.write_model_data(
             gathered, work / "model-data" / artifacts.model_data_name(gathered, extras), extras)
-        # The cached archive is what gets uploaded: check it has not changed since it was written.
-        artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder)
+        # The cached archive is what gets uploaded: check every member against the pins and the
+        # code files rendered from this commit (a reused archive may have been changed since).
+        artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder, extras=extras)
 
     if clients is None:
         from modelops.clients import clients_for
@@ -256,7 +257,8 @@ def verify_artifacts(model: ModelConfig, workspace: Workspace, *, environment: E
     if runtime is not None:
         cache = runtime.data_dir / "build" / "artifacts"
         gathered = artifacts.gather(model, workspace, cache_dir=cache)
-        # Every cached archive of this manifest (a DJL model's also carries its code files).
+        # Every cached archive of this manifest (a DJL model's also carries its code files, which
+        # must match the tag in its name), checked member by member against the pins.
         hexdigest = gathered.manifest.digest[len("sha256:"):]
         for archive in sorted((runtime.data_dir / "build" / "model-data").glob(f"{hexdigest}*.tar.gz")):
             artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder)

@@ -114,3 +114,19 @@ def ec_key_pair(folder: Path) -> tuple[Path, Path]:
     public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
     return private, public
+
+
+def write_archive(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    """A well-formed model.tar.gz holding ``members`` in this order, as someone rewriting a cached
+    archive would make it (so only a check of its content can tell)."""
+    import io
+    import tarfile
+
+    tmp = path.with_name(path.name + ".forging")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    tmp.replace(path)
+    return path

@@ -3,25 +3,29 @@ the manifest signature made with model-signing and a local key, required where t
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
 from modelops.build import verify_artifacts
 from modelops.build.artifacts import (
+    MODEL_DATA_CODE_CHANGED,
+    MODEL_DATA_MISMATCH,
+    MODEL_DATA_MISSING,
+    MODEL_DATA_UNEXPECTED,
     SIGNATURE_INVALID,
     SIGNATURE_REQUIRED,
-    Manifest,
-    ManifestEntry,
     archive_names,
     gather,
+    model_data_name,
     verify_model_data,
     write_model_data,
 )
 from modelops.config import Workspace, load_environments, load_model
 from modelops.errors import GateError
 from modelops.runtime import Runtime
-from tests.build.conftest import ec_key_pair
+from tests.build.conftest import ec_key_pair, write_archive
 from tests.helpers import commit_all, run_cli
 
 
@@ -51,14 +55,63 @@ def test_build_refuses_a_tampered_artifact_with_a_gate_failure(repo: Path, tmp_p
     assert not (tmp_path / "ctx").exists()
 
 
-def test_a_tampered_cached_model_data_archive_is_refused(repo: Path, tmp_path: Path) -> None:
+def _cached_archive(repo: Path, runtime: Runtime) -> Path:
+    """The iris archive where build caches it (what the pre-deploy check reads)."""
+    ws = Workspace.discover(repo)
+    gathered = gather(load_model(ws, "iris"), ws, cache_dir=runtime.data_dir / "build" / "artifacts")
+    return write_model_data(gathered, runtime.data_dir / "build" / "model-data" / model_data_name(gathered))
+
+
+GOOD = (Path(__file__).parents[2] / "models/iris/artifacts/model.json").read_bytes()
+FORGED = GOOD.replace(b"setosa", b"sEtosa")
+
+
+@pytest.mark.parametrize(("members", "message"), [
+    # Rewritten with a changed model, and a matching checksum file put next to it: no record kept
+    # beside the archive is trusted, only the pins.
+    ([("model.json", FORGED)], MODEL_DATA_MISMATCH.format(file="models/iris/artifacts/model.json", archive="{a}")),
+    ([("model.json", GOOD), ("evil.py", b"import os")], MODEL_DATA_UNEXPECTED.format(archive="{a}", member="evil.py")),
+    # Extraction keeps the last of two same-named members: the forged one.
+    ([("model.json", GOOD), ("model.json", FORGED)], MODEL_DATA_UNEXPECTED.format(archive="{a}", member="model.json")),
+    ([("other.json", GOOD)], MODEL_DATA_MISSING.format(file="models/iris/artifacts/model.json", archive="{a}")),
+], ids=["changed-with-checksum", "extra-member", "duplicate-member", "artifact-missing"])
+def test_a_rewritten_model_data_archive_is_refused_before_deploy(repo: Path, tmp_path: Path, members: list,
+                                                                  message: str) -> None:
+    runtime = _runtime(repo, tmp_path)
+    ws = Workspace.discover(repo)
+    model, env = load_model(ws, "iris"), load_environments(ws).get("dev")
+    archive = _cached_archive(repo, runtime)
+    verify_artifacts(model, ws, environment=env, runtime=runtime)  # as build wrote it: fine
+    write_archive(archive, members)
+    Path(f"{archive}.sha256").write_text(hashlib.sha256(archive.read_bytes()).hexdigest() + "\n")
+    with pytest.raises(GateError) as caught:
+        verify_artifacts(model, ws, environment=env, runtime=runtime)
+    assert caught.value.message == message.replace("{a}", str(archive))
+
+
+def test_a_truncated_model_data_archive_is_refused(repo: Path, tmp_path: Path) -> None:
+    runtime = _runtime(repo, tmp_path)
+    archive = _cached_archive(repo, runtime)
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    ws = Workspace.discover(repo)
+    with pytest.raises(GateError, match=r"model data archive cannot be read"):
+        verify_artifacts(load_model(ws, "iris"), ws, environment="dev", runtime=runtime)
+
+
+def test_the_code_files_of_a_djl_archive_must_be_the_ones_build_packed(repo: Path, tmp_path: Path) -> None:
     ws = Workspace.discover(repo)
     gathered = gather(load_model(ws, "iris"), ws, cache_dir=tmp_path / "cache")
-    archive = write_model_data(gathered, tmp_path / "model.tar.gz")
-    verify_model_data(archive, gathered.manifest, model_folder="models/iris")
-    forged = Manifest("iris", (ManifestEntry("artifacts/model.json", "0" * 64, 1),))
-    with pytest.raises(GateError, match=r"models/iris/artifacts/model\.json: model data archive"):
-        verify_model_data(archive, forged, model_folder="models/iris")
+    extras = {"model.py": b"def handle(inputs):\n    return None\n", "serving.properties": b"engine=Python\n"}
+    archive = write_model_data(gathered, tmp_path / model_data_name(gathered, extras), extras)
+    verify_model_data(archive, gathered.manifest, extras=extras)  # against the rendered code files
+    verify_model_data(archive, gathered.manifest)  # against the tag in its name (the pre-deploy check)
+    write_archive(archive, [("model.json", GOOD), ("model.py", b"import os; os.system('curl evil')\n"),
+                            ("serving.properties", extras["serving.properties"])])
+    changed = MODEL_DATA_CODE_CHANGED.format(archive=archive, names="model.py, serving.properties")
+    for kwargs in ({"extras": extras}, {}):
+        with pytest.raises(GateError) as caught:
+            verify_model_data(archive, gathered.manifest, **kwargs)  # type: ignore[arg-type]
+        assert caught.value.message == changed
 
 
 def test_model_data_archive_is_deterministic_and_flattens_the_artifacts_folder(repo: Path, tmp_path: Path) -> None:
@@ -98,8 +151,6 @@ def test_signed_manifest_verifies_and_a_changed_artifact_breaks_it(repo: Path, t
     # Re-pinning a changed artifact changes the manifest: the old signature no longer covers it.
     artifact = repo / "models/iris/artifacts/model.json"
     artifact.write_bytes(artifact.read_bytes() + b"\n")
-    import hashlib
-
     model_yaml = repo / "models/iris/model.yaml"
     model_yaml.write_text(model_yaml.read_text().replace(
         "d1b75e902d14d45090d10ede85aee32af7f1ad2c54ddf4ebc17b46916ed01e35",

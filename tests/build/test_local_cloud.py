@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.build.conftest import write_archive
 from tests.helpers import init_repo, run_cli
 from tests.localcloud_fixtures import LocalCloud, local_cloud  # noqa: F401 - the fixture
 
@@ -64,6 +65,25 @@ def test_iris_builds_serves_and_rebuilds_from_cache(local_cloud: LocalCloud, sha
             "us-east-1", doc["images"][0]["image_uri"], doc["images"][0]["model_data_url"])
     finally:
         ledger.close()
+
+    # Tampered after build: the next build (deploy's first step) refuses to reuse the cached archive,
+    # and a changed artifact in the repository is refused against its pin; both name the file.
+    [archive] = (tmp_path / "data/build/model-data").glob("*.tar.gz")
+    write_archive(archive, [("model.json", b'{"forged": true}')])
+    refused = run_cli("build", "iris", cwd=shared_repo, env={"MODELOPS_LOCAL_DATA_DIR": str(local_cloud.data_dir),
+                                                             "MODELOPS_DATA_DIR": str(tmp_path / "data")})
+    assert refused.exit_code == 1, refused
+    assert "models/iris/artifacts/model.json: model data archive" in " ".join(refused.stderr.split())
+    artifact = shared_repo / "models/iris/artifacts/model.json"
+    good = artifact.read_bytes()
+    try:
+        artifact.write_bytes(good.replace(b"setosa", b"sEtosa"))
+        refused = run_cli("build", "iris", cwd=shared_repo, env={"MODELOPS_LOCAL_DATA_DIR": str(local_cloud.data_dir),
+                                                                 "MODELOPS_DATA_DIR": str(tmp_path / "fresh")})
+        assert refused.exit_code == 1, refused
+        assert "models/iris/artifacts/model.json: sha256" in " ".join(refused.stderr.split())
+    finally:
+        artifact.write_bytes(good)
 
 
 def test_minilm_builds_with_generated_artifacts_and_embeds(local_cloud: LocalCloud, shared_repo: Path,  # noqa: F811
