@@ -123,13 +123,19 @@ def test_iris_then_slow_then_changed(local_cloud: LocalCloud, iris_data: str, re
             'expected equals "setosa", got "versicolor"') in text.stderr.splitlines()
     assert any(line.split()[:1] == ["response-shape"] and line.split()[-1] == "ok" for line in text.stderr.splitlines())
 
-    # The ledger holds what deploy's gates read.
+    # The ledger holds what deploy's gates read: promoting to staging needs passed tests in dev.
+    from modelops.config import Workspace, load_environments
+    from modelops.deploy.gates import check_tests
+    from modelops.errors import GateError
     from modelops.ledger import sqlite_ledger
     from modelops.runtime import Runtime
 
     ledger = sqlite_ledger(Runtime(cwd=repo, data_dir=tmp_path, environ=env))
-    assert ledger.tests_passed("iris-aaaaaaaaaa", "dev")
-    assert not ledger.tests_passed("iris-bbbbbbbbbb", "dev")
+    envs = load_environments(Workspace.discover(repo))
+    check_tests(ledger, "iris-aaaaaaaaaa", "iris", envs.get("staging"), envs.get("dev"))
+    for untested in ("iris-bbbbbbbbbb", "iris-cccccccccc"):  # failed its load test; failed its cases
+        with pytest.raises(GateError):
+            check_tests(ledger, untested, "iris", envs.get("staging"), envs.get("dev"))
     base = ledger.baseline("iris", "dev", REGION, exclude_release="iris-cccccccccc")
     assert base is not None and base.release == "iris-aaaaaaaaaa"
     assert base.metrics["rps"] == pytest.approx(doc["load"]["rps"], rel=1e-3)
