@@ -31,6 +31,9 @@ def deploy(
     model: Annotated[str, typer.Argument(help="Model name or folder (models/iris).")],
     env: Annotated[str | None, typer.Option("--env", "-e", help="Deploy to this environment (default: the first).")] = None,
     through: Annotated[str | None, typer.Option("--through", help="Deploy through every environment up to this one.")] = None,
+    region: Annotated[list[str] | None, typer.Option(
+        "--region", help="Only this region of --env (repeatable); same gates. A rollback here rolls back the "
+                         "environment's other regions serving the release too, as the environments config says.")] = None,
     ref: _Ref = None,
     output: _Output = OutputFormat.text,
 ) -> int:
@@ -39,7 +42,8 @@ def deploy(
     from modelops.deploy import deploy as run_deploy
 
     cli = cli_context.get(ctx)
-    result = run_deploy(DeployRequest(model, environment=env, through=through, ref=ref), cli.runtime)
+    request = DeployRequest(model, environment=env, through=through, ref=ref, regions=tuple(region or ()))
+    result = run_deploy(request, cli.runtime)
     _render_deploy(cli, result, output)
     return int(result.exit_status)
 

