@@ -80,9 +80,14 @@ expired, including this very process: locks are not re-entrant. Locks are the on
 they are not history. Ordering: SQLite keeps append order; DynamoDB orders by ``at`` (then append
 order within one process), so hosts writing one model's history need roughly synchronised clocks.
 
-Derived state. ``current(...).release`` is the serving release: a succeeded rollout serves its
-release; a ``ROLLED_BACK`` step of the serving release returns to its ``previous_release`` (else to
-the last release whose latest rollout succeeded); a ``FAILED`` rollout leaves what served before.
+Derived state. ``current(...).release`` is the serving release, from the region's terminal steps in
+order: a ``SUCCEEDED`` step serves its release; a ``FAILED`` step leaves what served before; a
+``ROLLED_BACK`` step of a release that is not serving changes nothing; a ``ROLLED_BACK`` step of the
+serving release returns to its ``previous_release`` (else to the most recent other release whose
+latest terminal step there is ``SUCCEEDED``, else None). ``previous_release`` is taken as written
+even if the ledger never saw it succeed there: deploy writes ``ROLLED_BACK`` only once the move back
+has completed, so that step is the record that it serves (e.g. an endpoint older than the ledger).
+``last_good`` (the rollback target) is stricter: its own latest rollout there must have succeeded.
 
 Secrets: records have fixed fields and no place for configs; ``detail``, ``summary``, ``comment``
 and build URLs pass through :func:`redact` (values of secret-named settings such as ``HF_TOKEN=``,

@@ -461,9 +461,21 @@ def _region_state(model: str, environment: str, region: str, steps: Sequence[Dep
 
 
 def serving_release(steps: Sequence[DeploymentStep]) -> str | None:
-    """The release serving after ``steps`` (one region, oldest first): a succeeded rollout serves its
-    release; rolling back the serving release returns to its ``previous_release`` (else to the last
-    release whose latest rollout succeeded); a failed rollout leaves what served before."""
+    """The release serving after ``steps`` (one region, oldest first), step by step; only terminal
+    steps count (``STARTED``/``IN_PROGRESS`` change nothing):
+
+    - ``SUCCEEDED`` of release R: R serves.
+    - ``FAILED``: what served before still serves (also when the failed step names the serving release).
+    - ``ROLLED_BACK`` of a release that is not serving (an update SageMaker rolled back): nothing changes.
+    - ``ROLLED_BACK`` of the serving release R: its ``previous_release`` P serves when set and not R
+      (set equal to R, R keeps serving). Deploy writes this step only once the move back to P has
+      completed (the endpoint is in service on P's config), so the step itself is the record that P
+      serves, even when this region's history never saw P succeed (an endpoint older than the
+      ledger, or a table that was recreated). Without P: the release other than R whose latest
+      terminal step here is the most recent ``SUCCEEDED`` one, else None.
+
+    ``last_good`` is stricter: a release that serves only because a rollback returned to it, with no
+    succeeded rollout of its own here, is no rollback target."""
     serving: str | None = None
     outcome: dict[str, str] = {}
     order: list[str] = []
@@ -477,6 +489,7 @@ def serving_release(steps: Sequence[DeploymentStep]) -> str | None:
         if s.status == SUCCEEDED:
             serving = s.release
         elif s.status == ROLLED_BACK and serving == s.release:
+            # previous_release == s.release keeps it; None falls back to the last good other one.
             serving = s.previous_release or next(
                 (r for r in reversed(order) if r != s.release and outcome[r] == SUCCEEDED), None)
     return serving

@@ -144,6 +144,18 @@ def test_rolling_back_a_region_that_had_moved_returns_to_its_previous_release(le
     assert ledger.last_good(M, PROD, EU, before="iris-1") is None
 
 
+def test_a_rollback_to_a_release_never_seen_succeeding_here_serves_it(ledger: LedgerBase) -> None:
+    """Found by hypothesis. iris-2 served before the ledger knew (the endpoint's tag named it when
+    iris-1 started); rolling iris-1 back returns to it, and deploy writes ROLLED_BACK only once that
+    move has completed: iris-2 serves, though it is no rollback target of its own."""
+    ledger.record_step(step("iris-1", ROLLED_BACK, previous="iris-2"))  # iris-1 was not serving: no change
+    assert ledger.current(M, DEV, US).release is None  # type: ignore[union-attr]
+    ledger.record_step(step("iris-1", SUCCEEDED, previous="iris-2"))
+    ledger.record_step(step("iris-1", ROLLED_BACK, previous="iris-2"))
+    assert ledger.current(M, DEV, US).release == "iris-2"  # type: ignore[union-attr]
+    assert ledger.last_good(M, DEV, US, before="iris-2") is None
+
+
 def test_redeploying_an_old_release_makes_it_current_and_good_again(ledger: LedgerBase) -> None:
     deploy(ledger, "iris-1", SUCCEEDED)
     deploy(ledger, "iris-2", SUCCEEDED)
