@@ -52,9 +52,26 @@ def prod_rows(repo: Path) -> dict[str, dict[str, Any]]:
     return {row["region"]: row for row in result.json()["endpoints"] if row["env"] == "prod"}
 
 
+def _in_prod_already(repo: Path) -> str:
+    """Given: an earlier release serves prod (created there: a first deploy has no canary to run)."""
+    dev = run_cli("deploy", "models/iris", "--env", "dev", "--output", "json", cwd=repo)
+    assert dev.exit_code == 0, dev
+    earlier = str(dev.json()["release"])
+    given_tests_passed(repo, earlier, "staging")
+    assert run_cli("approve", earlier, "--env", "prod", cwd=repo, env=REVIEWER).exit_code == 0
+    created = run_cli("deploy", "models/iris", "--env", "prod", "--output", "json", cwd=repo)
+    assert created.exit_code == 0, created
+    return earlier
+
+
 def test_a_release_goes_through_prod_and_a_failing_one_rolls_back_in_the_first_wave(cloud_repo: Path) -> None:
+    earlier = _in_prod_already(cloud_repo)
+    inference = cloud_repo / "models" / "iris" / "code" / "inference.py"
+    inference.write_text(inference.read_text() + "\n# the next release\n")
+    commit_all(cloud_repo, "the next release")
+
     # When: a release goes through dev and staging (tested in dev on the way) and is approved for prod...
-    first = run_cli("deploy", "iris", "--through", "staging", "--output", "json", cwd=cloud_repo)
+    first = run_cli("deploy", "models/iris", "--through", "staging", "--output", "json", cwd=cloud_repo)
     assert first.exit_code == 0, first
     release = first.json()["release"]
     assert [(d["env"], d["status"]) for d in first.json()["deployments"]] == [
@@ -65,7 +82,7 @@ def test_a_release_goes_through_prod_and_a_failing_one_rolls_back_in_the_first_w
     unapproved = run_cli("deploy", "models/iris", "--through", "prod", cwd=cloud_repo)
     assert unapproved.exit_code == 1, unapproved
     assert f"release {release} needs an approval for prod" in unapproved.stderr
-    assert {r["status"] for r in prod_rows(cloud_repo).values()} == {"absent"}
+    assert {r["release"] for r in prod_rows(cloud_repo).values()} == {earlier}
 
     self_approval = run_cli("approve", release, "--env", "prod", cwd=cloud_repo, env={"MODELOPS_USER": "ada@example.com"})
     assert self_approval.exit_code == 1, self_approval
@@ -84,23 +101,41 @@ def test_a_release_goes_through_prod_and_a_failing_one_rolls_back_in_the_first_w
         *[("prod", r, "succeeded") for r in PROD_REGIONS]]
     assert "prod/us-east-1" in prod.stderr and "prod/ap-southeast-2" in prod.stderr  # rollout steps shown
 
+    for d in doc["deployments"]:  # the issue's --output json shape
+        assert {"env", "region", "endpoint", "status"} <= set(d) and d["endpoint"] == f"iris-{d['env']}"
+
+    # Two waves: wave 2's regions start after wave 1 succeeded, and run side by side; every prod region
+    # rolled out by a canary (an update whose green fleet took part of the traffic first).
+    steps = {r: _steps(cloud_repo, r, release) for r in PROD_REGIONS}
+    at = {r: {s.step: s.at for s in steps[r]} for r in PROD_REGIONS}
+    assert at["us-east-1"]["succeeded"] <= min(at["eu-west-1"]["started"], at["ap-southeast-2"]["started"])
+    assert at["eu-west-1"]["started"] < at["ap-southeast-2"]["succeeded"]
+    assert at["ap-southeast-2"]["started"] < at["eu-west-1"]["succeeded"]
+    for region in PROD_REGIONS:
+        assert "update-endpoint" in at[region], steps[region]
+        assert any(s.step == "observed" and "green" in s.detail and "weight 0.5 of" in s.detail
+                   for s in steps[region]), [(s.step, s.detail) for s in steps[region]]
+
     rows = prod_rows(cloud_repo)
     assert sorted(rows) == sorted(PROD_REGIONS)
     assert {r["release"] for r in rows.values()} == {release}
     assert all(r["status"] == "InService" and r["weights"] for r in rows.values())
+    for row in rows.values():  # the issue's status --output json shape
+        assert {"env", "region", "endpoint", "release", "weights"} <= set(row)
+        assert {"weight", "desired_weight"} <= set(row["weights"][0])
 
     history = run_cli("history", "iris", "--output", "json", cwd=cloud_repo)
-    kinds = [(e["entry"], e.get("environment"), e.get("status")) for e in history.json()["entries"]]
-    assert ("approval", "prod", None) in kinds
-    assert sum(1 for k in kinds if k == ("step", "prod", "succeeded")) == 3
-    [approval] = [e for e in history.json()["entries"] if e["entry"] == "approval"]
+    kinds = [(e["entry"], e.get("environment"), e.get("status"), e.get("release"))
+             for e in history.json()["entries"]]
+    assert ("approval", "prod", None, release) in kinds
+    assert sum(1 for k in kinds if k == ("step", "prod", "succeeded", release)) == 3
+    [approval] = [e for e in history.json()["entries"] if e["entry"] == "approval" and e["release"] == release]
     assert (approval["release"], approval["by"], approval["comment"]) == (release, "reviewer@example.com", "looks good")
     text = run_cli("history", "iris", cwd=cloud_repo)
     assert text.exit_code == 0 and "history of iris" in text.stderr and "approval" in text.stderr, text
 
     # Given: a second release whose handler answers 500s, built (dev) and, for this scenario, tested in
     # staging and approved (so the canary in prod is what catches it).
-    inference = cloud_repo / "models" / "iris" / "code" / "inference.py"
     inference.write_text(inference.read_text() + EXPLODING_PREDICT)
     commit_all(cloud_repo, "a release that answers 500s")
     dev = run_cli("deploy", "iris", "--env", "dev", "--output", "json", cwd=cloud_repo)
