@@ -96,15 +96,9 @@ class CloudWatchError(Exception):
         self.status = status or default_status
 
 
-@dataclass(frozen=True)
-class _Sample:
-    """The series keys of one endpoint variant's five metrics, built once per variant."""
-
-    invocations: SeriesKey
-    errors_4xx: SeriesKey
-    errors_5xx: SeriesKey
-    model_latency: SeriesKey
-    overhead_latency: SeriesKey
+# The series keys of one endpoint variant's five metrics (Invocations, Invocation4XXErrors,
+# Invocation5XXErrors, ModelLatency, OverheadLatency), built once per variant.
+_VariantKeys = tuple[SeriesKey, SeriesKey, SeriesKey, SeriesKey, SeriesKey]
 
 
 class CloudWatch:
@@ -137,7 +131,7 @@ class CloudWatch:
                 " PRIMARY KEY (region, name))"
             )
         self.store = MetricStore(self._db, self._db_lock)
-        self._samples: dict[tuple[str, str, str], _Sample] = {}
+        self._samples: dict[tuple[str, str, str], _VariantKeys] = {}
         self._evaluated: dict[tuple[str, str], float] = {}
         self._evaluation_interval = evaluation_interval
         self._alarm_lock = threading.Lock()
@@ -220,17 +214,11 @@ class CloudWatch:
         sample = self._samples.get((region, endpoint, variant))
         if sample is None:
             sample = self._samples.setdefault((region, endpoint, variant), _sample_keys(region, endpoint, variant))
-        second = int(self._clock.now())
-        batch: list[tuple[SeriesKey, int, float, bool, str | None]] = [
-            (sample.invocations, second, 1.0, False, "None"),
-            (sample.errors_4xx, second, 1.0 if 400 <= status_code < 500 else 0.0, False, "None"),
-            (sample.errors_5xx, second, 1.0 if status_code >= 500 else 0.0, False, "None"),
-        ]
-        if model_latency_us is not None:
-            batch.append((sample.model_latency, second, float(model_latency_us), True, "Microseconds"))
-        if overhead_latency_us is not None:
-            batch.append((sample.overhead_latency, second, float(overhead_latency_us), True, "Microseconds"))
-        self.store.add_many(batch)
+        self.store.add_invocation(
+            sample, int(self._clock.now()), status_code,
+            None if model_latency_us is None else float(model_latency_us),
+            None if overhead_latency_us is None else float(overhead_latency_us),
+        )  # fmt: skip
 
     def alarms_in_alarm(self, region: str, names: list[str] | tuple[str, ...]) -> list[str]:
         """The alarms among ``names`` whose state is ALARM now (each evaluated at most once a second)."""
@@ -958,16 +946,8 @@ def _series_key(region: str, namespace: str, metric: str, dimensions: Any) -> Se
     return (region, namespace, metric, dimensions_key((d["Name"], d["Value"]) for d in dimensions or []))
 
 
-def _sample_keys(region: str, endpoint: str, variant: str) -> _Sample:
+def _sample_keys(region: str, endpoint: str, variant: str) -> _VariantKeys:
     dims = dimensions_key([("EndpointName", endpoint), ("VariantName", variant)])
-
-    def key(metric: str) -> SeriesKey:
-        return (region, SAGEMAKER_NAMESPACE, metric, dims)
-
-    return _Sample(
-        key("Invocations"),
-        key("Invocation4XXErrors"),
-        key("Invocation5XXErrors"),
-        key("ModelLatency"),
-        key("OverheadLatency"),
-    )
+    metrics = ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "ModelLatency", "OverheadLatency")
+    a, b, c, d, e = ((region, SAGEMAKER_NAMESPACE, metric, dims) for metric in metrics)
+    return (a, b, c, d, e)

@@ -164,17 +164,36 @@ class MetricStore:
                 agg = seconds[second] = Aggregate(unit=unit)
             agg.add(value, histogram=histogram)
 
-    def add_many(self, batch: Iterable[tuple[SeriesKey, int, float, bool, str | None]]) -> None:
-        """Record several samples under one lock acquisition (one invocation's five metrics)."""
+    def add_invocation(
+        self,
+        keys: tuple[SeriesKey, SeriesKey, SeriesKey, SeriesKey, SeriesKey],
+        second: int,
+        status_code: int,
+        model_latency: float | None,
+        overhead_latency: float | None,
+    ) -> None:
+        """One InvokeEndpoint's five samples (Invocations, 4XX, 5XX, ModelLatency, OverheadLatency).
+
+        The runtime's hot path, so it is written out: one lock, five dict lookups, no allocation
+        once the second's aggregates exist.
+        """
+        error_4xx = 1.0 if 400 <= status_code < 500 else 0.0
+        error_5xx = 1.0 if status_code >= 500 else 0.0
+        values = (1.0, error_4xx, error_5xx, model_latency, overhead_latency)
         with self._lock:
-            for key, second, value, histogram, unit in batch:
-                seconds = self._pending.get(key)
+            pending = self._pending
+            for i in range(5):
+                value = values[i]
+                if value is None:
+                    continue
+                key = keys[i]
+                seconds = pending.get(key)
                 if seconds is None:
-                    seconds = self._pending[key] = {}
+                    seconds = pending[key] = {}
                 agg = seconds.get(second)
                 if agg is None:
-                    agg = seconds[second] = Aggregate(unit=unit)
-                agg.add(value, histogram=histogram)
+                    agg = seconds[second] = Aggregate(unit="Microseconds" if i >= 3 else "None")
+                agg.add(value, histogram=i >= 3)
 
     def add_aggregate(self, key: SeriesKey, second: int, agg: Aggregate) -> None:
         with self._lock:

@@ -13,15 +13,19 @@ import bisect
 import contextlib
 import itertools
 import json
+import logging
 import random
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from modelops.localcloud.lifecycle import LOCAL_ACCOUNT
-from modelops.localcloud.protocol import Response, ServiceError, request_id
+from modelops.localcloud.protocol import Response, ServiceError, json_error, region_of, request_id
+
+log = logging.getLogger("modelops.localcloud")
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # 6 MB, InvokeEndpoint's limit
 _PASS_HEADERS = (("content-type", "Content-Type"), ("accept", "Accept"),
@@ -68,43 +72,71 @@ class Route:
         return weighted[min(bisect.bisect_right(cumulative, random.random() * cumulative[-1]), len(weighted) - 1)]
 
 
+class _Call:
+    """One InvokeEndpoint in flight: what to forward, where, and whom to answer."""
+
+    __slots__ = ("api", "attempt", "done", "entry", "model_started", "port", "request", "route", "started", "timer",
+                 "upstream")
+
+    def __init__(self, api: RuntimeApi, route: Route, entry: RouteEntry, port: int, request: bytes,
+                 done: Callable[[Response], None], started: float):
+        self.api = api
+        self.route = route
+        self.entry = entry
+        self.port = port
+        self.request = request
+        self.done = done
+        self.started = started
+        self.model_started = 0.0
+        self.attempt = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.upstream: _Upstream | None = None
+
+
 class _Upstream(asyncio.Protocol):
-    """One keep-alive connection to a container: one request at a time."""
+    """One keep-alive connection to a container, one request at a time, callback-driven."""
 
     def __init__(self, pool: UpstreamPool, port: int):
         self.pool = pool
         self.port = port
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.future: asyncio.Future[tuple[int, dict[str, str], bytes]] | None = None
+        self.call: _Call | None = None
         self.head: tuple[int, dict[str, str], int] | None = None
         self.closed = False
         self.used = False
+        self.reused = False
         self.keep_alive = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        future = self.future
-        if future is not None and not future.done():
-            if self.head is not None and self.head[2] < 0:  # body delimited by the connection closing
-                status, headers, _ = self.head
-                future.set_result((status, headers, bytes(self.buffer)))
-            else:
-                future.set_exception(ConnectionResetError("the container closed the connection"))
+        call, self.call = self.call, None
+        if call is None:
+            return
+        if self.head is not None and self.head[2] < 0:  # a body delimited by the connection closing
+            status, headers, _ = self.head
+            call.api._complete(call, status, headers, bytes(self.buffer))
+        else:
+            call.api._upstream_failed(call, self.reused and self.head is None and not self.buffer)
 
-    def send(self, data: bytes) -> asyncio.Future[tuple[int, dict[str, str], bytes]]:
+    def send(self, call: _Call) -> None:
         assert self.transport is not None
-        loop = asyncio.get_running_loop()
-        self.future = loop.create_future()
+        # A connection that served before and breaks before answering is retried once (it was idle-closed).
+        self.reused = self.used
+        self.call = call
+        call.upstream = self
         self.head = None
         self.buffer.clear()
         self.used = True
-        self.transport.write(data)
-        return self.future
+        self.transport.write(call.request)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -121,18 +153,35 @@ class _Upstream(asyncio.Protocol):
                 headers[name.strip().lower()] = value.strip()
             connection = headers.get("connection", "").lower()
             self.keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
-            length = int(headers["content-length"]) if "content-length" in headers else -1
-            if length < 0:
+            try:
+                status = int(code)
+                if status in (204, 304):  # no body whatever the headers say
+                    length = 0
+                else:
+                    length = int(headers["content-length"]) if "content-length" in headers else -1
+            except ValueError:
+                self._garbled()
+                return
+            if length < 0:  # delimited by the container closing the connection
                 self.keep_alive = False
-            self.head = (int(code), headers, length)
+            self.head = (status, headers, length)
         status, headers, length = self.head
-        if length >= 0 and len(self.buffer) >= length and self.future is not None and not self.future.done():
+        if length >= 0 and len(self.buffer) >= length and self.call is not None:
             body = bytes(self.buffer[:length])
             del self.buffer[:length]
-            self.future.set_result((status, headers, body))
+            call, self.call = self.call, None
+            self.pool.release(self)
+            call.api._complete(call, status, headers, body)
+
+    def _garbled(self) -> None:
+        call = self.call
+        self.close()
+        if call is not None:
+            call.api._unreachable(call, ValueError("the container answered with a malformed HTTP response"))
 
     def close(self) -> None:
         self.closed = True
+        self.call = None
         if self.transport is not None:
             self.transport.close()
 
@@ -143,19 +192,17 @@ class UpstreamPool:
     def __init__(self) -> None:
         self.idle: dict[int, list[_Upstream]] = {}
 
-    async def acquire(self, port: int) -> _Upstream:
+    def take(self, port: int) -> _Upstream | None:
         idle = self.idle.get(port)
         while idle:
             conn = idle.pop()
-            if not conn.closed:
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
                 return conn
+        return None
+
+    async def connect(self, port: int) -> _Upstream:
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_connection(lambda: _Upstream(self, port), "127.0.0.1", port)
-        sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
-        if sock is not None:
-            import socket
-
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return protocol
 
     def release(self, conn: _Upstream) -> None:
@@ -180,6 +227,7 @@ class RuntimeApi:
         self.pool = UpstreamPool()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._counter = itertools.count()
+        self._connecting: set[asyncio.Task[None]] = set()
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -191,16 +239,34 @@ class RuntimeApi:
             live = {p for route in routes.values() for e in route.entries for p in e.ports}
             self.loop.call_soon_threadsafe(self.pool.drop_ports, live)
 
-    async def invoke(self, path: str, headers: dict[str, str], body: bytes) -> Response:
-        from modelops.localcloud.protocol import region_of
-
+    def invoke(self, path: str, headers: dict[str, str], body: bytes, done: Callable[[Response], None]) -> None:
+        """Answer ``POST /endpoints/{name}/invocations`` through ``done`` (called exactly once)."""
         started = time.perf_counter()
+        try:
+            route, entry = self._route(path, headers, body)
+        except ServiceError as err:
+            done(json_error(err, "application/json"))
+            return
+        except Exception:  # a bug here must still answer in the service's shape, not reset the connection
+            log.exception("InvokeEndpoint failed inside the local cloud")
+            done(json_error(ServiceError("InternalFailure", "An internal error occurred.", 500), "application/json"))
+            return
+        port = entry.ports[next(self._counter) % len(entry.ports)] if len(entry.ports) > 1 else entry.ports[0]
+        head = ["POST /invocations HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}"]
+        head += [f"{wire}: {headers[key]}" for key, wire in _PASS_HEADERS if key in headers]
+        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        call = _Call(self, route, entry, port, request, done, started)
+        assert self.loop is not None
+        call.model_started = time.perf_counter()
+        call.timer = self.loop.call_later(self.timeout, self._timed_out, call)
+        self._send(call)
+
+    def _route(self, path: str, headers: dict[str, str], body: bytes) -> tuple[Route, RouteEntry]:
         parts = path.split("?", 1)[0].split("/")
         if len(parts) != 4 or parts[3] != "invocations":
             raise ServiceError("UnknownOperationException", f"No operation at POST {path}.", 404)
         name = unquote(parts[2])
-        region = region_of(headers)
-        route = self.routes.get((region, name.lower()))
+        route = self.routes.get((region_of(headers), name.lower()))
         if route is None:
             raise ServiceError("ValidationError", ENDPOINT_NOT_FOUND.format(name=name, account=LOCAL_ACCOUNT))
         if len(body) > MAX_PAYLOAD_BYTES:
@@ -212,66 +278,89 @@ class RuntimeApi:
         if entry is None:
             raise ServiceError("ModelNotReadyException",
                                NOT_READY.format(name=route.name, what=target or "any variant"), 429)
-        port = entry.ports[next(self._counter) % len(entry.ports)] if len(entry.ports) > 1 else entry.ports[0]
-        head = ["POST /invocations HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}"]
-        head += [f"{wire}: {headers[key]}" for key, wire in _PASS_HEADERS if key in headers]
-        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
-        model_started = time.perf_counter()
+        return route, entry
+
+    def _send(self, call: _Call) -> None:
+        conn = self.pool.take(call.port)
+        if conn is not None:
+            conn.send(call)
+            return
+        task = asyncio.ensure_future(self._connect_and_send(call))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect_and_send(self, call: _Call) -> None:
         try:
-            status, up_headers, up_body = await self._forward(port, request)
-        except TimeoutError:
-            self._record(route, entry.variant, 504, model_started, started)
-            raise ServiceError("ModelError", MODEL_TIMEOUT, 424,
-                               extra={"OriginalStatusCode": 504, "LogStreamArn": self._log_arn(route)}) from None
+            conn = await self.pool.connect(call.port)
         except OSError as exc:
-            self._record(route, entry.variant, 502, model_started, started)
-            raise ServiceError("ModelError", f"The container of variant {entry.variant} is unreachable: {exc}.",
-                               424, extra={"OriginalStatusCode": 502,
-                                           "LogStreamArn": self._log_arn(route)}) from None
-        self._record(route, entry.variant, status, model_started, started)
-        if status >= 400:
-            message = up_body.decode("utf-8", errors="replace")
-            raise ServiceError("ModelError", MODEL_ERROR.format(
-                status=status, message=message, account=LOCAL_ACCOUNT,
-                log_url=f"/aws/sagemaker/Endpoints/{route.name}"), 424,
-                extra={"OriginalStatusCode": status, "OriginalMessage": message,
-                       "LogStreamArn": self._log_arn(route)})
-        out = [("Content-Type", up_headers.get("content-type", "application/octet-stream")),
-               ("x-Amzn-Invoked-Production-Variant", entry.variant), ("x-amzn-RequestId", request_id())]
-        if "x-amzn-sagemaker-custom-attributes" in up_headers:
-            out.append(("X-Amzn-SageMaker-Custom-Attributes", up_headers["x-amzn-sagemaker-custom-attributes"]))
-        return 200, out, up_body
-
-    async def _forward(self, port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
-        for attempt in (0, 1):
-            conn = await self.pool.acquire(port)
-            reused = conn.used
-            try:
-                result = await asyncio.wait_for(conn.send(request), self.timeout)
-            except TimeoutError:
-                conn.close()
-                raise
-            except ConnectionError:
-                conn.close()
-                # A pooled connection the container closed while idle: retry once on a fresh one.
-                if reused and attempt == 0:
-                    continue
-                raise
+            self._unreachable(call, exc)
+            return
+        if call.timer is not None and not call.timer.cancelled():
+            conn.send(call)
+        else:
             self.pool.release(conn)
-            return result
-        raise ConnectionResetError("unreachable")
 
-    def _record(self, route: Route, variant: str, status: int, model_started: float, started: float) -> None:
+    def _upstream_failed(self, call: _Call, retry: bool) -> None:
+        if retry and call.attempt == 0:
+            call.attempt = 1
+            self._send(call)
+            return
+        self._unreachable(call, ConnectionResetError("the container closed the connection"))
+
+    def _unreachable(self, call: _Call, exc: Exception) -> None:
+        if not self._finish(call):
+            return
+        self._record(call, 502)
+        call.done(json_error(ServiceError(
+            "ModelError", f"The container of variant {call.entry.variant} is unreachable: {exc}.", 424,
+            extra={"OriginalStatusCode": 502, "LogStreamArn": self._log_arn(call.route)}), "application/json"))
+
+    def _timed_out(self, call: _Call) -> None:
+        call.timer = None
+        if call.upstream is not None:
+            call.upstream.close()
+        self._record(call, 504)
+        call.done(json_error(ServiceError("ModelError", MODEL_TIMEOUT, 424, extra={
+            "OriginalStatusCode": 504, "LogStreamArn": self._log_arn(call.route)}), "application/json"))
+
+    @staticmethod
+    def _finish(call: _Call) -> bool:
+        """Stop the call's timer; False when the call already timed out (and was answered)."""
+        if call.timer is None:
+            return False
+        call.timer.cancel()
+        call.timer = None
+        return True
+
+    def _complete(self, call: _Call, status: int, headers: dict[str, str], body: bytes) -> None:
+        if not self._finish(call):
+            return
+        self._record(call, status)
+        if status >= 400:
+            message = body.decode("utf-8", errors="replace")
+            call.done(json_error(ServiceError("ModelError", MODEL_ERROR.format(
+                status=status, message=message, account=LOCAL_ACCOUNT,
+                log_url=f"/aws/sagemaker/Endpoints/{call.route.name}"), 424,
+                extra={"OriginalStatusCode": status, "OriginalMessage": message,
+                       "LogStreamArn": self._log_arn(call.route)}), "application/json"))
+            return
+        out = [("Content-Type", headers.get("content-type", "application/octet-stream")),
+               ("x-Amzn-Invoked-Production-Variant", call.entry.variant), ("x-amzn-RequestId", request_id())]
+        if "x-amzn-sagemaker-custom-attributes" in headers:
+            out.append(("X-Amzn-SageMaker-Custom-Attributes", headers["x-amzn-sagemaker-custom-attributes"]))
+        call.done((200, out, body))
+
+    def _record(self, call: _Call, status: int) -> None:
         now = time.perf_counter()
-        model_us = int((now - model_started) * 1e6)
-        total_us = int((now - started) * 1e6)
+        model_us = int((now - call.model_started) * 1e6)
+        total_us = int((now - call.started) * 1e6)
         with contextlib.suppress(Exception):  # metrics never fail a request
-            self.cloudwatch.record(route.region, route.name, variant, status_code=status,
+            self.cloudwatch.record(call.route.region, call.route.name, call.entry.variant, status_code=status,
                                    model_latency_us=model_us, overhead_latency_us=max(0, total_us - model_us))
 
     @staticmethod
     def _log_arn(route: Route) -> str:
-        return (f"arn:aws:logs:{route.region}:{LOCAL_ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{route.name}")
+        return f"arn:aws:logs:{route.region}:{LOCAL_ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{route.name}"
 
 
 def routes_json(routes: Sequence[Route]) -> str:

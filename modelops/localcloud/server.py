@@ -35,6 +35,7 @@ log = logging.getLogger("modelops.localcloud")
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024  # bodies over the 6 MB InvokeEndpoint limit are read, then refused
 SERVER_LOCK_FILE = "server.lock"
+ROUTES_PATH = "/_localcloud/routes"
 ALREADY_SERVING = "another local cloud already serves the data dir {data_dir}"
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 424: "Failed Dependency",
@@ -60,6 +61,8 @@ class HttpConnection(asyncio.Protocol):
         self.buffer = bytearray()
         self.pending: tuple[str, str, dict[str, str], int, bool] | None = None  # parsed head awaiting its body
         self.busy = False
+        self.keep_alive = True
+        self.processing = False
         self.closed = False
         self.task: asyncio.Future[None] | None = None  # the request being answered (kept alive by this ref)
 
@@ -80,6 +83,15 @@ class HttpConnection(asyncio.Protocol):
             self._process()
 
     def _process(self) -> None:
+        if self.processing:  # a response written synchronously from inside the loop below
+            return
+        self.processing = True
+        try:
+            self._process_buffer()
+        finally:
+            self.processing = False
+
+    def _process_buffer(self) -> None:
         while not self.busy and not self.closed:
             if self.pending is None:
                 end = self.buffer.find(b"\r\n\r\n")
@@ -103,11 +115,19 @@ class HttpConnection(asyncio.Protocol):
             del self.buffer[:length]
             self.pending = None
             self.busy = True
+            self.keep_alive = keep_alive
+            if method == "POST" and path.startswith("/endpoints/"):
+                # The hot path is callback-driven end to end (no task, no coroutine per request).
+                self.app.runtime.invoke(path, headers, body, self._answer)
+                continue
             result = self.app.dispatch(Request(method, path, headers, body))
             if isinstance(result, tuple):
                 self._respond(result, keep_alive)
             else:
                 self.task = asyncio.ensure_future(self._finish(result, keep_alive))
+
+    def _answer(self, response: Response) -> None:
+        self._respond(response, self.keep_alive)
 
     @staticmethod
     def _parse_head(head: str) -> tuple[str, str, dict[str, str], int, bool]:
@@ -141,12 +161,11 @@ class HttpConnection(asyncio.Protocol):
         status, headers, body = response
         if self.transport is None or self.closed:
             return
-        head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
-        head += [f"{name}: {value}" for name, value in headers]
-        head.append(f"Content-Length: {len(body)}")
-        if not keep_alive:
-            head.append("Connection: close")
-        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        head = "".join([f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n",
+                        *[f"{name}: {value}\r\n" for name, value in headers],
+                        f"Content-Length: {len(body)}\r\n",
+                        "\r\n" if keep_alive else "Connection: close\r\n\r\n"])
+        self.transport.write(head.encode("latin-1") + body)
         self.busy = False
         if not keep_alive:
             self.transport.close()
@@ -188,8 +207,6 @@ class LocalCloudServer:
 
     def dispatch(self, request: Request) -> Response | Awaitable[Response]:
         path = request.path
-        if path.startswith("/endpoints/") and request.method == "POST":
-            return self.runtime.invoke(request.path, request.headers, request.body)
         headers = request.headers
         region = region_of(headers)
         target = headers.get("x-amz-target", "")
@@ -200,6 +217,10 @@ class LocalCloudServer:
         if path == lifecycle.HEALTH_PATH:
             body = json.dumps({"pid": os.getpid(), "data_dir": str(self.data_dir)}).encode()
             return 200, [("Content-Type", "application/json")], body
+        if path == ROUTES_PATH:  # what the runtime routes to (debugging, and the bench's direct baseline)
+            from modelops.localcloud.runtime_api import routes_json
+
+            return 200, [("Content-Type", "application/json")], routes_json(list(self.runtime.routes.values())).encode()
         if target:
             return json_error(ServiceError("UnknownOperationException",
                                            f"The operation {target} is not supported by the local cloud."))

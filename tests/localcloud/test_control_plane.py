@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+import uuid
 
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
@@ -24,6 +25,7 @@ def echo_uri(local_cloud: LocalCloud) -> str:
 
 
 def test_an_endpoint_in_two_regions_answers_in_each_and_they_stay_apart(local_cloud: LocalCloud, echo_uri: str) -> None:
+    request_ids = set()
     for region in ("us-east-1", "eu-west-1"):
         described = local_cloud.create_endpoint("iris-dev", echo_uri, region=region)
         assert described["EndpointArn"] == f"arn:aws:sagemaker:{region}:{LOCAL_ACCOUNT}:endpoint/iris-dev"
@@ -35,6 +37,8 @@ def test_an_endpoint_in_two_regions_answers_in_each_and_they_stay_apart(local_cl
         assert json.loads(answer["Body"].read()) == {"region": region}
         assert answer["InvokedProductionVariant"] == "AllTraffic"
         assert answer["ContentType"] == "application/json"
+        request_ids.add(uuid.UUID(answer["ResponseMetadata"]["RequestId"]))  # the service's header, UUID-shaped
+    assert len(request_ids) == 2
     listed = local_cloud.client("sagemaker", "eu-west-1").list_endpoints()["Endpoints"]
     assert [e["EndpointName"] for e in listed] == ["iris-dev"]
     with pytest.raises(ClientError) as missing:
