@@ -65,6 +65,9 @@ class BuildPlan:
     model_data: Path | None  # model.tar.gz, None when the model has no artifact files
     model_data_urls: Mapping[str, str]  # region -> s3 URL ("" when no model data)
     work_dir: Path  # where builders may write contexts
+    # Checks ``model_data`` member by member (GateError naming the file); builders call it right
+    # before they publish the archive, so a cache hit that publishes nothing does not pay for it.
+    check_model_data: Callable[[], None] = lambda: None
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -119,10 +122,11 @@ def build_local(plan: BuildPlan, runtime: Runtime, *, already_published: Callabl
                              requirements=folder / "requirements.txt" if ctx.has_requirements else None,
                              contract=ctx.contract, environment=dict(ctx.environment), progress=runtime.progress)
     if plan.model_data is not None:
-        for region in plan.regions:
-            url = plan.model_data_urls[region]
-            if not (hit and already_published(region)):
-                localcloud.put_model_data(store, url, plan.model_data)
+        regions = [r for r in plan.regions if not (hit and already_published(r))]
+        if regions:
+            plan.check_model_data()
+        for region in regions:
+            localcloud.put_model_data(store, plan.model_data_urls[region], plan.model_data)
     return hit
 
 
@@ -245,6 +249,7 @@ def upload_model_data(plan: BuildPlan, runtime: Runtime, clients: Any) -> None:
 
     if plan.model_data is None:
         return
+    plan.check_model_data()
     sha = sha256_file(plan.model_data)
     for region in plan.regions:
         bucket, _, key = plan.model_data_urls[region].removeprefix("s3://").partition("/")

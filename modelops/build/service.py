@@ -199,13 +199,16 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
         return _replace(result, context_dir=out, builder="none")
 
     archive = None
+    extras = model_data_extras(ctx)
     if gathered.files:
-        extras = model_data_extras(ctx)
         archive = artifacts.write_model_data(
             gathered, work / "model-data" / artifacts.model_data_name(gathered, extras), extras)
-        # The cached archive is what gets uploaded: check every member against the pins and the
-        # code files rendered from this commit (a reused archive may have been changed since).
-        artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder, extras=extras)
+
+    def check_model_data() -> None:
+        # The cached archive is what gets published: before it is, check every member against the
+        # pins and the code files rendered from this commit (a reused archive may have changed).
+        if archive is not None:
+            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder, extras=extras)
 
     if clients is None:
         from modelops.clients import clients_for
@@ -223,7 +226,8 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
 
         plan = BuildPlan(model=model, environment=env, context=ctx, labels=labels,
                          image_uris={i.region: i.image_uri for i in images}, model_data=archive,
-                         model_data_urls=data_urls, work_dir=work / "contexts" / release)
+                         model_data_urls=data_urls, work_dir=work / "contexts" / release,
+                         check_model_data=check_model_data)
         hit = run_builder(builder, plan, runtime, clients, already_published=already_published)
         ledger.record_release(ReleaseRecord(model=model.name, release=release, commit=commit, config_digest=cdigest,
                                             build_digest=ctx.digest, created_by=runtime.user))

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from modelops.build.builders import CODEBUILD_FAILED, NO_DOCKER_HINT
+from tests.build.conftest import write_archive
 from tests.helpers import run_cli
 
 
@@ -64,6 +65,24 @@ def test_docker_builder_skips_tags_already_in_ecr(aws_repo: Path, fake_aws: None
     assert again.exit_code == 0, again
     assert again.json()["cache_hit"] is True
     assert not [c for c in _calls(recording_docker) if c["argv"][:1] == ["buildx"]]
+
+
+def test_a_rewritten_cached_model_data_archive_is_never_uploaded(aws_repo: Path, fake_aws: None,
+                                                                  recording_docker: Path) -> None:
+    import os
+
+    import boto3
+
+    first = run_cli("build", "iris", "--env", "aws-dev", "--output", "json", cwd=aws_repo).json()
+    bucket, _, key = first["images"][0]["model_data_url"][5:].partition("/")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    uploaded = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    [archive] = (Path(os.environ["MODELOPS_DATA_DIR"]) / "build/model-data").glob("*.tar.gz")
+    write_archive(archive, [("model.json", b'{"forged": true}')])
+    again = run_cli("build", "iris", "--env", "aws-dev", cwd=aws_repo)
+    assert again.exit_code == 1, again
+    assert "models/iris/artifacts/model.json: model data archive" in " ".join(again.stderr.split())
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == uploaded
 
 
 def test_no_docker_engine_is_one_line_that_names_codebuild(aws_repo: Path, fake_aws: None, recording_docker: Path,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from modelops.errors import GateError
 from tests.build.conftest import write_archive
 from tests.helpers import init_repo, run_cli
 from tests.localcloud_fixtures import LocalCloud, local_cloud  # noqa: F401 - the fixture
@@ -66,20 +67,23 @@ def test_iris_builds_serves_and_rebuilds_from_cache(local_cloud: LocalCloud, sha
     finally:
         ledger.close()
 
-    # Tampered after build: the next build (deploy's first step) refuses to reuse the cached archive,
-    # and a changed artifact in the repository is refused against its pin; both name the file.
+    # Tampered after build: the pre-deploy check refuses the rewritten cached archive, and build
+    # (deploy's first step) refuses an artifact changed in the repository; both name the file.
+    from modelops.build import verify_artifacts
+    from modelops.config import Workspace, load_model
+
     [archive] = (tmp_path / "data/build/model-data").glob("*.tar.gz")
     write_archive(archive, [("model.json", b'{"forged": true}')])
-    refused = run_cli("build", "iris", cwd=shared_repo, env={"MODELOPS_LOCAL_DATA_DIR": str(local_cloud.data_dir),
-                                                             "MODELOPS_DATA_DIR": str(tmp_path / "data")})
-    assert refused.exit_code == 1, refused
-    assert "models/iris/artifacts/model.json: model data archive" in " ".join(refused.stderr.split())
+    ws = Workspace.discover(shared_repo)
+    with pytest.raises(GateError, match=r"^models/iris/artifacts/model\.json: model data archive"):
+        verify_artifacts(load_model(ws, "iris"), ws, environment="dev",
+                         runtime=Runtime(cwd=shared_repo, data_dir=tmp_path / "data", environ={}))
     artifact = shared_repo / "models/iris/artifacts/model.json"
     good = artifact.read_bytes()
     try:
         artifact.write_bytes(good.replace(b"setosa", b"sEtosa"))
         refused = run_cli("build", "iris", cwd=shared_repo, env={"MODELOPS_LOCAL_DATA_DIR": str(local_cloud.data_dir),
-                                                                 "MODELOPS_DATA_DIR": str(tmp_path / "fresh")})
+                                                                 "MODELOPS_DATA_DIR": str(tmp_path / "data")})
         assert refused.exit_code == 1, refused
         assert "models/iris/artifacts/model.json: sha256" in " ".join(refused.stderr.split())
     finally:
