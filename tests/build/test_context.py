@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
+
+from modelops.build.dlc import DlcResolver
 from modelops.build.service import CLOUD_NOT_SUPPORTED
+from modelops.errors import InputError
 from tests.helpers import commit_all, git, run_cli, write
 
 
@@ -106,7 +111,9 @@ def test_unknown_framework_version_lists_the_versions_that_exist(repo: Path, tmp
 def test_json_output_has_what_create_model_takes(repo: Path, tmp_path: Path) -> None:
     doc = _context(repo, tmp_path / "ctx", "minilm-embeddings")
     assert set(doc) >= {"release", "digest", "images"}
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", doc["digest"]) and doc["release"].startswith("minilm-embeddings-")
     [image] = doc["images"]
+    assert set(image) >= {"region", "image_uri", "model_data_url"}
     assert image["region"] == "us-east-1"
     assert image["image_uri"].startswith("000000000000.dkr.ecr.us-east-1.amazonaws.com/modelops/minilm-embeddings:")
     assert image["image_uri"].rsplit(":", 1)[1] == doc["digest"][7:23]
@@ -114,3 +121,20 @@ def test_json_output_has_what_create_model_takes(repo: Path, tmp_path: Path) -> 
     assert image["base_image"].endswith("/djl-inference:0.29.0-cpu-full")
     props = (tmp_path / "ctx/us-east-1/serving.properties").read_text()
     assert "engine=Python" in props and "option.entryPoint=model.py" in props
+
+
+@pytest.mark.parametrize(("framework", "version", "region", "says", "listed", "one_of_them"), [
+    ("sklearnn", "1.2-1", "us-east-1", "framework 'sklearnn' has no Deep Learning Container", "frameworks", "sklearn"),
+    ("sklearn", "1.2-1", "mars-north-1", "sklearn 1.2-1 has no Deep Learning Container in mars-north-1", "regions",
+     "eu-west-1"),
+    ("djl-cpu", "0.29.0", "mars-north-1", "djl-cpu 0.29.0 has no Deep Learning Container in mars-north-1",
+     "regions", "eu-west-1"),
+], ids=["framework", "region", "djl-region"])
+def test_unknown_framework_or_region_lists_what_exists(tmp_path: Path, framework: str, version: str, region: str,
+                                                       says: str, listed: str, one_of_them: str) -> None:
+    resolver = DlcResolver(tmp_path / "dlc-cache.json")
+    with pytest.raises(InputError) as caught:
+        resolver.resolve(framework, version, instance_type="ml.m5.large", region=region, where="model.yaml:9:5")
+    message = caught.value.message
+    assert message.startswith(f"model.yaml:9:5: {says} ({listed}: "), message
+    assert one_of_them in message.split(f"({listed}: ", 1)[1].rstrip(")").split(", ")
