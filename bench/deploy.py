@@ -22,6 +22,7 @@ Then, in this same run, a second release goes ``--through prod`` in process, and
 from __future__ import annotations
 
 import argparse
+import cProfile
 import math
 import os
 import sys
@@ -70,10 +71,11 @@ class TimingClock:
 class StderrProgress:
     def __init__(self, verbose: bool):
         self.verbose = verbose
+        self.origin = time.monotonic()
 
     def step(self, message: str) -> None:
         if self.verbose:
-            print(f"  . {message}", file=sys.stderr)
+            print(f"  {time.monotonic() - self.origin:7.2f} {message}", file=sys.stderr)
 
     def start(self, task: str, total: float | None = None) -> None:
         pass
@@ -108,7 +110,9 @@ def _timed_tests() -> Iterator[list[float]]:
 
 
 def _configured_waits(repo: Path, model_folder: str, through: str) -> float:
-    """Seconds the rollout policies tell SageMaker to wait on an update, once per wave per environment."""
+    """Seconds the rollout policies tell SageMaker to wait on an update, once per wave per environment:
+    a bake (WaitIntervalInSeconds) after each traffic shift (canary: the canary, then all; linear: each
+    step; all at once: one) and the termination wait."""
     from modelops.config import Workspace, load_environments, load_model
 
     ws = Workspace.discover(repo)
@@ -117,12 +121,15 @@ def _configured_waits(repo: Path, model_folder: str, through: str) -> float:
     total = 0.0
     for env in envs.in_promotion_order()[: envs.promotion.index(through) + 1]:
         policy = model.rollout_for(env)
-        bakes = 1
-        if policy.strategy == "linear" and policy.step_size is not None:
-            bakes = max(1, math.ceil(100 / policy.step_size.value) - 1) if policy.step_size.type == (
-                "CAPACITY_PERCENT") else 1
-        per_wave = policy.wait_interval_seconds * bakes + policy.termination_wait_seconds
-        total += per_wave * len(env.waves)
+        shifts = 1
+        if policy.strategy == "canary":
+            shifts = 2
+        elif policy.strategy == "linear" and policy.step_size is not None:
+            count = model.resources_for(env.name).instance_count
+            share = (policy.step_size.value / 100 if policy.step_size.type == "CAPACITY_PERCENT"
+                     else policy.step_size.value / max(1, count))
+            shifts = math.ceil(1 / min(1.0, share) - 1e-9)
+        total += (policy.wait_interval_seconds * shifts + policy.termination_wait_seconds) * len(env.waves)
     return total
 
 
@@ -154,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.deploy", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="iris")
     parser.add_argument("--verbose", action="store_true", help="print the pipeline's progress lines")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the measured deploy to this file")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from modelops import localcloud
@@ -198,9 +206,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"measuring: deploy {folder} --through prod ({release}) ...", file=sys.stderr)
             clock.sleeps.clear()
             with _timed_tests() as tests:
+                profiler = cProfile.Profile() if args.profile else None
                 start = time.perf_counter()
+                if profiler is not None:
+                    profiler.enable()
                 result = deploy(DeployRequest(folder, through="prod"), runtime)
                 wall = time.perf_counter() - start
+                if profiler is not None:
+                    profiler.disable()
+                    profiler.dump_stats(args.profile)
             if result.result != "succeeded":
                 sys.exit(f"deploy --through prod {result.result}: {result.message}")
             waits = _configured_waits(repo, folder, "prod")
@@ -211,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             localcloud.stop(root / "localcloud")
 
-    print(f"deploy {folder} --through prod: dev, staging, prod in 2 waves (3 regions), canary bake 4 s")
+    print(f"deploy {folder} --through prod: dev, staging, prod in 2 waves (3 regions), canary baking 4 s per shift")
     print(f"  wall time                        {wall:7.1f} s")
     print(f"  tests (dev, staging: {len(tests)} runs)      {tested:7.1f} s")
     print(f"  configured waits                 {waits:7.1f} s")
