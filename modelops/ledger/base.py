@@ -353,15 +353,10 @@ class LedgerBase:
     def last_good(self, model: str, environment: str, region: str, *, before: str | None = None) -> str | None:
         """The rollback target: the latest release other than ``before`` whose latest rollout in
         (environment, region) succeeded. A release rolled back or failed since is not good."""
-        outcome: dict[str, str] = {}
-        order: list[str] = []
+        outcomes: dict[str, str] = {}
         for s in self.steps(model, environment, region):
-            if s.is_terminal:
-                outcome[s.release] = s.status
-                if s.release in order:
-                    order.remove(s.release)
-                order.append(s.release)
-        return next((r for r in reversed(order) if r != before and outcome[r] == SUCCEEDED), None)
+            _note_outcome(outcomes, s)
+        return _last_succeeded(outcomes, other_than=before)
 
     def rollout_attempt(self, model: str, environment: str, region: str, release: str) -> int:
         """1 + the number of finished rollouts of ``release`` in (environment, region).
@@ -428,16 +423,12 @@ class LedgerBase:
         existing = self.lock_info(model, environment)
         raise LockHeldError(existing or info, self.clock.now())
 
-    @contextlib.contextmanager
     def lock(self, model: str, environment: str, holder: LockHolder | None = None, *,
-             ttl: float = DEFAULT_LOCK_TTL, heartbeat: bool = True) -> Iterator[HeldLock]:
+             ttl: float = DEFAULT_LOCK_TTL, heartbeat: bool = True) -> HeldLock:
         """``with ledger.lock(model, env) as held:`` - held for the block, released after it
-        (also on errors). A run killed inside the block leaves the lock stale, not stuck."""
-        held = self.acquire_lock(model, environment, holder, ttl=ttl, heartbeat=heartbeat)
-        try:
-            yield held
-        finally:
-            held.release()
+        (also on errors). A run killed inside the block leaves the lock stale, not stuck. The lock
+        is taken by this call (it is :meth:`acquire_lock`; a :class:`HeldLock` is its own context)."""
+        return self.acquire_lock(model, environment, holder, ttl=ttl, heartbeat=heartbeat)
 
     def break_lock(self, model: str, environment: str) -> LockInfo | None:
         """Remove the lock on (model, environment) whoever holds it; returns what was removed."""
@@ -477,20 +468,25 @@ def serving_release(steps: Sequence[DeploymentStep]) -> str | None:
     ``last_good`` is stricter: a release that serves only because a rollback returned to it, with no
     succeeded rollout of its own here, is no rollback target."""
     serving: str | None = None
-    outcome: dict[str, str] = {}
-    order: list[str] = []
+    outcomes: dict[str, str] = {}
     for s in steps:
-        if not s.is_terminal:
-            continue
-        outcome[s.release] = s.status
-        if s.release in order:
-            order.remove(s.release)
-        order.append(s.release)
+        _note_outcome(outcomes, s)
         if s.status == SUCCEEDED:
             serving = s.release
         elif s.status == ROLLED_BACK and serving == s.release:
             # previous_release == s.release keeps it; None falls back to the last good other one.
-            serving = s.previous_release or next(
-                (r for r in reversed(order) if r != s.release and outcome[r] == SUCCEEDED), None)
+            serving = s.previous_release or _last_succeeded(outcomes, other_than=s.release)
     return serving
+
+
+def _note_outcome(outcomes: dict[str, str], step: DeploymentStep) -> None:
+    """Keep ``outcomes`` as release -> status of its latest terminal step, in the order of those steps."""
+    if step.is_terminal:
+        outcomes.pop(step.release, None)  # re-inserted last: dicts keep insertion order
+        outcomes[step.release] = step.status
+
+
+def _last_succeeded(outcomes: dict[str, str], *, other_than: str | None) -> str | None:
+    """The release whose latest terminal step is the most recent ``SUCCEEDED`` one, ``other_than`` aside."""
+    return next((r for r in reversed(outcomes) if r != other_than and outcomes[r] == SUCCEEDED), None)
 

@@ -6,7 +6,8 @@ callers need not read the clock themselves. Records are never changed once appen
 now (the serving release, the last good one, a gate) is derived from them in order.
 
 Secrets: records have fixed fields (no free-form config dumps), and the free-text fields
-(``detail``, ``summary``, ``comment``) pass through :func:`redact` before they are stored.
+(``detail``, ``summary``, ``comment``) and a build's URLs pass through :func:`redact` before they
+are stored.
 """
 
 from __future__ import annotations
@@ -285,9 +286,10 @@ class LockInfo:
 class RegionState:
     """What the history says about one (model, environment, region).
 
-    ``release`` is the release serving there: the last one whose rollout succeeded (a rolled-back
-    or failed rollout leaves the one before). ``last_step`` is the latest step of any status, so
-    an unfinished rollout shows as ``in_progress``.
+    ``release`` is the release serving there, by the rule of :func:`modelops.ledger.serving_release`
+    (a succeeded rollout serves; a failed one, or a rolled-back one that was not serving, leaves
+    what served; rolling back the serving release returns to its ``previous_release``).
+    ``last_step`` is the latest step of any status, so an unfinished rollout shows as ``in_progress``.
     """
 
     model: str
