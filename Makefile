@@ -28,8 +28,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The whole pipeline for the iris example on the local cloud (started by modelops itself): validate,
+# build, approve prod as a reviewer (four eyes: not the commit's author), then dev -> test ->
+# staging -> test -> prod in two waves (canary updates once endpoints exist), what serves where, and
+# an answer from prod. Re-running converges (about 7 s: every region already serves the release).
+DEMO_MODEL ?= models/iris
+DEMO_APPROVER ?= reviewer@example.com
+DEMO_BODY ?= {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 demo: $(STAMP)
-	$(BIN)/modelops validate models/
+	$(BIN)/modelops validate
+	@release=$$($(BIN)/modelops build $(DEMO_MODEL) --env prod --output json | \
+		$(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["release"])') && \
+	echo "release $$release" && \
+	MODELOPS_USER=$(DEMO_APPROVER) $(BIN)/modelops approve "$$release" --env prod --comment "make demo"
+	$(BIN)/modelops deploy $(DEMO_MODEL) --through prod
+	$(BIN)/modelops status $$(basename $(DEMO_MODEL))
+	$(BIN)/modelops invoke $$(basename $(DEMO_MODEL)) --env prod --region eu-west-1 \
+		--body '$(DEMO_BODY)'
+	@echo "the local cloud keeps running (modelops local status); stop it with: $(BIN)/modelops local down"
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
