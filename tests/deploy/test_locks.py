@@ -62,7 +62,8 @@ def test_a_held_region_lock_is_waited_for_then_taken(tmp_path: Path) -> None:
         # another host's live lock (fresh heartbeat): not stale, so it must be waited for
         releases.append(ledger.acquire_lock("iris", "prod/eu-west-1", other, heartbeat=False))
         with service._waiting_lock(ledger, "iris", "prod/eu-west-1", me, runtime, 60.0, poll=1.0) as held:
-            assert ledger.lock_info("iris", "prod/eu-west-1").holder == me
+            info = ledger.lock_info("iris", "prod/eu-west-1")
+            assert info is not None and info.holder == me
             assert held.info.holder == me
         assert ledger.lock_info("iris", "prod/eu-west-1") is None  # released after the block
         # a lock on another region of the same model and environment does not wait at all
