@@ -83,11 +83,9 @@ class DynamoLedger(LedgerBase):
             if operation == "transact_write_items":  # names its table per item
                 return self.client.transact_write_items(**kwargs)
             return getattr(self.client, operation)(TableName=self.table, **kwargs)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _code(exc) in {"ConditionalCheckFailedException", "TransactionCanceledException"}:
-                raise
-            raise self._error(exc) from exc
-        except BotoCoreError as exc:
+                raise  # the callers' answer (a lock or key already taken), not a failure
             raise self._error(exc) from exc
 
     def _ensure_table(self) -> None:
@@ -102,9 +100,7 @@ class DynamoLedger(LedgerBase):
                 if _code(exc) != "ResourceNotFoundException" or not self._create_table:
                     raise
                 self.create_table()
-        except ClientError as exc:
-            raise self._error(exc) from exc
-        except BotoCoreError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise self._error(exc) from exc
         self._ready = True
 
