@@ -44,6 +44,7 @@ from modelops.localcloud.metrics import (
     Aggregate,
     MetricStore,
     SeriesKey,
+    VariantKeys,
     dimensions_key,
 )
 from modelops.runtime import Clock, SystemClock
@@ -96,9 +97,6 @@ class CloudWatchError(Exception):
         self.status = status or default_status
 
 
-# The series keys of one endpoint variant's five metrics (Invocations, Invocation4XXErrors,
-# Invocation5XXErrors, ModelLatency, OverheadLatency), built once per variant.
-_VariantKeys = tuple[SeriesKey, SeriesKey, SeriesKey, SeriesKey, SeriesKey]
 
 
 class CloudWatch:
@@ -131,7 +129,7 @@ class CloudWatch:
                 " PRIMARY KEY (region, name))"
             )
         self.store = MetricStore(self._db, self._db_lock)
-        self._samples: dict[tuple[str, str, str], _VariantKeys] = {}
+        self._samples: dict[tuple[str, str, str], VariantKeys] = {}
         self._evaluated: dict[tuple[str, str], float] = {}
         self._evaluation_interval = evaluation_interval
         self._alarm_lock = threading.Lock()
@@ -946,7 +944,7 @@ def _series_key(region: str, namespace: str, metric: str, dimensions: Any) -> Se
     return (region, namespace, metric, dimensions_key((d["Name"], d["Value"]) for d in dimensions or []))
 
 
-def _sample_keys(region: str, endpoint: str, variant: str) -> _VariantKeys:
+def _sample_keys(region: str, endpoint: str, variant: str) -> VariantKeys:
     dims = dimensions_key([("EndpointName", endpoint), ("VariantName", variant)])
     metrics = ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "ModelLatency", "OverheadLatency")
     a, b, c, d, e = ((region, SAGEMAKER_NAMESPACE, metric, dims) for metric in metrics)

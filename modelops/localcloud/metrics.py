@@ -14,11 +14,16 @@ import math
 import re
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 Dimensions = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
 SeriesKey = tuple[str, str, str, Dimensions]  # region, namespace, metric name, dimensions
+# One InvokeEndpoint as recorded: its variant's five series keys (Invocations, Invocation4XXErrors,
+# Invocation5XXErrors, ModelLatency, OverheadLatency), second, status, model and overhead latency.
+VariantKeys = tuple[SeriesKey, SeriesKey, SeriesKey, SeriesKey, SeriesKey]
+Invocation = tuple[VariantKeys, int, int, float | None, float | None]
 
 _LOG_BASE = math.log(1.01)
 PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d{1,2})?|100)$")
@@ -148,6 +153,8 @@ class MetricStore:
     db_lock: threading.Lock
     _pending: dict[SeriesKey, dict[int, Aggregate]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Invocations not yet folded into ``_pending`` (deque appends and pops are thread-safe).
+    _raw: deque[Invocation] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
         with self.db_lock:
@@ -166,7 +173,7 @@ class MetricStore:
 
     def add_invocation(
         self,
-        keys: tuple[SeriesKey, SeriesKey, SeriesKey, SeriesKey, SeriesKey],
+        keys: VariantKeys,
         second: int,
         status_code: int,
         model_latency: float | None,
@@ -174,14 +181,20 @@ class MetricStore:
     ) -> None:
         """One InvokeEndpoint's five samples (Invocations, 4XX, 5XX, ModelLatency, OverheadLatency).
 
-        The runtime's hot path, so it is written out: one lock, five dict lookups, no allocation
-        once the second's aggregates exist.
+        The runtime's hot path, so it only appends to a deque (no lock, no aggregate): every reader
+        and the flush fold what is queued into the per-second aggregates first, so no query misses it.
         """
-        error_4xx = 1.0 if 400 <= status_code < 500 else 0.0
-        error_5xx = 1.0 if status_code >= 500 else 0.0
-        values = (1.0, error_4xx, error_5xx, model_latency, overhead_latency)
-        with self._lock:
-            pending = self._pending
+        self._raw.append((keys, second, status_code, model_latency, overhead_latency))
+
+    def _fold(self) -> None:
+        """Fold the queued invocations into ``_pending`` (called with ``_lock`` held)."""
+        raw = self._raw
+        pending = self._pending
+        for _ in range(len(raw)):
+            keys, second, status_code, model_latency, overhead_latency = raw.popleft()
+            error_4xx = 1.0 if 400 <= status_code < 500 else 0.0
+            error_5xx = 1.0 if status_code >= 500 else 0.0
+            values = (1.0, error_4xx, error_5xx, model_latency, overhead_latency)
             for i in range(5):
                 value = values[i]
                 if value is None:
@@ -206,6 +219,7 @@ class MetricStore:
     def flush(self, before: int | None = None) -> int:
         """Persist the seconds before ``before`` (all when None); returns how many rows were written."""
         with self._lock:
+            self._fold()
             taken: list[tuple[SeriesKey, int, Aggregate]] = []
             for key, seconds in list(self._pending.items()):
                 for second in [s for s in seconds if before is None or s < before]:
@@ -250,6 +264,7 @@ class MetricStore:
             if start <= second < end
         ]  # fmt: skip
         with self._lock:
+            self._fold()
             for second, agg in self._pending.get(key, {}).items():
                 if start <= second < end:
                     copy = Aggregate(agg.count, agg.total, agg.minimum, agg.maximum, None, agg.unit)
@@ -284,5 +299,6 @@ class MetricStore:
             ).fetchall()
         keys = {(region, ns, metric, tuple(tuple(pair) for pair in json.loads(dims))) for ns, metric, dims in rows}
         with self._lock:
+            self._fold()
             keys.update(key for key in self._pending if key[0] == region)
         return sorted(keys)

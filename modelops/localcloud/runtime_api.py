@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 from modelops.localcloud.lifecycle import LOCAL_ACCOUNT
@@ -75,8 +75,8 @@ class Route:
 class _Call:
     """One InvokeEndpoint in flight: what to forward, where, and whom to answer."""
 
-    __slots__ = ("api", "attempt", "done", "entry", "model_started", "port", "request", "route", "started", "timer",
-                 "upstream")
+    __slots__ = ("api", "attempt", "deadline", "done", "entry", "model_started", "pending", "port", "request", "route",
+                 "started", "upstream")
 
     def __init__(self, api: RuntimeApi, route: Route, entry: RouteEntry, port: int, request: bytes,
                  done: Callable[[Response], None], started: float):
@@ -88,8 +88,9 @@ class _Call:
         self.done = done
         self.started = started
         self.model_started = 0.0
+        self.deadline = 0.0
         self.attempt = 0
-        self.timer: asyncio.TimerHandle | None = None
+        self.pending = True  # until answered, by the container or by the timeout
         self.upstream: _Upstream | None = None
 
 
@@ -109,8 +110,8 @@ class _Upstream(asyncio.Protocol):
         self.keep_alive = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A cast, not an isinstance check: uvloop's transports are not asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -228,6 +229,11 @@ class RuntimeApi:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._counter = itertools.count()
         self._connecting: set[asyncio.Task[None]] = set()
+        # Calls in flight, checked against their deadlines by one periodic sweep: a timer handle per
+        # request (create, push, cancel) costs more than the rest of the routing.
+        self._inflight: dict[_Call, None] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_interval = min(1.0, max(0.01, container_timeout / 20))
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -256,10 +262,22 @@ class RuntimeApi:
         head += [f"{wire}: {headers[key]}" for key, wire in _PASS_HEADERS if key in headers]
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
         call = _Call(self, route, entry, port, request, done, started)
-        assert self.loop is not None
-        call.model_started = time.perf_counter()
-        call.timer = self.loop.call_later(self.timeout, self._timed_out, call)
+        call.model_started = now = time.perf_counter()
+        call.deadline = now + self.timeout
+        self._inflight[call] = None
+        if self._sweeper is None:
+            assert self.loop is not None
+            self._sweeper = self.loop.call_later(self._sweep_interval, self._sweep)
         self._send(call)
+
+    def _sweep(self) -> None:
+        """Time out the calls past their deadline (so a timeout fires up to one sweep interval late)."""
+        now = time.perf_counter()
+        for call in [c for c in self._inflight if c.deadline <= now]:
+            self._timed_out(call)
+        self._sweeper = None
+        if self._inflight and self.loop is not None:
+            self._sweeper = self.loop.call_later(self._sweep_interval, self._sweep)
 
     def _route(self, path: str, headers: dict[str, str], body: bytes) -> tuple[Route, RouteEntry]:
         parts = path.split("?", 1)[0].split("/")
@@ -295,7 +313,7 @@ class RuntimeApi:
         except OSError as exc:
             self._unreachable(call, exc)
             return
-        if call.timer is not None and not call.timer.cancelled():
+        if call.pending:
             conn.send(call)
         else:
             self.pool.release(conn)
@@ -316,20 +334,20 @@ class RuntimeApi:
             extra={"OriginalStatusCode": 502, "LogStreamArn": self._log_arn(call.route)}), "application/json"))
 
     def _timed_out(self, call: _Call) -> None:
-        call.timer = None
+        if not self._finish(call):
+            return
         if call.upstream is not None:
             call.upstream.close()
         self._record(call, 504)
         call.done(json_error(ServiceError("ModelError", MODEL_TIMEOUT, 424, extra={
             "OriginalStatusCode": 504, "LogStreamArn": self._log_arn(call.route)}), "application/json"))
 
-    @staticmethod
-    def _finish(call: _Call) -> bool:
-        """Stop the call's timer; False when the call already timed out (and was answered)."""
-        if call.timer is None:
+    def _finish(self, call: _Call) -> bool:
+        """Mark the call answered; False when it already was (by the timeout)."""
+        if not call.pending:
             return False
-        call.timer.cancel()
-        call.timer = None
+        call.pending = False
+        del self._inflight[call]
         return True
 
     def _complete(self, call: _Call, status: int, headers: dict[str, str], body: bytes) -> None:
