@@ -3,8 +3,8 @@
 Public API (each takes a frozen request and the :class:`~modelops.runtime.Runtime`; results are
 frozen with ``to_dict()`` = the ``--output json`` document)::
 
-    deploy(DeployRequest(model, environment=None, through=None, ref=None), runtime) -> DeployResult
-        # DeployResult: model, release, result ("succeeded" | "rolled_back" | "failed"), message,
+    deploy(DeployRequest(model, environment=None, through=None, ref=None, regions=()), runtime) -> DeployResult
+        # DeployResult: model, release, result ("succeeded" | "rolled_back" | "failed"), message, environments,
         #   deployments: tuple[RegionOutcome(environment, region, endpoint, release, status, detail,
         #   previous_release, serving)], .exit_status (0 / 1 rolled back / 3 failed)
         # gates raise GateError (exit 1): dirty tree, policy, tests in the previous env, approval
@@ -19,43 +19,30 @@ frozen with ``to_dict()`` = the ``--output json`` document)::
 
 Pure pieces, unit-tested without a cloud: :mod:`modelops.deploy.specs` (request bodies,
 DeploymentConfig, alarms), :mod:`modelops.deploy.machine` (the rollout step machine).
+
+Importing this package loads no cloud library: boto3 and the ledger come in inside the functions.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from modelops.deploy.api import (
-        ApprovalResult,
-        ApproveRequest,
-        DeployRequest,
-        DeployResult,
-        HistoryReport,
-        HistoryRequest,
-        InvokeRequest,
-        InvokeResult,
-        Plan,
-        PlanRequest,
-        PromoteRequest,
-        RegionPlan,
-        RollbackRequest,
-        StatusReport,
-        StatusRequest,
-        SyncRequest,
-        SyncResult,
-    )
-    from modelops.deploy.service import (
-        approve,
-        deploy,
-        history,
-        invoke,
-        plan,
-        promote,
-        rollback,
-        status,
-        sync,
-    )
+from modelops.deploy.api import (
+    ApprovalResult,
+    ApproveRequest,
+    DeployRequest,
+    DeployResult,
+    HistoryReport,
+    HistoryRequest,
+    InvokeRequest,
+    InvokeResult,
+    Plan,
+    PlanRequest,
+    PromoteRequest,
+    RegionPlan,
+    RollbackRequest,
+    StatusReport,
+    StatusRequest,
+    SyncRequest,
+    SyncResult,
+)
+from modelops.deploy.service import approve, deploy, history, invoke, plan, promote, rollback, status, sync
 
 __all__ = [
     "ApprovalResult", "ApproveRequest", "DeployRequest", "DeployResult", "HistoryReport", "HistoryRequest",
@@ -63,18 +50,3 @@ __all__ = [
     "StatusReport", "StatusRequest", "SyncRequest", "SyncResult", "approve", "deploy", "history", "invoke",
     "plan", "promote", "rollback", "status", "sync",
 ]
-
-_SERVICE = {"approve", "deploy", "history", "invoke", "plan", "promote", "rollback", "status", "sync"}
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy: the CLI imports request types at start-up; the service pulls in boto3-facing modules.
-    if name in _SERVICE:
-        from modelops.deploy import service
-
-        return getattr(service, name)
-    if name in __all__:
-        from modelops.deploy import api
-
-        return getattr(api, name)
-    raise AttributeError(name)
