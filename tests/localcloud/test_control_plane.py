@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.request
 import uuid
 
@@ -181,6 +182,39 @@ def test_bad_input_gets_the_service_error_shapes(local_cloud: LocalCloud) -> Non
     assert (status, body["__type"]) == (400, "SerializationException")
     status, body = raw("SageMaker.DescribeEndpoint", b"[]")
     assert (status, body["__type"]) == (400, "SerializationException")
+
+
+def test_the_other_protocols_answer_bad_input_in_their_shapes_too(local_cloud: LocalCloud) -> None:
+    def raw(method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], dict]:
+        request = urllib.request.Request(local_cloud.url + path, data=body or None, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, dict(response.headers), json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), json.loads(err.read())
+
+    # CloudWatch (json 1.0, what stock botocore sends): a body that is not JSON, an operation it lacks.
+    cloudwatch = {"Content-Type": "application/x-amz-json-1.0"}
+    status, headers, _ = raw("POST", "/", b"{not json", {
+        **cloudwatch, "X-Amz-Target": "GraniteServiceVersion20100801.DescribeAlarms"})
+    assert (status, headers["x-amzn-query-error"]) == (400, "SerializationException;Sender")
+    status, headers, _ = raw("POST", "/", b"{}", {
+        **cloudwatch, "X-Amz-Target": "GraniteServiceVersion20100801.DescribeAnomalyDetectors"})
+    assert (status, headers["x-amzn-query-error"]) == (400, "UnknownOperationException;Sender")
+    # The runtime (rest-json): a path that is no operation.
+    status, headers, body = raw("POST", "/endpoints/iris-dev/predict", b"{}", {"Content-Type": "application/json"})
+    assert (status, body["__type"], headers["x-amzn-ErrorType"]) == (
+        404, "UnknownOperationException", "UnknownOperationException")
+    status, _, body = raw("GET", "/nothing/here", b"", {})
+    assert (status, body["__type"]) == (404, "UnknownOperationException")
+    # Not HTTP at all: a 400 with a JSON message, and the connection closed.
+    port = int(local_cloud.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"NONSENSE\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ") and b'"message"' in answer
 
 
 def test_update_rules_of_the_spec_are_enforced(local_cloud: LocalCloud, echo_uri: str) -> None:
