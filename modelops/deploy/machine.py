@@ -83,6 +83,14 @@ class EndpointView:
     release_tag: str | None = None
 
     @property
+    def serving_release(self) -> str | None:
+        """The release this endpoint serves: its tag, once it has been up. A Creating, Failed or
+        OutOfService endpoint's tag names the release it was created for, which never served (so a
+        later rollout must not record it as the release to go back to)."""
+        up = self.status in (IN_SERVICE, UPDATING, SYSTEM_UPDATING, ROLLING_BACK, UPDATE_ROLLBACK_FAILED)
+        return self.release_tag if up else None
+
+    @property
     def phase(self) -> str:
         """A short text of where an update is: status plus the green fleet's variant statuses."""
         green = [w for w in self.weights if w.fleet == "green"]

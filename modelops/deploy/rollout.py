@@ -211,7 +211,7 @@ def reconcile_region(
             obs = observe(target, cloud, journal, alarm_requests=alarm_requests, autoscaling=autoscale_check,
                           prefix=prefix)
             if not journal.started and not restore:
-                previous = obs.endpoint.release_tag if obs.endpoint else None
+                previous = obs.endpoint.serving_release if obs.endpoint else None
                 journal.record("started", "started", f"{target.release} to {target.endpoint_name}",
                                previous_release=previous)
                 runtime.progress.step(f"{label}: rolling out {target.release}"

@@ -93,3 +93,11 @@ def test_autoscaling_registered_after_the_new_fleet_serves() -> None:
     ep = endpoint(config=NEW, release="new")
     assert next_step(obs(ep, autoscaling_in_place=False)).action == Action.SCALE
     assert next_step(obs(ep, autoscaling_in_place=True)).action == Action.SUCCEEDED
+
+
+@pytest.mark.parametrize(("status", "serving"), [("InService", "old"), ("Updating", "old"), ("RollingBack", "old"),
+                                                 ("Creating", None), ("Failed", None), ("OutOfService", None)])
+def test_only_an_endpoint_that_has_been_up_serves_its_tagged_release(status: str, serving: str | None) -> None:
+    # A Failed endpoint is tagged with the release it was created for; rolling back to it would
+    # bring back a release that never worked.
+    assert endpoint(status).serving_release == serving
