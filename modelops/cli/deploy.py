@@ -15,7 +15,7 @@ from modelops.cli.context import OutputFormat
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from modelops.deploy.api import DeployResult, Plan
+    from modelops.deploy.api import DeployResult, Plan, StatusReport
 
 BODY_AND_FILE = "give --body or --file, not both"
 NO_BODY = "give the request with --body TEXT, --file PATH or --file - (stdin)"
@@ -116,15 +116,7 @@ def status(
     if output is OutputFormat.json:
         cli.emit_json(report.to_dict())
         return 0
-    from rich.table import Table
-
-    table = Table("model", "env", "region", "endpoint", "release", "status", "weights", "health", "last step",
-                  title="modelops status", title_justify="left")
-    for e in report.endpoints:
-        weights = ", ".join(f"{w.fleet} {w.weight:g}" for w in e.weights) or "-"
-        table.add_row(e.model, e.environment, e.region, e.endpoint, e.release or "-", e.status, weights, e.health,
-                      e.last_step or "-")
-    _print_table(cli.console, table, empty=not report.endpoints, what="no endpoints deployed")
+    _print_table(cli.console, status_table(report), empty=not report.endpoints, what="no endpoints deployed")
     return 0
 
 
@@ -248,16 +240,66 @@ def _render_deploy(cli: cli_context.CliContext, result: DeployResult, output: Ou
     if output is OutputFormat.json:
         cli.emit_json(result.to_dict())
         return
-    from rich.table import Table
-
-    table = Table("env", "region", "endpoint", "status", "serving", "detail", title=f"{result.model} {result.release}",
-                  title_justify="left")
-    for d in result.deployments:
-        table.add_row(d.environment, d.region, d.endpoint, d.status, d.serving or "-", d.detail)
-    cli.console.print(table)
+    cli.console.print(deploy_table(result))
     style = {"succeeded": "green", "rolled_back": "yellow"}.get(result.result, "red")
     line = f"[{style}]{result.result.replace('_', ' ')}[/{style}]"
     cli.console.print(line + (f": {result.message}" if result.message else ""))
+
+
+def deploy_table(result: DeployResult) -> Any:
+    """The deploy summary: one row per region. The endpoint (always ``<model>-<env>``) is left to
+    ``--output json``, and a success's detail ("serving <release>") would only repeat the serving column,
+    so the table fits 100 columns with release ids whole."""
+    table = _table(f"{result.model} {result.release}")
+    for name in ("env", "region", "status"):
+        table.add_column(name)
+    table.add_column("serving", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for d in result.deployments:
+        detail = "" if d.serving and d.detail == f"serving {d.serving}" else d.detail
+        table.add_row(d.environment, d.region, d.status, d.serving or "-", detail)
+    return table
+
+
+def status_table(report: StatusReport) -> Any:
+    """``status`` as a table: the model is named in the title when there is one, the endpoint (always
+    ``<model>-<env>``) is left to ``--output json``, and the last step drops what its row already says."""
+    models = sorted({e.model for e in report.endpoints})
+    several = len(models) > 1
+    table = _table("modelops status" + ("" if several or not models else f": {models[0]}"))
+    if several:
+        table.add_column("model", no_wrap=True)
+    for name in ("env", "region"):
+        table.add_column(name)
+    table.add_column("release", no_wrap=True)
+    for name in ("status", "weights", "health"):
+        table.add_column(name)
+    table.add_column("last step", overflow="fold")  # may name another release: wrapped whole, never cut
+    for e in report.endpoints:
+        weights = ", ".join(f"{w.fleet} {w.weight:g}" for w in e.weights) or "-"
+        row = [e.environment, e.region, e.release or "-", e.status, weights, e.health, _last_step(e.last_step, e.release)]
+        table.add_row(*([e.model] if several else []), *row)
+    return table
+
+
+def _table(title: str) -> Any:
+    from rich.table import Table
+
+    # No box, like validate's and build's tables: borders cost two columns per column at 80-100 wide.
+    return Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
+
+
+def _last_step(text: str | None, release: str | None) -> str:
+    """``"<release> <step> (<status>)"`` without the release when the row shows it, and without the
+    status when it only repeats the step (``succeeded (succeeded)``)."""
+    if not text:
+        return "-"
+    if release and text.startswith(release + " "):
+        text = text[len(release) + 1:]
+    step, sep, status = text.rpartition(" (")
+    if sep and status == f"{step.rsplit(' ', 1)[-1]})":
+        return step
+    return text
 
 
 def _render_plan(console: Console, p: Plan) -> None:
