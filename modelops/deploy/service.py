@@ -352,12 +352,7 @@ def promote(request: PromoteRequest, runtime: Runtime) -> DeployResult:
 
 
 def _find_release(release: str, repo: _Repo, runtime: Runtime) -> Any:
-    seen: set[tuple[str, str]] = set()
-    for env in repo.envs.in_promotion_order() or tuple(repo.envs):
-        key = ("local", "") if env.is_local else (env.account, env.regions[0])
-        if key in seen:
-            continue
-        seen.add(key)
+    for env in _ledgers(repo):
         with _opened(env, runtime) as (_, ledger):
             record = ledger.release(release)
         if record is not None:
@@ -489,7 +484,7 @@ def status(request: StatusRequest, runtime: Runtime) -> StatusReport:
     return StatusReport(tuple(rows))
 
 
-def _ledgers(repo: _Repo, runtime: Runtime) -> list[Environment]:
+def _ledgers(repo: _Repo) -> list[Environment]:
     """One environment per distinct ledger (local environments share one)."""
     seen: set[tuple[str, str]] = set()
     out = []
@@ -506,7 +501,7 @@ def history(request: HistoryRequest, runtime: Runtime) -> HistoryReport:
     repo = _repo(runtime)
     model = load_model(repo.ws, request.model)
     entries: list[dict[str, Any]] = []
-    for env in _ledgers(repo, runtime):
+    for env in _ledgers(repo):
         with _opened(env, runtime) as (_, ledger):
             entries.extend(e.to_dict() for e in ledger.history(model.name))
     entries.sort(key=lambda e: e.get("at", 0.0))
