@@ -13,7 +13,7 @@ from typing import Any
 from modelops.config import Environment, Environments, ModelConfig, Workspace
 from modelops.errors import GateError, InputError
 
-DIRTY_TREE = "{environment} deploys only committed releases: {paths} have uncommitted changes"
+DIRTY_TREE = "{environment} deploys only committed releases: {paths} {have} uncommitted changes"
 DIRTY_TREE_HINT = "commit (or stash) the changes, or deploy a commit with --ref"
 POLICY_FAILED = "policy: {count} finding(s) block {model} at {where}: {first}"
 POLICY_FAILED_HINT = "run `modelops validate {folder}` for the full list"
@@ -64,8 +64,9 @@ def check_clean_tree(ws: Workspace, model: ModelConfig, environment: Environment
         return
     paths = [model.folder or ".", "pipelines"]
     if ws.is_dirty(paths):
-        raise GateError(DIRTY_TREE.format(environment=environment.name, paths=" and ".join(paths)),
-                        hint=DIRTY_TREE_HINT)
+        dirty = [p for p in paths if ws.is_dirty([p])]  # name only what is dirty, not both every time
+        raise GateError(DIRTY_TREE.format(environment=environment.name, paths=" and ".join(dirty or paths),
+                                          have="has" if len(dirty) == 1 else "have"), hint=DIRTY_TREE_HINT)
 
 
 def check_policy(ws: Workspace, model: ModelConfig, ref: str | None, runtime: Any) -> None:

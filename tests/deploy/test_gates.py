@@ -84,4 +84,18 @@ def test_staging_and_prod_refuse_a_dirty_tree_dev_does_not(repo: Path) -> None:
     gates.check_clean_tree(ws, model, envs.get("prod"), envs, "HEAD")  # a ref reads committed content
     with pytest.raises(GateError) as err:
         gates.check_clean_tree(ws, model, envs.get("prod"), envs, None)
-    assert err.value.message == "prod deploys only committed releases: models/iris and pipelines have uncommitted changes"
+    assert err.value.message == "prod deploys only committed releases: models/iris has uncommitted changes"
+    (repo / "pipelines" / "new.yaml").write_text("untracked: true\n")
+    with pytest.raises(GateError) as err:
+        gates.check_clean_tree(ws, model, envs.get("staging"), envs, None)
+    assert err.value.message == ("staging deploys only committed releases: models/iris and pipelines have "
+                                 "uncommitted changes")
+
+
+def test_a_dirty_pipelines_folder_alone_is_named_alone(repo: Path) -> None:
+    ws = Workspace.discover(repo)
+    envs = load_environments(ws)
+    (repo / "pipelines" / "policy.yaml").write_text((repo / "pipelines" / "policy.yaml").read_text() + "\n")
+    with pytest.raises(GateError) as err:
+        gates.check_clean_tree(ws, load_model(ws, "iris"), envs.get("staging"), envs, None)
+    assert err.value.message == "staging deploys only committed releases: pipelines has uncommitted changes"
