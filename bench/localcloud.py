@@ -231,11 +231,16 @@ def main(argv: list[str] | None = None) -> int:
                 lat_proxied += _latencies(*proxied, block)
 
             rps: dict[tuple[str, int], list[float]] = {}
-            cpu_server = cpu_container = 0.0
-            proxied_requests = 0.0
+            cpu_server = cpu_container = cpu_container_direct = 0.0
+            proxied_requests = direct_requests = 0.0
             for _ in range(args.rounds):
                 for level in levels:
-                    rps.setdefault(("direct", level), []).append(_throughput(*direct, level, args.seconds))
+                    container0 = _cpu_seconds(container_pid)
+                    started = time.perf_counter()
+                    rate = _throughput(*direct, level, args.seconds)
+                    direct_requests += rate * (time.perf_counter() - started)
+                    cpu_container_direct += _cpu_seconds(container_pid) - container0
+                    rps.setdefault(("direct", level), []).append(rate)
                     server0, container0 = _cpu_seconds(info.pid), _cpu_seconds(container_pid)
                     started = time.perf_counter()
                     rate = _throughput(*proxied, level, args.seconds)
@@ -266,10 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         f"  capacity: direct {best_direct:.0f} req/s, through the local cloud {best_proxied:.0f} req/s -> ratio "
         f"{ratio:.0%} (goal >= 70%){'' if ratio >= 0.7 else '  MISSED'}"
     )
-    if proxied_requests and container_pid is not None:
+    if proxied_requests and direct_requests and container_pid is not None:
         print(
-            f"CPU per proxied request: local cloud {cpu_server / proxied_requests * 1e6:.0f} us, "
-            f"container {cpu_container / proxied_requests * 1e6:.0f} us"
+            f"CPU per request: through the local cloud: local cloud {cpu_server / proxied_requests * 1e6:.0f} us + "
+            f"container {cpu_container / proxied_requests * 1e6:.0f} us; direct: container "
+            f"{cpu_container_direct / direct_requests * 1e6:.0f} us"
         )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
