@@ -81,10 +81,30 @@ def _print_error(err: ModelopsError) -> None:
         console.print(Text("  hint: ", style="yellow") + Text(err.hint))
 
 
+def _wants_json(args: Sequence[str]) -> bool:
+    """Whether the command line asks for ``--output json`` (before any ``--``)."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return False
+        if arg in ("--output=json", "-ojson") or (arg in ("--output", "-o") and args[i + 1:i + 2] == ["json"]):
+            return True
+    return False
+
+
+def _failed(args: Sequence[str], message: str, hint: str | None, status: int) -> int:
+    """Return ``status``; with ``--output json``, a failure is still one JSON document on stdout
+    (``{"error": {"message", "hint", "exit_status"}}``, unless the command printed its own first), so a
+    pipeline that parses stdout reads why instead of failing on empty input."""
+    if _wants_json(args) and not cli_context.emitted():
+        cli_context.emit_document({"error": {"message": message, "hint": hint, "exit_status": status}})
+    return status
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in this process and return its exit status (tests call this directly)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("MODELOPS_DEBUG") == "1"
+    cli_context.reset_emitted()
     try:
         result = app(args=args, prog_name="modelops", standalone_mode=False)
     except ModelopsError as err:
@@ -93,22 +113,24 @@ def run(argv: Sequence[str] | None = None) -> int:
 
             traceback.print_exc()
         _print_error(err)
-        return int(err.exit_status)
+        return _failed(args, err.message, err.hint, int(err.exit_status))
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
         sys.stderr.write("Aborted.\n")
-        return 130
+        return _failed(args, "aborted", None, 130)
     except typer.TyperException as exc:  # click's usage errors, as typer vendors them
         show = getattr(exc, "show", None)
         if show is not None:
             show()
         else:
             sys.stderr.write(f"error: {exc}\n")
-        return int(getattr(exc, "exit_code", ExitStatus.BAD_INPUT))
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if format_message is not None else str(exc)
+        return _failed(args, message, None, int(getattr(exc, "exit_code", ExitStatus.BAD_INPUT)))
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
-        return 130
+        return _failed(args, "interrupted", None, 130)
     except BrokenPipeError:
         return int(ExitStatus.OK)
     except Exception as exc:  # a bug in modelops, not the user's to fix
@@ -120,7 +142,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             f"internal error: {type(exc).__name__}: {exc}\n"
             "  this is a bug in modelops; run again with --debug for the traceback and report it\n"
         )
-        return int(ExitStatus.ENVIRONMENT)
+        return _failed(args, f"internal error: {type(exc).__name__}: {exc}",
+                       "this is a bug in modelops; run again with --debug for the traceback and report it",
+                       int(ExitStatus.ENVIRONMENT))
     if isinstance(result, int):
         return int(result)
     return int(ExitStatus.OK)

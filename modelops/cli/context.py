@@ -32,8 +32,27 @@ class CliContext:
 
     def emit_json(self, document: Any) -> None:
         """Print the one JSON document of ``--output json`` on stdout."""
-        sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
-        sys.stdout.flush()
+        emit_document(document)
+
+
+_emitted = [False]  # whether this invocation has printed its JSON document (see app.run)
+
+
+def emit_document(document: Any) -> None:
+    """Print a JSON document on stdout and remember that this invocation has printed one."""
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+    _emitted[0] = True
+
+
+def reset_emitted() -> None:
+    """Start of an invocation: no JSON document printed yet."""
+    _emitted[0] = False
+
+
+def emitted() -> bool:
+    """True when this invocation has printed its JSON document."""
+    return _emitted[0]
 
 
 def get(ctx: typer.Context) -> CliContext:

@@ -1,0 +1,56 @@
+"""With --output json a failure is still one JSON document on stdout (human text stays on stderr), the
+same shape for every command, so a CI step that parses stdout reads why it failed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_cli, write
+
+
+@pytest.mark.parametrize("args", [
+    ("build", "nope", "--output", "json"),
+    ("deploy", "nope", "-o", "json"),
+    ("status", "nope", "--output=json"),
+    ("history", "nope", "--output", "json"),
+    ("plan", "nope", "--env", "dev", "--output", "json"),
+    ("test", "nope", "--env", "dev", "--output", "json"),
+    ("validate", "models/nope", "--output", "json"),
+    ("ci", "changed", "--since", "no-such-ref", "--output", "json"),
+])
+def test_bad_input_in_json_mode_is_one_error_document(repo: Path, args: tuple[str, ...]) -> None:
+    result = run_cli(*args, cwd=repo)
+    assert result.exit_code == 2, result
+    doc = json.loads(result.stdout)  # exactly one document: json.loads refuses trailing text
+    assert set(doc) == {"error"} and doc["error"]["exit_status"] == 2, result
+    assert doc["error"]["message"] and doc["error"]["message"] in result.stderr, result
+
+
+def test_usage_errors_in_json_mode_are_an_error_document_too(repo: Path) -> None:
+    result = run_cli("deploy", "--output", "json", cwd=repo)
+    assert result.exit_code == 2, result
+    assert json.loads(result.stdout)["error"]["message"] == "Missing argument 'model'.", result
+
+
+def test_a_hint_travels_in_the_document(repo: Path) -> None:
+    result = run_cli("deploy", "models/iris", "--env", "nowhere", "--output", "json", cwd=repo)
+    assert result.exit_code == 2, result
+    error = json.loads(result.stdout)["error"]
+    assert error["message"] == "unknown environment 'nowhere'", result
+    assert "pipelines/environments.yaml" in error["hint"], result
+
+
+def test_a_command_that_printed_its_document_prints_no_second_one(repo: Path) -> None:
+    write(repo / "models/iris/model.yaml", "apiVersion: modelops/v1\nkind: Model\nspec: [\n")
+    result = run_cli("validate", "--output", "json", cwd=repo)
+    assert result.exit_code == 2, result
+    doc = json.loads(result.stdout)
+    assert "error" not in doc and doc["findings"][0]["rule"] == "yaml.syntax", result
+
+
+def test_text_mode_keeps_stdout_empty_on_errors(repo: Path) -> None:
+    result = run_cli("deploy", "nope", cwd=repo)
+    assert result.exit_code == 2 and result.stdout == "", result
