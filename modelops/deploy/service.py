@@ -387,9 +387,8 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
     repo = _repo(runtime)
     env = repo.envs.get(request.environment)
     model = load_model(repo.ws, request.model)
-    if request.region is not None and request.region not in env.regions:
-        raise InputError(UNKNOWN_REGION.format(environment=env.name, region=request.region,
-                                               regions=", ".join(env.regions)))
+    if request.region is not None:
+        _check_regions(env, (request.region,))
     regions = [r for wave in env.waves for r in wave if request.region in (None, r)]
     outcomes: list[RegionOutcome] = []
     with _opened(env, runtime) as (clients, ledger):
@@ -602,8 +601,7 @@ def invoke(request: InvokeRequest, runtime: Runtime) -> InvokeResult:
     env = repo.envs.get(request.environment)
     model = load_model(repo.ws, request.model)
     region = request.region or env.regions[0]
-    if region not in env.regions:
-        raise InputError(UNKNOWN_REGION.format(environment=env.name, region=region, regions=", ".join(env.regions)))
+    _check_regions(env, (region,))
     endpoint = naming.endpoint_name(model.name, env.name)
     with _opened(env, runtime) as (clients, _):
         status_code, content_type, body = RegionCloud(clients, region).invoke(
