@@ -178,8 +178,7 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: _Repo, ref: s
                 raise InputError(NO_IMAGE.format(release=release, environment=env.name, region=region))
             targets[region] = specs.RegionTarget(
                 model=model, environment=env, region=region, release=release, commit=built.commit,
-                config_digest=built.config_digest, image_uri=img.image_uri, model_data_url=img.model_data_url,
-                image_environment=dict(getattr(img, "environment", None) or {}))
+                config_digest=built.config_digest, image_uri=img.image_uri, model_data_url=img.model_data_url)
         # Refuse a policy SageMaker would refuse before anything is created.
         any_target = next(iter(targets.values()))
         specs.validate_policy(any_target.policy, environment=env.name, instance_count=any_target.instance_count)
@@ -518,13 +517,12 @@ def plan(request: PlanRequest, runtime: Runtime) -> Plan:
     model = load_model(repo.ws, request.model, ref=request.ref)
     _check_cloud(model, env)
     with _opened(env, runtime) as (clients, _):
-        release, commit = _desired_release(model, env, request.ref, runtime, clients, repo)
+        release, commit = _desired_release(model, env, request.ref, runtime)
         regions = tuple(_plan_region(model, env, region, release, clients) for region in env.regions)
     return Plan(model.name, env.name, release, commit, regions)
 
 
-def _desired_release(model: ModelConfig, env: Environment, ref: str | None, runtime: Runtime, clients: Any,
-                     repo: _Repo) -> tuple[str, str | None]:
+def _desired_release(model: ModelConfig, env: Environment, ref: str | None, runtime: Runtime) -> tuple[str, str | None]:
     """The release a deploy would roll out: the build's digests, from its rendered context only
     (nothing is built, pushed or recorded)."""
     import tempfile
