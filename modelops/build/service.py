@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,8 +144,8 @@ def _base_images(model: ModelConfig, env: Environment, runtime: Runtime) -> tupl
     return {d.region: d.uri for d in dlcs}, dlcs[0].identity
 
 
-def _signature_required_by(policy: Policy, env: Environment) -> str | None:
-    return env.name if env.name in policy.signed_artifacts_required_in else None
+def _signature_required_by(policy: Policy, env_name: str) -> str | None:
+    return env_name if env_name in policy.signed_artifacts_required_in else None
 
 
 def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None) -> BuildResult:
@@ -176,7 +176,8 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
         artifacts.sign_manifest(gathered.manifest, request.sign_key, ws.root / model.path_in_repo(artifacts.SIGNATURE_FILE))
         runtime.progress.step(f"signed the artifact manifest: {model.path_in_repo(artifacts.SIGNATURE_FILE)}")
     if model.artifacts:
-        signed = artifacts.check_signature(model, ws, gathered.manifest, required_by=_signature_required_by(policy, env))
+        signed = artifacts.check_signature(model, ws, gathered.manifest,
+                                           required_by=_signature_required_by(policy, env.name))
 
     base_images, identity = _base_images(model, env, runtime)
     ctx = render(model, ws, base_images=base_images, base_identity=identity, manifest=gathered.manifest)
@@ -196,7 +197,7 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
         for region in env.regions:
             ctx.write(out / region, region, labels)
         runtime.progress.step(f"wrote the build context of {len(env.regions)} region(s) to {out}")
-        return _replace(result, context_dir=out, builder="none")
+        return replace(result, context_dir=out, builder="none")
 
     archive = None
     extras = model_data_extras(ctx)
@@ -238,13 +239,7 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
     finally:
         ledger.close()
     runtime.progress.step(f"release {release} ({'cache hit' if hit else 'built'})")
-    return _replace(result, cache_hit=hit)
-
-
-def _replace(result: BuildResult, **changes: Any) -> BuildResult:
-    from dataclasses import replace
-
-    return replace(result, **changes)
+    return replace(result, cache_hit=hit)
 
 
 def verify_artifacts(model: ModelConfig, workspace: Workspace, *, environment: Environment | str,
@@ -269,9 +264,9 @@ def verify_artifacts(model: ModelConfig, workspace: Workspace, *, environment: E
         manifest = gathered.manifest
     else:
         manifest = artifacts.manifest_of(model, workspace)
-    required_by = env_name if env_name in policy.signed_artifacts_required_in else None
     if model.artifacts:
-        artifacts.check_signature(model, workspace, manifest, required_by=required_by, public_key=public_key)
+        artifacts.check_signature(model, workspace, manifest, required_by=_signature_required_by(policy, env_name),
+                                  public_key=public_key)
     return manifest
 
 
