@@ -14,6 +14,10 @@ from modelops import __version__
 from modelops.cli import context as cli_context
 from modelops.errors import ExitStatus, ModelopsError
 
+INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+INTERRUPTED_MESSAGE = "interrupted (Ctrl-C)"
+INTERRUPTED_HINT = "run the same command again: deploys resume from what the ledger and the cloud say"
+
 # Each module registers its own commands; each owns one concern (see DESIGN.md).
 _COMMAND_MODULES = ("config", "local", "build", "deploy", "test", "ci")
 
@@ -129,8 +133,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         message = format_message() if format_message is not None else str(exc)
         return _failed(args, message, None, int(getattr(exc, "exit_code", ExitStatus.BAD_INPUT)))
     except KeyboardInterrupt:
-        sys.stderr.write("Interrupted.\n")
-        return _failed(args, "interrupted", None, 130)
+        return _interrupted(args)
     except BrokenPipeError:
         return int(ExitStatus.OK)
     except Exception as exc:  # a bug in modelops, not the user's to fix
@@ -145,9 +148,16 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _failed(args, f"internal error: {type(exc).__name__}: {exc}",
                        "this is a bug in modelops; run again with --debug for the traceback and report it",
                        int(ExitStatus.ENVIRONMENT))
+    if result == INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130) and returns its code
+        return _interrupted(args)
     if isinstance(result, int):
         return int(result)
     return int(ExitStatus.OK)
+
+
+def _interrupted(args: Sequence[str]) -> int:
+    _print_error(ModelopsError(INTERRUPTED_MESSAGE, hint=INTERRUPTED_HINT))
+    return _failed(args, INTERRUPTED_MESSAGE, INTERRUPTED_HINT, INTERRUPTED)
 
 
 def main() -> NoReturn:

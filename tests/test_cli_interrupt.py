@@ -1,0 +1,34 @@
+"""Ctrl-C: one clear line with what to do, exit 130, and with --output json still one document."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_cli
+
+
+class _CtrlCWhileReading:
+    """stdin whose read is where the user presses Ctrl-C (Python raises KeyboardInterrupt there)."""
+
+    @property
+    def buffer(self) -> _CtrlCWhileReading:
+        return self
+
+    def read(self, *_: object) -> bytes:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("output", [(), ("--output", "json")])
+def test_ctrl_c_says_interrupted_and_exits_130(repo: Path, monkeypatch: pytest.MonkeyPatch,
+                                               output: tuple[str, ...]) -> None:
+    monkeypatch.setattr("sys.stdin", _CtrlCWhileReading())
+    result = run_cli("invoke", "iris", "--env", "dev", "--file", "-", *output, cwd=repo)
+    assert result.exit_code == 130, result
+    assert "error: interrupted (Ctrl-C)" in result.stderr and "run the same command again" in result.stderr, result
+    if output:
+        assert json.loads(result.stdout)["error"]["exit_status"] == 130, result
+    else:
+        assert result.stdout == "", result
