@@ -193,6 +193,15 @@ def image_exists(ecr: Any, name: str, tag: str) -> bool:
     return bool(found.get("imageDetails"))
 
 
+def _in_ecr(ecr: Any, repo: str, plan: BuildPlan, region: str, runtime: Runtime) -> bool:
+    """Make the region's repository ready; True (said as progress) when the image is in it already."""
+    ensure_repository(ecr, repo, kms_key=plan.kms_key(region), model=plan.model.name)
+    if image_exists(ecr, repo, plan.tag):
+        runtime.progress.step(f"{region}: {plan.image_uris[region]} is in ECR already")
+        return True
+    return False
+
+
 def _docker_login(ecr: Any, runtime: Runtime, registry_ids: Sequence[str] | None = None) -> None:
     """``docker login`` to ECR with a token from GetAuthorizationToken (password on stdin, never
     in the command line or the logs)."""
@@ -215,9 +224,7 @@ def build_docker(plan: BuildPlan, runtime: Runtime, clients: Any) -> bool:
     for region, uri in plan.image_uris.items():
         try:
             ecr = clients.client("ecr", region)
-            ensure_repository(ecr, repo, kms_key=plan.kms_key(region), model=plan.model.name)
-            if image_exists(ecr, repo, plan.tag):
-                runtime.progress.step(f"{region}: {uri} is in ECR already")
+            if _in_ecr(ecr, repo, plan, region, runtime):
                 continue
             all_hit = False
             _docker_login(ecr, runtime)
@@ -353,9 +360,7 @@ def build_codebuild(plan: BuildPlan, runtime: Runtime, clients: Any, *, poll_sec
         resource = f"{plan.environment.name}:{region}:codebuild/{CODEBUILD_PROJECT}"
         try:
             ecr = clients.client("ecr", region)
-            ensure_repository(ecr, repo, kms_key=plan.kms_key(region), model=plan.model.name)
-            if image_exists(ecr, repo, plan.tag):
-                runtime.progress.step(f"{region}: {uri} is in ECR already")
+            if _in_ecr(ecr, repo, plan, region, runtime):
                 continue
             all_hit = False
             folder = plan.context.write(plan.work_dir / region, region, plan.labels)
