@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -243,6 +244,10 @@ class LocalCloudServer:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, stopping.set)
         self.endpoints.start()
+        # The hot path allocates a few short-lived, acyclic objects per request: collect the young
+        # generation less often, and never rescan what start-up loaded (~5% of the hop's CPU).
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 50)
         lifecycle.write_record(self.data_dir, pid=os.getpid(), port=bound)
         log.info("local cloud listening on http://127.0.0.1:%d (data dir %s)", bound, self.data_dir)
         try:
