@@ -1,4 +1,5 @@
-"""Ctrl-C: one clear line with what to do, exit 130, and with --output json still one document."""
+"""Failures outside a command's own checks: Ctrl-C (one clear line with what to do, exit 130, and with
+--output json still one document) and a state directory modelops cannot write (one line, exit 3)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,15 @@ def test_ctrl_c_says_interrupted_and_exits_130(repo: Path, monkeypatch: pytest.M
         assert json.loads(result.stdout)["error"]["exit_status"] == 130, result
     else:
         assert result.stdout == "", result
+
+
+def test_an_unusable_state_dir_is_one_line_exit_3_not_an_internal_error(repo: Path, tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("")
+    result = run_cli("build", "iris", "--context-only", tmp_path / "ctx", "--output", "json", cwd=repo,
+                     env={"MODELOPS_DATA_DIR": str(not_a_dir / "state")})
+    assert result.exit_code == 3, result
+    assert "internal error" not in result.stderr, result
+    error = json.loads(result.stdout)["error"]
+    assert error["message"].startswith(f"cannot use {not_a_dir}/state") and "Not a directory" in error["message"]
+    assert "MODELOPS_DATA_DIR" in error["hint"], result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,12 @@ from modelops.errors import ExitStatus, ModelopsError
 INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 INTERRUPTED_MESSAGE = "interrupted (Ctrl-C)"
 INTERRUPTED_HINT = "run the same command again: deploys resume from what the ledger and the cloud say"
+
+CANNOT_WRITE = "cannot use {path}: {reason}"
+CANNOT_WRITE_HINT = ("modelops keeps its state in MODELOPS_DATA_DIR (or --data-dir) and the local cloud's in "
+                     "MODELOPS_LOCAL_DATA_DIR: point them at a writable directory")
+# What an unwritable or full state directory raises, wherever modelops first writes to it.
+_UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.ENOSPC, errno.EDQUOT})
 
 # Each module registers its own commands; each owns one concern (see DESIGN.md).
 _COMMAND_MODULES = ("config", "local", "build", "deploy", "test", "ci")
@@ -136,23 +143,38 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _interrupted(args)
     except BrokenPipeError:
         return int(ExitStatus.OK)
-    except Exception as exc:  # a bug in modelops, not the user's to fix
+    except OSError as exc:
+        if exc.errno not in _UNWRITABLE or not exc.filename:
+            return _internal_error(args, exc, debug)
         if debug:
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(
-            f"internal error: {type(exc).__name__}: {exc}\n"
-            "  this is a bug in modelops; run again with --debug for the traceback and report it\n"
-        )
-        return _failed(args, f"internal error: {type(exc).__name__}: {exc}",
-                       "this is a bug in modelops; run again with --debug for the traceback and report it",
-                       int(ExitStatus.ENVIRONMENT))
+        unwritable = ModelopsError(CANNOT_WRITE.format(path=exc.filename, reason=exc.strerror),
+                                   hint=CANNOT_WRITE_HINT, exit_status=ExitStatus.ENVIRONMENT)
+        _print_error(unwritable)
+        return _failed(args, unwritable.message, unwritable.hint, int(ExitStatus.ENVIRONMENT))
+    except Exception as exc:  # a bug in modelops, not the user's to fix
+        return _internal_error(args, exc, debug)
     if result == INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130) and returns its code
         return _interrupted(args)
     if isinstance(result, int):
         return int(result)
     return int(ExitStatus.OK)
+
+
+def _internal_error(args: Sequence[str], exc: Exception, debug: bool) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    sys.stderr.write(
+        f"internal error: {type(exc).__name__}: {exc}\n"
+        "  this is a bug in modelops; run again with --debug for the traceback and report it\n"
+    )
+    return _failed(args, f"internal error: {type(exc).__name__}: {exc}",
+                   "this is a bug in modelops; run again with --debug for the traceback and report it",
+                   int(ExitStatus.ENVIRONMENT))
 
 
 def _interrupted(args: Sequence[str]) -> int:
