@@ -15,7 +15,7 @@ from modelops.cli.context import OutputFormat
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from modelops.deploy.api import DeployResult, Plan, StatusReport
+    from modelops.deploy.api import DeployResult, HistoryReport, Plan, StatusReport
 
 BODY_AND_FILE = "give --body or --file, not both"
 NO_BODY = "give the request with --body TEXT, --file PATH or --file - (stdin)"
@@ -134,14 +134,7 @@ def history(
     if output is OutputFormat.json:
         cli.emit_json(report.to_dict())
         return 0
-    from rich.table import Table
-
-    table = Table("time (UTC)", "kind", "release", "env", "region", "what", title=f"history of {report.model}",
-                  title_justify="left")
-    for e in report.entries:
-        table.add_row(_when(e.get("at", 0.0)), e["entry"], e.get("release", "") or "", e.get("environment", "") or "",
-                      e.get("region", "") or "", _what(e))
-    _print_table(cli.console, table, empty=not report.entries, what=f"no history for {report.model}")
+    _print_table(cli.console, history_table(report), empty=not report.entries, what=f"no history for {report.model}")
     return 0
 
 
@@ -282,6 +275,21 @@ def status_table(report: StatusReport) -> Any:
     return table
 
 
+def history_table(report: HistoryReport) -> Any:
+    """``history`` as a table; image URIs and release ids in the last column wrap whole, never cut."""
+    table = _table(f"history of {report.model}")
+    for name in ("time (UTC)", "kind"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("release", no_wrap=True)
+    for name in ("env", "region"):
+        table.add_column(name)
+    table.add_column("what", overflow="fold")
+    for e in report.entries:
+        table.add_row(_when(e.get("at", 0.0)), e["entry"], e.get("release", "") or "", e.get("environment", "") or "",
+                      e.get("region", "") or "", _what(e))
+    return table
+
+
 def _table(title: str) -> Any:
     from rich.table import Table
 
@@ -303,10 +311,12 @@ def _last_step(text: str | None, release: str | None) -> str:
 
 
 def _render_plan(console: Console, p: Plan) -> None:
-    from rich.table import Table
-
-    table = Table("region", "endpoint", "deployed", "action", "changes", title=f"plan: {p.model} -> {p.environment} "
-                  f"({p.release})", title_justify="left")
+    table = _table(f"plan: {p.model} -> {p.environment} ({p.release})")
+    for name in ("region", "endpoint"):
+        table.add_column(name)
+    table.add_column("deployed", no_wrap=True)
+    table.add_column("action")
+    table.add_column("changes", overflow="fold")
     for r in p.regions:
         table.add_row(r.region, r.endpoint, r.deployed_release or "-", r.action, "; ".join(r.changes) or "in sync")
     console.print(table)
@@ -325,12 +335,13 @@ def _when(at: float) -> str:
 
 def _what(entry: dict[str, Any]) -> str:
     kind = entry["entry"]  # the record type (a test record's own ``kind`` names the test kind)
-    if kind == "step":
-        text = f"{entry['step']} ({entry['status']})"
+    if kind == "step":  # "succeeded", not "succeeded (succeeded)"
+        step, status = entry["step"], entry["status"]
+        text = step if status == step else f"{step} ({status})"
         return text + (f": {entry['detail']}" if entry.get("detail") else "")
-    if kind == "test":
-        return (f"{entry.get('kind', '')} test in {entry.get('region', '')}: "
-                f"{'passed' if entry.get('passed') else 'FAILED'} {entry.get('summary', '')}")
+    if kind == "test":  # the region has its own column
+        return (f"{entry.get('kind', '')} {'passed' if entry.get('passed') else 'FAILED'}: "
+                f"{entry.get('summary', '')}").rstrip(": ")
     if kind == "approval":
         return f"approved by {entry['by']}" + (f": {entry['comment']}" if entry.get("comment") else "")
     if kind == "release":

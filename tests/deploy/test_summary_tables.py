@@ -68,3 +68,24 @@ def test_status_of_several_models_has_a_model_column() -> None:
     text = _render(status_table(report))
     assert text.splitlines()[0].strip() == "modelops status", text
     assert "model" in text.splitlines()[1] and "iris-0123456789" in text and NEW in text, text
+
+
+def test_history_fits_100_columns_with_image_uris_whole_and_no_repeated_words() -> None:
+    from modelops.cli.deploy import history_table
+    from modelops.deploy.api import HistoryReport
+
+    image = "000000000000.dkr.ecr.us-east-1.amazonaws.com/modelops/fraud-score:3557bb9e6ebfbc50"
+    report = HistoryReport("fraud-score", (
+        {"entry": "build", "at": 1.0, "release": NEW, "environment": "dev", "region": "us-east-1",
+         "image_uri": image},
+        {"entry": "step", "at": 2.0, "release": NEW, "environment": "dev", "region": "us-east-1",
+         "step": "succeeded", "status": "succeeded", "detail": ""},
+        {"entry": "test", "at": 3.0, "release": NEW, "environment": "dev", "region": "us-east-1",
+         "kind": "load", "passed": False, "summary": "p95 210 ms > 150 ms"},
+    ))
+    text = _render(history_table(report))
+    lines = text.splitlines()
+    assert all(len(line) <= 100 for line in lines) and "…" not in text, text
+    assert image in "".join(text.split()), text
+    assert "(succeeded)" not in text and "load FAILED: p95 210 ms > 150 ms" in text, text
+    assert "test in us-east-1" not in text, text
