@@ -321,7 +321,7 @@ def reconcile_environment(
             elif halted is None:
                 halted = f"{outcome.status.replace('_', ' ')} in {region}: {outcome.detail}"
     if halted is not None and rollout.roll_back_completed_regions and moved:
-        restored = _run_parallel(moved, lambda region: _restore(
+        restored = _run_parallel(moved, lambda region: restore_region(
             rollout, region, outcomes[region], clients, ledger, runtime, poll_seconds=poll_seconds, why=halted))
         outcomes.update(restored)
     return tuple(outcomes[r] for r in env.regions if r in outcomes)
@@ -333,13 +333,6 @@ def halt_reason(outcomes: Sequence[RegionOutcome]) -> str | None:
         if outcome.status in (FAILED, ROLLED_BACK):
             return f"{outcome.status.replace('_', ' ')} in {outcome.region}: {outcome.detail}"
     return None
-
-
-def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutcome, clients: Any, ledger: Any,
-                   runtime: Runtime, *, poll_seconds: float, why: str) -> RegionOutcome:
-    """Public face of the restore step for callers that roll back a region another run moved (a
-    single-region deploy whose region rolled back, ``roll_back_completed_regions``)."""
-    return _restore(rollout, region, outcome, clients, ledger, runtime, poll_seconds=poll_seconds, why=why)
 
 
 def _run_parallel(regions: Sequence[str], work: Callable[[str], RegionOutcome]) -> dict[str, RegionOutcome]:
@@ -384,9 +377,10 @@ def is_converged(target: specs.RegionTarget, cloud: RegionCloud, ledger: Any) ->
     return ep.release_tag == target.release
 
 
-def _restore(rollout: EnvironmentRollout, region: str, outcome: RegionOutcome, clients: Any, ledger: Any,
-             runtime: Runtime, *, poll_seconds: float, why: str) -> RegionOutcome:
-    """Take a region that moved back to the release it served before (``roll_back_completed_regions``)."""
+def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutcome, clients: Any, ledger: Any,
+                   runtime: Runtime, *, poll_seconds: float, why: str) -> RegionOutcome:
+    """Take a region that moved back to the release it served before (``roll_back_completed_regions``):
+    one this rollout moved, or one another run moved (a single-region deploy whose region rolled back)."""
     previous = outcome.previous_release
     target = rollout.targets[region]
     env = target.environment.name
