@@ -182,6 +182,12 @@ def _take(step: Step, target: specs.RegionTarget, cloud: RegionCloud, *, policy:
         register_autoscaling()
 
 
+def time_limit(policy: RolloutPolicy) -> float:
+    """The longest a region's rollout under ``policy`` may take: the update is bounded by SageMaker's
+    own timeout; provisioning comes on top."""
+    return policy.max_execution_timeout_seconds * 2 + 600
+
+
 def reconcile_region(
     target: specs.RegionTarget,
     cloud: RegionCloud,
@@ -202,8 +208,7 @@ def reconcile_region(
     prefix = "restore-" if restore else ""
     label = f"{target.environment.name}/{target.region}"
     autoscale_check, autoscale_apply = _autoscaling_hooks(target, cloud)
-    # The whole update is bounded by SageMaker's own timeout; provisioning comes on top.
-    limit = policy.max_execution_timeout_seconds * 2 + 600
+    limit = time_limit(policy)
     started = runtime.clock.monotonic()
     run = _Run()
     try:

@@ -47,6 +47,7 @@ from modelops.deploy.rollout import (
     reconcile_environment,
     reconcile_region,
     restore_region,
+    time_limit,
 )
 from modelops.errors import GateError, InputError, ModelopsError
 from modelops.runtime import Runtime
@@ -192,7 +193,7 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: _Repo, ref: s
 
         holder = LockHolder.current(gates.acting_user(runtime.environ, repo.ws.root))
         wanted = tuple(r for r in env.regions if r in regions) if regions else env.regions
-        wait = any_target.policy.max_execution_timeout_seconds * 2 + 600
+        wait = time_limit(any_target.policy)
         with ExitStack() as locks:
             if not regions:
                 locks.enter_context(ledger.lock(model.name, env.name, holder))
