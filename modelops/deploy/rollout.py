@@ -319,12 +319,10 @@ def reconcile_environment(
         results = _run_parallel(wave_regions, lambda region: _region(
             rollout.targets[region], clients, ledger, runtime, traffic=traffic, poll_seconds=poll_seconds))
         for region in wave_regions:
-            outcome = results[region]
-            outcomes[region] = outcome
-            if outcome.status == SUCCEEDED:
+            outcomes[region] = results[region]
+            if results[region].status == SUCCEEDED:
                 moved.append(region)
-            elif halted is None:
-                halted = f"{outcome.status.replace('_', ' ')} in {region}: {outcome.detail}"
+        halted = halt_reason([results[r] for r in wave_regions])
     if halted is not None and rollout.roll_back_completed_regions and moved:
         restored = _run_parallel(moved, lambda region: restore_region(
             rollout, region, outcomes[region], clients, ledger, runtime, poll_seconds=poll_seconds, why=halted))
