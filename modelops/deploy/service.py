@@ -68,6 +68,7 @@ RELEASE_MISMATCH_HINT = "the build is not reproducible; deploy the model with --
 NOTHING_TO_ROLL_BACK = "no release before {current} succeeded in {environment}/{region}"
 NOT_DEPLOYED = "{model} is not deployed in {environment}/{region}"
 NOT_DEPLOYED_HINT = "deploy it first: modelops deploy {model} --env {environment}"
+NOTHING_TO_ROLL_BACK_HINT = "`modelops history {model}` lists what served where"
 
 
 @dataclass(frozen=True)
@@ -400,6 +401,13 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
             for region in regions:
                 outcomes.append(_rollback_region(model, env, region, clients, ledger, repo.ws, runtime))
     failed = [o for o in outcomes if o.status == FAILED]
+    if outcomes and all(o.status == FAILED and o.previous_release is None for o in outcomes):
+        # Nothing was tried anywhere (not deployed, or no earlier release): the request cannot be done,
+        # which is bad input (exit 2), not a cloud failure (exit 3).
+        first = outcomes[0]
+        hint = (NOT_DEPLOYED_HINT.format(model=model.name, environment=env.name) if not first.release
+                else NOTHING_TO_ROLL_BACK_HINT.format(model=model.name))
+        raise InputError(first.detail, hint=hint)
     result = FAILED if failed else SUCCEEDED
     release = outcomes[0].serving or "" if outcomes else ""
     return DeployResult(model.name, release, result, tuple(outcomes), _why(tuple(failed)), (env.name,))
