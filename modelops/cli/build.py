@@ -41,15 +41,23 @@ def build(
 
 
 def _render(cli: cli_context.CliContext, result: BuildResult) -> None:
-    from rich.table import Table
-
     how = "context written to " + str(result.context_dir) if result.context_dir else (
         "cache hit" if result.cache_hit else f"built with {result.builder}")
     cli.console.print(f"[bold]{result.release}[/bold]  {result.digest}  ({how})")
-    table = Table("region", "image", "model data", box=None, header_style="bold")
+    for line in image_lines(result):
+        cli.console.print(line, soft_wrap=True, markup=False)
+
+
+def image_lines(result: BuildResult) -> list[str]:
+    """Each region's image and model data, a URI per line and never broken by modelops (the terminal
+    soft-wraps): two ~90-character URIs side by side in a table were cut with an ellipsis at 100
+    columns, and they are what a user copies."""
+    width = max((len(i.region) for i in result.images), default=0)
+    lines = []
     for image in result.images:
-        table.add_row(image.region, image.image_uri, image.model_data_url or "-")
-    cli.console.print(table)
+        lines.append(f"  {image.region:<{width}}  image       {image.image_uri}")
+        lines.append(f"  {'':<{width}}  model data  {image.model_data_url or '-'}")
+    return lines
 
 
 def register(app: typer.Typer) -> None:
