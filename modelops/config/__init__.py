@@ -14,7 +14,8 @@ Workspace (the one seam to git)
     ``pipelines/`` or ``.git``); ``ws.at(ref)`` reads the same repo at a git ref without checking it
     out. ``ws.head_commit``, ``ws.is_dirty(paths)``, ``ws.changed_models(since_ref)``,
     ``ws.model_folders()``, ``ws.read_bytes(rel)``, ``ws.sha256(rel)``,
-    ``ws.escape_reason(folder, rel)``. Git errors become :class:`~modelops.errors.InputError`.
+    ``ws.escape_reason(folder, rel)``, ``ws.user_email()``, ``ws.commit_author(commit)``. Git errors
+    become :class:`~modelops.errors.InputError`.
 
 Loading
     Strict (raise ``InputError`` naming file:line:col):

@@ -145,6 +145,21 @@ class Workspace:
             raise InputError(GIT_FAILED.format(path=self.root, detail=_one_line(exc))) from exc
         return bool(out.strip())
 
+    def user_email(self) -> str | None:
+        """git's ``user.email`` for this repository (None outside git or when unset)."""
+        try:
+            value = self._repo().config_reader().get_value("user", "email", default="")
+        except Exception:  # not a repo, no config: no identity from git
+            return None
+        return str(value) or None
+
+    def commit_author(self, commit: str) -> str | None:
+        """The author e-mail of ``commit`` (None when the repository does not have it)."""
+        try:
+            return str(self._repo().commit(commit).author.email) or None
+        except Exception:  # not a repo, an unknown commit: the caller fails closed
+            return None
+
     def changed_files(self, since_ref: str) -> tuple[str, ...]:
         """Files changed between the merge base of ``since_ref`` and what this workspace reads (a
         commit, or the working tree with uncommitted and untracked files)."""

@@ -33,28 +33,13 @@ def acting_user(environ: Mapping[str, str], root: Path | None) -> str:
     for name in ("MODELOPS_USER", "BUILD_USER_ID"):
         if environ.get(name):
             return environ[name]
-    email = git_user_email(root) if root is not None else None
+    email = Workspace(root).user_email() if root is not None else None
     return email or environ.get("USER") or "unknown"
-
-
-def git_user_email(root: Path) -> str | None:
-    import git
-
-    try:
-        value = git.Repo(root).config_reader().get_value("user", "email", default="")
-    except Exception:  # not a repo, no config: no identity from git
-        return None
-    return str(value) or None
 
 
 def commit_author(root: Path, commit: str) -> str | None:
     """The author e-mail of ``commit`` (None when the repo does not have it)."""
-    import git
-
-    try:
-        return str(git.Repo(root).commit(commit).author.email) or None
-    except Exception:  # an unknown commit: the caller fails closed
-        return None
+    return Workspace(root).commit_author(commit)
 
 
 def check_clean_tree(ws: Workspace, model: ModelConfig, environment: Environment, envs: Environments,
