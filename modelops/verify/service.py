@@ -222,15 +222,12 @@ def _load(clients: Clients, region: str, endpoint: str, release: str, model: Mod
           plan: LoadPlan, policy: Policy, ledger: Any, environment: str, runtime: Runtime) -> LoadResult:
     from modelops.clients import translate
 
-    mix = cases.load_mix()
-    if not mix:
-        raise InputError(NO_PAYLOADS.format(file=cases.file), hint=NO_PAYLOADS_HINT)
     client = clients.client("sagemaker-runtime", region)
     try:
         target = target_from_client(client, endpoint)
     except Exception as exc:
         raise translate(exc, resource=f"{environment}:{region}:{endpoint}") from exc
-    stats = run_load(target, plan, mix, runtime, task=f"load {region}")
+    stats = run_load(target, plan, cases.load_mix(), runtime, task=f"load {region}")
     checks = slo_checks(stats, model.tests.load.slo if model.tests.load else Slo())
     baseline = None
     record = ledger.baseline(model.name, environment, region, exclude_release=release) if ledger else None
