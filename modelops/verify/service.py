@@ -292,21 +292,25 @@ def run_tests(request: TestRequest, runtime: Runtime, *, clients: Clients | None
         ledger = open_ledger(clients, runtime)
     endpoint = naming.endpoint_name(model.name, environment.name)
     reports = []
-    for region in regions:
-        release = endpoint_release(clients, region, endpoint, model=model.name, env=environment.name)
-        runtime.progress.step(f"testing {endpoint} in {region} (release {release})")
-        report = RegionReport(region=region, endpoint=endpoint, release=release)
-        resource = f"{environment.name}:{region}:{endpoint}"
-        if run_regression:
-            report = replace(report, regression=_regression(clients, region, endpoint, cases, runtime, resource))
-        if run_load_test:
-            if plan is None:
-                report = replace(report, load_skipped=NO_LOAD_PROFILE.format(file=model.file))
-            else:
-                report = replace(report, load=_load(clients, region, endpoint, release, model, cases, plan, policy,
-                                                    ledger, environment.name, runtime))
-        _record(ledger, report, model.name, environment.name)
-        reports.append(report)
+    try:
+        for region in regions:
+            release = endpoint_release(clients, region, endpoint, model=model.name, env=environment.name)
+            runtime.progress.step(f"testing {endpoint} in {region} (release {release})")
+            report = RegionReport(region=region, endpoint=endpoint, release=release)
+            resource = f"{environment.name}:{region}:{endpoint}"
+            if run_regression:
+                report = replace(report, regression=_regression(clients, region, endpoint, cases, runtime, resource))
+            if run_load_test:
+                if plan is None:
+                    report = replace(report, load_skipped=NO_LOAD_PROFILE.format(file=model.file))
+                else:
+                    report = replace(report, load=_load(clients, region, endpoint, release, model, cases, plan,
+                                                        policy, ledger, environment.name, runtime))
+            _record(ledger, report, model.name, environment.name)
+            reports.append(report)
+    finally:
+        if ledger is not None:
+            ledger.close()
     slo = model.tests.load.slo if model.tests.load else None
     return TestReport(model=model.name, environment=environment.name,
                       release=reports[0].release if reports else UNTAGGED, regions=tuple(reports),
