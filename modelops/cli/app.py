@@ -151,7 +151,8 @@ def run(argv: Sequence[str] | None = None) -> int:
 
             traceback.print_exc()
         unwritable = ModelopsError(CANNOT_WRITE.format(path=exc.filename, reason=exc.strerror),
-                                   hint=CANNOT_WRITE_HINT, exit_status=ExitStatus.ENVIRONMENT)
+                                   hint=CANNOT_WRITE_HINT if _in_state_dir(args, exc.filename) else None,
+                                   exit_status=ExitStatus.ENVIRONMENT)
         _print_error(unwritable)
         return _failed(args, unwritable.message, unwritable.hint, int(ExitStatus.ENVIRONMENT))
     except Exception as exc:  # a bug in modelops, not the user's to fix
@@ -161,6 +162,17 @@ def run(argv: Sequence[str] | None = None) -> int:
     if isinstance(result, int):
         return int(result)
     return int(ExitStatus.OK)
+
+
+def _in_state_dir(args: Sequence[str], filename: object) -> bool:
+    """Whether ``filename`` is in one of modelops' state dirs (so the hint about them applies)."""
+    from modelops.runtime import default_data_dir
+
+    if "--data-dir" in args or any(a.startswith("--data-dir=") for a in args):
+        return True
+    dirs = [default_data_dir(os.environ), Path(os.environ.get("MODELOPS_LOCAL_DATA_DIR") or default_data_dir(os.environ))]
+    path = Path(os.fsdecode(filename)) if isinstance(filename, str | bytes) else None
+    return path is not None and any(path == d or d in path.parents for d in dirs)
 
 
 def _internal_error(args: Sequence[str], exc: Exception, debug: bool) -> int:

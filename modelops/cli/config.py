@@ -21,17 +21,21 @@ class SchemaKind(StrEnum):
 
 
 def _write_report(path: Path, text: str) -> None:
-    """Write a report file atomically (a reader never sees half of it)."""
+    """Write a report file atomically (a reader never sees half of it), making its folder if needed
+    (like pytest's --junitxml: `--junit reports/test.xml` must not lose a finished run to a missing folder)."""
+    import contextlib
     import os
 
     from modelops.errors import InputError
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the folder may not be one: the error below says so
+            tmp.unlink(missing_ok=True)
         raise InputError(CANNOT_WRITE.format(path=path, reason=exc.strerror or exc)) from exc
 
 

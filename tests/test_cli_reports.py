@@ -1,0 +1,26 @@
+"""Report files (--junit, --sarif, --markdown, --html) land where asked, their folder made if needed."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from tests.helpers import run_cli
+
+
+def test_reports_into_a_folder_that_does_not_exist_yet(repo: Path) -> None:
+    result = run_cli("validate", "--junit", "reports/pr/validate.xml", "--sarif", "reports/pr/validate.sarif",
+                     "--markdown", "reports/md/comment.md", cwd=repo)
+    assert result.exit_code == 0, result
+    assert ET.parse(repo / "reports/pr/validate.xml").getroot().tag == "testsuites"
+    assert json.loads((repo / "reports/pr/validate.sarif").read_text())["version"] == "2.1.0"
+    assert "modelops validate" in (repo / "reports/md/comment.md").read_text()
+
+
+def test_a_report_path_that_cannot_be_a_file_is_one_line_exit_2(repo: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_cli("validate", "--junit", blocker / "r.xml", cwd=repo)
+    assert result.exit_code == 2, result
+    assert result.stderr.splitlines()[-1].startswith(f"error: cannot write {blocker / 'r.xml'}"), result
