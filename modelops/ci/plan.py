@@ -15,7 +15,7 @@ Two layers, both safe to run on any pull request (neither creates, updates or st
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from modelops.config.environments import Environment, Environments
@@ -80,7 +80,7 @@ def desired_state(model: ModelConfig, env: Environment, region: str) -> dict[str
     res = model.resources_for(env.name)
     roll = model.rollout_for(env)
     sec = model.security_for(env, region)
-    state = {
+    return {
         "instance": f"{res.instance_type} x {res.instance_count}",
         "autoscaling": (f"{res.autoscaling.min_instances}-{res.autoscaling.max_instances}"
                         if res.autoscaling else "off"),
@@ -93,7 +93,6 @@ def desired_state(model: ModelConfig, env: Environment, region: str) -> dict[str
         "vpc": ("none" if sec.vpc is None else
                 f"{len(sec.vpc.subnets)} subnet(s), {len(sec.vpc.security_groups)} security group(s)"),
     }
-    return state
 
 
 def _waves(env: Environment) -> list[tuple[int, str]]:
@@ -134,12 +133,9 @@ def with_cloud(rows: list[PlanRow], verdicts: Mapping[tuple[str, str], CloudVerd
     out = []
     for row in rows:
         verdict = verdicts.get((row.model, row.environment))
-        if verdict is None:
-            out.append(row)
-            continue
-        line = verdict.summary.get(row.region) or verdict.message
-        out.append(PlanRow(row.model, row.environment, row.region, row.wave, row.endpoint, row.action,
-                           row.changes, line, verdict.status))
+        if verdict is not None:
+            row = replace(row, cloud=verdict.summary.get(row.region) or verdict.message, cloud_status=verdict.status)
+        out.append(row)
     return out
 
 
