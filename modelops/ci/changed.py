@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelops.config.environments import Environment, Environments
+from modelops.config.environments import Environment
 from modelops.config.loading import read_environments, read_model
 from modelops.config.workspace import PIPELINES_DIR, Workspace
 from modelops.runtime import Runtime
@@ -82,13 +82,6 @@ class ChangedResult:
         }
 
 
-def deploy_targets(model_clouds: tuple[str, ...], environments: Environments | None) -> tuple[str, ...]:
-    """Names of the environments a model on ``model_clouds`` deploys to, in promotion order."""
-    if environments is None:
-        return ()
-    return tuple(e.name for e in environments.in_promotion_order() if e.cloud in model_clouds)
-
-
 def changed(request: ChangedRequest, runtime: Runtime) -> ChangedResult:
     """The models changed since ``request.since`` (every model when ``pipelines/`` changed; deleted
     models left out). Broken configs are listed too (``valid`` False): CI must still validate them.
@@ -105,6 +98,7 @@ def changed(request: ChangedRequest, runtime: Runtime) -> ChangedResult:
         if model is None:
             models.append(ChangedModel(folder.rsplit("/", 1)[-1], folder, False))
         else:
-            models.append(ChangedModel(model.name, folder, True, deploy_targets(model.clouds, envs)))
+            targets = envs.deploy_targets(model.clouds) if envs is not None else ()
+            models.append(ChangedModel(model.name, folder, True, tuple(e.name for e in targets)))
     stages = tuple(Stage.of(e) for e in envs.in_promotion_order()) if envs is not None else ()
     return ChangedResult(request.since, base_commit, ws.head_commit, files, tuple(models), stages)

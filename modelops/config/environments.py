@@ -8,7 +8,7 @@ one after another. The **promotion** order says which environment a release ente
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -125,6 +125,11 @@ class Environments:
 
     def in_promotion_order(self) -> tuple[Environment, ...]:
         return tuple(self.get(n) for n in self.promotion)
+
+    def deploy_targets(self, clouds: Iterable[str]) -> tuple[Environment, ...]:
+        """The environments a model on ``clouds`` (its ``spec.clouds``) deploys to, in promotion order."""
+        wanted = set(clouds)
+        return tuple(e for e in self.in_promotion_order() if e.cloud in wanted)
 
 
 def _environment(name: str, d: Mapping[str, Any]) -> Environment:

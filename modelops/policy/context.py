@@ -55,9 +55,7 @@ class CheckContext:
 
     def deploy_targets(self, model: ModelConfig) -> tuple[Environment, ...]:
         """The environments ``model`` deploys to: those on a cloud it supports."""
-        if self.environments is None:
-            return ()
-        return tuple(e for e in self.environments.in_promotion_order() if model.supports_cloud(e.cloud))
+        return self.environments.deploy_targets(model.clouds) if self.environments is not None else ()
 
     def at(self, model: ModelConfig, rule_id: str, path: Sequence[str | int], message: str, hint: str = "", *,
            key: bool = False) -> Finding | None:
