@@ -42,7 +42,7 @@ Config objects (frozen dataclasses)
     Positions: ``model.position("spec", "resources", "instance_type") -> Position(file, line, column)``.
 
     :class:`Environments`: iterable of :class:`Environment` in file order; ``get(name)`` (InputError
-    with "did you mean"), ``promotion``, ``previous(name)``, ``next(name)``,
+    with "did you mean"), ``promotion``, ``previous(name)``, ``next(name)``, ``deploy_targets(clouds)``,
     ``roll_back_completed_regions``. Each :class:`Environment`: name, cloud (``local`` | ``aws``),
     account, regions, waves (tuples of regions; a wave's regions deploy in parallel), approval
     (required, four_eyes), rollout (:class:`RolloutPolicy`: strategy, step_size
