@@ -292,15 +292,17 @@ def _check_tests_in(previous: Environment | None, release: str, model: ModelConf
                     runtime: Runtime, ledger: Any) -> None:
     if previous is None:
         return
-    if _same_ledger(previous, env):
+    if _ledger_key(previous) == _ledger_key(env):
         gates.check_tests(ledger, release, model.name, env, previous)
         return
     with _opened(previous, runtime) as (_, prev_ledger):
         gates.check_tests(prev_ledger, release, model.name, env, previous)
 
 
-def _same_ledger(a: Environment, b: Environment) -> bool:
-    return (a.is_local and b.is_local) or (a.cloud == b.cloud and a.account == b.account and a.regions[:1] == b.regions[:1])
+def _ledger_key(env: Environment) -> tuple[str, str]:
+    """Which ledger an environment writes to: local environments share one; an aws one is its
+    account's, in its first region (what ``open_ledger`` picks unless $MODELOPS_LEDGER_REGION says)."""
+    return ("local", "") if env.is_local else (env.account, env.regions[0])
 
 
 def _tests_gate(model: ModelConfig, env: Environment, nxt: Environment, ref: str | None, release: str,
@@ -493,14 +495,10 @@ def status(request: StatusRequest, runtime: Runtime) -> StatusReport:
 
 def _ledgers(repo: _Repo) -> list[Environment]:
     """One environment per distinct ledger (local environments share one)."""
-    seen: set[tuple[str, str]] = set()
-    out = []
+    first: dict[tuple[str, str], Environment] = {}
     for env in repo.envs.in_promotion_order() or tuple(repo.envs):
-        key = ("local", "") if env.is_local else (env.account, env.regions[0])
-        if key not in seen:
-            seen.add(key)
-            out.append(env)
-    return out
+        first.setdefault(_ledger_key(env), env)
+    return list(first.values())
 
 
 def history(request: HistoryRequest, runtime: Runtime) -> HistoryReport:
