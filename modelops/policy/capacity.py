@@ -5,7 +5,6 @@ Sizes are in GiB (2**30 bytes) throughout, as SageMaker's GPU memory figures are
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 from modelops.config import catalog
@@ -119,7 +118,3 @@ def _check_instance(ctx: CheckContext, model: ModelConfig, itype: InstanceType, 
         yield ctx.at(model, "capacity.memory", at, MEMORY.format(
             weights=weights, params=_human(params), bpp=bpp, precision=precision, headroom=headroom,
             needed=needed, available=float(itype.memory_gib), type=itype.name), "use an instance with more memory")
-
-
-def linear_steps(percent: int) -> int:
-    return math.ceil(100 / percent)

@@ -5,7 +5,6 @@ Messages never include a secret's value."""
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
 import os
 import re
@@ -242,7 +241,3 @@ def _check_role(ctx: CheckContext, model: ModelConfig, env: str, account: str,
     if broad:
         yield ctx.at(model, "security.execution-role", at,
                      ROLE_BROAD.format(role=name, why=f"its name has '{broad.group(1)}'"), ROLE_BROAD_HINT)
-
-
-def matches_any(value: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
