@@ -8,7 +8,8 @@ gevent patches the process, so nothing heavy may load here)::
     run_tests(request, runtime, *, clients=None) -> TestReport
         # TestReport: model, environment, release (the endpoint's modelops:release tag), passed,
         #   regions: RegionReport(region, endpoint, release, regression: tuple[CaseResult] | None,
-        #   load: LoadResult | None (stats, plan, checks, baseline)); .to_dict() is --output json.
+        #   load: LoadResult | None (stats, plan, checks, baseline), load_skipped: why no load test ran);
+        #   .to_dict() is --output json.
         # Records a TestRecord per (region, kind) in the environment's ledger.
     send_traffic(clients, region, endpoint, cases, *, rate, runtime) -> TrafficSender
         # synthetic traffic for deploy's bake periods: the regression requests at `rate` per second
