@@ -268,6 +268,31 @@ class Workspace:
                 out.append(item.path)
         return tuple(sorted(out))
 
+    def links(self, rel: str) -> tuple[str, ...]:
+        """Every symlink under the folder ``rel`` (repo-relative paths, sorted), files and folders alike;
+        symlinked folders and hidden folders are not entered (what :meth:`walk` leaves out)."""
+        out: list[str] = []
+        if self.commit is None:
+            base = self.root / rel
+            if not base.is_dir() or base.is_symlink():
+                return ()
+            folders = [(str(base), rel.rstrip("/"))]
+            while folders:  # scandir's d_type answers is_symlink without a stat per file
+                path, prefix = folders.pop()
+                with os.scandir(path) as entries:
+                    for item in entries:
+                        if item.is_symlink():
+                            out.append(f"{prefix}/{item.name}")
+                        elif item.is_dir() and not item.name.startswith("."):
+                            folders.append((item.path, f"{prefix}/{item.name}"))
+            return tuple(sorted(out))
+        entry = self._entry(rel)
+        if entry is None or entry.type != "tree":
+            return ()
+        return tuple(sorted(item.path for item in entry.traverse() if item.type == "blob"
+                            and item.mode == _SYMLINK_MODE
+                            and not any(p.startswith(".") for p in item.path[len(rel):].split("/")[:-1])))
+
     def model_folders(self) -> tuple[str, ...]:
         """Every ``models/<name>`` folder holding a ``model.yaml``, sorted."""
         return tuple(

@@ -14,6 +14,7 @@ from modelops.policy.context import CheckContext
 from modelops.policy.rules import RULES
 
 MISSING_PATH = "{what} '{path}' does not exist in {folder}"
+LINK_OUT_HINT = "build packages no symlinks: copy the file into the model folder"
 DUPLICATE_NAME = "model name '{name}' is also used by {other}"
 NAME_MISMATCH = "metadata.name '{name}' differs from the folder name '{folder}'"
 UNKNOWN_ENV = "override for environment '{name}', which pipelines/environments.yaml does not define{suggestion}"
@@ -63,6 +64,13 @@ def check_paths(ctx: CheckContext) -> Iterator[Finding | None]:
             if not exists:
                 yield ctx.at(model, "config.missing-path", path,
                              MISSING_PATH.format(what=what, path=rel, folder=model.folder))
+            elif folder:
+                # A symlink in the code folder that leads out passed validate, and build left it out
+                # of the image without a word: the container failed at import time.
+                for link in ws.links(full):
+                    reason = ws.escape_reason(model.folder, link[len(model.folder) + 1:])
+                    if reason:
+                        yield ctx.at(model, "security.path-escape", path, reason, LINK_OUT_HINT)
 
 
 def check_name_matches_folder(ctx: CheckContext) -> Iterator[Finding | None]:
