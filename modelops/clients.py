@@ -34,6 +34,7 @@ LOCAL_SECRET_KEY = "modelops-local-secret"  # the local cloud accepts any key
 NOT_LOCAL_SERVICE = "environment {env}: service {service!r} is not served by the local cloud"
 NOT_LOCAL_SERVICE_HINT = "the local cloud serves sagemaker, sagemaker-runtime and cloudwatch; use an aws environment"
 NO_CREDENTIALS = "environment {env}: no AWS credentials found"
+PROFILE_NOT_FOUND = "environment {env}: AWS profile {profile!r} not found"
 NO_CREDENTIALS_HINT = (
     "set a profile or role under environments.{env}.aws in pipelines/environments.yaml, "
     "or provide credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, an instance role)"
@@ -131,7 +132,7 @@ class Clients:
         try:
             base = boto3.Session(profile_name=access.profile) if access.profile else boto3.Session()
         except ProfileNotFound as exc:
-            raise InputError(f"environment {self.environment.name}: AWS profile {access.profile!r} not found",
+            raise InputError(PROFILE_NOT_FOUND.format(env=self.environment.name, profile=access.profile),
                              hint=NO_CREDENTIALS_HINT.format(env=self.environment.name)) from exc
         if not access.role_arn:
             return base

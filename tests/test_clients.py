@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelops.clients import NOT_LOCAL_SERVICE, clients_for, is_not_found, translate
+from modelops.clients import NOT_LOCAL_SERVICE, PROFILE_NOT_FOUND, clients_for, is_not_found, translate
 from modelops.config import Environment
 from modelops.config.environments import AwsAccess
 from modelops.errors import EnvironmentFailedError, ExitStatus, InputError
@@ -26,6 +26,15 @@ def test_local_environment_refuses_services_the_local_cloud_does_not_serve(tmp_p
     with pytest.raises(InputError) as err:
         clients.client("ecr", "us-east-1")
     assert str(err.value) == NOT_LOCAL_SERVICE.format(env="prod", service="ecr")
+
+
+def test_an_unknown_aws_profile_is_bad_input_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    clients = clients_for(_env("aws", profile="no-such-profile"), _runtime(tmp_path))
+    with pytest.raises(InputError) as err:
+        clients.client("sagemaker", "us-east-1")
+    assert str(err.value) == PROFILE_NOT_FOUND.format(env="prod", profile="no-such-profile")
 
 
 def test_aws_environment_assumes_its_role_and_caches_clients(tmp_path, monkeypatch):
