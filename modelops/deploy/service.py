@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from modelops import naming
@@ -50,7 +50,7 @@ from modelops.deploy.rollout import (
     time_limit,
 )
 from modelops.errors import GateError, InputError, ModelopsError
-from modelops.runtime import Runtime
+from modelops.runtime import NullProgress, Runtime
 
 BOTH_ENV_AND_THROUGH = "give --env or --through, not both"
 REGION_WITH_THROUGH = "--region deploys regions of one environment: give --env, not --through"
@@ -537,9 +537,12 @@ def _desired_release(model: ModelConfig, env: Environment, ref: str | None, runt
 
     from modelops.build import BuildRequest, build
 
+    # Quietly: build's "wrote the build context to /tmp/modelops-plan-..." named a folder that is gone
+    # by the time the user reads it, from a command that says it changes nothing.
+    quiet = replace(runtime, progress=NullProgress())
     with tempfile.TemporaryDirectory(prefix="modelops-plan-") as tmp:
         found = build(BuildRequest(model=model.folder or model.name, environment=env.name, ref=ref,
-                                   context_only=Path(tmp) / "context"), runtime)
+                                   context_only=Path(tmp) / "context"), quiet)
     return found.release, found.commit
 
 
