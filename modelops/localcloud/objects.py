@@ -146,9 +146,17 @@ def _extract(blob: Path, into: Path) -> None:
     with tarfile.open(blob, "r:gz") as tar:
         members = tar.getmembers()
         _check_members(blob, members)
-        # The "data" filter is the second line of defence: it refuses the same escapes again and
-        # drops owner and special mode bits.
-        tar.extractall(into, members=members, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            # The "data" filter is the second line of defence: it refuses the same escapes again and
+            # drops owner and special mode bits.
+            tar.extractall(into, members=members, filter="data")
+            return
+        # Pythons before 3.11.4 (Debian 12's 3.11.2) have no extraction filters: the checks above
+        # refuse the escapes, and here, as "data" would, owners are not restored and special bits go.
+        for member in members:
+            member.mode &= 0o755
+            member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+        tar.extractall(into, members=members)
 
 
 def _make_read_only(folder: Path) -> None:
