@@ -95,6 +95,18 @@ def desired_state(model: ModelConfig, env: Environment, region: str) -> dict[str
     }
 
 
+def _change(key: str, old: str | None, new: str) -> str:
+    """One changed value; environment variables as the names added and removed (``env vars: +TOKEN``),
+    not two full lists for the reviewer to compare."""
+    if key == "env vars":
+        before = set() if old in (None, "none") else set(str(old).split(", "))
+        after = set() if new == "none" else set(new.split(", "))
+        names = [f"+{n}" for n in sorted(after - before)] + [f"-{n}" for n in sorted(before - after)]
+        if names:
+            return f"{key}: {', '.join(names)}"
+    return f"{key}: {old} -> {new}"
+
+
 def _waves(env: Environment) -> list[tuple[int, str]]:
     return [(i, region) for i, wave in enumerate(env.waves, start=1) for region in wave]
 
@@ -118,7 +130,7 @@ def config_plan(model: ModelConfig, before: ModelConfig | None, envs: Environmen
                                     tuple(f"{k}: {v}" for k, v in new.items())))
                 continue
             old = desired_state(before, old_env, region)
-            changes = tuple(f"{k}: {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v)
+            changes = tuple(_change(k, old.get(k), v) for k, v in new.items() if old.get(k) != v)
             action = RELEASE if files_changed else (UPDATE if changes else UNCHANGED)
             rows.append(PlanRow(model.name, env.name, region, wave, endpoint, action, changes))
         if deployed_before and old_env is not None:

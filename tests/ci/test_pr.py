@@ -214,3 +214,16 @@ def test_with_the_local_cloud_running_the_plan_asks_deploy_and_creates_nothing(p
             assert sm.list_models()["Models"] == []
     finally:
         stop(cloud_dir)
+
+
+def test_the_plan_names_the_environment_variables_added_and_removed(repo: Path, tmp_path: Path) -> None:
+    git(repo, "checkout", "-q", "-b", "env")
+    _edit(repo, IRIS, '      SAGEMAKER_CONTAINER_LOG_LEVEL: "20"', '      MODEL_THRESHOLD: "0.5"')
+    commit_all(repo, "iris: a threshold instead of the log level")
+    md = tmp_path / "pr.md"
+
+    result = run_cli("ci", "pr", "--base", "main", "--markdown", md, "--no-bandit", "--no-cloud-plan", cwd=repo)
+
+    assert result.exit_code == 0, result
+    assert "| `iris` | dev | us-east-1 | 1 | 🚀 new release | env vars: +MODEL_THRESHOLD, -SAGEMAKER_CONTAINER_LOG_LEVEL |" \
+        in md.read_text(), md.read_text()
