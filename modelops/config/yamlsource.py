@@ -10,6 +10,9 @@ config file has no business holding:
   them is not; we count expanded nodes and stop at :data:`MAX_NODES`;
 - nesting deeper than :data:`MAX_DEPTH`, tags other than the YAML core schema's.
 
+Merge keys (``<<: *defaults``) are supported, as YAML 1.1 and most CI configs use them: the mapping's
+own keys win, and merged values keep the lines they are written on.
+
 Positions are 1-based (as editors show them). Problems come back as :class:`YamlProblem`; only
 :class:`YamlError` (raised) means the document could not be read at all.
 """
@@ -54,6 +57,7 @@ TOO_DEEP = "document nests deeper than {limit} levels"
 DUPLICATE_KEY = "duplicate key '{key}' (first at line {line})"
 BAD_KEY = "mapping keys must be strings, numbers or booleans"
 BAD_TAG = "unsupported YAML tag {tag}"
+BAD_MERGE = "a merge key (<<) takes a mapping or a list of mappings (an alias such as *defaults)"
 MULTIPLE_DOCUMENTS = "file holds more than one YAML document"
 
 Path = tuple[str | int, ...]
@@ -176,6 +180,7 @@ _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
+_MERGE = "tag:yaml.org,2002:merge"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _AS_TEXT = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary", _STR}
@@ -212,7 +217,12 @@ class _Builder:
             self._bad_tag(node)
         keys = self.source.keys
         result: dict[str, Any] = {}
+        merged: set[str] = set()
+        if any(k.tag == _MERGE for k, _ in node.value):
+            merged = self._merge(node, path, depth, result)
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                continue
             if type(key_node) is not yaml.ScalarNode:
                 km = key_node.start_mark
                 raise YamlError("yaml.syntax", BAD_KEY, km.line + 1, km.column + 1)
@@ -227,7 +237,9 @@ class _Builder:
             kmark = key_node.start_mark
             key_pos = (kmark.line + 1, kmark.column + 1)
             child = (*path, key)
-            if key in result:
+            if key in merged:
+                merged.discard(key)  # this mapping's own key overrides the merged one, as YAML says
+            elif key in result:
                 first = keys.get(child, (0, 0))[0]
                 self.problems.append(YamlProblem("yaml.duplicate-key", DUPLICATE_KEY.format(key=key, line=first),
                                                  key_pos[0], key_pos[1], json_path(child)))
@@ -244,6 +256,28 @@ class _Builder:
                 # editor should land.
                 values[child] = key_pos
         return result
+
+    def _merge(self, node: yaml.Node, path: tuple[Any, ...], depth: int, result: dict[str, Any]) -> set[str]:
+        """YAML merge keys (``<<: *defaults``, or a list of anchors): their keys go into ``result``
+        first, so this mapping's own keys override them; merged values keep the lines they are
+        written on (in the anchored mapping). Returns the merged keys."""
+        own_position = self.source.values.get(path)
+        merged: set[str] = set()
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE:
+                continue
+            sources = value_node.value if type(value_node) is yaml.SequenceNode else [value_node]
+            # The first mapping listed wins, as in YAML's merge spec: apply them last to first.
+            for source in reversed(sources):
+                if type(source) is not yaml.MappingNode:
+                    mark = source.start_mark
+                    raise YamlError("yaml.syntax", BAD_MERGE, mark.line + 1, mark.column + 1)
+                for key, value in self.build(source, path, depth).items():
+                    result[key] = value
+                    merged.add(key)
+        if own_position is not None:
+            self.source.values[path] = own_position
+        return merged
 
     def _scalar(self, node: Any) -> Any:
         tag = node.tag

@@ -77,3 +77,44 @@ def test_deep_nesting_is_refused() -> None:
 def test_scalars_follow_the_yaml_core_schema_and_timestamps_stay_text() -> None:
     parsed = parse("i: 0x1f\nf: 1.5\nb: yes\nn: ~\nt: 2024-01-02\ns: '010'\n", "f.yaml")
     assert parsed.data == {"i": 31, "f": 1.5, "b": True, "n": None, "t": "2024-01-02", "s": "010"}
+
+
+MERGED = """\
+defaults: &fast
+  strategy: all_at_once
+  wait: 0
+  timeout: 600
+more: &more
+  alarms: {p99: 1000}
+  wait: 99
+staging:
+  <<: *fast
+  wait: 5
+prod:
+  <<: [*more, *fast]
+  strategy: canary
+"""
+
+
+def test_merge_keys_merge_with_the_mappings_own_keys_winning_and_keep_their_lines() -> None:
+    parsed = parse(MERGED, "envs.yaml")
+    assert parsed.problems == ()
+    assert parsed.data["staging"] == {"strategy": "all_at_once", "wait": 5, "timeout": 600}
+    # With a list, the first mapping listed wins over later ones; own keys win over both.
+    assert parsed.data["prod"] == {"alarms": {"p99": 1000}, "wait": 99, "strategy": "canary", "timeout": 600}
+    assert parsed.source.position(("staging", "wait")).line == 10  # the override's own line
+    assert parsed.source.position(("staging", "timeout")).line == 4  # where the merged value is written
+    assert parsed.source.position(("staging",), key=True).line == 8
+
+
+def test_a_merge_of_something_not_a_mapping_is_a_located_syntax_error() -> None:
+    with pytest.raises(YamlError) as err:
+        parse("base: &b [1, 2]\nx:\n  <<: *b\n", "f.yaml")
+    assert err.value.rule == "yaml.syntax" and "merge key (<<)" in str(err.value)
+    assert err.value.line == 1
+
+
+def test_a_key_written_twice_is_still_a_duplicate_next_to_a_merge() -> None:
+    parsed = parse("base: &b {a: 1}\nx:\n  <<: *b\n  c: 1\n  c: 2\n", "f.yaml")
+    [problem] = parsed.problems
+    assert problem.rule == "yaml.duplicate-key" and problem.line == 5
