@@ -54,3 +54,11 @@ def test_a_command_that_printed_its_document_prints_no_second_one(repo: Path) ->
 def test_text_mode_keeps_stdout_empty_on_errors(repo: Path) -> None:
     result = run_cli("deploy", "nope", cwd=repo)
     assert result.exit_code == 2 and result.stdout == "", result
+
+
+@pytest.mark.parametrize("command", [("test",), ("deploy",), ("invoke", "--body", "{}")])
+def test_an_unknown_region_reads_the_same_in_every_command(repo: Path, command: tuple[str, ...]) -> None:
+    result = run_cli(command[0], "iris", "--env", "dev", "--region", "mars-1", *command[1:], "--output", "json",
+                     cwd=repo)
+    assert result.exit_code == 2, result
+    assert result.json()["error"]["message"] == "environment dev has no region mars-1 (it has us-east-1)", result

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 KINDS = ("regression", "load")
 BAD_ONLY = "--only must be one of regression, load (got {only!r})"
-UNKNOWN_REGION = "environment {env} has no region {region!r} (its regions: {regions})"
+UNKNOWN_REGION = "environment {env} has no region {region} (it has {regions})"  # deploy's words
 ENDPOINT_MISSING = "endpoint {endpoint} not found in {region} ({env})"
 ENDPOINT_MISSING_HINT = "deploy the model first: modelops deploy {model} --env {env}"
 ENDPOINT_NOT_READY = "endpoint {endpoint} in {region} is {status}, not InService"
