@@ -12,6 +12,7 @@ from modelops.cli.context import OutputFormat
 
 NOT_RUNNING = "the local cloud is not running (data dir {data_dir})"
 NO_LOG = "the local cloud has no log yet in {data_dir}"
+OTHER_PORT = "note: it listens on port {running}, not {port}; `modelops local down` first to move it"
 
 local_app = typer.Typer(name="local", help="The embedded local cloud: start, stop, inspect.",
                         no_args_is_help=True, rich_markup_mode=None)
@@ -38,7 +39,9 @@ def _render(cli: cli_context.CliContext, info: object | None, data_dir: Path, ou
 
 
 @local_app.command()
-def up(ctx: typer.Context, port: Annotated[int | None, typer.Option("--port", help="Port on 127.0.0.1 (default: a free one).")] = None,
+def up(ctx: typer.Context,
+       port: Annotated[int | None, typer.Option("--port", min=0, max=65535,
+                                                help="Port on 127.0.0.1 (default, or 0: a free one).")] = None,
        data_dir: DataDirOption = None, output: OutputOption = OutputFormat.text) -> int:
     """Start the local cloud in the background (or report the one already running)."""
     from modelops import localcloud
@@ -48,6 +51,8 @@ def up(ctx: typer.Context, port: Annotated[int | None, typer.Option("--port", he
     running = localcloud.status(root)
     info = running or localcloud.ensure_running(root, port)
     _render(cli, info, root, output, "already running" if running else "running")
+    if running is not None and port and running.port != port:
+        cli.console.print(OTHER_PORT.format(port=port, running=running.port))
     return 0
 
 
