@@ -28,13 +28,12 @@ from modelops.deploy.machine import (
     next_step,
 )
 from modelops.errors import ModelopsError
+from modelops.ledger.records import FAILED, IN_PROGRESS, ROLLED_BACK, STARTED, SUCCEEDED, TERMINAL_STATUSES
 from modelops.runtime import Runtime
 
-# Outcomes of a region (and of a deploy): the words of `deploy --output json`.
-SUCCEEDED = "succeeded"
-ROLLED_BACK = "rolled_back"
-FAILED = "failed"
-SKIPPED = "skipped"  # a later wave left untouched after a rollback
+# Outcomes of a region (and of a deploy), the words of `deploy --output json`: SUCCEEDED, ROLLED_BACK and
+# FAILED are the ledger's terminal step statuses (a region's outcome is recorded as its last step).
+SKIPPED = "skipped"  # a later wave left untouched after a rollback (nothing is recorded)
 
 # A restore (rolling a region back to what it served before) moves all traffic at once and watches
 # no alarms: it returns to a release that was good, as fast as SageMaker allows.
@@ -77,8 +76,6 @@ class Journal:
     """The ledger's view of one attempt of a rollout in one region (see ``machine``'s words)."""
 
     def __init__(self, ledger: Any, *, model: str, environment: str, region: str, release: str, endpoint: str):
-        from modelops.ledger.records import TERMINAL_STATUSES
-
         self.ledger = ledger
         self.model, self.environment, self.region, self.release, self.endpoint = (
             model, environment, region, release, endpoint)
@@ -217,7 +214,7 @@ def reconcile_region(
                           prefix=prefix)
             if not journal.started and not restore:
                 previous = obs.endpoint.serving_release if obs.endpoint else None
-                journal.record("started", "started", f"{target.release} to {target.endpoint_name}",
+                journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}",
                                previous_release=previous)
                 runtime.progress.step(f"{label}: rolling out {target.release}"
                                       + (f" (replacing {previous})" if previous else ""))
@@ -234,7 +231,7 @@ def reconcile_region(
                                                                 phase=phase))
                 runtime.clock.sleep(poll_seconds)
                 continue
-            journal.record(prefix + step.action.value, "in_progress", step.reason)
+            journal.record(prefix + step.action.value, IN_PROGRESS, step.reason)
             runtime.progress.step(f"{label}: {prefix}{step.action.value}" + (f" ({step.reason})" if step.reason else ""))
             _take(step, target, cloud, policy=policy, alarm_requests=alarm_requests,
                   register_autoscaling=autoscale_apply)
@@ -253,11 +250,11 @@ def _note_phase(endpoint: EndpointView | None, journal: Journal, runtime: Runtim
         return
     run.last_phase = phase
     if endpoint.status == ROLLING_BACK and not journal.seen("rolling-back"):
-        journal.record("rolling-back", "in_progress", endpoint.failure_reason or "")
+        journal.record("rolling-back", IN_PROGRESS, endpoint.failure_reason or "")
         runtime.progress.step(f"{label}: rolling back ({endpoint.failure_reason or 'alarm'})")
         return
     if endpoint.status != IN_SERVICE:
-        journal.record(prefix + "observed", "in_progress", phase, key=f"{prefix}observed:{phase}")
+        journal.record(prefix + "observed", IN_PROGRESS, phase, key=f"{prefix}observed:{phase}")
         runtime.progress.step(f"{label}: {phase}")
 
 
