@@ -37,6 +37,10 @@ CLOUD_NOT_SUPPORTED_HINT = "build it for an aws environment (--env), or render i
 NO_FRAMEWORK = "{file}: spec.container needs a framework and framework_version, or an image"
 SIGN_AT_REF = "--sign-key signs the working tree's artifacts; it cannot be used with --ref"
 DEFAULT_MODEL_DATA_LOCATION = "s3://modelops-model-artifacts-{account}-{region}/"
+# Under the build's work folder: artifacts fetched or generated, and model data archives (which build
+# writes and verify_artifacts checks again before deploy).
+ARTIFACT_CACHE = "artifacts"
+MODEL_DATA = "model-data"
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _work_dir(runtime: Runtime) -> Path:
+    """Where builds keep what they make: caches, model data archives, rendered contexts."""
+    return runtime.data_dir / "build"
+
+
 def _where(model: ModelConfig, *path: str) -> str:
     pos = model.position(*path)
     return f"{pos.file}:{pos.line}:{pos.column}" if pos.line else model.file
@@ -136,7 +145,7 @@ def _base_images(model: ModelConfig, env: Environment, runtime: Runtime) -> tupl
         return {r: c.image for r in env.regions}, c.image
     if not c.framework or not c.framework_version:
         raise InputError(NO_FRAMEWORK.format(file=model.file))
-    resolver = DlcResolver(runtime.data_dir / "build" / "dlc-cache.json")
+    resolver = DlcResolver(_work_dir(runtime) / "dlc-cache.json")
     dlcs = resolver.resolve_regions(c.framework, c.framework_version, instance_type=model.resources_for(env.name).instance_type,
                                     regions=env.regions, py_version=c.python_version,
                                     where=_where(model, "spec", "container", "framework_version"))
@@ -167,8 +176,8 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
         commit += "-dirty"
     runtime.progress.step(f"building {model.name} for {env.name} ({', '.join(env.regions)}) at {commit[:12]}")
 
-    work = runtime.data_dir / "build"
-    gathered = artifacts.gather(model, ws, cache_dir=work / "artifacts")
+    work = _work_dir(runtime)
+    gathered = artifacts.gather(model, ws, cache_dir=work / ARTIFACT_CACHE)
     signed = False
     if request.sign_key is not None:
         if ws.ref is not None:
@@ -203,7 +212,7 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
     extras = model_data_extras(ctx)
     if gathered.files:
         archive = artifacts.write_model_data(
-            gathered, work / "model-data" / artifacts.model_data_name(gathered, extras), extras)
+            gathered, work / MODEL_DATA / artifacts.model_data_name(gathered, extras), extras)
 
     def check_model_data() -> None:
         # The cached archive is what gets published: before it is, check every member against the
@@ -254,12 +263,12 @@ def verify_artifacts(model: ModelConfig, workspace: Workspace, *, environment: E
     env_name = environment if isinstance(environment, str) else environment.name
     policy = policy if policy is not None else load_policy(workspace)
     if runtime is not None:
-        cache = runtime.data_dir / "build" / "artifacts"
-        gathered = artifacts.gather(model, workspace, cache_dir=cache)
+        work = _work_dir(runtime)
+        gathered = artifacts.gather(model, workspace, cache_dir=work / ARTIFACT_CACHE)
         # Every cached archive of this manifest (a DJL model's also carries its code files, which
         # must match the tag in its name), checked member by member against the pins.
         hexdigest = gathered.manifest.digest[len("sha256:"):]
-        for archive in sorted((runtime.data_dir / "build" / "model-data").glob(f"{hexdigest}*.tar.gz")):
+        for archive in sorted((work / MODEL_DATA).glob(f"{hexdigest}*.tar.gz")):
             artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder)
         manifest = gathered.manifest
     else:
