@@ -10,7 +10,7 @@ changed model or the pipelines, or a cloud plan that says a deploy would be refu
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modelops.ci.plan import (
@@ -124,8 +124,7 @@ class PrResult:
         rules = dict(base.rules)
         if refused:
             rules[PLAN_RULE] = "a deploy of the change would be refused"
-        return Report(title=base.title, tool=base.tool, items=base.items + refused, subjects=base.subjects,
-                      summary=base.summary, rules=rules, failing=base.failing)
+        return replace(base, items=base.items + refused, rules=rules)
 
     def summary(self) -> dict[str, Any]:
         return {
