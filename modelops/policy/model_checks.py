@@ -6,9 +6,10 @@ from __future__ import annotations
 import difflib
 import posixpath
 from collections.abc import Iterator
+from typing import Any
 
 from modelops.config import catalog
-from modelops.config.findings import Finding, Location
+from modelops.config.findings import Finding, Location, Severity
 from modelops.config.model import ModelConfig
 from modelops.policy.context import CheckContext
 from modelops.policy.rules import RULES
@@ -71,6 +72,61 @@ def check_paths(ctx: CheckContext) -> Iterator[Finding | None]:
                     reason = ws.escape_reason(model.folder, link[len(model.folder) + 1:])
                     if reason:
                         yield ctx.at(model, "security.path-escape", path, reason, LINK_OUT_HINT)
+
+
+def check_cases(ctx: CheckContext) -> Iterator[Finding | None]:
+    """The regression cases file (``spec.tests.cases``, else ``tests/cases.yaml`` when present) parses
+    and matches its schema, located at its file:line: a broken one passed the pull-request check and
+    stopped ``modelops test`` (exit 2) after the deploy to dev."""
+    from modelops.config.cases import cases_file, read_cases
+
+    ws = ctx.workspace
+    cache = _cases_cache(ctx)
+    for model in ctx.models:
+        named = model.tests.cases
+        if named and (ws.escape_reason(model.folder, named) or not ws.is_file(model.path_in_repo(named))):
+            continue  # check_paths reports it
+        file = cases_file(model)
+        identity = ws.identity(file)
+        key = f"{model.name}\0{file}\0{identity}"
+        cached = cache.get(key) if identity is not None else None
+        if cached is not None:
+            yield from (_finding_from(row) for row in cached)
+            continue
+        loaded = read_cases(ws, model)
+        yield from loaded.findings
+        if identity is not None and not _names_body_files(loaded.document):
+            # The findings depend on this file alone (no request.file to look up): cache them by its
+            # identity, so a re-run over 1,000 models costs a stat each, not a parse (~0.35 ms).
+            cache.put(key, [_finding_row(f) for f in loaded.findings])
+    cache.save()
+
+
+def _cases_cache(ctx: CheckContext) -> Any:
+    import hashlib
+
+    from modelops import __version__
+    from modelops.config.schema import schema_text
+    from modelops.policy.jsoncache import JsonCache
+
+    schema = hashlib.sha256(schema_text("cases").encode()).hexdigest()[:16]
+    return JsonCache(ctx.runtime.data_dir / "cache" / "cases.json", namespace=f"cases {__version__} {schema}")
+
+
+def _names_body_files(document: Any) -> bool:
+    cases = document.get("cases") if isinstance(document, dict) else None
+    return not isinstance(cases, list) or any(
+        isinstance(c, dict) and isinstance(c.get("request"), dict) and "file" in c["request"] for c in cases)
+
+
+def _finding_row(f: Finding) -> list[Any]:
+    loc = f.location
+    return [f.rule, str(f.severity), loc.file, loc.line, loc.column, loc.path, f.message, f.hint, f.model, f.fatal]
+
+
+def _finding_from(row: list[Any]) -> Finding:
+    rule, severity, file, line, column, path, message, hint, model, fatal = row
+    return Finding(rule, Severity(severity), Location(file, line, column, path), message, hint, model, fatal)
 
 
 def check_name_matches_folder(ctx: CheckContext) -> Iterator[Finding | None]:

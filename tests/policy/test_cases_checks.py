@@ -1,0 +1,38 @@
+"""validate checks each model's regression cases file, so the pull-request check catches what would
+stop `modelops test` after the deploy; a warm re-run reads its cached findings, and an edit is seen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import run_cli
+
+CASES = Path("models/iris/tests/cases.yaml")
+
+
+def _findings(repo: Path) -> list[dict]:
+    result = run_cli("validate", "models/iris", "--output", "json", cwd=repo)
+    return [f for f in result.json()["findings"] if f["file"] == str(CASES)]
+
+
+def test_a_broken_cases_file_is_a_located_finding_cold_warm_and_after_the_fix(repo: Path) -> None:
+    good = (repo / CASES).read_text()
+    (repo / CASES).write_text(good.replace("status: 200", "statuss: 200", 1))
+    line = next(i for i, text in enumerate((repo / CASES).read_text().splitlines(), 1) if "statuss" in text)
+
+    for _ in ("cold", "warm"):
+        [finding] = _findings(repo)
+        assert finding["rule"] == "schema.unknown-key" and finding["line"] == line, finding
+        assert "did you mean 'status'?" in finding["message"], finding
+
+    (repo / CASES).write_text(good)
+    assert _findings(repo) == []
+
+
+def test_a_missing_body_file_is_found_on_every_run(repo: Path) -> None:
+    text = (repo / CASES).read_text()
+    (repo / CASES).write_text(text.replace("cases:\n", "cases:\n  - name: from-file\n    request: {file: tests/nope.json}\n"
+                                           "    expect: {status: 200}\n", 1))
+    for _ in ("cold", "warm"):
+        rules = [f["rule"] for f in _findings(repo)]
+        assert rules == ["cases.missing-file"], rules
