@@ -32,7 +32,7 @@ def deploy(
     env: Annotated[str | None, typer.Option("--env", "-e", help="Deploy to this environment (default: the first).")] = None,
     through: Annotated[str | None, typer.Option("--through", help="Deploy through every environment up to this one.")] = None,
     region: Annotated[list[str] | None, typer.Option(
-        "--region", help="Only this region of --env (repeatable); same gates. A rollback here rolls back the "
+        "--region", metavar="<region>", help="Only this region of --env (repeatable); same gates. A rollback here rolls back the "
                          "environment's other regions serving the release too, as the environments config says.")] = None,
     ref: _Ref = None,
     output: _Output = OutputFormat.text,

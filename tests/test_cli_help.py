@@ -1,0 +1,21 @@
+"""Every command's options read as a user's words in --help: no Python type names such as list[str]
+(typer shows an argument's type whatever its metavar, so arguments are left as typer draws them)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import run_cli
+
+COMMANDS = [("validate",), ("schema",), ("init",), ("build",), ("deploy",), ("promote",), ("approve",),
+            ("rollback",), ("status",), ("history",), ("plan",), ("sync",), ("invoke",), ("test",),
+            ("local", "up"), ("local", "down"), ("local", "status"), ("local", "logs"),
+            ("ci", "changed"), ("ci", "pr"), ("ci", "spinnaker")]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_help_shows_no_python_type_names(command: tuple[str, ...]) -> None:
+    result = run_cli(*command, "--help")
+    assert result.exit_code == 0, result
+    options = [line for line in result.stdout.splitlines() if line.lstrip().startswith("-")]
+    assert options and not [line for line in options if "list[" in line], result.stdout
