@@ -48,7 +48,8 @@ Config objects (frozen dataclasses)
     (required, four_eyes), rollout (:class:`RolloutPolicy`: strategy, step_size
     (:class:`CapacitySize`), wait_interval_seconds, termination_wait_seconds,
     max_execution_timeout_seconds, alarms), builder, synthetic_traffic, aws (role_arn, profile),
-    security defaults (execution_role, kms_key, vpc per region).
+    security defaults (execution_role, kms_key, vpc per region); ``check_regions(regions)``
+    (InputError naming a region it does not have).
 
     :class:`Policy`: fail_on, per-rule settings (``severity_of``, ``environments_of``),
     ``allows_instance_type(env, type)``, artifact_locations, bandit thresholds,

@@ -28,6 +28,7 @@ LOCAL_ACCOUNT = "000000000000"
 
 UNKNOWN_ENVIRONMENT = "unknown environment '{name}'{suggestion}"
 UNKNOWN_ENVIRONMENT_HINT = "environments are defined in {file}: {names}"
+UNKNOWN_REGION = "environment {environment} has no region {region} (it has {regions})"
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,13 @@ class Environment:
     @property
     def is_local(self) -> bool:
         return self.cloud == "local"
+
+    def check_regions(self, regions: Iterable[str]) -> None:
+        """:class:`InputError` naming the first of ``regions`` this environment does not have."""
+        for region in regions:
+            if region not in self.regions:
+                raise InputError(UNKNOWN_REGION.format(environment=self.name, region=region,
+                                                       regions=", ".join(self.regions)))
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,6 @@ NOT_IN_PROMOTION = "environment {environment} is not in the promotion order ({or
 CLOUD_NOT_SUPPORTED = "model {model} does not run on the {cloud} cloud of environment {environment}"
 CLOUD_NOT_SUPPORTED_HINT = "list the cloud under spec.clouds in {file}, or pick another environment"
 NO_IMAGE = "the build of {release} has no image for {environment}/{region}"
-UNKNOWN_REGION = "environment {environment} has no region {region} (it has {regions})"
 TESTS_FAILED = "tests of {release} failed in {environment}; not promoting to {next}"
 TESTS_FAILED_HINT = "see `modelops test {model} --env {environment}` for the failing cases"
 RELEASE_MISMATCH = "release {release} was built from commit {commit}, but that commit now builds {rebuilt}"
@@ -128,7 +127,7 @@ def deploy(request: DeployRequest, runtime: Runtime) -> DeployResult:
     chain = _chain(repo.envs, request)
     for env in chain:
         _check_cloud(model, env)
-        _check_regions(env, request.regions)
+        env.check_regions(request.regions)
     gates.check_policy(repo.ws, model, request.ref, runtime)
     outcomes: list[RegionOutcome] = []
     release = ""
@@ -143,13 +142,6 @@ def deploy(request: DeployRequest, runtime: Runtime) -> DeployResult:
         if i + 1 < len(chain):
             _tests_gate(model, env, chain[i + 1], request.ref, release, runtime)
     return DeployResult(model.name, release, SUCCEEDED, tuple(outcomes), "", tuple(e.name for e in chain))
-
-
-def _check_regions(env: Environment, regions: tuple[str, ...]) -> None:
-    for region in regions:
-        if region not in env.regions:
-            raise InputError(UNKNOWN_REGION.format(environment=env.name, region=region,
-                                                   regions=", ".join(env.regions)))
 
 
 def deploy_environment(model: ModelConfig, env: Environment, repo: _Repo, ref: str | None,
@@ -391,7 +383,7 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
     env = repo.envs.get(request.environment)
     model = load_model(repo.ws, request.model)
     if request.region is not None:
-        _check_regions(env, (request.region,))
+        env.check_regions((request.region,))
     regions = [r for wave in env.waves for r in wave if request.region in (None, r)]
     outcomes: list[RegionOutcome] = []
     with _opened(env, runtime) as (clients, ledger):
@@ -609,7 +601,7 @@ def invoke(request: InvokeRequest, runtime: Runtime) -> InvokeResult:
     env = repo.envs.get(request.environment)
     model = load_model(repo.ws, request.model)
     region = request.region or env.regions[0]
-    _check_regions(env, (region,))
+    env.check_regions((region,))
     endpoint = naming.endpoint_name(model.name, env.name)
     with _opened(env, runtime) as (clients, _):
         status_code, content_type, body = RegionCloud(clients, region).invoke(

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 KINDS = ("regression", "load")
 BAD_ONLY = "--only must be one of regression, load (got {only!r})"
-UNKNOWN_REGION = "environment {env} has no region {region} (it has {regions})"  # deploy's words
 ENDPOINT_MISSING = "endpoint {endpoint} not found in {region} ({env})"
 ENDPOINT_MISSING_HINT = "deploy the model first: modelops deploy {model} --env {env}"
 ENDPOINT_NOT_READY = "endpoint {endpoint} in {region} is {status}, not InService"
@@ -195,9 +194,7 @@ def endpoint_release(clients: Clients, region: str, endpoint: str, *, model: str
 def _regions(environment: Environment, region: str | None) -> tuple[str, ...]:
     if region is None:
         return tuple(environment.regions)
-    if region not in environment.regions:
-        raise InputError(UNKNOWN_REGION.format(env=environment.name, region=region,
-                                               regions=", ".join(environment.regions)))
+    environment.check_regions((region,))
     return (region,)
 
 
