@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from modelops.config import catalog
-from modelops.config.findings import Finding, Location, Severity
+from modelops.config.findings import Finding, Location, Severity, json_path
 from modelops.config.model import ModelConfig
 from modelops.policy.context import CheckContext
 from modelops.policy.rules import RULES
@@ -72,6 +72,36 @@ def check_paths(ctx: CheckContext) -> Iterator[Finding | None]:
                     reason = ws.escape_reason(model.folder, link[len(model.folder) + 1:])
                     if reason:
                         yield ctx.at(model, "security.path-escape", path, reason, LINK_OUT_HINT)
+
+
+_DOCUMENT_PATHS: tuple[tuple[str | int, ...], ...] = (
+    ("spec", "container", "handler", "entry_point"), ("spec", "container", "handler", "source_dir"),
+    ("spec", "container", "requirements"), ("spec", "tests", "cases"))
+
+
+def paths_in_document(ctx: CheckContext, file: str, folder: str, model: str | None, document: Any,
+                      source: Any, located: set[str]) -> Iterator[Finding | None]:
+    """The path-escape check on a raw document, for configs that failed their schema (no typed model):
+    a path out of the model folder is reported whatever else is wrong (as secrets are). Values that
+    already have a finding at their JSON path (``located``) are left to it."""
+    spec = document.get("spec") if isinstance(document, dict) else None
+    artifacts = spec.get("artifacts") if isinstance(spec, dict) else None
+    paths = list(_DOCUMENT_PATHS)
+    if isinstance(artifacts, list):
+        paths += [("spec", "artifacts", i, key) for i in range(len(artifacts)) for key in ("path", "generated_by")]
+    for path in paths:
+        value: Any = document
+        for part in path:  # the artifact indexes come from the list itself, so they exist
+            if isinstance(value, dict):
+                value = value.get(part)
+            else:
+                value = value[part] if isinstance(value, list) and isinstance(part, int) else None
+        if not isinstance(value, str) or json_path(path) in located:
+            continue
+        reason = ctx.workspace.escape_reason(folder, value)
+        if reason:
+            yield ctx.in_file(file, source, "security.path-escape", path, reason,
+                              "keep code, artifacts and cases inside the model folder", model=model)
 
 
 def check_cases(ctx: CheckContext) -> Iterator[Finding | None]:

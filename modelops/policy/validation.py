@@ -256,6 +256,9 @@ def _check_models(base: CheckContext, folders: Sequence[str], extra: tuple[Check
         if m.value is None and m.source is not None:
             name = next((f.model for f in m.findings if f.model), None)
             findings.extend(f for f in security.secrets_in_document(ctx, m.file, name, m.document, m.source) if f)
+            located = {f.location.path for f in m.findings}
+            findings.extend(f for f in model_checks.paths_in_document(ctx, m.file, m.file.rsplit("/", 1)[0], name,
+                                                                      m.document, m.source, located) if f)
     summaries = []
     for folder, m in zip(folders, loaded, strict=True):
         model = m.value
