@@ -86,6 +86,19 @@ class Clients:
                 self._clients[key] = made
             return made
 
+    def signing_credentials(self) -> tuple[str, str, str | None]:
+        """(access key, secret key, session token) this environment's clients sign with, frozen now:
+        for signers outside boto3, such as the load generator's SigV4 users."""
+        if self.is_local:
+            return LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None
+        credentials = self._aws_session().get_credentials()
+        if credentials is None:
+            from botocore.exceptions import NoCredentialsError
+
+            raise NoCredentialsError()
+        frozen = credentials.get_frozen_credentials()
+        return frozen.access_key, frozen.secret_key, frozen.token
+
     def local_url(self) -> str:
         """The local cloud's URL (started on demand). Only for local environments."""
         if self._local_url is None:

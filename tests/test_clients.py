@@ -49,6 +49,16 @@ def test_aws_environment_assumes_its_role_and_caches_clients(tmp_path, monkeypat
         assert clients.client("sts", "eu-west-1") is sts
         identity = sts.get_caller_identity()
         assert ":assumed-role/modelops-deployer/modelops-ana@example.com" in identity["Arn"]
+        # The load generator signs with the role's session credentials, not the base ones.
+        access_key, secret_key, token = clients.signing_credentials()
+        assert access_key != "testing" and secret_key != "testing" and token
+
+
+def test_local_signing_credentials_are_the_local_clouds(tmp_path):
+    from modelops.clients import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
+
+    clients = clients_for(_env("local"), _runtime(tmp_path))
+    assert clients.signing_credentials() == (LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None)
 
 
 def test_botocore_errors_become_modelops_errors():

@@ -36,20 +36,6 @@ class Target:
     token: str | None = field(default=None, repr=False)
 
 
-def target_from_client(client: Any, endpoint: str) -> Target:
-    """The :class:`Target` of a boto3 ``sagemaker-runtime`` client: its URL, region and the
-    credentials it signs with (frozen for the test; refreshable role credentials outlive it)."""
-    # botocore keeps the credentials on the client's request signer; there is no public accessor.
-    credentials = client._request_signer._credentials
-    if credentials is None:
-        from botocore.exceptions import NoCredentialsError
-
-        raise NoCredentialsError()
-    frozen = credentials.get_frozen_credentials()
-    return Target(endpoint_url=client.meta.endpoint_url, region=client.meta.region_name, endpoint=endpoint,
-                  access_key=frozen.access_key, secret_key=frozen.secret_key, token=frozen.token)
-
-
 @dataclass(frozen=True)
 class LoadPlan:
     """How much load: closed-loop ``users`` (no think time) started at ``spawn_rate`` per second,

@@ -12,7 +12,7 @@ from modelops.config import Cases, Environment, ModelConfig, Policy, Workspace
 from modelops.config.model import Slo
 from modelops.errors import EnvironmentFailedError, InputError
 from modelops.runtime import Runtime
-from modelops.verify.load import LoadPlan, LoadStats, run_load, target_from_client
+from modelops.verify.load import LoadPlan, LoadStats, Target, run_load
 from modelops.verify.regression import CaseResult, run_cases
 from modelops.verify.slo import LimitCheck, baseline_checks, slo_checks
 
@@ -221,7 +221,8 @@ def _load(clients: Clients, region: str, endpoint: str, release: str, model: Mod
 
     client = clients.client("sagemaker-runtime", region)
     try:
-        target = target_from_client(client, endpoint)
+        access_key, secret_key, token = clients.signing_credentials()
+        target = Target(client.meta.endpoint_url, region, endpoint, access_key, secret_key, token)
     except Exception as exc:
         raise translate(exc, resource=f"{environment}:{region}:{endpoint}") from exc
     stats = run_load(target, plan, cases.load_mix(), runtime, task=f"load {region}")
