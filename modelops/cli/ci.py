@@ -53,15 +53,15 @@ def pr(
     """The pull-request check: validate the changed models, plan them per environment and region, report."""
     cli = cli_context.get(ctx)
     from modelops.ci import PrRequest, check_pr
-    from modelops.cli.config import _write_report
     from modelops.report import render_junit, render_sarif, render_terminal
+    from modelops.report.files import write_text
 
     result = check_pr(PrRequest(base=base, bandit=bandit, cloud_plan=cloud_plan), cli.runtime)
     report = result.report()
     for path, text in ((markdown, result.markdown), (sarif, lambda: render_sarif(report)),
                        (junit, lambda: render_junit(report))):
         if path is not None:
-            _write_report(path, text())
+            write_text(path, text())
     if output is OutputFormat.json:
         cli.emit_json(result.to_dict())
     else:

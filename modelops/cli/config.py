@@ -11,32 +11,11 @@ import typer
 from modelops.cli import context as cli_context
 from modelops.cli.context import OutputFormat
 
-CANNOT_WRITE = "cannot write {path}: {reason}"
-
 
 class SchemaKind(StrEnum):
     model = "model"
     environments = "environments"
     policy = "policy"
-
-
-def _write_report(path: Path, text: str) -> None:
-    """Write a report file atomically (a reader never sees half of it), making its folder if needed
-    (like pytest's --junitxml: `--junit reports/test.xml` must not lose a finished run to a missing folder)."""
-    import contextlib
-    import os
-
-    from modelops.errors import InputError
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):  # the folder may not be one: the error below says so
-            tmp.unlink(missing_ok=True)
-        raise InputError(CANNOT_WRITE.format(path=path, reason=exc.strerror or exc)) from exc
 
 
 def validate(
@@ -59,6 +38,7 @@ def validate(
     from modelops.policy.validation import ValidateRequest
     from modelops.policy.validation import validate as run_validate
     from modelops.report import from_findings, render_junit, render_markdown, render_sarif, render_terminal
+    from modelops.report.files import write_text
 
     request = ValidateRequest(paths=tuple(paths or ()), ref=ref, changed_since=changed_since, bandit=bandit)
     result = run_validate(request, cli.runtime)
@@ -66,7 +46,7 @@ def validate(
                            summary=result.summary(), rules=result.rules, fail_on=str(result.fail_on))
     for path, render in ((junit, render_junit), (sarif, render_sarif), (markdown, render_markdown)):
         if path is not None:
-            _write_report(path, render(report))
+            write_text(path, render(report))
     if output is OutputFormat.json:
         cli.emit_json(result.to_dict())
     else:

@@ -61,16 +61,16 @@ def register(app: typer.Typer) -> None:
 
 
 def _write_reports(result: TestReport, junit: Path | None, html: Path | None) -> None:
-    from modelops.cli.config import _write_report
     from modelops.report import render_html, render_junit
+    from modelops.report.files import write_text
 
     if junit is None and html is None:
         return
     report = to_report(result)
     if junit is not None:
-        _write_report(junit, render_junit(report))
+        write_text(junit, render_junit(report))
     if html is not None:
-        _write_report(html, render_html(report, charts=to_charts(result), tables=to_tables(result)))
+        write_text(html, render_html(report, charts=to_charts(result), tables=to_tables(result)))
 
 
 def _fmt(value: float | None, unit: str = "") -> str:

@@ -1,0 +1,26 @@
+"""Writing report and generated files: atomically (a reader never sees half of one), making the folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from modelops.errors import InputError
+
+CANNOT_WRITE = "cannot write {path}: {reason}"
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file and a rename, making its folder if needed (like
+    pytest's --junitxml: ``--junit reports/test.xml`` must not lose a finished run to a missing
+    folder). A path that cannot be written is :class:`InputError` naming it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # the folder may not be one: the error below says so
+            tmp.unlink(missing_ok=True)
+        raise InputError(CANNOT_WRITE.format(path=path, reason=exc.strerror or exc)) from exc
