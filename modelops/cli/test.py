@@ -14,7 +14,7 @@ from modelops.cli.context import OutputFormat
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from modelops.report import Chart, Report, Table
+    from modelops.report import Table
     from modelops.verify import TestReport
 
 
@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
 def _write_reports(result: TestReport, junit: Path | None, html: Path | None) -> None:
     from modelops.report import render_html, render_junit
     from modelops.report.files import write_text
+    from modelops.report.testrun import to_charts, to_report, to_tables
 
     if junit is None and html is None:
         return
@@ -73,115 +74,13 @@ def _write_reports(result: TestReport, junit: Path | None, html: Path | None) ->
         write_text(html, render_html(report, charts=to_charts(result), tables=to_tables(result)))
 
 
-def _fmt(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    if unit == "%":
-        return f"{value:.2%}"
-    return f"{value:.1f}{unit}" if unit == " req/s" else f"{value:g}{unit}"
-
-
-def to_report(result: TestReport) -> Report:
-    """The generic report: an item (a JUnit test case) per regression case and per SLO or baseline
-    check, in each region."""
-    from modelops.report import Item, Report
-
-    many = len(result.regions) > 1
-    items = []
-    for reg in result.regions:
-        prefix = f"{reg.region}/" if many else ""
-        for case in reg.regression or ():
-            items.append(Item(id=f"regression.{case.case}", status="passed" if case.passed else "failed",
-                              message=case.message, subject=f"{prefix}regression/{case.case}", file=case.file,
-                              line=case.line, duration_seconds=case.latency_ms / 1000.0))
-        if reg.load is not None:
-            for check in reg.load.checks:
-                items.append(Item(id=check.name, status="passed" if check.passed else "failed",
-                                  message=check.message, subject=f"{prefix}{check.kind}/{check.metric}",
-                                  file=result.model_file))
-        elif reg.load_skipped:
-            items.append(Item(id="load", status="skipped", message=reg.load_skipped, subject=f"{prefix}load"))
-    summary: dict[str, object] = {"model": result.model, "environment": result.environment,
-                                  "release": result.release}
-    for reg in result.regions:
-        if reg.load is not None:
-            s = reg.load.stats
-            summary[f"load {reg.region}"] = (
-                f"{s.requests} requests in {s.duration_seconds:g} s, {reg.load.plan.users} users"
-                + (f", {reg.load.plan.workers} workers" if reg.load.plan.workers else ""))
-            if reg.load.baseline is not None:
-                summary[f"baseline {reg.region}"] = reg.load.baseline.release
-    return Report(title=f"modelops test {result.model} ({result.environment})", items=tuple(items),
-                  subjects=tuple(dict.fromkeys(i.subject for i in items if i.subject)), summary=summary)
-
-
-def to_charts(result: TestReport) -> list[Chart]:
-    """Per region: latency percentiles and throughput over the run, with the SLO limits and the
-    baseline release's figures as reference lines."""
-    from modelops.report import Chart, Limit, Series
-    from modelops.report.html import BASELINE_COLOR
-
-    charts = []
-    for reg in result.regions:
-        if reg.load is None:
-            continue
-        series = reg.load.stats.series
-        base = reg.load.baseline
-        section = f"{reg.region}: {reg.endpoint} (release {reg.release})"
-        latency = tuple(
-            Series(name, tuple((p.t, float(getattr(p, attr))) for p in series if getattr(p, attr) is not None))
-            for name, attr in (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms")))
-        lat_limits = [Limit(f"SLO {m[:3]}", float(result.slo[m])) for m in ("p95_ms", "p99_ms") if m in result.slo]
-        if base is not None and "p95_ms" in base.metrics:
-            lat_limits.append(Limit(f"baseline p95 ({base.release})", float(base.metrics["p95_ms"]), BASELINE_COLOR))
-        charts.append(Chart("Latency percentiles over time", "seconds since start", "milliseconds", latency,
-                            tuple(lat_limits), section))
-        rps = (Series("requests/s", tuple((p.t, p.rps) for p in series)),)
-        rps_limits = [Limit("SLO min", float(result.slo["min_rps"]))] if "min_rps" in result.slo else []
-        if base is not None and "rps" in base.metrics:
-            rps_limits.append(Limit(f"baseline ({base.release})", float(base.metrics["rps"]), BASELINE_COLOR))
-        charts.append(Chart("Throughput over time", "seconds since start", "requests per second", rps,
-                            tuple(rps_limits), section))
-    return charts
-
-
-def to_tables(result: TestReport) -> list[Table]:
-    """The load figures against their limits, and the regression cases, per region."""
-    from modelops.report import Table
-
-    tables = []
-    for reg in result.regions:
-        if reg.load is not None:
-            s, base = reg.load.stats, reg.load.baseline
-            checks = {c.name: c for c in reg.load.checks}
-            rows, statuses = [], []
-            for metric, unit in (("p50_ms", " ms"), ("p95_ms", " ms"), ("p99_ms", " ms"), ("rps", " req/s"),
-                                 ("error_rate", "%")):
-                slo = checks.get(f"slo.{metric}")
-                against = checks.get(f"baseline.{metric}")
-                base_value = base.metrics.get(metric) if base is not None else None
-                verdicts = [c for c in (slo, against) if c is not None]
-                rows.append((metric, _fmt(getattr(s, metric), unit),
-                             f"{slo.comparison} {_fmt(slo.limit, unit)}" if slo else "-",
-                             _fmt(base_value, unit), f"{against.comparison} {_fmt(against.limit, unit)}" if against else "-",
-                             "-" if not verdicts else ("ok" if all(c.passed for c in verdicts) else "FAILED")))
-                statuses.append("" if not verdicts else ("passed" if all(c.passed for c in verdicts) else "failed"))
-            tables.append(Table(f"Load test in {reg.region}: {s.requests} requests, {s.failures} errors",
-                                ("metric", "measured", "SLO", f"baseline {base.release if base else '(none)'}",
-                                 "baseline limit", "verdict"), tuple(rows), tuple(statuses)))
-        if reg.regression is not None:
-            tables.append(Table(f"Regression cases in {reg.region}", ("case", "status", "latency", "verdict", "result"),
-                                tuple((r.case, str(r.status), f"{r.latency_ms:.1f} ms", "ok" if r.passed else "FAILED",
-                                       r.message) for r in reg.regression),
-                                tuple("passed" if r.passed else "failed" for r in reg.regression)))
-    return tables
-
-
 def render_summary(console: Console, result: TestReport) -> None:
     """The terminal summary: per region, the load figures against their limits, the regression
     cases, and each failed expectation on its own line (case, file:line, path, expected, actual)."""
     from rich.table import Table as RichTable
     from rich.text import Text
+
+    from modelops.report.testrun import to_tables
 
     def show(table: Table, columns: tuple[int, ...] | None = None) -> None:
         keep = columns or tuple(range(len(table.header)))

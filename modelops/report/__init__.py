@@ -10,7 +10,9 @@ statuses ``passed``/``failed``/``skipped``. Renderers return text (the CLI write
 - :func:`render_markdown` ``(report) -> str``: a pull-request comment;
 - :func:`render_terminal` ``(console, report)``: a rich table and a verdict line;
 - :func:`render_html` ``(report, *, charts=(), tables=()) -> str``: a self-contained page with
-  inline SVG line charts (:class:`Chart` of :class:`Series`, :class:`Limit` lines) and tables.
+  inline SVG line charts (:class:`Chart` of :class:`Series`, :class:`Limit` lines) and tables;
+- :mod:`modelops.report.testrun`: a test run as a :class:`Report`, charts and tables;
+  :mod:`modelops.report.files`: ``write_text(path, text)``, how every report file is written.
 """
 
 from modelops.report.html import Chart, Limit, Series, Table, render_html

@@ -133,8 +133,8 @@ def sample_report(stats: LoadStats, *, with_baseline: bool = True) -> TestReport
 
 
 def test_json_and_junit_shapes(tmp_path: Path) -> None:
-    from modelops.cli.test import to_report
     from modelops.report import render_junit
+    from modelops.report.testrun import to_report
 
     stats = LoadStats(requests=10, failures=0, duration_seconds=1, rps=10, error_rate=0, p50_ms=2, p95_ms=6, p99_ms=8)
     report = sample_report(stats)
@@ -171,8 +171,8 @@ def chart_pixels(png: Path) -> tuple[int, list[int]]:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is installed by `make system-deps`")
 def test_html_report_renders_charts_in_headless_chromium(tmp_path: Path) -> None:
-    from modelops.cli.test import to_charts, to_report, to_tables
     from modelops.report import render_html
+    from modelops.report.testrun import to_charts, to_report, to_tables
 
     stats, _, _ = load(tmp_path, seconds=3)
     report = sample_report(stats)
