@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelops.errors import EnvironmentFailedError
+from modelops.errors import EnvironmentFailedError, InputError
 
 LOCAL_ACCOUNT = "000000000000"
 RECORD_FILE = "server.json"
@@ -30,6 +30,12 @@ START_TIMEOUT_S = 60.0
 
 SERVER_FAILED = "the local cloud did not start (data dir {data_dir}); its log is {log}"
 SERVER_FAILED_HINT = "read the log's last lines; `modelops local logs` shows it"
+BAD_PORT = "port {port} is not a TCP port (0-65535; 0 picks a free one)"
+CANNOT_USE_DATA_DIR = "cannot use the local cloud's data dir {data_dir}: {reason}"
+CANNOT_USE_DATA_DIR_HINT = "point MODELOPS_LOCAL_DATA_DIR (or --data-dir) at a writable folder"
+EXIT_PORT_IN_USE = 98  # the server's exit status when its port is taken
+PORT_IN_USE = "the local cloud cannot listen on 127.0.0.1:{port}: another program uses that port"
+PORT_IN_USE_HINT = "pick another with --port, or leave --port out for a free one"
 SERVER_TIMEOUT = "the local cloud did not answer within {seconds:.0f} s (data dir {data_dir}); its log is {log}"
 
 
@@ -81,8 +87,14 @@ def ensure_running(data_dir: Path, port: int | None = None) -> LocalCloudInfo:
     ``port`` None picks a free port. When a server already runs, it is returned as is (whatever its
     port). Raises :class:`EnvironmentFailedError` naming the log when the server cannot start.
     """
+    if port is not None and not 0 <= port <= 65535:
+        raise InputError(BAD_PORT.format(port=port))
     root = _resolve(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentFailedError(CANNOT_USE_DATA_DIR.format(data_dir=root, reason=exc.strerror or exc),
+                                     hint=CANNOT_USE_DATA_DIR_HINT) from exc
     with _start_lock(root):
         running = status(root)
         if running is not None:
@@ -118,13 +130,16 @@ def _start(root: Path, port: int | None) -> LocalCloudInfo:
     log = root / LOG_FILE
     command = [sys.executable, "-m", "modelops.localcloud", "--data-dir", str(root), "--port", str(port or 0)]
     with log.open("ab") as out:
+        start_of_run = out.tell()  # the log keeps earlier runs; a failure quotes only this one
         # A new session: the server outlives the command that started it and gets no terminal signals.
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True, cwd=root)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise EnvironmentFailedError(SERVER_FAILED.format(data_dir=root, log=log) + _tail(log),
+            if proc.returncode == EXIT_PORT_IN_USE:
+                raise EnvironmentFailedError(PORT_IN_USE.format(port=port), hint=PORT_IN_USE_HINT)
+            raise EnvironmentFailedError(SERVER_FAILED.format(data_dir=root, log=log) + _tail(log, start_of_run),
                                          hint=SERVER_FAILED_HINT)
         record = _read_record(root)
         if record is not None and int(record["pid"]) == proc.pid:
@@ -140,9 +155,11 @@ def _start(root: Path, port: int | None) -> LocalCloudInfo:
                                  hint=SERVER_FAILED_HINT)
 
 
-def _tail(log: Path, lines: int = 5) -> str:
+def _tail(log: Path, start: int = 0, lines: int = 5) -> str:
     try:
-        text = log.read_text(errors="replace").strip().splitlines()[-lines:]
+        with log.open("rb") as fh:
+            fh.seek(start)
+            text = fh.read().decode(errors="replace").strip().splitlines()[-lines:]
     except OSError:
         return ""
     return (": " + " | ".join(line.strip() for line in text)) if text else ""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import gc
 import json
@@ -294,7 +295,7 @@ def main(data_dir: Path, port: int) -> int:
         _run(server.serve(port))
     except OSError as exc:
         log.error("cannot serve on 127.0.0.1:%s: %s", port, exc)
-        return 3
+        return lifecycle.EXIT_PORT_IN_USE if exc.errno == errno.EADDRINUSE else 3
     finally:
         lock.close()
     return 0

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from modelops.errors import EnvironmentFailedError
 from modelops.localcloud import ensure_running, log_path, status, stop
+from modelops.localcloud.lifecycle import PORT_IN_USE, PORT_IN_USE_HINT
 from tests.helpers import run_cli
 from tests.localcloud_fixtures import LocalCloud, start_local_cloud
 
@@ -93,15 +94,33 @@ def test_a_stale_record_after_a_crash_is_cleaned_and_a_new_server_starts(tmp_pat
         stop(data_dir)
 
 
-def test_a_server_that_cannot_start_is_an_environment_error_naming_its_log(tmp_path: Path) -> None:
+def test_a_taken_port_is_an_environment_error_that_says_so(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(EnvironmentFailedError) as failed:
             ensure_running(tmp_path / "cloud", port)
-    assert str(log_path(tmp_path / "cloud")) in failed.value.message
-    assert "cannot serve on 127.0.0.1" in failed.value.message
+    assert failed.value.message == PORT_IN_USE.format(port=port)
+    assert failed.value.hint == PORT_IN_USE_HINT
+
+
+def test_a_server_that_cannot_start_names_its_log_and_quotes_only_this_attempt(tmp_path: Path) -> None:
+    import fcntl
+
+    from modelops.localcloud.server import ALREADY_SERVING, SERVER_LOCK_FILE
+
+    root = tmp_path / "cloud"
+    root.mkdir()
+    # Another process holds the data dir's server lock (with no record): the new server refuses to start.
+    with open(root / SERVER_LOCK_FILE, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        for _attempt in range(2):
+            with pytest.raises(EnvironmentFailedError) as failed:
+                ensure_running(root)
+            assert str(log_path(root)) in failed.value.message
+            # The log keeps both attempts; the message quotes the last one only.
+            assert failed.value.message.count(ALREADY_SERVING.format(data_dir=root)) == 1
 
 
 def _container_pids(data_dir: Path) -> list[int]:
@@ -177,3 +196,18 @@ def test_the_server_module_runs_in_the_foreground_and_refuses_a_second_server(tm
         assert json.loads((data_dir / "server.json").read_text())["pid"] == info.pid
     finally:
         stop(data_dir)
+
+
+def test_bad_ports_and_unusable_data_dirs_are_one_line_errors(tmp_path: Path) -> None:
+    from modelops.errors import InputError
+    from modelops.localcloud.lifecycle import BAD_PORT, CANNOT_USE_DATA_DIR
+
+    with pytest.raises(InputError) as bad:
+        ensure_running(tmp_path / "cloud", 99999)
+    assert bad.value.message == BAD_PORT.format(port=99999)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    with pytest.raises(EnvironmentFailedError) as unusable:
+        ensure_running(a_file / "cloud")
+    assert unusable.value.message.startswith(CANNOT_USE_DATA_DIR.format(data_dir=a_file / "cloud", reason="")[:-1])
+    assert not (tmp_path / "cloud").exists()
