@@ -159,6 +159,7 @@ class SyncResult:
     plans: tuple[Plan, ...]
     deployed: tuple[DeployResult, ...] = ()
     errors: tuple[str, ...] = ()
+    dry_run: bool = False
 
     @property
     def drift(self) -> tuple[Plan, ...]:
@@ -167,6 +168,8 @@ class SyncResult:
     @property
     def exit_status(self) -> ExitStatus:
         if self.errors:
+            return ExitStatus.GATE_FAILED
+        if self.dry_run and self.drift:  # a drift check (e.g. a nightly job) fails on drift
             return ExitStatus.GATE_FAILED
         worst = max((d.exit_status for d in self.deployed), default=ExitStatus.OK)
         return ExitStatus(worst)

@@ -589,7 +589,7 @@ def sync(request: SyncRequest, runtime: Runtime) -> SyncResult:
                 deployed.append(deploy(DeployRequest(model.folder, environment=env.name, ref=request.ref), runtime))
             except ModelopsError as err:
                 errors.append(f"{model.name}: {err.message}")
-    return SyncResult(env.name, commit, tuple(plans), tuple(deployed), tuple(errors))
+    return SyncResult(env.name, commit, tuple(plans), tuple(deployed), tuple(errors), dry_run=request.dry_run)
 
 
 # -- invoke ---------------------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+"""`modelops sync`: every model at a ref against what an environment runs. A dry run is a drift check
+(exit 1 on drift, nothing deployed); a real run deploys what drifted and converges."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import commit_all, run_cli
+
+
+@pytest.mark.slow
+def test_sync_reports_drift_deploys_it_and_then_finds_none(cloud_repo: Path) -> None:
+    shutil.rmtree(cloud_repo / "models" / "minilm-embeddings")  # one local model keeps the test lean
+    commit_all(cloud_repo, "only iris")
+
+    never_deployed = run_cli("sync", "--env", "dev", "--dry-run", "--output", "json", cwd=cloud_repo)
+    assert never_deployed.exit_code == 1, never_deployed
+    assert [d["model"] for d in never_deployed.json()["drift"]] == ["iris"], never_deployed
+    endpoints = run_cli("status", "iris", "--output", "json", cwd=cloud_repo).json()["endpoints"]
+    assert {e["status"] for e in endpoints} == {"absent"}  # a dry run deploys nothing
+
+    synced = run_cli("sync", "--env", "dev", "--output", "json", cwd=cloud_repo)
+    assert synced.exit_code == 0, synced
+    assert [(d["model"], d["result"]) for d in synced.json()["deployed"]] == [("iris", "succeeded")], synced
+    release = synced.json()["deployed"][0]["release"]
+
+    in_sync = run_cli("sync", "--env", "dev", "--dry-run", "--output", "json", cwd=cloud_repo)
+    assert in_sync.exit_code == 0, in_sync
+    assert in_sync.json()["drift"] == [] and in_sync.json()["in_sync"] == ["iris"], in_sync
+
+    model = cloud_repo / "models" / "iris" / "model.yaml"
+    model.write_text(model.read_text().replace('SAGEMAKER_CONTAINER_LOG_LEVEL: "20"',
+                                               'SAGEMAKER_CONTAINER_LOG_LEVEL: "10"'))
+    commit_all(cloud_repo, "more logging")
+    drifted = run_cli("sync", "--env", "dev", "--dry-run", "--output", "json", cwd=cloud_repo)
+    assert drifted.exit_code == 1, drifted
+    assert [d["model"] for d in drifted.json()["drift"]] == ["iris"], drifted
+    endpoints = run_cli("status", "iris", "--output", "json", cwd=cloud_repo).json()["endpoints"]
+    assert [e["release"] for e in endpoints if e["env"] == "dev"] == [release]  # still the synced release
