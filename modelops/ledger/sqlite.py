@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ class SqliteLedger(LedgerBase):
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._use_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -112,6 +113,10 @@ class SqliteLedger(LedgerBase):
             if version < SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    # Another process may have made the schema while this one waited for the write lock.
+                    if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                        conn.execute("COMMIT")
+                        return conn
                     for statement in _statements(_SCHEMA):
                         conn.execute(statement)
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -126,6 +131,22 @@ class SqliteLedger(LedgerBase):
         except OSError as exc:
             raise EnvironmentFailedError(CANNOT_OPEN.format(path=self.path, error=exc.strerror or exc),
                                          hint=CANNOT_OPEN_HINT) from exc
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL (a persistent setting, so only its first opener changes it).
+
+        SQLite does not call the busy handler for that switch: when processes open a new ledger at
+        once, it fails at once with "database is locked", so it is retried up to ``busy_timeout``."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def close(self) -> None:
         with self._all_lock:
