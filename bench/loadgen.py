@@ -25,19 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-ECHO = """
-def model_fn(model_dir):
-    return None
+from bench.localcloud import ECHO  # the same echo model (inference toolkit contract)
 
-def input_fn(body, content_type):
-    return body
-
-def predict_fn(data, model):
-    return data
-
-def output_fn(prediction, accept):
-    return prediction
-"""
 REGION = "us-east-1"
 ENDPOINT = "bench-echo"
 BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
@@ -103,7 +92,7 @@ def plain_rps(url: str, users: int, seconds: float) -> float:
     stop = threading.Event()
 
     def run(i: int) -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
         while not stop.is_set():
             request = AWSRequest(method="POST", url=url + path, data=BODY,
                                  headers={"Content-Type": "application/json", "Accept": "application/json"})
