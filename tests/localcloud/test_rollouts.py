@@ -179,3 +179,45 @@ def test_a_rolling_update_replaces_a_batch_at_a_time(local_cloud: LocalCloud) ->
     assert (1, 1, 0.5) in counts  # half the fleet replaced: half the traffic
     assert described["EndpointConfigName"] == "rolling-c2"
     assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+
+
+def test_a_linear_update_moves_traffic_one_step_at_a_time(local_cloud: LocalCloud) -> None:
+    sm = local_cloud.client("sagemaker")
+    v1 = local_cloud.add_test_image("v1", {"inference.py": _versioned("v1")})
+    v2 = local_cloud.add_test_image("v2", {"inference.py": _versioned("v2")})
+    local_cloud.create_endpoint("linear", v1)
+    local_cloud.create_model("linear-m2", v2)
+    local_cloud.create_config("linear-c2", {"AllTraffic": "linear-m2"})
+    deployment = {"BlueGreenUpdatePolicy": {
+        "TrafficRoutingConfiguration": {"Type": "LINEAR", "WaitIntervalInSeconds": 1,
+                                        "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 34}},
+        "TerminationWaitInSeconds": 0, "MaximumExecutionTimeoutInSeconds": 600}}
+    sm.update_endpoint(EndpointName="linear", EndpointConfigName="linear-c2", DeploymentConfig=deployment)
+
+    seen = _observe(local_cloud, "linear")
+    green_weights = [s[2] for s in seen if s[0] == "Updating" and s[3] == "Baking"]
+    # 34% of the capacity a step: a third, two thirds, then all of the traffic, each step baked.
+    assert [round(w, 2) for w in dict.fromkeys(green_weights)] == [0.34, 0.68, 1.0], seen
+    assert seen[-1] == ("InService", 1.0, None, None, "linear-c2")
+    assert sm.describe_endpoint(EndpointName="linear")["LastDeploymentConfig"] == deployment
+
+
+def test_an_update_without_a_deployment_config_moves_all_traffic_at_once(local_cloud: LocalCloud) -> None:
+    sm = local_cloud.client("sagemaker")
+    v1 = local_cloud.add_test_image("v1", {"inference.py": _versioned("v1")})
+    v2 = local_cloud.add_test_image("v2", {"inference.py": _versioned("v2")})
+    local_cloud.create_endpoint("plain", v1)
+    local_cloud.create_model("plain-m2", v2)
+    local_cloud.create_config("plain-c2", {"AllTraffic": "plain-m2"})
+    sm.update_endpoint(EndpointName="plain", EndpointConfigName="plain-c2")
+
+    seen = _observe(local_cloud, "plain")
+    assert {s[2] for s in seen if s[2] is not None} <= {0.0, 1.0}, seen  # no partial shift
+    assert seen[-1] == ("InService", 1.0, None, None, "plain-c2")
+    runtime = local_cloud.client("sagemaker-runtime")
+    assert runtime.invoke_endpoint(EndpointName="plain", Body=b"z")["Body"].read() == b"v2:z"
+    # DeleteEndpointConfig: the old config goes, and describing it is the service's ValidationException.
+    sm.delete_endpoint_config(EndpointConfigName="plain-c1")
+    with pytest.raises(ClientError) as missing:
+        sm.describe_endpoint_config(EndpointConfigName="plain-c1")
+    assert missing.value.response["Error"]["Code"] == "ValidationException"
