@@ -16,6 +16,8 @@ from modelops.policy.rules import RULES
 
 MISSING_PATH = "{what} '{path}' does not exist in {folder}"
 LINK_OUT_HINT = "build packages no symlinks: copy the file into the model folder"
+LINK_INSIDE = "'{path}' is a symlink; build packs regular files only, so the image would not have it"
+LINK_INSIDE_HINT = "replace the link with a copy of the file, or import the module it points to"
 DUPLICATE_NAME = "model name '{name}' is also used by {other}"
 NAME_MISMATCH = "metadata.name '{name}' differs from the folder name '{folder}'"
 UNKNOWN_ENV = "override for environment '{name}', which pipelines/environments.yaml does not define{suggestion}"
@@ -69,9 +71,12 @@ def check_paths(ctx: CheckContext) -> Iterator[Finding | None]:
                 # A symlink in the code folder that leads out passed validate, and build left it out
                 # of the image without a word: the container failed at import time.
                 for link in ws.links(full):
-                    reason = ws.escape_reason(model.folder, link[len(model.folder) + 1:])
+                    inside = link[len(model.folder) + 1:]
+                    reason = ws.escape_reason(model.folder, inside)
                     if reason:
                         yield ctx.at(model, "security.path-escape", path, reason, LINK_OUT_HINT)
+                    else:  # the same silence for a link that stays inside
+                        yield ctx.at(model, "config.symlink", path, LINK_INSIDE.format(path=inside), LINK_INSIDE_HINT)
 
 
 _DOCUMENT_PATHS: tuple[tuple[str | int, ...], ...] = (

@@ -40,6 +40,7 @@ _ALL = [
     Rule("config.promotion", E, "the promotion order must name every environment once"),
     Rule("config.rollout", E, "a rollout policy is incomplete or inconsistent"),
     Rule("config.missing-path", E, "a file the model config names does not exist"),
+    Rule("config.symlink", E, "a symlink in the code folder (build packs regular files only)"),
     Rule("config.duplicate-name", E, "two model folders declare the same metadata.name"),
     Rule("config.name-mismatch", W, "metadata.name differs from the model folder's name"),
     Rule("config.unknown-environment", E, "an override names an environment that does not exist"),

@@ -20,7 +20,7 @@ def test_a_symlink_out_of_the_code_folder_is_found_in_the_tree_and_at_a_ref(repo
     code = repo / "models" / "iris" / "code"
     os.symlink(outside, code / "leak.txt")
     os.symlink("../../minilm-embeddings", code / "elsewhere")
-    os.symlink("inference.py", code / "alias.py")  # inside the model folder: not an escape
+    os.symlink("inference.py", code / "alias.py")  # inside the model folder: not an escape, still dropped
 
     found = _escape_findings(repo)
     assert sorted(f["message"] for f in found) == [
@@ -29,6 +29,10 @@ def test_a_symlink_out_of_the_code_folder_is_found_in_the_tree_and_at_a_ref(repo
     ], found
     assert {(f["file"], f["path"]) for f in found} == {("models/iris/model.yaml", "$.spec.container.handler.source_dir")}
     assert found[0]["line"] > 1
+    result = run_cli("validate", "models/iris", "--output", "json", cwd=repo)
+    inside = [f["message"] for f in result.json()["findings"] if f["rule"] == "config.symlink"]
+    assert inside == ["'code/alias.py' is a symlink; build packs regular files only, so the image would not have it"]
+    assert result.exit_code == 1, result
 
     commit_all(repo, "links")  # git keeps the symlinks as links: read at the ref, not the working tree
     assert sorted(f["message"] for f in _escape_findings(repo, "--ref", "HEAD")) == sorted(f["message"] for f in found)
