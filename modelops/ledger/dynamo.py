@@ -40,6 +40,12 @@ TABLE_ERROR_HINT = (
     "the role needs dynamodb:DescribeTable, CreateTable, Query, GetItem, PutItem, UpdateItem, DeleteItem "
     "and TransactWriteItems on the ledger table"
 )
+TABLE_NO_CREDENTIALS = "ledger table {table} ({region}): no AWS credentials found"
+TABLE_NO_CREDENTIALS_HINT = (
+    "provide credentials for the environment (AWS_PROFILE, AWS_ACCESS_KEY_ID, an instance role, or a "
+    "profile or role under its aws: in pipelines/environments.yaml)"
+)
+TABLE_UNREACHABLE_HINT = "check the network path to DynamoDB in that region (proxy, VPC endpoint)"
 
 _counter = itertools.count()
 
@@ -68,12 +74,18 @@ class DynamoLedger(LedgerBase):
 
     # -- plumbing ------------------------------------------------------------------------------
     def _error(self, exc: Exception) -> EnvironmentFailedError:
+        from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
+
+        if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+            return EnvironmentFailedError(TABLE_NO_CREDENTIALS.format(table=self.table, region=self.region),
+                                          hint=TABLE_NO_CREDENTIALS_HINT)
         response = getattr(exc, "response", None) or {}
         error = response.get("Error", {}) if isinstance(response, dict) else {}
         return EnvironmentFailedError(
             TABLE_ERROR.format(table=self.table, region=self.region, code=error.get("Code", type(exc).__name__),
                                message=error.get("Message", str(exc))),
-            hint=TABLE_ERROR_HINT)
+            # The permissions hint fits a refused call; a connection that failed needs another.
+            hint=TABLE_ERROR_HINT if isinstance(exc, ClientError) else TABLE_UNREACHABLE_HINT)
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -131,3 +131,21 @@ def test_two_takeovers_of_one_stale_lock_cannot_both_win(ledger: LedgerBase, clo
     assert not ledger._lock_replace(b, stale.token)
     assert ledger.lock_info("iris", "prod").holder.user == "a"  # type: ignore[union-attr]
     assert not ledger._lock_delete(b) and not ledger._lock_touch(b, clock.t)
+
+
+def test_no_credentials_is_said_as_such_not_as_missing_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    from modelops.ledger.dynamo import TABLE_NO_CREDENTIALS
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    client = boto3.session.Session().client("dynamodb", region_name="eu-west-1")
+    ledger = DynamoLedger(client, table="modelops-ledger", region="eu-west-1")
+    with pytest.raises(EnvironmentFailedError) as err:
+        ledger.history("iris")
+    assert err.value.message == TABLE_NO_CREDENTIALS.format(table="modelops-ledger", region="eu-west-1")
+    assert err.value.hint and "AWS_PROFILE" in err.value.hint and "dynamodb:" not in err.value.hint
