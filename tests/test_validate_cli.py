@@ -278,3 +278,17 @@ def test_prod_can_require_signed_artifacts(repo: Path) -> None:
         "      parameters: 15\n",
         "      parameters: 15\n      signature: {key: 'arn:aws:kms:us-east-1:000000000000:alias/release', value: 'c2lnbmF0dXJlLW9mLWFydGlmYWN0'}\n"))
     assert run_cli("validate", "models/iris", cwd=repo).exit_code == 0
+
+
+@pytest.mark.parametrize(("cloud", "builder", "allowed"), [("local", "codebuild", "local"),
+                                                           ("aws", "local", "docker, codebuild")])
+def test_a_builder_that_cannot_feed_the_environments_cloud_is_a_located_finding(
+        repo: Path, cloud: str, builder: str, allowed: str) -> None:
+    envs = repo / "pipelines" / "environments.yaml"
+    text = envs.read_text().replace("  dev:\n    cloud: local\n", f"  dev:\n    cloud: {cloud}\n", 1)
+    envs.write_text(text.replace("    builder: local\n", f"    builder: {builder}\n", 1))
+    result = run_cli("validate", "--output", "json", cwd=repo)
+    assert result.exit_code == 1, result
+    found = [f for f in result.json()["findings"] if f["path"] == "$.environments.dev.builder"]
+    assert [f["message"] for f in found] == [f"environments.dev.builder: '{builder}' is not one of {allowed}"], result
+    assert found[0]["file"] == "pipelines/environments.yaml" and found[0]["line"] > 1
