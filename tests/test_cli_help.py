@@ -1,7 +1,10 @@
-"""Every command's options read as a user's words in --help: no Python type names such as list[str]
-(typer shows an argument's type whatever its metavar, so arguments are left as typer draws them)."""
+"""Every command's options read as a user's words in --help: a value is named for what it is (ENV,
+REF, REGION, FILE...), never by a Python type such as <str>, <int range> or list[str] (typer shows an
+argument's type whatever its metavar, so arguments are left as typer draws them)."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -18,4 +21,5 @@ def test_help_shows_no_python_type_names(command: tuple[str, ...]) -> None:
     result = run_cli(*command, "--help")
     assert result.exit_code == 0, result
     options = [line for line in result.stdout.splitlines() if line.lstrip().startswith("-")]
-    assert options and not [line for line in options if "list[" in line], result.stdout
+    python_types = re.compile(r"list\[|<(str|int|float|path)\b")
+    assert options and not [line for line in options if python_types.search(line)], result.stdout

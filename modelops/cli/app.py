@@ -52,7 +52,7 @@ def root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", envvar="MODELOPS_DATA_DIR", help="Where modelops keeps its state."),
+        typer.Option("--data-dir", metavar="DIR", envvar="MODELOPS_DATA_DIR", help="Where modelops keeps its state."),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")

@@ -21,7 +21,7 @@ class SchemaKind(StrEnum):
 def validate(
     ctx: typer.Context,
     paths: Annotated[list[Path] | None, typer.Argument(help="Model folders, models/, pipelines/ (default: the whole repo).")] = None,
-    ref: Annotated[str | None, typer.Option("--ref", help="Validate the configs at this git ref (no checkout).")] = None,
+    ref: Annotated[str | None, typer.Option("--ref", metavar="REF", help="Validate the configs at this git ref (no checkout).")] = None,
     changed_since: Annotated[str | None, typer.Option("--changed-since", metavar="REF",
                                                       help="Only models changed since REF (all when pipelines/ changed).")] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")] = OutputFormat.text,
@@ -84,8 +84,8 @@ def schema(
 def init(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The model's name (lower case, digits, dashes).")],
-    team: Annotated[str, typer.Option("--team", help="The owning team.")] = "my-team",
-    description: Annotated[str, typer.Option("--description", help="One line about the model.")] = "",
+    team: Annotated[str, typer.Option("--team", metavar="TEAM", help="The owning team.")] = "my-team",
+    description: Annotated[str, typer.Option("--description", metavar="TEXT", help="One line about the model.")] = "",
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.text,
 ) -> int:
     """Scaffold models/NAME with a config, inference code and regression cases that validate clean."""

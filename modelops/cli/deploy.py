@@ -22,17 +22,17 @@ NO_BODY = "give the request with --body TEXT, --file PATH or --file - (stdin)"
 CANNOT_READ = "cannot read {path}: {reason}"
 
 _Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")]
-_Env = Annotated[str, typer.Option("--env", "-e", help="The environment (pipelines/environments.yaml).")]
-_Ref = Annotated[str | None, typer.Option("--ref", help="The git ref to read the release from (default: HEAD).")]
+_Env = Annotated[str, typer.Option("--env", "-e", metavar="ENV", help="The environment (pipelines/environments.yaml).")]
+_Ref = Annotated[str | None, typer.Option("--ref", metavar="REF", help="The git ref to read the release from (default: HEAD).")]
 
 
 def deploy(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model name or folder (models/iris).")],
-    env: Annotated[str | None, typer.Option("--env", "-e", help="Deploy to this environment (default: the first).")] = None,
-    through: Annotated[str | None, typer.Option("--through", help="Deploy through every environment up to this one.")] = None,
+    env: Annotated[str | None, typer.Option("--env", "-e", metavar="ENV", help="Deploy to this environment (default: the first).")] = None,
+    through: Annotated[str | None, typer.Option("--through", metavar="ENV", help="Deploy through every environment up to this one.")] = None,
     region: Annotated[list[str] | None, typer.Option(
-        "--region", metavar="<region>", help="Only this region of --env (repeatable); same gates. A rollback here rolls back the "
+        "--region", metavar="REGION", help="Only this region of --env (repeatable); same gates. A rollback here rolls back the "
                          "environment's other regions serving the release too, as the environments config says.")] = None,
     ref: _Ref = None,
     output: _Output = OutputFormat.text,
@@ -51,7 +51,7 @@ def deploy(
 def promote(
     ctx: typer.Context,
     release: Annotated[str, typer.Argument(help="The release id (iris-0123456789).")],
-    to: Annotated[str, typer.Option("--to", help="The environment to promote it to.")],
+    to: Annotated[str, typer.Option("--to", metavar="ENV", help="The environment to promote it to.")],
     output: _Output = OutputFormat.text,
 ) -> int:
     """Deploy a release that passed the previous environment to the next one."""
@@ -68,7 +68,7 @@ def approve(
     ctx: typer.Context,
     release: Annotated[str, typer.Argument(help="The release id to approve.")],
     env: _Env,
-    comment: Annotated[str, typer.Option("--comment", help="Why (kept in the ledger).")] = "",
+    comment: Annotated[str, typer.Option("--comment", metavar="TEXT", help="Why (kept in the ledger).")] = "",
     output: _Output = OutputFormat.text,
 ) -> int:
     """Approve a release for an environment (recorded with who and when)."""
@@ -89,7 +89,7 @@ def rollback(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model name or folder.")],
     env: _Env,
-    region: Annotated[str | None, typer.Option("--region", help="Only this region.")] = None,
+    region: Annotated[str | None, typer.Option("--region", metavar="REGION", help="Only this region.")] = None,
     output: _Output = OutputFormat.text,
 ) -> int:
     """Return a model to the release that served before the current one."""
@@ -188,11 +188,11 @@ def invoke(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model name or folder.")],
     env: _Env,
-    region: Annotated[str | None, typer.Option("--region", help="The region (default: the environment's first).")] = None,
-    body: Annotated[str | None, typer.Option("--body", help="The request body.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", help="Read the request body from a file (- for stdin).")] = None,
-    content_type: Annotated[str, typer.Option("--content-type")] = "application/json",
-    accept: Annotated[str, typer.Option("--accept")] = "application/json",
+    region: Annotated[str | None, typer.Option("--region", metavar="REGION", help="The region (default: the environment's first).")] = None,
+    body: Annotated[str | None, typer.Option("--body", metavar="BODY", help="The request body.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", metavar="FILE", help="Read the request body from a file (- for stdin).")] = None,
+    content_type: Annotated[str, typer.Option("--content-type", metavar="TYPE")] = "application/json",
+    accept: Annotated[str, typer.Option("--accept", metavar="TYPE")] = "application/json",
     output: _Output = OutputFormat.text,
 ) -> int:
     """Send one request to a model's endpoint and print the answer."""

@@ -18,7 +18,7 @@ local_app = typer.Typer(name="local", help="The embedded local cloud: start, sto
                         no_args_is_help=True, rich_markup_mode=None)
 
 DataDirOption = Annotated[Path | None, typer.Option(
-    "--data-dir", help="The local cloud's data dir (default: $MODELOPS_LOCAL_DATA_DIR, else <data dir>/localcloud).")]
+    "--data-dir", metavar="DIR", help="The local cloud's data dir (default: $MODELOPS_LOCAL_DATA_DIR, else <data dir>/localcloud).")]
 OutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")]
 
 
@@ -40,7 +40,7 @@ def _render(cli: cli_context.CliContext, info: object | None, data_dir: Path, ou
 
 @local_app.command()
 def up(ctx: typer.Context,
-       port: Annotated[int | None, typer.Option("--port", min=0, max=65535,
+       port: Annotated[int | None, typer.Option("--port", metavar="PORT", min=0, max=65535,
                                                 help="Port on 127.0.0.1 (default, or 0: a free one).")] = None,
        data_dir: DataDirOption = None, output: OutputOption = OutputFormat.text) -> int:
     """Start the local cloud in the background (or report the one already running)."""
