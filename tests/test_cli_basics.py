@@ -22,12 +22,14 @@ def test_unknown_command_is_bad_usage() -> None:
 
 
 def test_help_does_not_import_heavy_modules() -> None:
-    """`modelops --help` stays fast: no boto3, sagemaker, locust or emulator on its import path."""
+    """`modelops --help` stays fast: no boto3, sagemaker, locust or emulator on its import path, and
+    none of the config, policy or build machinery either (only the command modules)."""
     code = (
         "import sys\n"
         "from modelops.cli.app import run\n"
         "try:\n    run(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('boto3', 'botocore', 'sagemaker', 'locust', 'gevent', 'modelops.localcloud.server')"
+        "heavy = [m for m in ('boto3', 'botocore', 'sagemaker', 'locust', 'gevent', 'modelops.localcloud.server',"
+        " 'yaml', 'modelops.config', 'modelops.policy', 'modelops.build')"
         " if m in sys.modules]\n"
         "sys.stderr.write('HEAVY=' + ','.join(heavy))\n"
     )

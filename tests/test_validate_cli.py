@@ -148,6 +148,12 @@ def test_list_rules(repo: Path) -> None:
     rules = {r["rule"]: r for r in result.json()["rules"]}
     assert rules["security.kms-required"]["environments"] == ["staging", "prod"]
     assert rules["capacity.tensor-parallel"]["severity"] == "error"
+    assert rules["build.hadolint"]["severity"] == "warning"  # build's checker, plugged in when a command runs
+    # The table (80 columns when not a terminal) shows every id whole: policy.yaml names rules by it.
+    table = run_cli("validate", "--list-rules", cwd=repo)
+    assert table.exit_code == 0, table
+    shown = {line.split()[0] for line in table.stderr.splitlines() if line.strip()}
+    assert set(rules) <= shown, sorted(set(rules) - shown)
 
 
 def test_policy_can_fail_on_warnings(repo: Path) -> None:

@@ -70,6 +70,7 @@ def root(
 
         runtime = replace(runtime, data_dir=data_dir.expanduser().resolve())
     ctx.obj = cli_context.CliContext(console=console, runtime=runtime, verbose=verbose, debug=debug)
+    cli_context.run_before_commands()
 
 
 def _register_commands() -> None:

@@ -63,5 +63,10 @@ def image_lines(result: BuildResult) -> list[str]:
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app, and build's hadolint checker to validate."""
     app.command("build")(build)
-    # validate runs every registered checker; build's lints the Dockerfile it would render.
+    cli_context.before_commands(_add_hadolint_checker)
+
+
+def _add_hadolint_checker() -> None:
+    # validate (and deploy's policy gate, ci pr) runs every registered checker; build's lints the
+    # Dockerfile it would render. Imported when a command runs: it costs `modelops --help` ~70 ms.
     import modelops.build.lint  # noqa: F401

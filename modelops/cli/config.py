@@ -63,7 +63,12 @@ def _list_rules(cli: cli_context.CliContext, output: OutputFormat) -> int:
         return 0
     from rich.table import Table
 
-    table = Table("rule", "severity", "environments", "summary", box=None, header_style="bold")
+    table = Table(box=None, header_style="bold")
+    # Rule ids whole (policy.yaml names them): the summary wraps instead.
+    table.add_column("rule", no_wrap=True, min_width=max(len(r) for r in RULES))
+    table.add_column("severity", no_wrap=True)
+    table.add_column("environments", overflow="fold")
+    table.add_column("summary", overflow="fold")
     for r in RULES.values():
         table.add_row(r.id, str(r.severity), ", ".join(r.environments or ()), r.summary)
     cli.console.print(table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,21 @@ class CliContext:
     def emit_json(self, document: Any) -> None:
         """Print the one JSON document of ``--output json`` on stdout."""
         emit_document(document)
+
+
+_before_commands: list[Callable[[], None]] = []
+
+
+def before_commands(setup: Callable[[], None]) -> None:
+    """Run ``setup`` once a command is about to run (not for ``modelops --help``): for wiring that
+    imports more than start-up should pay for, such as a checker plugged into validate."""
+    if setup not in _before_commands:
+        _before_commands.append(setup)
+
+
+def run_before_commands() -> None:
+    for setup in _before_commands:
+        setup()
 
 
 _emitted = [False]  # whether this invocation has printed its JSON document (see app.run)
