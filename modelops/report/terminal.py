@@ -35,7 +35,10 @@ def render_terminal(console: Console, report: Report) -> None:
     for item in report.items:
         counts[item.status] = counts.get(item.status, 0) + 1
     tally = ", ".join(plural(n, s) for s, n in sorted(counts.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 9)))
-    subjects = f"{len(report.subjects)} model(s)" if report.subjects else "input"
+    if report.subjects:
+        subjects = f"{len(report.subjects)} model(s)"
+    else:  # e.g. `validate pipelines/`: no model, the pipeline files
+        subjects = f"{report.summary['files']} file(s)" if report.summary.get("files") else "input"
     if report.failed:
         console.print(Text(f"{report.title}: failed: {tally} in {subjects}", style="bold red"))
     else:
