@@ -71,3 +71,19 @@ def test_test_results_render_too() -> None:
     render_terminal(console, report)
     text = console.export_text()
     assert "csv-row" in text and "failed" in text
+
+
+def test_terminal_shows_a_table_when_it_fits_and_compiler_lines_when_it_does_not() -> None:
+    report = from_findings("modelops validate", FINDINGS, subjects=["a", "b"])
+    wide = Console(record=True, width=160)
+    render_terminal(wide, report)
+    assert wide.export_text().splitlines()[0].split() == ["severity", "location", "rule", "message"]
+    # A CI log (80 columns) would squeeze the message column to a few characters: one line each.
+    narrow = Console(record=True, width=80, soft_wrap=True)
+    render_terminal(narrow, report)
+    lines = narrow.export_text().splitlines()
+    assert lines[:3] == ["models/a/model.yaml:3:5: error: no KMS key | in prod [security.kms-required]",
+                         "  hint: set one",
+                         "models/b/model.yaml:7:3: warning: names differ [config.name-mismatch]"]
+    assert lines[3] == "pipelines/environments.yaml: error: cannot parse [yaml.syntax]"
+    assert lines[-1] == "modelops validate: failed: 2 errors, 1 warning in 2 model(s)"
