@@ -134,7 +134,7 @@ def history(
     if output is OutputFormat.json:
         cli.emit_json(report.to_dict())
         return 0
-    _print_table(cli.console, history_table(report), empty=not report.entries, what=f"no history for {report.model}")
+    _print_table(cli.console, history_lines(report), empty=not report.entries, what=f"no history for {report.model}")
     return 0
 
 
@@ -275,19 +275,22 @@ def status_table(report: StatusReport) -> Any:
     return table
 
 
-def history_table(report: HistoryReport) -> Any:
-    """``history`` as a table; image URIs and release ids in the last column wrap whole, never cut."""
-    table = _table(f"history of {report.model}")
-    for name in ("time (UTC)", "kind"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("release", no_wrap=True)
-    for name in ("env", "region"):
-        table.add_column(name)
-    table.add_column("what", overflow="fold")
-    for e in report.entries:
-        table.add_row(_when(e.get("at", 0.0)), e["entry"], e.get("release", "") or "", e.get("environment", "") or "",
-                      e.get("region", "") or "", _what(e))
-    return table
+def history_lines(report: HistoryReport) -> Any:
+    """``history`` as a log: one line per entry, its leading columns aligned and the last ("what":
+    image URIs, step details, test figures) whole at the end of the line, never folded into a narrow
+    column (a CI log is 80 columns; a terminal wraps the line itself)."""
+    from rich.text import Text
+
+    rows = [(_when(e.get("at", 0.0)), e["entry"], e.get("release", "") or "-",
+             "/".join(p for p in (e.get("environment"), e.get("region")) if p) or "-", _what(e))
+            for e in report.entries]
+    header = ("time (UTC)", "kind", "release", "where", "what")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]
+    text = Text(f"history of {report.model}\n")
+    text.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)) + "  what", style="bold")
+    for row in rows:
+        text.append("\n" + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[4])
+    return text
 
 
 def _table(title: str) -> Any:

@@ -1,5 +1,5 @@
-"""The deploy summary and status tables stay readable at 100 columns: release ids whole, no detail
-that only repeats another column."""
+"""The deploy summary and status tables stay readable at 100 columns (release ids whole, no detail
+that only repeats another column); history is a log, one line per entry."""
 
 from __future__ import annotations
 
@@ -70,8 +70,8 @@ def test_status_of_several_models_has_a_model_column() -> None:
     assert "model" in text.splitlines()[1] and "iris-0123456789" in text and NEW in text, text
 
 
-def test_history_fits_100_columns_with_image_uris_whole_and_no_repeated_words() -> None:
-    from modelops.cli.deploy import history_table
+def test_history_is_a_log_with_one_line_per_entry_even_at_80_columns() -> None:
+    from modelops.cli.deploy import history_lines
     from modelops.deploy.api import HistoryReport
 
     image = "000000000000.dkr.ecr.us-east-1.amazonaws.com/modelops/fraud-score:3557bb9e6ebfbc50"
@@ -82,10 +82,17 @@ def test_history_fits_100_columns_with_image_uris_whole_and_no_repeated_words() 
          "step": "succeeded", "status": "succeeded", "detail": ""},
         {"entry": "test", "at": 3.0, "release": NEW, "environment": "dev", "region": "us-east-1",
          "kind": "load", "passed": False, "summary": "p95 210 ms > 150 ms"},
+        {"entry": "approval", "at": 4.0, "release": NEW, "environment": "prod", "by": "ana@example.com"},
     ))
-    text = _render(history_table(report))
-    lines = text.splitlines()
-    assert all(len(line) <= 100 for line in lines) and "…" not in text, text
-    assert image in "".join(text.split()), text
-    assert "(succeeded)" not in text and "load FAILED: p95 210 ms > 150 ms" in text, text
-    assert "test in us-east-1" not in text, text
+    out = io.StringIO()
+    # The CLI's console (soft wrap: the terminal, if any, wraps a long line; a CI log keeps it whole).
+    Console(file=out, width=80, color_system=None, soft_wrap=True).print(history_lines(report))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "history of fraud-score" and lines[1].split() == ["time", "(UTC)", "kind", "release", "where", "what"]
+    assert len(lines) == 2 + 4, lines  # one line per entry, nothing folded
+    assert lines[2].endswith(f"dev/us-east-1  image {image}"), lines
+    assert lines[3].endswith("dev/us-east-1  succeeded"), lines  # not "succeeded (succeeded)"
+    assert lines[4].endswith("load FAILED: p95 210 ms > 150 ms"), lines
+    assert "prod  " in lines[5] and lines[5].endswith("approved by ana@example.com"), lines
+    # The columns before "what" line up.
+    assert len({line.index("  " + NEW) for line in lines[2:]}) == 1, lines
