@@ -152,21 +152,6 @@ class RegionCloud:
         raw = self._exists("describe_endpoint", f"endpoint {name}", EndpointName=name)
         return None if raw is None else str(raw["EndpointArn"])
 
-    def invoke(self, name: str, body: bytes, *, content_type: str, accept: str) -> tuple[int, str, bytes]:
-        """InvokeEndpoint: (HTTP status, content type, body); a ModelError's status is the container's."""
-        from modelops.clients import error_code, translate
-
-        client = self.clients.client("sagemaker-runtime", self.region)
-        try:
-            out = client.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type, Accept=accept)
-            return 200, str(out.get("ContentType", "")), out["Body"].read()
-        except Exception as exc:
-            if error_code(exc) == "ModelError":
-                err = getattr(exc, "response", {}).get("Error", {})
-                status = int(getattr(exc, "response", {}).get("OriginalStatusCode", 0) or 424)
-                return status, "text/plain", str(err.get("Message", "")).encode()
-            raise translate(exc, resource=f"{self.environment}/{self.region}: endpoint {name}") from exc
-
 
 def endpoint_view(raw: Mapping[str, Any], release_tag: str | None) -> EndpointView:
     """DescribeEndpoint's answer as an :class:`EndpointView` (blue = ProductionVariants, green = pending)."""

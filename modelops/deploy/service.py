@@ -596,7 +596,11 @@ def sync(request: SyncRequest, runtime: Runtime) -> SyncResult:
 
 
 def invoke(request: InvokeRequest, runtime: Runtime) -> InvokeResult:
-    """Send one request to a model's endpoint in an environment (first region unless given)."""
+    """Send one request to a model's endpoint in an environment (first region unless given); a
+    ModelError is an answer with the container's status, any other service error raises."""
+    from modelops.config.cases import CaseRequest
+    from modelops.verify.invoke import invoke as send
+
     repo = _repo(runtime)
     env = repo.envs.get(request.environment)
     model = load_model(repo.ws, request.model)
@@ -604,6 +608,9 @@ def invoke(request: InvokeRequest, runtime: Runtime) -> InvokeResult:
     env.check_regions((region,))
     endpoint = naming.endpoint_name(model.name, env.name)
     with _opened(env, runtime) as (clients, _):
-        status_code, content_type, body = RegionCloud(clients, region).invoke(
-            endpoint, request.body, content_type=request.content_type, accept=request.accept)
-    return InvokeResult(endpoint, region, status_code, content_type, body)
+        answer = send(clients.client("sagemaker-runtime", region), endpoint,
+                      CaseRequest(content_type=request.content_type, accept=request.accept, body=request.body),
+                      runtime.clock, resource=f"{env.name}/{region}: endpoint {endpoint}", raise_service_errors=True)
+    if answer.ok:
+        return InvokeResult(endpoint, region, answer.status, answer.content_type or "", answer.body)
+    return InvokeResult(endpoint, region, answer.original_status or answer.status, "text/plain", answer.body)

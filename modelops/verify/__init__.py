@@ -14,6 +14,9 @@ gevent patches the process, so nothing heavy may load here)::
     send_traffic(clients, region, endpoint, cases, *, rate, runtime) -> TrafficSender
         # synthetic traffic for deploy's bake periods: the regression requests at `rate` per second
         # in a background thread; .stop() -> TrafficStats(sent, errors, by_status); also a context manager.
+    modelops.verify.invoke.invoke(client, endpoint, CaseRequest, clock, *, resource,
+                                  raise_service_errors=False) -> Invocation
+        # the one InvokeEndpoint seam: regression cases, synthetic traffic, and deploy's `invoke` command.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""The seam to the SageMaker runtime API for single requests: ``InvokeEndpoint`` through a boto3
+"""The one seam to the SageMaker runtime API for single requests: ``InvokeEndpoint`` through a boto3
 ``sagemaker-runtime`` client (SigV4-signed by botocore), answers and service errors alike turned into
-an :class:`Invocation` (status, body, latency). Only a cloud that cannot be reached raises."""
+an :class:`Invocation` (status, body, latency). Only a cloud that cannot be reached raises (and, when
+asked, a service error that is not the container's). Regression cases, synthetic traffic and
+``modelops invoke`` (through the deploy service) all send through :func:`invoke`."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from typing import Any
 
 from modelops.config.cases import CaseRequest
 from modelops.runtime import Clock
+
+MODEL_ERROR = "ModelError"  # SageMaker's error code for "the container answered 4xx/5xx"
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,15 @@ class Invocation:
         return f"{self.status} {self.error_code or 'error'}{inner}: {text[:200]}"
 
 
-def invoke(client: Any, endpoint: str, request: CaseRequest, clock: Clock, *, resource: str) -> Invocation:
-    """Send ``request`` to ``endpoint`` through a boto3 ``sagemaker-runtime`` client."""
+def invoke(client: Any, endpoint: str, request: CaseRequest, clock: Clock, *, resource: str,
+           raise_service_errors: bool = False) -> Invocation:
+    """Send ``request`` to ``endpoint`` through a boto3 ``sagemaker-runtime`` client.
+
+    A ModelError (the container answered 4xx/5xx, or did not answer) is always an invocation: it is
+    the model's answer. Other service errors (no such endpoint, access denied, throttled) are
+    invocations too, for callers that count them (regression cases, synthetic traffic); with
+    ``raise_service_errors`` they raise the translated modelops error instead, for a command sending
+    one request. A cloud that cannot be reached raises either way."""
     from botocore.exceptions import ClientError
 
     from modelops.clients import translate
@@ -55,6 +66,8 @@ def invoke(client: Any, endpoint: str, request: CaseRequest, clock: Clock, *, re
         latency = (clock.monotonic() - start) * 1000.0
         meta = exc.response.get("ResponseMetadata", {})
         error = exc.response.get("Error", {})
+        if raise_service_errors and error.get("Code") != MODEL_ERROR:
+            raise translate(exc, resource=resource) from exc
         original = exc.response.get("OriginalStatusCode")
         message = exc.response.get("OriginalMessage") or error.get("Message") or str(exc)
         return Invocation(status=int(meta.get("HTTPStatusCode") or 500), body=str(message).encode(),

@@ -1,8 +1,10 @@
 """Commands that change nothing say nothing misleading: a rollback that cannot be done is the user's
-request (exit 2, one line, a hint), not a cloud failure; plan does not report its throw-away build."""
+request (exit 2, one line, a hint), not a cloud failure; plan does not report its throw-away build;
+invoke reports the container's answer, and a missing endpoint as the user's to fix."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,23 @@ def test_plan_does_not_report_the_temporary_build_context_it_renders(cloud_repo:
     assert result.exit_code == 0, result
     assert "modelops-plan-" not in result.stderr and "wrote the build context" not in result.stderr, result
     assert "plan: iris -> dev" in result.stderr and "create" in result.stderr, result
+
+
+
+@pytest.mark.slow
+def test_invoke_answers_with_the_containers_status_and_a_missing_endpoint_is_bad_input(cloud_repo: Path) -> None:
+    missing = run_cli("invoke", "iris", "--env", "dev", "--body", "[[1, 2, 3, 4]]", "--output", "json", cwd=cloud_repo)
+    assert missing.exit_code == 2, missing
+    assert missing.json()["error"]["message"].startswith("dev/us-east-1: endpoint iris-dev: Validation"), missing
+    assert "not found" in missing.json()["error"]["message"], missing
+
+    deployed = run_cli("deploy", "iris", "--env", "dev", "--output", "json", cwd=cloud_repo)
+    assert deployed.exit_code == 0, deployed
+    ok = run_cli("invoke", "iris", "--env", "dev", "--body", "[[5.1, 3.5, 1.4, 0.2]]", cwd=cloud_repo)
+    assert ok.exit_code == 0 and "iris-dev (us-east-1): HTTP 200" in ok.stderr, ok
+    assert json.loads(ok.stdout)["predictions"][0]["label"] == "setosa", ok
+    # A ModelError is the container's answer: its status (not SageMaker's 424) and its message.
+    bad = run_cli("invoke", "iris", "--env", "dev", "--body", "[[1]]", "--output", "json", cwd=cloud_repo)
+    assert bad.exit_code == 1, bad
+    assert bad.json()["status"] == 500 and bad.json()["content_type"] == "text/plain", bad
+    assert "expected rows of 4 numbers" in bad.json()["body"], bad

@@ -156,3 +156,24 @@ def test_invoke_through_boto3_runtime_client() -> None:
                         resource="dev:eu-west-1:ep-1")
         assert failed.status == 424 and failed.error_code == "ModelError"
         assert server.signed == server.requests == 2  # SigV4 by botocore
+
+
+def test_invoke_raises_service_errors_other_than_the_containers_when_asked() -> None:
+    import boto3
+
+    def handler(endpoint: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        if endpoint == "missing":
+            return 400, json.dumps({"__type": "ValidationError", "message": f"Endpoint {endpoint} not found."}).encode()
+        return echo_model()(endpoint, body, content_type)
+
+    with fake_runtime(handler) as server:
+        client = boto3.session.Session().client("sagemaker-runtime", region_name="eu-west-1", endpoint_url=server.url,
+                                                aws_access_key_id="k", aws_secret_access_key="s")
+        counted = invoke(client, "missing", CaseRequest(body=b"{}"), SystemClock(), resource="dev:eu-west-1:missing")
+        assert counted.status == 400 and counted.error_code == "ValidationError"
+        with pytest.raises(InputError, match="dev:eu-west-1:missing: ValidationError: Endpoint missing not found"):
+            invoke(client, "missing", CaseRequest(body=b"{}"), SystemClock(), resource="dev:eu-west-1:missing",
+                   raise_service_errors=True)
+        model_error = invoke(client, "ep-1", CaseRequest(content_type="text/csv", body=b"1,2"), SystemClock(),
+                             resource="dev:eu-west-1:ep-1", raise_service_errors=True)
+        assert model_error.status == 424 and model_error.original_status == 400 and model_error.body == b"not JSON"
