@@ -391,15 +391,28 @@ def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutc
         detail = f"cannot roll back: no release served {target.endpoint_name} before {target.release}"
         return replace(outcome, detail=detail)
     runtime.progress.step(f"{env}/{region}: rolling back to {previous} ({why})")
+    detail = f"rolled back to {previous} because the rollout {why}"
+    failure = restore_release(back, RegionCloud(clients, region), journal, runtime, poll_seconds=poll_seconds,
+                              note=detail)
+    if failure is not None:
+        return replace(outcome, status=FAILED, detail=f"rolling back to {previous} failed: {failure}")
+    runtime.progress.step(f"{env}/{region}: rolled back to {previous}")
+    return replace(outcome, status=ROLLED_BACK, detail=detail, serving=previous)
+
+
+def restore_release(back: specs.RegionTarget, cloud: RegionCloud, journal: Journal, runtime: Runtime, *,
+                    poll_seconds: float, note: str) -> str | None:
+    """Converge a region back to ``back``, a release that served there before (all at once, no alarms),
+    and record the end in ``journal``: rolled back with ``note``, or failed. None once the region
+    serves ``back``, else why it does not. The one way both rollback paths (``modelops rollback`` and
+    :func:`restore_region`) take a region back."""
     try:
-        step = reconcile_region(back, RegionCloud(clients, region), journal, runtime, restore=True,
-                                poll_seconds=poll_seconds)
+        step = reconcile_region(back, cloud, journal, runtime, restore=True, poll_seconds=poll_seconds)
     except ModelopsError as err:
         step = Step(Action.FAILED, err.message)
     if step.action != Action.SUCCEEDED:
-        journal.record(FAILED, FAILED, f"rolling back to {previous} failed: {step.reason}", previous_release=previous)
-        return replace(outcome, status=FAILED, detail=f"rolling back to {previous} failed: {step.reason}")
-    detail = f"rolled back to {previous} because the rollout {why}"
-    journal.record(ROLLED_BACK, ROLLED_BACK, detail, previous_release=previous)
-    runtime.progress.step(f"{env}/{region}: rolled back to {previous}")
-    return replace(outcome, status=ROLLED_BACK, detail=detail, serving=previous)
+        journal.record(FAILED, FAILED, f"rolling back to {back.release} failed: {step.reason}",
+                       previous_release=back.release)
+        return step.reason
+    journal.record(ROLLED_BACK, ROLLED_BACK, note, previous_release=back.release)
+    return None

@@ -34,7 +34,6 @@ from modelops.deploy.api import (
     overall,
 )
 from modelops.deploy.cloud import RegionCloud
-from modelops.deploy.machine import Action
 from modelops.deploy.rollout import (
     FAILED,
     ROLLED_BACK,
@@ -45,8 +44,8 @@ from modelops.deploy.rollout import (
     RegionOutcome,
     halt_reason,
     reconcile_environment,
-    reconcile_region,
     restore_region,
+    restore_release,
     time_limit,
 )
 from modelops.errors import GateError, InputError, ModelopsError
@@ -426,15 +425,10 @@ def _rollback_region(model: ModelConfig, env: Environment, region: str, clients:
                       endpoint=endpoint)
     runtime.progress.step(f"{env.name}/{region}: rolling back {current} to {back}")
     target = _target_for_release(model, env, region, back, ledger, ws)
-    try:
-        step = reconcile_region(target, cloud, journal, runtime, restore=True, poll_seconds=_poll_seconds(env))
-    except ModelopsError as err:
-        journal.record(FAILED, FAILED, f"rolling back to {back} failed: {err.message}", previous_release=back)
-        return RegionOutcome(env.name, region, endpoint, current, FAILED, err.message, back, current)
-    if step.action != Action.SUCCEEDED:
-        journal.record(FAILED, FAILED, f"rolling back to {back} failed: {step.reason}", previous_release=back)
-        return RegionOutcome(env.name, region, endpoint, current, FAILED, step.reason, back, current)
-    journal.record(ROLLED_BACK, ROLLED_BACK, f"rolled back to {back} by {runtime.user}", previous_release=back)
+    failure = restore_release(target, cloud, journal, runtime, poll_seconds=_poll_seconds(env),
+                              note=f"rolled back to {back} by {runtime.user}")
+    if failure is not None:
+        return RegionOutcome(env.name, region, endpoint, current, FAILED, failure, back, current)
     runtime.progress.step(f"{env.name}/{region}: serving {back}")
     return RegionOutcome(env.name, region, endpoint, current, ROLLED_BACK, f"serving {back}", back, back)
 

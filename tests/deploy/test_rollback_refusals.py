@@ -1,6 +1,6 @@
-"""Commands that change nothing say nothing misleading: a rollback that cannot be done is the user's
-request (exit 2, one line, a hint), not a cloud failure; plan does not report its throw-away build;
-invoke reports the container's answer, and a missing endpoint as the user's to fix."""
+"""Commands say nothing misleading: a rollback that cannot be done is the user's request (exit 2, one
+line, a hint), not a cloud failure, and one that can be done serves the release before; plan does not
+report its throw-away build; invoke reports the container's answer, and a missing endpoint as bad input."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import commit_all, run_cli
 
 
 @pytest.mark.slow
-def test_rollback_of_nothing_is_bad_input_not_a_cloud_failure(cloud_repo: Path) -> None:
+def test_rollback_of_nothing_is_bad_input_and_of_a_second_release_serves_the_first(cloud_repo: Path) -> None:
     absent = run_cli("rollback", "iris", "--env", "prod", "--output", "json", cwd=cloud_repo)
     assert absent.exit_code == 2, absent
     assert absent.json()["error"]["message"] == "iris is not deployed in prod/us-east-1", absent
@@ -26,6 +26,19 @@ def test_rollback_of_nothing_is_bad_input_not_a_cloud_failure(cloud_repo: Path) 
     assert first.exit_code == 2, first
     assert f"error: no release before {release} succeeded in dev/us-east-1" in first.stderr, first
     assert "modelops history iris" in first.stderr, first
+
+    # Once a second release served, the rollback can be done: it takes the region back to the first.
+    code = cloud_repo / "models" / "iris" / "code" / "inference.py"
+    code.write_text(code.read_text() + "\n# the second release\n")
+    commit_all(cloud_repo, "a second release")
+    second = run_cli("deploy", "iris", "--env", "dev", "--output", "json", cwd=cloud_repo)
+    assert second.exit_code == 0 and second.json()["release"] != release, second
+    back = run_cli("rollback", "iris", "--env", "dev", "--output", "json", cwd=cloud_repo)
+    assert back.exit_code == 0, back
+    [region] = back.json()["deployments"]
+    assert (region["status"], region["serving"], region["detail"]) == ("rolled_back", release, f"serving {release}")
+    history = run_cli("history", "iris", "--output", "json", cwd=cloud_repo)
+    assert f"rolled back to {release} by " in history.stdout, history
 
 
 @pytest.mark.slow
