@@ -34,6 +34,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from modelops.runtime import NullProgress
+
 ROOT = Path(__file__).resolve().parent.parent
 REVIEWER = "reviewer@example.com"
 WAVE_GOAL = 1.2
@@ -68,7 +70,9 @@ class TimingClock:
         return total
 
 
-class StderrProgress:
+class StderrProgress(NullProgress):
+    """The pipeline's one-line steps on stderr with the seconds since the start (--verbose); no bars."""
+
     def __init__(self, verbose: bool):
         self.verbose = verbose
         self.origin = time.monotonic()
@@ -76,15 +80,6 @@ class StderrProgress:
     def step(self, message: str) -> None:
         if self.verbose:
             print(f"  {time.monotonic() - self.origin:7.2f} {message}", file=sys.stderr)
-
-    def start(self, task: str, total: float | None = None) -> None:
-        pass
-
-    def advance(self, task: str, amount: float = 1.0, *, message: str | None = None) -> None:
-        pass
-
-    def finish(self, task: str) -> None:
-        pass
 
 
 @contextmanager
