@@ -36,7 +36,9 @@ ENDPOINT_NOT_FOUND = "Endpoint {name} of account {account} not found."
 PAYLOAD_TOO_LARGE = "Request payload size exceeded the maximum allowed {limit} bytes."
 VARIANT_NOT_FOUND = "Variant {variant} not found for endpoint {name}."
 NOT_READY = "Endpoint {name} is not ready: no instance of {what} is healthy yet."
-MODEL_ERROR = ("Received server error ({status}) from primary with message \"{message}\". See {log_url} in "
+# The service says "client error" for a container's 4xx and "server error" for its 5xx (the form seen in
+# answers of the real InvokeEndpoint, e.g. 'Received client error (400) from primary with message ...').
+MODEL_ERROR = ("Received {side} error ({status}) from primary with message \"{message}\". See {log_url} in "
                "account {account} for more information.")
 MODEL_TIMEOUT = "Your invocation timed out while waiting for a response from container primary."
 
@@ -357,7 +359,7 @@ class RuntimeApi:
         if status >= 400:
             message = body.decode("utf-8", errors="replace")
             call.done(json_error(ServiceError("ModelError", MODEL_ERROR.format(
-                status=status, message=message, account=LOCAL_ACCOUNT,
+                side="client" if status < 500 else "server", status=status, message=message, account=LOCAL_ACCOUNT,
                 log_url=f"/aws/sagemaker/Endpoints/{call.route.name}"), 424,
                 extra={"OriginalStatusCode": status, "OriginalMessage": message,
                        "LogStreamArn": self._log_arn(call.route)}), "application/json"))

@@ -69,6 +69,37 @@ def test_model_errors_carry_the_container_status_and_payloads_over_6_mb_are_refu
     assert "6291456" in _error(too_big)[1]
 
 
+# The toolkit's default input_fn: a content type it cannot decode is the container's 415.
+PICKY_HANDLER = '''
+def model_fn(model_dir):
+    return None
+
+def predict_fn(data, model):
+    return data
+
+def output_fn(prediction, accept):
+    return b"ok"
+'''
+
+
+def test_a_container_4xx_is_a_client_error_and_a_5xx_a_server_error(local_cloud: LocalCloud) -> None:
+    # The service words a container's 4xx "Received client error (415) from primary ..." and its 5xx
+    # "Received server error (500) ...": callers tell bad input from a broken model by it.
+    uri = local_cloud.add_test_image("picky", {"inference.py": PICKY_HANDLER})
+    local_cloud.create_endpoint("picky", uri)
+    runtime = local_cloud.client("sagemaker-runtime")
+    with pytest.raises(ClientError) as refused:
+        runtime.invoke_endpoint(EndpointName="picky", Body=b"x", ContentType="application/x-unknown")
+    code, message = _error(refused)
+    assert code == "ModelError"
+    assert refused.value.response["OriginalStatusCode"] == 415
+    assert message.startswith("Received client error (415) from primary with message"), message
+    with pytest.raises(ClientError) as broken:  # a body the default JSON decoder chokes on: the toolkit's 500
+        runtime.invoke_endpoint(EndpointName="picky", Body=b"{not json", ContentType="application/json")
+    assert broken.value.response["OriginalStatusCode"] == 500
+    assert _error(broken)[1].startswith("Received server error (500) from primary with message"), _error(broken)[1]
+
+
 def test_traffic_splits_by_weight_and_target_variant_picks_one(local_cloud: LocalCloud, echo_uri: str) -> None:
     djl = local_cloud.add_test_image("djl", {"model.py": DJL_HANDLER}, contract="djl-python")
     local_cloud.create_model("split-echo", echo_uri)
