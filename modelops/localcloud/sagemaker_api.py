@@ -51,6 +51,7 @@ NO_CONTAINER = "Either PrimaryContainer or Containers must be specified."
 UNKNOWN_VARIANT = "The variant(s) \"[{variant}]\" is/are not present in the endpoint {arn}."
 BAD_ARN = "Invalid resource ARN: {arn}."
 UNKNOWN_OPERATION = "The operation {operation} is not supported by the local cloud."
+BAD_TOKEN = "Invalid pagination token {token!r}: pass the NextToken of the previous answer."
 MALFORMED = "The request body is not valid JSON: {reason}"
 
 
@@ -109,15 +110,20 @@ class SageMakerApi:
         name_contains = params.get("NameContains")
         if name_contains:
             items = [i for i in items if name_contains.lower() in i[sort_keys["Name"]].lower()]
-        for bound, op in (("CreationTimeBefore", "lt"), ("CreationTimeAfter", "gt")):
+        # ListEndpoints also filters on LastModifiedTime (ListModels and ListEndpointConfigs have no such
+        # members, so botocore's input shape never lets them through there).
+        for bound, field, before in (("CreationTimeBefore", "CreationTime", True),
+                                     ("CreationTimeAfter", "CreationTime", False),
+                                     ("LastModifiedTimeBefore", "LastModifiedTime", True),
+                                     ("LastModifiedTimeAfter", "LastModifiedTime", False)):
             if params.get(bound) is not None:
                 limit = float(params[bound])
-                items = [i for i in items if (i["CreationTime"] < limit if op == "lt" else i["CreationTime"] > limit)]
+                items = [i for i in items if (i[field] < limit if before else i[field] > limit)]
         if params.get("StatusEquals"):
             items = [i for i in items if i.get("EndpointStatus") == params["StatusEquals"]]
         sort_by = sort_keys.get(params.get("SortBy", "CreationTime"), "CreationTime")
         items.sort(key=lambda i: i[sort_by], reverse=params.get("SortOrder", "Descending") == "Descending")
-        start = int(params.get("NextToken") or 0)
+        start = _page_start(params.get("NextToken"))
         size = int(params.get("MaxResults") or 10)
         out: dict[str, Any] = {key: items[start:start + size]}
         if start + size < len(items):
@@ -241,7 +247,8 @@ class SageMakerApi:
         items = [{"EndpointName": d["EndpointName"], "EndpointArn": d["EndpointArn"], "CreationTime": d["CreationTime"],
                   "LastModifiedTime": d["LastModifiedTime"], "EndpointStatus": d["EndpointStatus"]}
                  for (r, _), d in self.reg.endpoints.items() if r == region]
-        return self._page(items, p, "Endpoints", {"Name": "EndpointName", "CreationTime": "CreationTime"})
+        return self._page(items, p, "Endpoints", {"Name": "EndpointName", "CreationTime": "CreationTime",
+                                                  "Status": "EndpointStatus"})
 
     def update_endpoint(self, region: str, p: dict[str, Any]) -> dict[str, Any]:
         doc = self._get(self.reg.endpoints, region, p["EndpointName"], "endpoint", "endpoint")
@@ -400,7 +407,7 @@ class SageMakerApi:
         arn = p["ResourceArn"]
         self._resource_of(arn)
         tags = self.reg.tags.get(arn, [])
-        start = int(p.get("NextToken") or 0)
+        start = _page_start(p.get("NextToken"))
         size = int(p.get("MaxResults") or 50)
         out: dict[str, Any] = {"Tags": tags[start:start + size]}
         if start + size < len(tags):
@@ -413,6 +420,16 @@ class SageMakerApi:
         drop = set(p["TagKeys"])
         self.reg.set_tags(arn, [t for t in self.reg.tags.get(arn, []) if t["Key"] not in drop])
         return {}
+
+
+def _page_start(token: str | None) -> int:
+    """Where a page starts: a NextToken this server handed out, else a ValidationException (a token
+    that is not one of ours is the caller's error, not an internal failure)."""
+    if not token:
+        return 0
+    if not token.isdigit():
+        raise validation_error(BAD_TOKEN.format(token=token))
+    return int(token)
 
 
 def _share(size: dict[str, Any], count: int) -> float:

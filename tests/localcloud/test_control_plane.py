@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import socket
+import time
 import urllib.request
 import uuid
 
@@ -277,3 +279,42 @@ def test_update_rules_of_the_spec_are_enforced(local_cloud: LocalCloud, echo_uri
     sm.delete_endpoint(EndpointName="rules")
     local_cloud.client("sagemaker").get_waiter("endpoint_deleted").wait(
         EndpointName="rules", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+
+def test_list_endpoints_sorts_by_status_filters_on_last_modified_time_and_pages(
+        local_cloud: LocalCloud, echo_uri: str) -> None:
+    # ListEndpoints' SortBy is Name | CreationTime | Status and it filters on LastModifiedTimeBefore/After
+    # besides CreationTime (botocore's ListEndpointsInput); a NextToken that is none of the server's is a
+    # ValidationException, not an internal error.
+    region = "ap-northeast-2"
+    sm = local_cloud.client("sagemaker", region)
+    local_cloud.create_endpoint("list-a", echo_uri, region=region)
+    between = datetime.datetime.now(datetime.UTC)
+    time.sleep(0.05)
+    local_cloud.create_endpoint("list-b", "000000000000.dkr.ecr.us-east-1.amazonaws.com/missing:2", region=region,
+                                wait=False)
+    local_cloud.wait_for("list-b", "Failed", region=region)
+    local_cloud.create_endpoint("list-c", echo_uri, region=region)
+
+    def names(**kwargs: object) -> list[str]:
+        return [e["EndpointName"] for e in sm.list_endpoints(**kwargs)["Endpoints"]]
+
+    assert names(SortBy="Status", SortOrder="Ascending")[0] == "list-b"  # Failed < InService
+    assert names(SortBy="Status", SortOrder="Descending")[-1] == "list-b"
+    assert names(SortBy="Name", SortOrder="Ascending") == ["list-a", "list-b", "list-c"]
+    assert names() == ["list-c", "list-b", "list-a"]  # CreationTime, Descending by default
+    assert names(LastModifiedTimeBefore=between) == ["list-a"]
+    assert sorted(names(LastModifiedTimeAfter=between)) == ["list-b", "list-c"]
+    assert names(StatusEquals="Failed") == ["list-b"]
+    assert names(NameContains="t-c") == ["list-c"]
+    pages = list(sm.get_paginator("list_endpoints").paginate(SortBy="Name", SortOrder="Ascending",
+                                                            PaginationConfig={"PageSize": 2}))
+    assert [[e["EndpointName"] for e in page["Endpoints"]] for page in pages] == [["list-a", "list-b"], ["list-c"]]
+    with pytest.raises(ClientError) as bad_token:
+        sm.list_endpoints(NextToken="not-a-token")
+    assert _error(bad_token)[0] == "ValidationException"
+    assert bad_token.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    arn = sm.describe_endpoint(EndpointName="list-a")["EndpointArn"]
+    with pytest.raises(ClientError) as bad_tags_token:
+        sm.list_tags(ResourceArn=arn, NextToken="not-a-token")
+    assert _error(bad_tags_token)[0] == "ValidationException"
