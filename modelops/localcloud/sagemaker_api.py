@@ -34,7 +34,8 @@ NOT_FOUND = 'Could not find {what} "{arn}".'
 ALREADY_EXISTS = 'Cannot create already existing {what} "{arn}".'
 UPDATE_IN_PROGRESS = 'Cannot update in-progress endpoint "{arn}".'
 UPDATE_FAILED = 'Cannot update failed endpoint "{arn}". Delete the endpoint and create it again.'
-DELETE_IN_PROGRESS = 'Cannot delete in-progress endpoint "{arn}".'
+DELETE_IN_PROGRESS = UPDATE_IN_PROGRESS  # what the service answers DeleteEndpoint on a Creating endpoint
+IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 VARIANTS_CHANGED = ("The production variant names of endpoint config {config} ({new}) do not match the ones "
                     "of endpoint {endpoint} ({old}); a blue/green or rolling update keeps the variant names.")
 ONE_POLICY = "Only one of BlueGreenUpdatePolicy and RollingUpdatePolicy can be specified."
@@ -370,6 +371,12 @@ class SageMakerApi:
         doc = self._get(self.reg.endpoints, region, p["EndpointName"], "endpoint", "endpoint")
         if doc["EndpointStatus"] == "Deleting":
             return {}
+        # An endpoint whose deployment is in progress cannot be deleted: the service answers
+        # ValidationException while it is Creating (reported from the real service, with the update
+        # message's wording), and the API reference says a SystemUpdating endpoint "cannot be updated or
+        # deleted". Updating and RollingBack are in progress the same way; wait for InService or Failed.
+        if doc["EndpointStatus"] in IN_PROGRESS:
+            raise validation_error(DELETE_IN_PROGRESS.format(arn=doc["EndpointArn"]))
         for fleet in (doc["fleet"], (doc.get("pending") or {}).get("variants") or []):
             for variant in fleet:
                 for iid in variant["instances"]:

@@ -318,3 +318,43 @@ def test_list_endpoints_sorts_by_status_filters_on_last_modified_time_and_pages(
     with pytest.raises(ClientError) as bad_tags_token:
         sm.list_tags(ResourceArn=arn, NextToken="not-a-token")
     assert _error(bad_tags_token)[0] == "ValidationException"
+
+
+# A model that takes a while to load: its instances stay unhealthy (no port yet) for two seconds.
+SLOW_HANDLER = '''
+import time
+
+def model_fn(model_dir):
+    time.sleep(2)
+    return None
+
+def input_fn(body, content_type):
+    return body
+
+def predict_fn(data, model):
+    return data
+
+def output_fn(prediction, accept):
+    return prediction
+'''
+
+
+def test_an_endpoint_being_created_or_updated_cannot_be_deleted(local_cloud: LocalCloud) -> None:
+    # DeleteEndpoint on a Creating endpoint is a ValidationException on the service (one waits for
+    # InService or Failed, then deletes); so is it while an update runs.
+    uri = local_cloud.add_test_image("slow", {"inference.py": SLOW_HANDLER})
+    sm = local_cloud.client("sagemaker")
+    local_cloud.create_endpoint("slow", uri, wait=False)
+    arn = f"arn:aws:sagemaker:us-east-1:{LOCAL_ACCOUNT}:endpoint/slow"
+    with pytest.raises(ClientError) as creating:
+        sm.delete_endpoint(EndpointName="slow")
+    assert _error(creating) == ("ValidationException", f'Cannot update in-progress endpoint "{arn}".')
+    local_cloud.wait_for("slow", "InService")
+    sm.update_endpoint(EndpointName="slow", EndpointConfigName="slow-c1")
+    with pytest.raises(ClientError) as updating:
+        sm.delete_endpoint(EndpointName="slow")
+    assert _error(updating)[0] == "ValidationException"
+    assert sm.describe_endpoint(EndpointName="slow")["EndpointStatus"] == "Updating"  # the update carries on
+    local_cloud.wait_for("slow", "InService")
+    sm.delete_endpoint(EndpointName="slow")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="slow", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
