@@ -265,6 +265,8 @@ class SageMakerApi:
         if deployment is None and p.get("RetainDeploymentConfig"):
             deployment = doc.get("LastDeploymentConfig")
         variants = self._variants_of(region, config)
+        if p.get("RetainAllVariantProperties"):
+            self._retain_variant_properties(doc, variants, p.get("ExcludeRetainedVariantProperties") or [])
         pending = self._plan_update(doc, config, variants, deployment)
         doc["pending"] = pending
         doc["EndpointStatus"] = "Updating"
@@ -274,6 +276,23 @@ class SageMakerApi:
             doc["LastDeploymentConfig"] = deployment
         self.reg.save("endpoint", (region, doc["EndpointName"].lower()), doc)
         return {"EndpointArn": arn}
+
+    @staticmethod
+    def _retain_variant_properties(doc: dict[str, Any], variants: list[dict[str, Any]],
+                                   exclude: list[dict[str, str]]) -> None:
+        """RetainAllVariantProperties: a variant of the new config that the endpoint already has keeps its
+        current instance count and weight (e.g. set by UpdateEndpointWeightsAndCapacities or autoscaling)
+        instead of the config's initial ones, except the properties ExcludeRetainedVariantProperties names."""
+        excluded = {e.get("VariantPropertyType") for e in exclude}
+        current = {v["VariantName"]: v for v in doc["fleet"]}
+        for variant in variants:
+            old = current.get(variant["VariantName"])
+            if old is None:
+                continue
+            if "DesiredInstanceCount" not in excluded:
+                variant["Count"] = old["Count"]
+            if "DesiredWeight" not in excluded:
+                variant["Weight"] = old["Weight"]
 
     def _plan_update(self, doc: dict[str, Any], config: dict[str, Any], variants: list[dict[str, Any]],
                      deployment: dict[str, Any] | None) -> dict[str, Any]:

@@ -358,3 +358,31 @@ def test_an_endpoint_being_created_or_updated_cannot_be_deleted(local_cloud: Loc
     local_cloud.wait_for("slow", "InService")
     sm.delete_endpoint(EndpointName="slow")
     sm.get_waiter("endpoint_deleted").wait(EndpointName="slow", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+
+def test_an_update_can_retain_the_variant_properties_set_since_the_config(local_cloud: LocalCloud, echo_uri: str) -> None:
+    # UpdateEndpoint's RetainAllVariantProperties keeps the variants' current instance counts and weights
+    # (the new config's InitialInstanceCount does not shrink a fleet scaled since); the properties named in
+    # ExcludeRetainedVariantProperties come from the new config again.
+    sm = local_cloud.client("sagemaker")
+    local_cloud.create_endpoint("retain", echo_uri)
+    sm.update_endpoint_weights_and_capacities(EndpointName="retain", DesiredWeightsAndCapacities=[
+        {"VariantName": "AllTraffic", "DesiredInstanceCount": 2, "DesiredWeight": 2.0}])
+    local_cloud.wait_for("retain", "InService")
+    local_cloud.create_model("retain-m2", echo_uri)
+    local_cloud.create_config("retain-c2", {"AllTraffic": "retain-m2"})  # 1 instance, weight 1
+
+    def fleet() -> tuple[int, int, float]:
+        variant = local_cloud.wait_for("retain", "InService")["ProductionVariants"][0]
+        return variant["CurrentInstanceCount"], variant["DesiredInstanceCount"], variant["CurrentWeight"]
+
+    sm.update_endpoint(EndpointName="retain", EndpointConfigName="retain-c2", RetainAllVariantProperties=True)
+    assert sm.describe_endpoint(EndpointName="retain")["EndpointStatus"] == "Updating"
+    assert fleet() == (2, 2, 2.0)
+    sm.update_endpoint(EndpointName="retain", EndpointConfigName="retain-c1", RetainAllVariantProperties=True,
+                       ExcludeRetainedVariantProperties=[{"VariantPropertyType": "DesiredInstanceCount"}])
+    assert sm.describe_endpoint(EndpointName="retain")["EndpointStatus"] == "Updating"
+    assert fleet() == (1, 1, 2.0)
+    sm.update_endpoint(EndpointName="retain", EndpointConfigName="retain-c2")  # the default: the config's values
+    assert sm.describe_endpoint(EndpointName="retain")["EndpointStatus"] == "Updating"
+    assert fleet() == (1, 1, 1.0)
