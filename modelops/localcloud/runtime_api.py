@@ -23,7 +23,14 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 from modelops.localcloud.lifecycle import LOCAL_ACCOUNT
-from modelops.localcloud.protocol import Response, ServiceError, json_error, region_of, request_id
+from modelops.localcloud.protocol import (
+    Response,
+    ServiceError,
+    header_errors,
+    json_error,
+    region_of,
+    request_id,
+)
 
 log = logging.getLogger("modelops.localcloud")
 
@@ -236,6 +243,7 @@ class RuntimeApi:
         self._inflight: dict[_Call, None] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_interval = min(1.0, max(0.01, container_timeout / 20))
+        header_errors("sagemaker-runtime", "InvokeEndpoint", {})  # loads botocore's model now, not on a request
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -286,6 +294,11 @@ class RuntimeApi:
         if len(parts) != 4 or parts[3] != "invocations":
             raise ServiceError("UnknownOperationException", f"No operation at POST {path}.", 404)
         name = unquote(parts[2])
+        # The parameters in headers are checked against botocore's model first (CustomAttributes and
+        # ContentType at most 1024 ASCII characters, InferenceId 1-64 printable ones, ...), as the service does.
+        invalid = header_errors("sagemaker-runtime", "InvokeEndpoint", headers)
+        if invalid is not None:
+            raise ServiceError("ValidationError", invalid)
         route = self.routes.get((region_of(headers), name.lower()))
         if route is None:
             raise ServiceError("ValidationError", ENDPOINT_NOT_FOUND.format(name=name, account=LOCAL_ACCOUNT))

@@ -102,6 +102,27 @@ def test_a_container_4xx_is_a_client_error_and_a_5xx_a_server_error(local_cloud:
     assert _error(broken)[1].startswith("Received server error (500) from primary with message"), _error(broken)[1]
 
 
+def test_invoke_headers_past_their_limits_are_validation_errors(local_cloud: LocalCloud, echo_uri: str) -> None:
+    # InvokeEndpoint's header members have limits in botocore's model that the stock client does not check
+    # (CustomAttributes at most 1024 ASCII characters, InferenceId 1-64 printable ones): the service answers
+    # ValidationError (400) and never forwards such a request to the container.
+    local_cloud.create_endpoint("headers", echo_uri, region="ca-central-1")
+    runtime = local_cloud.client("sagemaker-runtime", "ca-central-1")
+    answer = runtime.invoke_endpoint(EndpointName="headers", Body=b"{}", ContentType="application/json",
+                                     CustomAttributes="a" * 1024, InferenceId="i" * 64)
+    assert answer["Body"].read() == b"{}"
+    with pytest.raises(ClientError) as long_attributes:
+        runtime.invoke_endpoint(EndpointName="headers", Body=b"{}", CustomAttributes="a" * 1025)
+    code, message = _error(long_attributes)
+    assert (code, long_attributes.value.response["ResponseMetadata"]["HTTPStatusCode"]) == ("ValidationError", 400)
+    assert message == ("1 validation error detected: Value at 'customAttributes' failed to satisfy constraint: "
+                       "Member must have length less than or equal to 1024")  # a sensitive value is not echoed
+    with pytest.raises(ClientError) as long_id:
+        runtime.invoke_endpoint(EndpointName="headers", Body=b"{}", InferenceId="i" * 65)
+    assert _error(long_id)[0] == "ValidationError"
+    assert "'inferenceId'" in _error(long_id)[1] and "less than or equal to 64" in _error(long_id)[1]
+
+
 def test_traffic_splits_by_weight_and_target_variant_picks_one(local_cloud: LocalCloud, echo_uri: str) -> None:
     djl = local_cloud.add_test_image("djl", {"model.py": DJL_HANDLER}, contract="djl-python")
     local_cloud.create_model("split-echo", echo_uri)
