@@ -47,7 +47,8 @@ NOT_READY = "Endpoint {name} is not ready: no instance of {what} is healthy yet.
 # answers of the real InvokeEndpoint, e.g. 'Received client error (400) from primary with message ...').
 MODEL_ERROR = ("Received {side} error ({status}) from primary with message \"{message}\". See {log_url} in "
                "account {account} for more information.")
-MODEL_TIMEOUT = "Your invocation timed out while waiting for a response from container primary."
+MODEL_TIMEOUT = ("Your invocation timed out while waiting for a response from container primary. Review the latency "
+                 "metrics for each container in Amazon CloudWatch, resolve the issue, and try again.")
 
 
 @dataclass(frozen=True)
