@@ -346,6 +346,9 @@ class Endpoints:
         if pending is not None and pending["kind"] == "create":
             out["ProductionVariants"] = [self._variant_summary(v, v["Weight"], v["Weight"], pending)
                                          for v in pending["variants"]]
+            # botocore's DescribeEndpointOutput: PendingDeploymentSummary "is only returned when the
+            # endpoint is creating or updating with a new endpoint configuration" - creating included.
+            out["PendingDeploymentSummary"] = self._pending_summary(pending, 1.0)
             return out
         share = pending.get("fraction", 0.0) if pending and pending["kind"] in ("blue_green", "rolling") else 0.0
         replacing = pending is not None and pending["kind"] in ("blue_green", "rolling")
@@ -359,15 +362,18 @@ class Endpoints:
                                   desired_count=max(0, v["Count"] - retiring.get(v["VariantName"], 0)))
             for v in doc["fleet"]]
         if replacing and pending is not None:
-            out["PendingDeploymentSummary"] = {
-                "EndpointConfigName": pending["config"],
-                "StartTime": pending["started"],
-                "ProductionVariants": [
-                    {**self._variant_summary(v, v["Weight"] * share, v["Weight"], pending),
-                     "InstanceType": v.get("InstanceType")}
-                    for v in pending["variants"]],
-            }
+            out["PendingDeploymentSummary"] = self._pending_summary(pending, share)
         return out
+
+    def _pending_summary(self, pending: dict[str, Any], share: float) -> dict[str, Any]:
+        return {
+            "EndpointConfigName": pending["config"],
+            "StartTime": pending["started"],
+            "ProductionVariants": [
+                {**self._variant_summary(v, v["Weight"] * share, v["Weight"], pending),
+                 "InstanceType": v.get("InstanceType")}
+                for v in pending["variants"]],
+        }
 
     def _variant_summary(self, variant: dict[str, Any], current: float, desired: float,
                          pending: dict[str, Any] | None, desired_count: int | None = None) -> dict[str, Any]:

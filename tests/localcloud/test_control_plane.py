@@ -360,17 +360,26 @@ def output_fn(prediction, accept):
 '''
 
 
-def test_an_endpoint_being_created_or_updated_cannot_be_deleted(local_cloud: LocalCloud) -> None:
+def test_an_endpoint_being_created_shows_its_deployment_and_cannot_be_deleted_until_done(
+        local_cloud: LocalCloud) -> None:
     # DeleteEndpoint on a Creating endpoint is a ValidationException on the service (one waits for
     # InService or Failed, then deletes); so is it while an update runs.
     uri = local_cloud.add_test_image("slow", {"inference.py": SLOW_HANDLER})
     sm = local_cloud.client("sagemaker")
     local_cloud.create_endpoint("slow", uri, wait=False)
+    # While it is created, the deployment in progress shows in PendingDeploymentSummary ("only returned
+    # when the endpoint is creating or updating with a new endpoint configuration", botocore's model).
+    creating_view = sm.describe_endpoint(EndpointName="slow")
+    assert creating_view["EndpointStatus"] == "Creating"
+    pending = creating_view["PendingDeploymentSummary"]
+    assert pending["EndpointConfigName"] == "slow-c1"
+    assert [(v["VariantName"], v["DesiredInstanceCount"], v["InstanceType"], v["VariantStatus"][0]["Status"])
+            for v in pending["ProductionVariants"]] == [("AllTraffic", 1, "ml.m5.large", "Creating")]
     arn = f"arn:aws:sagemaker:us-east-1:{LOCAL_ACCOUNT}:endpoint/slow"
     with pytest.raises(ClientError) as creating:
         sm.delete_endpoint(EndpointName="slow")
     assert _error(creating) == ("ValidationException", f'Cannot update in-progress endpoint "{arn}".')
-    local_cloud.wait_for("slow", "InService")
+    assert "PendingDeploymentSummary" not in local_cloud.wait_for("slow", "InService")
     sm.update_endpoint(EndpointName="slow", EndpointConfigName="slow-c1")
     with pytest.raises(ClientError) as updating:
         sm.delete_endpoint(EndpointName="slow")
