@@ -307,6 +307,9 @@ class Endpoints:
                     if self.supervisor.state(iid)[0] == FAILED:
                         self.supervisor.stop(iid)
                         variant["instances"].remove(iid)
+            for variant in pending["variants"]:
+                if "DesiredWeight" in variant:
+                    variant["Weight"] = variant.pop("DesiredWeight")
             doc["fleet"] = pending["variants"]
             doc["EndpointStatus"] = "InService"
             doc["FailureReason"] = reason
@@ -324,6 +327,8 @@ class Endpoints:
         for variant in pending["variants"]:
             variant.pop("target", None)
             variant.pop("batch", None)
+            if "DesiredWeight" in variant:  # UpdateEndpointWeightsAndCapacities: the new weight takes effect
+                variant["Weight"] = variant.pop("DesiredWeight")
         doc["fleet"] = pending["variants"]
         doc["EndpointStatus"] = "InService"
         doc["FailureReason"] = None
@@ -357,7 +362,7 @@ class Endpoints:
             # Rolling: blue gives up as many instances as green's batches have taken over.
             retiring = {g["VariantName"]: g.get("target", 0) for g in pending["variants"]}
         out["ProductionVariants"] = [
-            self._variant_summary(v, v["Weight"] * (1.0 - share), 0.0 if replacing else v["Weight"],
+            self._variant_summary(v, v["Weight"] * (1.0 - share), 0.0 if replacing else v.get("DesiredWeight", v["Weight"]),
                                   pending if pending and pending["kind"] == "capacity" else None,
                                   desired_count=max(0, v["Count"] - retiring.get(v["VariantName"], 0)))
             for v in doc["fleet"]]

@@ -373,11 +373,13 @@ class SageMakerApi:
         for desired in p["DesiredWeightsAndCapacities"]:
             variant = by_name[desired["VariantName"]]
             if desired.get("DesiredWeight") is not None:
-                variant["Weight"] = float(desired["DesiredWeight"])
+                # The new weight is DesiredWeight while Updating; it becomes CurrentWeight (and takes
+                # traffic) when the update ends.
+                variant["DesiredWeight"] = float(desired["DesiredWeight"])
             if desired.get("DesiredInstanceCount") is not None:
                 variant["Count"] = int(desired["DesiredInstanceCount"])
         now = _now()
-        # Weights change in place at once; instance counts converge in the reconcile loop.
+        # Instance counts converge in the reconcile loop; the weights change when they have.
         doc["pending"] = {"kind": "capacity", "config": doc["EndpointConfigName"], "variants": doc["fleet"],
                           "phase": "provision", "phase_started": now, "started": now, "step": 0,
                           "fractions": [], "fraction": 0.0}

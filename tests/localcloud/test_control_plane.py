@@ -398,7 +398,17 @@ def test_an_update_can_retain_the_variant_properties_set_since_the_config(local_
     local_cloud.create_endpoint("retain", echo_uri)
     sm.update_endpoint_weights_and_capacities(EndpointName="retain", DesiredWeightsAndCapacities=[
         {"VariantName": "AllTraffic", "DesiredInstanceCount": 2, "DesiredWeight": 2.0}])
-    local_cloud.wait_for("retain", "InService")
+    # While it is Updating, the requested values are the Desired ones (the ProductionVariantSummary's
+    # DesiredWeight/DesiredInstanceCount: "as specified in the UpdateEndpointWeightsAndCapacities
+    # request"); the Current ones follow when the update is done.
+    scaling = sm.describe_endpoint(EndpointName="retain")
+    variant = scaling["ProductionVariants"][0]
+    assert scaling["EndpointStatus"] == "Updating"
+    assert (variant["CurrentWeight"], variant["DesiredWeight"]) == (1.0, 2.0)
+    assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (1, 2)
+    variant = local_cloud.wait_for("retain", "InService")["ProductionVariants"][0]
+    assert (variant["CurrentWeight"], variant["DesiredWeight"]) == (2.0, 2.0)
+    assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (2, 2)
     local_cloud.create_model("retain-m2", echo_uri)
     local_cloud.create_config("retain-c2", {"AllTraffic": "retain-m2"})  # 1 instance, weight 1
 
