@@ -43,6 +43,7 @@ ALARM_ROLLBACK = ("Rolled back the update because the alarm(s) {alarms} went int
 TIMEOUT_ROLLBACK = ("Rolled back the update because it did not finish within MaximumExecutionTimeoutInSeconds "
                     "({seconds} s); the endpoint serves {config} again")
 GREEN_FAILED = "Rolled back the update: the new fleet could not start. {reason}"
+CAPACITY_ROLLBACK = "Rolled back the change of instance counts and weights: {reason}"
 RESTART_ROLLBACK = "Rolled back the update: the local cloud restarted before green was healthy. {reason}"
 
 
@@ -301,19 +302,24 @@ class Endpoints:
             doc["fleet"] = [{**v, "instances": []} for v in pending["variants"]]
             return True
         if pending["kind"] == "capacity":
-            # The variants keep what is healthy; the failure is reported, the endpoint keeps serving.
+            # DescribeEndpoint's EndpointStatus: an endpoint that "fails to scale up or down or change its
+            # variant weight" is RollingBack "to its previous configuration", then InService again. The
+            # failed instances go, the instance counts and weights return to what they were before the
+            # call, and the reason stays in FailureReason.
+            previous = pending.get("previous_counts") or {}
             for variant in pending["variants"]:
                 for iid in list(variant["instances"]):
                     if self.supervisor.state(iid)[0] == FAILED:
                         self.supervisor.stop(iid)
                         variant["instances"].remove(iid)
-            for variant in pending["variants"]:
-                if "DesiredWeight" in variant:
-                    variant["Weight"] = variant.pop("DesiredWeight")
+                variant["Count"] = previous.get(variant["VariantName"], variant["Count"])
+                variant.pop("DesiredWeight", None)
+                while len(variant["instances"]) > variant["Count"]:
+                    self.supervisor.stop(variant["instances"].pop(), drain=DRAIN_S)
             doc["fleet"] = pending["variants"]
-            doc["EndpointStatus"] = "InService"
-            doc["FailureReason"] = reason
-            doc["pending"] = None
+            pending["reason"] = CAPACITY_ROLLBACK.format(reason=reason)
+            doc["EndpointStatus"] = "RollingBack"
+            self._set_phase(pending, "rollback_drain")
             return True
         pending["reason"] = GREEN_FAILED.format(reason=reason)
         doc["EndpointStatus"] = "RollingBack"

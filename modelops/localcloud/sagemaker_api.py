@@ -370,6 +370,7 @@ class SageMakerApi:
         unknown = [d["VariantName"] for d in p["DesiredWeightsAndCapacities"] if d["VariantName"] not in by_name]
         if unknown:
             raise validation_error(UNKNOWN_VARIANT.format(variant=", ".join(unknown), arn=arn))
+        previous_counts = {v["VariantName"]: v["Count"] for v in doc["fleet"]}  # what a rollback restores
         for desired in p["DesiredWeightsAndCapacities"]:
             variant = by_name[desired["VariantName"]]
             if desired.get("DesiredWeight") is not None:
@@ -382,7 +383,7 @@ class SageMakerApi:
         # Instance counts converge in the reconcile loop; the weights change when they have.
         doc["pending"] = {"kind": "capacity", "config": doc["EndpointConfigName"], "variants": doc["fleet"],
                           "phase": "provision", "phase_started": now, "started": now, "step": 0,
-                          "fractions": [], "fraction": 0.0}
+                          "fractions": [], "fraction": 0.0, "previous_counts": previous_counts}
         doc["EndpointStatus"] = "Updating"
         doc["LastModifiedTime"] = now
         self.reg.save("endpoint", (region, doc["EndpointName"].lower()), doc)

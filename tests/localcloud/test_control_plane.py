@@ -8,6 +8,7 @@ import socket
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
@@ -426,3 +427,57 @@ def test_an_update_can_retain_the_variant_properties_set_since_the_config(local_
     sm.update_endpoint(EndpointName="retain", EndpointConfigName="retain-c2")  # the default: the config's values
     assert sm.describe_endpoint(EndpointName="retain")["EndpointStatus"] == "Updating"
     assert fleet() == (1, 1, 1.0)
+
+
+# A model only one instance may load at a time (the marker file stands for a licence, a GPU, a port...):
+# a second instance of it fails its ping health check.
+ONCE_HANDLER = '''
+import os
+
+def model_fn(model_dir):
+    marker = os.environ["ONCE_MARKER"]
+    if os.path.exists(marker):
+        raise SystemExit("a second instance cannot load this model on purpose")
+    open(marker, "w").close()
+    return None
+
+def input_fn(body, content_type):
+    return body
+
+def predict_fn(data, model):
+    return data
+
+def output_fn(prediction, accept):
+    return prediction
+'''
+
+
+def test_a_scale_up_that_fails_rolls_back_to_the_previous_counts_and_weights(
+        local_cloud: LocalCloud, tmp_path: Path) -> None:
+    # DescribeEndpoint's EndpointStatus: RollingBack is an endpoint that "fails to scale up or down or change
+    # its variant weight and is in the process of rolling back to its previous configuration. Once the
+    # rollback completes, endpoint returns to an InService status."
+    uri = local_cloud.add_test_image("once", {"inference.py": ONCE_HANDLER})
+    sm = local_cloud.client("sagemaker")
+    local_cloud.create_model("once-m1", uri, environment={"ONCE_MARKER": str(tmp_path / "loaded")})
+    local_cloud.create_config("once-c1", {"AllTraffic": "once-m1"})
+    sm.create_endpoint(EndpointName="once", EndpointConfigName="once-c1")
+    local_cloud.wait_for("once", "InService")
+    sm.update_endpoint_weights_and_capacities(EndpointName="once", DesiredWeightsAndCapacities=[
+        {"VariantName": "AllTraffic", "DesiredInstanceCount": 2, "DesiredWeight": 3.0}])
+    seen: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        described = sm.describe_endpoint(EndpointName="once")
+        if not seen or seen[-1] != described["EndpointStatus"]:
+            seen.append(described["EndpointStatus"])
+        if described["EndpointStatus"] == "InService":
+            break
+        time.sleep(0.05)
+    assert seen[:1] == ["Updating"] and "RollingBack" in seen and seen[-1] == "InService", seen
+    assert "a second instance cannot load this model on purpose" in described["FailureReason"]
+    variant = described["ProductionVariants"][0]
+    assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (1, 1)
+    assert (variant["CurrentWeight"], variant["DesiredWeight"]) == (1.0, 1.0)
+    answer = local_cloud.client("sagemaker-runtime").invoke_endpoint(EndpointName="once", Body=b"still up")
+    assert answer["Body"].read() == b"still up"
