@@ -255,10 +255,20 @@ class Endpoints:
         return self._finish(doc, pending)
 
     def _phase_rollback(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
-        # Blue must be whole before traffic returns to it (a rolling update retired part of it).
+        # Blue must be whole before traffic returns to it (a rolling update retired part of it). A rolling
+        # update's RollbackMaximumBatchSize brings it back that many instances at a time, each batch
+        # healthy before the next; without one, the whole old fleet comes back at once (the spec).
+        batch = pending.get("rollback_batch")
+        started = False
         for blue in doc["fleet"]:
-            while len(blue["instances"]) < blue["Count"]:
+            missing = blue["Count"] - len(blue["instances"])
+            if missing <= 0:
+                continue
+            if batch and any(self.supervisor.state(iid)[0] != HEALTHY for iid in blue["instances"]):
+                continue  # the last batch is still starting
+            for _ in range(min(missing, batch or missing)):
                 self._start_instance(key, doc, blue)
+            started = True
         states = [self.supervisor.state(iid)[0] for v in doc["fleet"] for iid in v["instances"]]
         if any(state != HEALTHY for state in states):
             if any(state == FAILED for state in states):
@@ -267,7 +277,9 @@ class Endpoints:
                 self._stop_variants(pending["variants"])
                 doc["pending"] = None
                 return True
-            return False
+            return started
+        if started:
+            return True
         pending["fraction"] = 0.0
         self._stop_variants(pending["variants"], drain=DRAIN_S)
         self._set_phase(pending, "rollback_drain")

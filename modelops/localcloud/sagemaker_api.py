@@ -331,8 +331,10 @@ class SageMakerApi:
             for variant in variants:
                 variant["batch"] = size
                 variant["target"] = min(variant["Count"], size)
+            rollback_size = rolling.get("RollbackMaximumBatchSize")
+            rollback_batch = max(1, round(_share(rollback_size, count) * count)) if rollback_size else None
             pending.update(kind="rolling", fractions=[min(1.0, size * k / count) for k in range(1, steps + 1)],
-                           wait=wait, termination_wait=0, max_time=limit)
+                           wait=wait, termination_wait=0, max_time=limit, rollback_batch=rollback_batch)
             return pending
         if blue_green:
             routing = blue_green["TrafficRoutingConfiguration"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -224,3 +225,61 @@ def test_an_update_without_a_deployment_config_moves_all_traffic_at_once(local_c
     with pytest.raises(ClientError) as missing:
         sm.describe_endpoint_config(EndpointConfigName="plain-c1")
     assert missing.value.response["Error"]["Code"] == "ValidationException"
+
+
+# Loads at most twice (a counter file): the third instance of it fails its ping health check.
+TWICE_HANDLER = '''
+import os
+
+def model_fn(model_dir):
+    counter = os.environ["LOAD_COUNTER"]
+    loads = len(open(counter).read()) if os.path.exists(counter) else 0
+    if loads >= 2:
+        raise SystemExit("a third instance cannot load this model on purpose")
+    with open(counter, "a") as handle:
+        handle.write("x")
+    return None
+
+def input_fn(body, content_type):
+    return body
+
+def predict_fn(data, model):
+    return b"r2:" + data
+
+def output_fn(prediction, accept):
+    return prediction
+'''
+
+
+def test_a_rolling_update_that_fails_brings_the_old_fleet_back_a_rollback_batch_at_a_time(
+        local_cloud: LocalCloud, tmp_path: Path) -> None:
+    # RollingUpdatePolicy.RollbackMaximumBatchSize: the old fleet comes back that many instances at a time
+    # (without it, all at once). Four instances, one replaced per batch: the third new instance fails, two
+    # old ones had been retired, and they come back one by one.
+    sm = local_cloud.client("sagemaker")
+    r1 = local_cloud.add_test_image("r1", {"inference.py": _versioned("r1")})
+    twice = local_cloud.add_test_image("twice", {"inference.py": TWICE_HANDLER})
+    local_cloud.create_endpoint("comeback", r1, instances=4)
+    local_cloud.create_model("comeback-m2", twice, environment={"LOAD_COUNTER": str(tmp_path / "loads")})
+    local_cloud.create_config("comeback-c2", {"AllTraffic": "comeback-m2"}, instances=4)
+    sm.update_endpoint(EndpointName="comeback", EndpointConfigName="comeback-c2", DeploymentConfig={
+        "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 0,
+                                "RollbackMaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+                                "MaximumExecutionTimeoutInSeconds": 600}})
+    blue_while_rolling_back: list[int] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        described = sm.describe_endpoint(EndpointName="comeback")
+        if described["EndpointStatus"] == "RollingBack":
+            count = described["ProductionVariants"][0]["CurrentInstanceCount"]
+            if not blue_while_rolling_back or blue_while_rolling_back[-1] != count:
+                blue_while_rolling_back.append(count)
+        if described["EndpointStatus"] == "InService" and blue_while_rolling_back:
+            break
+        time.sleep(0.05)
+    # Two old instances had been retired (2 left); they come back one at a time (3 is seen on the way).
+    assert 3 in blue_while_rolling_back and blue_while_rolling_back == sorted(blue_while_rolling_back), \
+        blue_while_rolling_back
+    assert described["EndpointConfigName"] == "comeback-c1"
+    assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 4
+    assert "a third instance cannot load this model on purpose" in described["FailureReason"]
