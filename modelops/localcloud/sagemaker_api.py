@@ -45,6 +45,7 @@ CANARY_TOO_BIG = "CanarySize must be at most 50% of the instance count of varian
 LINEAR_OUT_OF_RANGE = "LinearStepSize must be between 10% and 50% of the instance count of variant {variant} ({count})."
 BATCH_OUT_OF_RANGE = "MaximumBatchSize must be between 5% and 50% of the instance count of variant {variant} ({count})."
 ROLLING_MULTI_VARIANT = "Rolling updates are not supported for endpoints with more than one production variant."
+ROLLING_SERVERLESS = "Rolling updates are not supported for serverless endpoints."
 TIMEOUT_TOO_SHORT = ("MaximumExecutionTimeoutInSeconds ({limit}) must be greater than the sum of the wait intervals "
                      "and TerminationWaitInSeconds ({total}).")
 DUPLICATE_VARIANT = "Production variant names must be unique within an endpoint config; {variant} is repeated."
@@ -216,6 +217,10 @@ class SageMakerApi:
                 "Count": count, "Image": image_uri, "ResolvedImage": resolved, "ResolutionTime": _now(),
                 "ModelDataUrl": container.get("ModelDataUrl"), "Environment": container.get("Environment") or {},
                 "StartupTimeout": pv.get("ContainerStartupHealthCheckTimeoutInSeconds") or 600,
+                "Serverless": bool(pv.get("ServerlessConfig")),
+                # The spec: AWS Marketplace containers and Inf1 endpoints fall back to all at once.
+                "AllAtOnceOnly": bool(container.get("ModelPackageName"))
+                or str(pv.get("InstanceType") or "").startswith("ml.inf1."),
                 "instances": [],
             })
         return variants
@@ -319,6 +324,8 @@ class SageMakerApi:
         if rolling:
             if len(variants) > 1:
                 raise validation_error(ROLLING_MULTI_VARIANT)
+            if any(v.get("Serverless") for v in variants + doc["fleet"]):
+                raise validation_error(ROLLING_SERVERLESS)
             batch = rolling["MaximumBatchSize"]
             share = _share(batch, count)
             if not 0.05 - 1e-9 <= share <= 0.5 + 1e-9:
@@ -351,6 +358,9 @@ class SageMakerApi:
             termination = int(blue_green.get("TerminationWaitInSeconds", 0))
             limit = blue_green.get("MaximumExecutionTimeoutInSeconds")
             self._check_limit(limit, len(fractions) * wait + termination)
+            if any(v.get("AllAtOnceOnly") for v in variants):
+                # AWS Marketplace containers and Inf1 endpoints: all at once, with no final bake (the spec).
+                fractions, wait = [1.0], 0
             pending.update(kind="blue_green", fractions=fractions, wait=wait, termination_wait=termination,
                            max_time=limit)
             return pending

@@ -283,3 +283,48 @@ def test_a_rolling_update_that_fails_brings_the_old_fleet_back_a_rollback_batch_
     assert described["EndpointConfigName"] == "comeback-c1"
     assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 4
     assert "a third instance cannot load this model on purpose" in described["FailureReason"]
+
+
+def test_inf1_endpoints_fall_back_to_all_at_once_and_serverless_ones_refuse_rolling_updates(
+        local_cloud: LocalCloud) -> None:
+    # The spec: AWS Marketplace containers and Inf1 endpoints fall back to all at once with no final bake;
+    # rolling updates are not allowed for serverless endpoints.
+    sm = local_cloud.client("sagemaker")
+    v1 = local_cloud.add_test_image("v1", {"inference.py": _versioned("v1")})
+    v2 = local_cloud.add_test_image("v2", {"inference.py": _versioned("v2")})
+    local_cloud.create_model("inf-m1", v1)
+    local_cloud.create_model("inf-m2", v2)
+    for config, model in (("inf-c1", "inf-m1"), ("inf-c2", "inf-m2")):
+        local_cloud.create_config(config, [{"VariantName": "AllTraffic", "ModelName": model,
+                                            "InstanceType": "ml.inf1.xlarge", "InitialInstanceCount": 2}])
+    sm.create_endpoint(EndpointName="inf", EndpointConfigName="inf-c1")
+    local_cloud.wait_for("inf", "InService")
+    deployment = {"BlueGreenUpdatePolicy": {
+        "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 30,
+                                        "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}},
+        "MaximumExecutionTimeoutInSeconds": 600}}
+    sm.update_endpoint(EndpointName="inf", EndpointConfigName="inf-c2", DeploymentConfig=deployment)
+    green_seen: set[tuple[float, str]] = set()
+    while True:
+        described = sm.describe_endpoint(EndpointName="inf")
+        for green in (described.get("PendingDeploymentSummary") or {}).get("ProductionVariants", []):
+            green_seen.add((green["CurrentWeight"], green["VariantStatus"][0]["StatusMessage"]))
+        if described["EndpointStatus"] == "InService" and described["EndpointConfigName"] == "inf-c2":
+            break
+        time.sleep(0.05)
+    assert {weight for weight, _ in green_seen} <= {0.0, 1.0}, green_seen  # no canary share
+    assert not any("30 seconds" in message for _, message in green_seen), green_seen  # no 30 s bake at all
+    assert sm.describe_endpoint(EndpointName="inf")["LastDeploymentConfig"] == deployment
+
+    local_cloud.create_model("serverless-m1", v1)
+    local_cloud.create_config("serverless-c1", [{"VariantName": "AllTraffic", "ModelName": "serverless-m1",
+                                                 "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 1}}])
+    sm.create_endpoint(EndpointName="serverless", EndpointConfigName="serverless-c1")
+    local_cloud.wait_for("serverless", "InService")
+    with pytest.raises(ClientError) as refused:
+        sm.update_endpoint(EndpointName="serverless", EndpointConfigName="serverless-c1", DeploymentConfig={
+            "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+                                    "WaitIntervalInSeconds": 1}})
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "serverless" in refused.value.response["Error"]["Message"]
+    assert sm.describe_endpoint(EndpointName="serverless")["EndpointStatus"] == "InService"
