@@ -39,7 +39,6 @@ IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 VARIANTS_CHANGED = ("The production variant names of endpoint config {config} ({new}) do not match the ones "
                     "of endpoint {endpoint} ({old}); a blue/green or rolling update keeps the variant names.")
 ONE_POLICY = "Only one of BlueGreenUpdatePolicy and RollingUpdatePolicy can be specified."
-NO_POLICY = "DeploymentConfig must specify BlueGreenUpdatePolicy or RollingUpdatePolicy."
 MISSING_SIZE = "TrafficRoutingConfiguration of type {kind} requires {member}."
 CANARY_TOO_BIG = "CanarySize must be at most 50% of the instance count of variant {variant} ({count})."
 LINEAR_OUT_OF_RANGE = "LinearStepSize must be between 10% and 50% of the instance count of variant {variant} ({count})."
@@ -307,8 +306,6 @@ class SageMakerApi:
         rolling = (deployment or {}).get("RollingUpdatePolicy")
         if blue_green and rolling:
             raise validation_error(ONE_POLICY)
-        if deployment is not None and not blue_green and not rolling:
-            raise validation_error(NO_POLICY)
         if deployment is not None:
             old = sorted(v["VariantName"] for v in doc["fleet"])
             new = sorted(v["VariantName"] for v in variants)
@@ -364,8 +361,12 @@ class SageMakerApi:
             pending.update(kind="blue_green", fractions=fractions, wait=wait, termination_wait=termination,
                            max_time=limit)
             return pending
-        # No DeploymentConfig: the fleet is still replaced blue/green, all at once, no alarms, no bake.
-        pending.update(kind="blue_green", fractions=[1.0], wait=0, termination_wait=0, max_time=None, alarms=[])
+        # No update policy: the fleet is still replaced blue/green, all at once, with no bake. botocore's
+        # DeploymentConfig: "If no update policy is specified, SageMaker uses a blue/green deployment strategy
+        # with all at once traffic shifting by default" (a DeploymentConfig holding only
+        # AutoRollbackConfiguration included). Without any DeploymentConfig no alarm is watched (the spec).
+        pending.update(kind="blue_green", fractions=[1.0], wait=0, termination_wait=0, max_time=None,
+                       alarms=alarms if deployment is not None else [])
         return pending
 
     @staticmethod

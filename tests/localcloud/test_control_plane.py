@@ -298,6 +298,13 @@ def test_update_rules_of_the_spec_are_enforced(local_cloud: LocalCloud, echo_uri
         sm.update_endpoint(EndpointName="rules", EndpointConfigName="rules-c1")
     assert _error(busy) == ("ValidationException", f'Cannot update in-progress endpoint "arn:aws:sagemaker:us-east-1:{LOCAL_ACCOUNT}:endpoint/rules".')
     local_cloud.wait_for("rules", "InService")
+    # A DeploymentConfig without an update policy is blue/green all at once (botocore's DeploymentConfig:
+    # "If no update policy is specified, SageMaker uses a blue/green deployment strategy with all at once
+    # traffic shifting by default"), not an error.
+    only_rollback = {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "rules-5xx"}]}}
+    sm.update_endpoint(EndpointName="rules", EndpointConfigName="rules-c1", DeploymentConfig=only_rollback)
+    assert sm.describe_endpoint(EndpointName="rules")["EndpointStatus"] == "Updating"
+    assert local_cloud.wait_for("rules", "InService")["LastDeploymentConfig"] == only_rollback
     sm.delete_endpoint(EndpointName="rules")
     local_cloud.client("sagemaker").get_waiter("endpoint_deleted").wait(
         EndpointName="rules", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
