@@ -43,6 +43,7 @@ ALARM_ROLLBACK = ("Rolled back the update because the alarm(s) {alarms} went int
 TIMEOUT_ROLLBACK = ("Rolled back the update because it did not finish within MaximumExecutionTimeoutInSeconds "
                     "({seconds} s); the endpoint serves {config} again")
 GREEN_FAILED = "Rolled back the update: the new fleet could not start. {reason}"
+CAPACITY_ROLLBACK = "Rolled back the change of instance counts and weights: {reason}"
 RESTART_ROLLBACK = "Rolled back the update: the local cloud restarted before green was healthy. {reason}"
 
 
@@ -254,10 +255,20 @@ class Endpoints:
         return self._finish(doc, pending)
 
     def _phase_rollback(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
-        # Blue must be whole before traffic returns to it (a rolling update retired part of it).
+        # Blue must be whole before traffic returns to it (a rolling update retired part of it). A rolling
+        # update's RollbackMaximumBatchSize brings it back that many instances at a time, each batch
+        # healthy before the next; without one, the whole old fleet comes back at once (the spec).
+        batch = pending.get("rollback_batch")
+        started = False
         for blue in doc["fleet"]:
-            while len(blue["instances"]) < blue["Count"]:
+            missing = blue["Count"] - len(blue["instances"])
+            if missing <= 0:
+                continue
+            if batch and any(self.supervisor.state(iid)[0] != HEALTHY for iid in blue["instances"]):
+                continue  # the last batch is still starting
+            for _ in range(min(missing, batch or missing)):
                 self._start_instance(key, doc, blue)
+            started = True
         states = [self.supervisor.state(iid)[0] for v in doc["fleet"] for iid in v["instances"]]
         if any(state != HEALTHY for state in states):
             if any(state == FAILED for state in states):
@@ -266,7 +277,9 @@ class Endpoints:
                 self._stop_variants(pending["variants"])
                 doc["pending"] = None
                 return True
-            return False
+            return started
+        if started:
+            return True
         pending["fraction"] = 0.0
         self._stop_variants(pending["variants"], drain=DRAIN_S)
         self._set_phase(pending, "rollback_drain")
@@ -301,16 +314,24 @@ class Endpoints:
             doc["fleet"] = [{**v, "instances": []} for v in pending["variants"]]
             return True
         if pending["kind"] == "capacity":
-            # The variants keep what is healthy; the failure is reported, the endpoint keeps serving.
+            # DescribeEndpoint's EndpointStatus: an endpoint that "fails to scale up or down or change its
+            # variant weight" is RollingBack "to its previous configuration", then InService again. The
+            # failed instances go, the instance counts and weights return to what they were before the
+            # call, and the reason stays in FailureReason.
+            previous = pending.get("previous_counts") or {}
             for variant in pending["variants"]:
                 for iid in list(variant["instances"]):
                     if self.supervisor.state(iid)[0] == FAILED:
                         self.supervisor.stop(iid)
                         variant["instances"].remove(iid)
+                variant["Count"] = previous.get(variant["VariantName"], variant["Count"])
+                variant.pop("DesiredWeight", None)
+                while len(variant["instances"]) > variant["Count"]:
+                    self.supervisor.stop(variant["instances"].pop(), drain=DRAIN_S)
             doc["fleet"] = pending["variants"]
-            doc["EndpointStatus"] = "InService"
-            doc["FailureReason"] = reason
-            doc["pending"] = None
+            pending["reason"] = CAPACITY_ROLLBACK.format(reason=reason)
+            doc["EndpointStatus"] = "RollingBack"
+            self._set_phase(pending, "rollback_drain")
             return True
         pending["reason"] = GREEN_FAILED.format(reason=reason)
         doc["EndpointStatus"] = "RollingBack"
@@ -324,6 +345,8 @@ class Endpoints:
         for variant in pending["variants"]:
             variant.pop("target", None)
             variant.pop("batch", None)
+            if "DesiredWeight" in variant:  # UpdateEndpointWeightsAndCapacities: the new weight takes effect
+                variant["Weight"] = variant.pop("DesiredWeight")
         doc["fleet"] = pending["variants"]
         doc["EndpointStatus"] = "InService"
         doc["FailureReason"] = None
@@ -346,6 +369,9 @@ class Endpoints:
         if pending is not None and pending["kind"] == "create":
             out["ProductionVariants"] = [self._variant_summary(v, v["Weight"], v["Weight"], pending)
                                          for v in pending["variants"]]
+            # botocore's DescribeEndpointOutput: PendingDeploymentSummary "is only returned when the
+            # endpoint is creating or updating with a new endpoint configuration" - creating included.
+            out["PendingDeploymentSummary"] = self._pending_summary(pending, 1.0)
             return out
         share = pending.get("fraction", 0.0) if pending and pending["kind"] in ("blue_green", "rolling") else 0.0
         replacing = pending is not None and pending["kind"] in ("blue_green", "rolling")
@@ -354,20 +380,23 @@ class Endpoints:
             # Rolling: blue gives up as many instances as green's batches have taken over.
             retiring = {g["VariantName"]: g.get("target", 0) for g in pending["variants"]}
         out["ProductionVariants"] = [
-            self._variant_summary(v, v["Weight"] * (1.0 - share), 0.0 if replacing else v["Weight"],
+            self._variant_summary(v, v["Weight"] * (1.0 - share), 0.0 if replacing else v.get("DesiredWeight", v["Weight"]),
                                   pending if pending and pending["kind"] == "capacity" else None,
                                   desired_count=max(0, v["Count"] - retiring.get(v["VariantName"], 0)))
             for v in doc["fleet"]]
         if replacing and pending is not None:
-            out["PendingDeploymentSummary"] = {
-                "EndpointConfigName": pending["config"],
-                "StartTime": pending["started"],
-                "ProductionVariants": [
-                    {**self._variant_summary(v, v["Weight"] * share, v["Weight"], pending),
-                     "InstanceType": v.get("InstanceType")}
-                    for v in pending["variants"]],
-            }
+            out["PendingDeploymentSummary"] = self._pending_summary(pending, share)
         return out
+
+    def _pending_summary(self, pending: dict[str, Any], share: float) -> dict[str, Any]:
+        return {
+            "EndpointConfigName": pending["config"],
+            "StartTime": pending["started"],
+            "ProductionVariants": [
+                {**self._variant_summary(v, v["Weight"] * share, v["Weight"], pending),
+                 "InstanceType": v.get("InstanceType")}
+                for v in pending["variants"]],
+        }
 
     def _variant_summary(self, variant: dict[str, Any], current: float, desired: float,
                          pending: dict[str, Any] | None, desired_count: int | None = None) -> dict[str, Any]:

@@ -209,6 +209,34 @@ def validate_input(service: str, operation: str, params: Any) -> dict[str, Any]:
     return params
 
 
+@lru_cache(maxsize=8)
+def _header_members(service: str, operation: str) -> tuple[tuple[str, str, Any], ...]:
+    shape = service_model(service).operation_model(operation).input_shape
+    return tuple((member.serialization["name"].lower(), _lower_camel(name), member)
+                 for name, member in shape.members.items() if member.serialization.get("location") == "header")
+
+
+def header_errors(service: str, operation: str, headers: Mapping[str, str]) -> str | None:
+    """The service's message for request headers that break their members' constraints (lengths,
+    patterns), or None. For a rest-json operation whose parameters travel in headers: botocore checks
+    only minimum lengths on the client, the service checks the rest. A sensitive member's value is not
+    echoed."""
+    errors: list[str] = []
+    for header, where, shape in _header_members(service, operation):
+        value = headers.get(header)
+        if value is None:
+            continue
+        found: list[str] = []
+        _constraint_errors(shape, value, [where], found)
+        if shape.metadata.get("sensitive"):
+            found = [e.replace(f"Value {_show(value)} at", "Value at", 1) for e in found]
+        errors += found
+    if not errors:
+        return None
+    count = len(errors)
+    return f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(errors)
+
+
 # ---------------------------------------------------------------- output shaping
 
 

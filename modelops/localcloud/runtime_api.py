@@ -23,7 +23,14 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 from modelops.localcloud.lifecycle import LOCAL_ACCOUNT
-from modelops.localcloud.protocol import Response, ServiceError, json_error, region_of, request_id
+from modelops.localcloud.protocol import (
+    Response,
+    ServiceError,
+    header_errors,
+    json_error,
+    region_of,
+    request_id,
+)
 
 log = logging.getLogger("modelops.localcloud")
 
@@ -36,9 +43,12 @@ ENDPOINT_NOT_FOUND = "Endpoint {name} of account {account} not found."
 PAYLOAD_TOO_LARGE = "Request payload size exceeded the maximum allowed {limit} bytes."
 VARIANT_NOT_FOUND = "Variant {variant} not found for endpoint {name}."
 NOT_READY = "Endpoint {name} is not ready: no instance of {what} is healthy yet."
-MODEL_ERROR = ("Received server error ({status}) from primary with message \"{message}\". See {log_url} in "
+# The service says "client error" for a container's 4xx and "server error" for its 5xx (the form seen in
+# answers of the real InvokeEndpoint, e.g. 'Received client error (400) from primary with message ...').
+MODEL_ERROR = ("Received {side} error ({status}) from primary with message \"{message}\". See {log_url} in "
                "account {account} for more information.")
-MODEL_TIMEOUT = "Your invocation timed out while waiting for a response from container primary."
+MODEL_TIMEOUT = ("Your invocation timed out while waiting for a response from container primary. Review the latency "
+                 "metrics for each container in Amazon CloudWatch, resolve the issue, and try again.")
 
 
 @dataclass(frozen=True)
@@ -234,6 +244,7 @@ class RuntimeApi:
         self._inflight: dict[_Call, None] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_interval = min(1.0, max(0.01, container_timeout / 20))
+        header_errors("sagemaker-runtime", "InvokeEndpoint", {})  # loads botocore's model now, not on a request
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -284,6 +295,11 @@ class RuntimeApi:
         if len(parts) != 4 or parts[3] != "invocations":
             raise ServiceError("UnknownOperationException", f"No operation at POST {path}.", 404)
         name = unquote(parts[2])
+        # The parameters in headers are checked against botocore's model first (CustomAttributes and
+        # ContentType at most 1024 ASCII characters, InferenceId 1-64 printable ones, ...), as the service does.
+        invalid = header_errors("sagemaker-runtime", "InvokeEndpoint", headers)
+        if invalid is not None:
+            raise ServiceError("ValidationError", invalid)
         route = self.routes.get((region_of(headers), name.lower()))
         if route is None:
             raise ServiceError("ValidationError", ENDPOINT_NOT_FOUND.format(name=name, account=LOCAL_ACCOUNT))
@@ -357,7 +373,7 @@ class RuntimeApi:
         if status >= 400:
             message = body.decode("utf-8", errors="replace")
             call.done(json_error(ServiceError("ModelError", MODEL_ERROR.format(
-                status=status, message=message, account=LOCAL_ACCOUNT,
+                side="client" if status < 500 else "server", status=status, message=message, account=LOCAL_ACCOUNT,
                 log_url=f"/aws/sagemaker/Endpoints/{call.route.name}"), 424,
                 extra={"OriginalStatusCode": status, "OriginalMessage": message,
                        "LogStreamArn": self._log_arn(call.route)}), "application/json"))

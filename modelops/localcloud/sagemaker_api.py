@@ -34,16 +34,17 @@ NOT_FOUND = 'Could not find {what} "{arn}".'
 ALREADY_EXISTS = 'Cannot create already existing {what} "{arn}".'
 UPDATE_IN_PROGRESS = 'Cannot update in-progress endpoint "{arn}".'
 UPDATE_FAILED = 'Cannot update failed endpoint "{arn}". Delete the endpoint and create it again.'
-DELETE_IN_PROGRESS = 'Cannot delete in-progress endpoint "{arn}".'
+DELETE_IN_PROGRESS = UPDATE_IN_PROGRESS  # what the service answers DeleteEndpoint on a Creating endpoint
+IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 VARIANTS_CHANGED = ("The production variant names of endpoint config {config} ({new}) do not match the ones "
                     "of endpoint {endpoint} ({old}); a blue/green or rolling update keeps the variant names.")
 ONE_POLICY = "Only one of BlueGreenUpdatePolicy and RollingUpdatePolicy can be specified."
-NO_POLICY = "DeploymentConfig must specify BlueGreenUpdatePolicy or RollingUpdatePolicy."
 MISSING_SIZE = "TrafficRoutingConfiguration of type {kind} requires {member}."
 CANARY_TOO_BIG = "CanarySize must be at most 50% of the instance count of variant {variant} ({count})."
 LINEAR_OUT_OF_RANGE = "LinearStepSize must be between 10% and 50% of the instance count of variant {variant} ({count})."
 BATCH_OUT_OF_RANGE = "MaximumBatchSize must be between 5% and 50% of the instance count of variant {variant} ({count})."
 ROLLING_MULTI_VARIANT = "Rolling updates are not supported for endpoints with more than one production variant."
+ROLLING_SERVERLESS = "Rolling updates are not supported for serverless endpoints."
 TIMEOUT_TOO_SHORT = ("MaximumExecutionTimeoutInSeconds ({limit}) must be greater than the sum of the wait intervals "
                      "and TerminationWaitInSeconds ({total}).")
 DUPLICATE_VARIANT = "Production variant names must be unique within an endpoint config; {variant} is repeated."
@@ -51,6 +52,7 @@ NO_CONTAINER = "Either PrimaryContainer or Containers must be specified."
 UNKNOWN_VARIANT = "The variant(s) \"[{variant}]\" is/are not present in the endpoint {arn}."
 BAD_ARN = "Invalid resource ARN: {arn}."
 UNKNOWN_OPERATION = "The operation {operation} is not supported by the local cloud."
+BAD_TOKEN = "Invalid pagination token {token!r}: pass the NextToken of the previous answer."
 MALFORMED = "The request body is not valid JSON: {reason}"
 
 
@@ -109,15 +111,20 @@ class SageMakerApi:
         name_contains = params.get("NameContains")
         if name_contains:
             items = [i for i in items if name_contains.lower() in i[sort_keys["Name"]].lower()]
-        for bound, op in (("CreationTimeBefore", "lt"), ("CreationTimeAfter", "gt")):
+        # ListEndpoints also filters on LastModifiedTime (ListModels and ListEndpointConfigs have no such
+        # members, so botocore's input shape never lets them through there).
+        for bound, field, before in (("CreationTimeBefore", "CreationTime", True),
+                                     ("CreationTimeAfter", "CreationTime", False),
+                                     ("LastModifiedTimeBefore", "LastModifiedTime", True),
+                                     ("LastModifiedTimeAfter", "LastModifiedTime", False)):
             if params.get(bound) is not None:
                 limit = float(params[bound])
-                items = [i for i in items if (i["CreationTime"] < limit if op == "lt" else i["CreationTime"] > limit)]
+                items = [i for i in items if (i[field] < limit if before else i[field] > limit)]
         if params.get("StatusEquals"):
             items = [i for i in items if i.get("EndpointStatus") == params["StatusEquals"]]
         sort_by = sort_keys.get(params.get("SortBy", "CreationTime"), "CreationTime")
         items.sort(key=lambda i: i[sort_by], reverse=params.get("SortOrder", "Descending") == "Descending")
-        start = int(params.get("NextToken") or 0)
+        start = _page_start(params.get("NextToken"))
         size = int(params.get("MaxResults") or 10)
         out: dict[str, Any] = {key: items[start:start + size]}
         if start + size < len(items):
@@ -209,6 +216,10 @@ class SageMakerApi:
                 "Count": count, "Image": image_uri, "ResolvedImage": resolved, "ResolutionTime": _now(),
                 "ModelDataUrl": container.get("ModelDataUrl"), "Environment": container.get("Environment") or {},
                 "StartupTimeout": pv.get("ContainerStartupHealthCheckTimeoutInSeconds") or 600,
+                "Serverless": bool(pv.get("ServerlessConfig")),
+                # The spec: AWS Marketplace containers and Inf1 endpoints fall back to all at once.
+                "AllAtOnceOnly": bool(container.get("ModelPackageName"))
+                or str(pv.get("InstanceType") or "").startswith("ml.inf1."),
                 "instances": [],
             })
         return variants
@@ -241,7 +252,8 @@ class SageMakerApi:
         items = [{"EndpointName": d["EndpointName"], "EndpointArn": d["EndpointArn"], "CreationTime": d["CreationTime"],
                   "LastModifiedTime": d["LastModifiedTime"], "EndpointStatus": d["EndpointStatus"]}
                  for (r, _), d in self.reg.endpoints.items() if r == region]
-        return self._page(items, p, "Endpoints", {"Name": "EndpointName", "CreationTime": "CreationTime"})
+        return self._page(items, p, "Endpoints", {"Name": "EndpointName", "CreationTime": "CreationTime",
+                                                  "Status": "EndpointStatus"})
 
     def update_endpoint(self, region: str, p: dict[str, Any]) -> dict[str, Any]:
         doc = self._get(self.reg.endpoints, region, p["EndpointName"], "endpoint", "endpoint")
@@ -257,6 +269,8 @@ class SageMakerApi:
         if deployment is None and p.get("RetainDeploymentConfig"):
             deployment = doc.get("LastDeploymentConfig")
         variants = self._variants_of(region, config)
+        if p.get("RetainAllVariantProperties"):
+            self._retain_variant_properties(doc, variants, p.get("ExcludeRetainedVariantProperties") or [])
         pending = self._plan_update(doc, config, variants, deployment)
         doc["pending"] = pending
         doc["EndpointStatus"] = "Updating"
@@ -267,6 +281,23 @@ class SageMakerApi:
         self.reg.save("endpoint", (region, doc["EndpointName"].lower()), doc)
         return {"EndpointArn": arn}
 
+    @staticmethod
+    def _retain_variant_properties(doc: dict[str, Any], variants: list[dict[str, Any]],
+                                   exclude: list[dict[str, str]]) -> None:
+        """RetainAllVariantProperties: a variant of the new config that the endpoint already has keeps its
+        current instance count and weight (e.g. set by UpdateEndpointWeightsAndCapacities or autoscaling)
+        instead of the config's initial ones, except the properties ExcludeRetainedVariantProperties names."""
+        excluded = {e.get("VariantPropertyType") for e in exclude}
+        current = {v["VariantName"]: v for v in doc["fleet"]}
+        for variant in variants:
+            old = current.get(variant["VariantName"])
+            if old is None:
+                continue
+            if "DesiredInstanceCount" not in excluded:
+                variant["Count"] = old["Count"]
+            if "DesiredWeight" not in excluded:
+                variant["Weight"] = old["Weight"]
+
     def _plan_update(self, doc: dict[str, Any], config: dict[str, Any], variants: list[dict[str, Any]],
                      deployment: dict[str, Any] | None) -> dict[str, Any]:
         """Check the DeploymentConfig against the spec's rules and lay out the steps of the update."""
@@ -275,8 +306,6 @@ class SageMakerApi:
         rolling = (deployment or {}).get("RollingUpdatePolicy")
         if blue_green and rolling:
             raise validation_error(ONE_POLICY)
-        if deployment is not None and not blue_green and not rolling:
-            raise validation_error(NO_POLICY)
         if deployment is not None:
             old = sorted(v["VariantName"] for v in doc["fleet"])
             new = sorted(v["VariantName"] for v in variants)
@@ -292,6 +321,8 @@ class SageMakerApi:
         if rolling:
             if len(variants) > 1:
                 raise validation_error(ROLLING_MULTI_VARIANT)
+            if any(v.get("Serverless") for v in variants + doc["fleet"]):
+                raise validation_error(ROLLING_SERVERLESS)
             batch = rolling["MaximumBatchSize"]
             share = _share(batch, count)
             if not 0.05 - 1e-9 <= share <= 0.5 + 1e-9:
@@ -304,8 +335,10 @@ class SageMakerApi:
             for variant in variants:
                 variant["batch"] = size
                 variant["target"] = min(variant["Count"], size)
+            rollback_size = rolling.get("RollbackMaximumBatchSize")
+            rollback_batch = max(1, round(_share(rollback_size, count) * count)) if rollback_size else None
             pending.update(kind="rolling", fractions=[min(1.0, size * k / count) for k in range(1, steps + 1)],
-                           wait=wait, termination_wait=0, max_time=limit)
+                           wait=wait, termination_wait=0, max_time=limit, rollback_batch=rollback_batch)
             return pending
         if blue_green:
             routing = blue_green["TrafficRoutingConfiguration"]
@@ -322,11 +355,18 @@ class SageMakerApi:
             termination = int(blue_green.get("TerminationWaitInSeconds", 0))
             limit = blue_green.get("MaximumExecutionTimeoutInSeconds")
             self._check_limit(limit, len(fractions) * wait + termination)
+            if any(v.get("AllAtOnceOnly") for v in variants):
+                # AWS Marketplace containers and Inf1 endpoints: all at once, with no final bake (the spec).
+                fractions, wait = [1.0], 0
             pending.update(kind="blue_green", fractions=fractions, wait=wait, termination_wait=termination,
                            max_time=limit)
             return pending
-        # No DeploymentConfig: the fleet is still replaced blue/green, all at once, no alarms, no bake.
-        pending.update(kind="blue_green", fractions=[1.0], wait=0, termination_wait=0, max_time=None, alarms=[])
+        # No update policy: the fleet is still replaced blue/green, all at once, with no bake. botocore's
+        # DeploymentConfig: "If no update policy is specified, SageMaker uses a blue/green deployment strategy
+        # with all at once traffic shifting by default" (a DeploymentConfig holding only
+        # AutoRollbackConfiguration included). Without any DeploymentConfig no alarm is watched (the spec).
+        pending.update(kind="blue_green", fractions=[1.0], wait=0, termination_wait=0, max_time=None,
+                       alarms=alarms if deployment is not None else [])
         return pending
 
     @staticmethod
@@ -343,17 +383,20 @@ class SageMakerApi:
         unknown = [d["VariantName"] for d in p["DesiredWeightsAndCapacities"] if d["VariantName"] not in by_name]
         if unknown:
             raise validation_error(UNKNOWN_VARIANT.format(variant=", ".join(unknown), arn=arn))
+        previous_counts = {v["VariantName"]: v["Count"] for v in doc["fleet"]}  # what a rollback restores
         for desired in p["DesiredWeightsAndCapacities"]:
             variant = by_name[desired["VariantName"]]
             if desired.get("DesiredWeight") is not None:
-                variant["Weight"] = float(desired["DesiredWeight"])
+                # The new weight is DesiredWeight while Updating; it becomes CurrentWeight (and takes
+                # traffic) when the update ends.
+                variant["DesiredWeight"] = float(desired["DesiredWeight"])
             if desired.get("DesiredInstanceCount") is not None:
                 variant["Count"] = int(desired["DesiredInstanceCount"])
         now = _now()
-        # Weights change in place at once; instance counts converge in the reconcile loop.
+        # Instance counts converge in the reconcile loop; the weights change when they have.
         doc["pending"] = {"kind": "capacity", "config": doc["EndpointConfigName"], "variants": doc["fleet"],
                           "phase": "provision", "phase_started": now, "started": now, "step": 0,
-                          "fractions": [], "fraction": 0.0}
+                          "fractions": [], "fraction": 0.0, "previous_counts": previous_counts}
         doc["EndpointStatus"] = "Updating"
         doc["LastModifiedTime"] = now
         self.reg.save("endpoint", (region, doc["EndpointName"].lower()), doc)
@@ -363,6 +406,12 @@ class SageMakerApi:
         doc = self._get(self.reg.endpoints, region, p["EndpointName"], "endpoint", "endpoint")
         if doc["EndpointStatus"] == "Deleting":
             return {}
+        # An endpoint whose deployment is in progress cannot be deleted: the service answers
+        # ValidationException while it is Creating (reported from the real service, with the update
+        # message's wording), and the API reference says a SystemUpdating endpoint "cannot be updated or
+        # deleted". Updating and RollingBack are in progress the same way; wait for InService or Failed.
+        if doc["EndpointStatus"] in IN_PROGRESS:
+            raise validation_error(DELETE_IN_PROGRESS.format(arn=doc["EndpointArn"]))
         for fleet in (doc["fleet"], (doc.get("pending") or {}).get("variants") or []):
             for variant in fleet:
                 for iid in variant["instances"]:
@@ -400,7 +449,7 @@ class SageMakerApi:
         arn = p["ResourceArn"]
         self._resource_of(arn)
         tags = self.reg.tags.get(arn, [])
-        start = int(p.get("NextToken") or 0)
+        start = _page_start(p.get("NextToken"))
         size = int(p.get("MaxResults") or 50)
         out: dict[str, Any] = {"Tags": tags[start:start + size]}
         if start + size < len(tags):
@@ -413,6 +462,16 @@ class SageMakerApi:
         drop = set(p["TagKeys"])
         self.reg.set_tags(arn, [t for t in self.reg.tags.get(arn, []) if t["Key"] not in drop])
         return {}
+
+
+def _page_start(token: str | None) -> int:
+    """Where a page starts: a NextToken this server handed out, else a ValidationException (a token
+    that is not one of ours is the caller's error, not an internal failure)."""
+    if not token:
+        return 0
+    if not token.isdigit():
+        raise validation_error(BAD_TOKEN.format(token=token))
+    return int(token)
 
 
 def _share(size: dict[str, Any], count: int) -> float:

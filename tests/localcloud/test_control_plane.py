@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import socket
+import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
@@ -67,6 +70,58 @@ def test_model_errors_carry_the_container_status_and_payloads_over_6_mb_are_refu
         runtime.invoke_endpoint(EndpointName="broken-model", Body=b"x" * (6 * 1024 * 1024 + 1))
     assert _error(too_big)[0] == "ValidationError"
     assert "6291456" in _error(too_big)[1]
+
+
+# The toolkit's default input_fn: a content type it cannot decode is the container's 415.
+PICKY_HANDLER = '''
+def model_fn(model_dir):
+    return None
+
+def predict_fn(data, model):
+    return data
+
+def output_fn(prediction, accept):
+    return b"ok"
+'''
+
+
+def test_a_container_4xx_is_a_client_error_and_a_5xx_a_server_error(local_cloud: LocalCloud) -> None:
+    # The service words a container's 4xx "Received client error (415) from primary ..." and its 5xx
+    # "Received server error (500) ...": callers tell bad input from a broken model by it.
+    uri = local_cloud.add_test_image("picky", {"inference.py": PICKY_HANDLER})
+    local_cloud.create_endpoint("picky", uri)
+    runtime = local_cloud.client("sagemaker-runtime")
+    with pytest.raises(ClientError) as refused:
+        runtime.invoke_endpoint(EndpointName="picky", Body=b"x", ContentType="application/x-unknown")
+    code, message = _error(refused)
+    assert code == "ModelError"
+    assert refused.value.response["OriginalStatusCode"] == 415
+    assert message.startswith("Received client error (415) from primary with message"), message
+    with pytest.raises(ClientError) as broken:  # a body the default JSON decoder chokes on: the toolkit's 500
+        runtime.invoke_endpoint(EndpointName="picky", Body=b"{not json", ContentType="application/json")
+    assert broken.value.response["OriginalStatusCode"] == 500
+    assert _error(broken)[1].startswith("Received server error (500) from primary with message"), _error(broken)[1]
+
+
+def test_invoke_headers_past_their_limits_are_validation_errors(local_cloud: LocalCloud, echo_uri: str) -> None:
+    # InvokeEndpoint's header members have limits in botocore's model that the stock client does not check
+    # (CustomAttributes at most 1024 ASCII characters, InferenceId 1-64 printable ones): the service answers
+    # ValidationError (400) and never forwards such a request to the container.
+    local_cloud.create_endpoint("headers", echo_uri, region="ca-central-1")
+    runtime = local_cloud.client("sagemaker-runtime", "ca-central-1")
+    answer = runtime.invoke_endpoint(EndpointName="headers", Body=b"{}", ContentType="application/json",
+                                     CustomAttributes="a" * 1024, InferenceId="i" * 64)
+    assert answer["Body"].read() == b"{}"
+    with pytest.raises(ClientError) as long_attributes:
+        runtime.invoke_endpoint(EndpointName="headers", Body=b"{}", CustomAttributes="a" * 1025)
+    code, message = _error(long_attributes)
+    assert (code, long_attributes.value.response["ResponseMetadata"]["HTTPStatusCode"]) == ("ValidationError", 400)
+    assert message == ("1 validation error detected: Value at 'customAttributes' failed to satisfy constraint: "
+                       "Member must have length less than or equal to 1024")  # a sensitive value is not echoed
+    with pytest.raises(ClientError) as long_id:
+        runtime.invoke_endpoint(EndpointName="headers", Body=b"{}", InferenceId="i" * 65)
+    assert _error(long_id)[0] == "ValidationError"
+    assert "'inferenceId'" in _error(long_id)[1] and "less than or equal to 64" in _error(long_id)[1]
 
 
 def test_traffic_splits_by_weight_and_target_variant_picks_one(local_cloud: LocalCloud, echo_uri: str) -> None:
@@ -243,6 +298,193 @@ def test_update_rules_of_the_spec_are_enforced(local_cloud: LocalCloud, echo_uri
         sm.update_endpoint(EndpointName="rules", EndpointConfigName="rules-c1")
     assert _error(busy) == ("ValidationException", f'Cannot update in-progress endpoint "arn:aws:sagemaker:us-east-1:{LOCAL_ACCOUNT}:endpoint/rules".')
     local_cloud.wait_for("rules", "InService")
+    # A DeploymentConfig without an update policy is blue/green all at once (botocore's DeploymentConfig:
+    # "If no update policy is specified, SageMaker uses a blue/green deployment strategy with all at once
+    # traffic shifting by default"), not an error.
+    only_rollback = {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "rules-5xx"}]}}
+    sm.update_endpoint(EndpointName="rules", EndpointConfigName="rules-c1", DeploymentConfig=only_rollback)
+    assert sm.describe_endpoint(EndpointName="rules")["EndpointStatus"] == "Updating"
+    assert local_cloud.wait_for("rules", "InService")["LastDeploymentConfig"] == only_rollback
     sm.delete_endpoint(EndpointName="rules")
     local_cloud.client("sagemaker").get_waiter("endpoint_deleted").wait(
         EndpointName="rules", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+
+def test_list_endpoints_sorts_by_status_filters_on_last_modified_time_and_pages(
+        local_cloud: LocalCloud, echo_uri: str) -> None:
+    # ListEndpoints' SortBy is Name | CreationTime | Status and it filters on LastModifiedTimeBefore/After
+    # besides CreationTime (botocore's ListEndpointsInput); a NextToken that is none of the server's is a
+    # ValidationException, not an internal error.
+    region = "ap-northeast-2"
+    sm = local_cloud.client("sagemaker", region)
+    local_cloud.create_endpoint("list-a", echo_uri, region=region)
+    between = datetime.datetime.now(datetime.UTC)
+    time.sleep(0.05)
+    local_cloud.create_endpoint("list-b", "000000000000.dkr.ecr.us-east-1.amazonaws.com/missing:2", region=region,
+                                wait=False)
+    local_cloud.wait_for("list-b", "Failed", region=region)
+    local_cloud.create_endpoint("list-c", echo_uri, region=region)
+
+    def names(**kwargs: object) -> list[str]:
+        return [e["EndpointName"] for e in sm.list_endpoints(**kwargs)["Endpoints"]]
+
+    assert names(SortBy="Status", SortOrder="Ascending")[0] == "list-b"  # Failed < InService
+    assert names(SortBy="Status", SortOrder="Descending")[-1] == "list-b"
+    assert names(SortBy="Name", SortOrder="Ascending") == ["list-a", "list-b", "list-c"]
+    assert names() == ["list-c", "list-b", "list-a"]  # CreationTime, Descending by default
+    assert names(LastModifiedTimeBefore=between) == ["list-a"]
+    assert sorted(names(LastModifiedTimeAfter=between)) == ["list-b", "list-c"]
+    assert names(StatusEquals="Failed") == ["list-b"]
+    assert names(NameContains="t-c") == ["list-c"]
+    pages = list(sm.get_paginator("list_endpoints").paginate(SortBy="Name", SortOrder="Ascending",
+                                                            PaginationConfig={"PageSize": 2}))
+    assert [[e["EndpointName"] for e in page["Endpoints"]] for page in pages] == [["list-a", "list-b"], ["list-c"]]
+    with pytest.raises(ClientError) as bad_token:
+        sm.list_endpoints(NextToken="not-a-token")
+    assert _error(bad_token)[0] == "ValidationException"
+    assert bad_token.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    arn = sm.describe_endpoint(EndpointName="list-a")["EndpointArn"]
+    with pytest.raises(ClientError) as bad_tags_token:
+        sm.list_tags(ResourceArn=arn, NextToken="not-a-token")
+    assert _error(bad_tags_token)[0] == "ValidationException"
+
+
+# A model that takes a while to load: its instances stay unhealthy (no port yet) for two seconds.
+SLOW_HANDLER = '''
+import time
+
+def model_fn(model_dir):
+    time.sleep(2)
+    return None
+
+def input_fn(body, content_type):
+    return body
+
+def predict_fn(data, model):
+    return data
+
+def output_fn(prediction, accept):
+    return prediction
+'''
+
+
+def test_an_endpoint_being_created_shows_its_deployment_and_cannot_be_deleted_until_done(
+        local_cloud: LocalCloud) -> None:
+    # DeleteEndpoint on a Creating endpoint is a ValidationException on the service (one waits for
+    # InService or Failed, then deletes); so is it while an update runs.
+    uri = local_cloud.add_test_image("slow", {"inference.py": SLOW_HANDLER})
+    sm = local_cloud.client("sagemaker")
+    local_cloud.create_endpoint("slow", uri, wait=False)
+    # While it is created, the deployment in progress shows in PendingDeploymentSummary ("only returned
+    # when the endpoint is creating or updating with a new endpoint configuration", botocore's model).
+    creating_view = sm.describe_endpoint(EndpointName="slow")
+    assert creating_view["EndpointStatus"] == "Creating"
+    pending = creating_view["PendingDeploymentSummary"]
+    assert pending["EndpointConfigName"] == "slow-c1"
+    assert [(v["VariantName"], v["DesiredInstanceCount"], v["InstanceType"], v["VariantStatus"][0]["Status"])
+            for v in pending["ProductionVariants"]] == [("AllTraffic", 1, "ml.m5.large", "Creating")]
+    arn = f"arn:aws:sagemaker:us-east-1:{LOCAL_ACCOUNT}:endpoint/slow"
+    with pytest.raises(ClientError) as creating:
+        sm.delete_endpoint(EndpointName="slow")
+    assert _error(creating) == ("ValidationException", f'Cannot update in-progress endpoint "{arn}".')
+    assert "PendingDeploymentSummary" not in local_cloud.wait_for("slow", "InService")
+    sm.update_endpoint(EndpointName="slow", EndpointConfigName="slow-c1")
+    with pytest.raises(ClientError) as updating:
+        sm.delete_endpoint(EndpointName="slow")
+    assert _error(updating)[0] == "ValidationException"
+    assert sm.describe_endpoint(EndpointName="slow")["EndpointStatus"] == "Updating"  # the update carries on
+    local_cloud.wait_for("slow", "InService")
+    sm.delete_endpoint(EndpointName="slow")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="slow", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+
+def test_an_update_can_retain_the_variant_properties_set_since_the_config(local_cloud: LocalCloud, echo_uri: str) -> None:
+    # UpdateEndpoint's RetainAllVariantProperties keeps the variants' current instance counts and weights
+    # (the new config's InitialInstanceCount does not shrink a fleet scaled since); the properties named in
+    # ExcludeRetainedVariantProperties come from the new config again.
+    sm = local_cloud.client("sagemaker")
+    local_cloud.create_endpoint("retain", echo_uri)
+    sm.update_endpoint_weights_and_capacities(EndpointName="retain", DesiredWeightsAndCapacities=[
+        {"VariantName": "AllTraffic", "DesiredInstanceCount": 2, "DesiredWeight": 2.0}])
+    # While it is Updating, the requested values are the Desired ones (the ProductionVariantSummary's
+    # DesiredWeight/DesiredInstanceCount: "as specified in the UpdateEndpointWeightsAndCapacities
+    # request"); the Current ones follow when the update is done.
+    scaling = sm.describe_endpoint(EndpointName="retain")
+    variant = scaling["ProductionVariants"][0]
+    assert scaling["EndpointStatus"] == "Updating"
+    assert (variant["CurrentWeight"], variant["DesiredWeight"]) == (1.0, 2.0)
+    assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (1, 2)
+    variant = local_cloud.wait_for("retain", "InService")["ProductionVariants"][0]
+    assert (variant["CurrentWeight"], variant["DesiredWeight"]) == (2.0, 2.0)
+    assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (2, 2)
+    local_cloud.create_model("retain-m2", echo_uri)
+    local_cloud.create_config("retain-c2", {"AllTraffic": "retain-m2"})  # 1 instance, weight 1
+
+    def fleet() -> tuple[int, int, float]:
+        variant = local_cloud.wait_for("retain", "InService")["ProductionVariants"][0]
+        return variant["CurrentInstanceCount"], variant["DesiredInstanceCount"], variant["CurrentWeight"]
+
+    sm.update_endpoint(EndpointName="retain", EndpointConfigName="retain-c2", RetainAllVariantProperties=True)
+    assert sm.describe_endpoint(EndpointName="retain")["EndpointStatus"] == "Updating"
+    assert fleet() == (2, 2, 2.0)
+    sm.update_endpoint(EndpointName="retain", EndpointConfigName="retain-c1", RetainAllVariantProperties=True,
+                       ExcludeRetainedVariantProperties=[{"VariantPropertyType": "DesiredInstanceCount"}])
+    assert sm.describe_endpoint(EndpointName="retain")["EndpointStatus"] == "Updating"
+    assert fleet() == (1, 1, 2.0)
+    sm.update_endpoint(EndpointName="retain", EndpointConfigName="retain-c2")  # the default: the config's values
+    assert sm.describe_endpoint(EndpointName="retain")["EndpointStatus"] == "Updating"
+    assert fleet() == (1, 1, 1.0)
+
+
+# A model only one instance may load at a time (the marker file stands for a licence, a GPU, a port...):
+# a second instance of it fails its ping health check.
+ONCE_HANDLER = '''
+import os
+
+def model_fn(model_dir):
+    marker = os.environ["ONCE_MARKER"]
+    if os.path.exists(marker):
+        raise SystemExit("a second instance cannot load this model on purpose")
+    open(marker, "w").close()
+    return None
+
+def input_fn(body, content_type):
+    return body
+
+def predict_fn(data, model):
+    return data
+
+def output_fn(prediction, accept):
+    return prediction
+'''
+
+
+def test_a_scale_up_that_fails_rolls_back_to_the_previous_counts_and_weights(
+        local_cloud: LocalCloud, tmp_path: Path) -> None:
+    # DescribeEndpoint's EndpointStatus: RollingBack is an endpoint that "fails to scale up or down or change
+    # its variant weight and is in the process of rolling back to its previous configuration. Once the
+    # rollback completes, endpoint returns to an InService status."
+    uri = local_cloud.add_test_image("once", {"inference.py": ONCE_HANDLER})
+    sm = local_cloud.client("sagemaker")
+    local_cloud.create_model("once-m1", uri, environment={"ONCE_MARKER": str(tmp_path / "loaded")})
+    local_cloud.create_config("once-c1", {"AllTraffic": "once-m1"})
+    sm.create_endpoint(EndpointName="once", EndpointConfigName="once-c1")
+    local_cloud.wait_for("once", "InService")
+    sm.update_endpoint_weights_and_capacities(EndpointName="once", DesiredWeightsAndCapacities=[
+        {"VariantName": "AllTraffic", "DesiredInstanceCount": 2, "DesiredWeight": 3.0}])
+    seen: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        described = sm.describe_endpoint(EndpointName="once")
+        if not seen or seen[-1] != described["EndpointStatus"]:
+            seen.append(described["EndpointStatus"])
+        if described["EndpointStatus"] == "InService":
+            break
+        time.sleep(0.05)
+    assert seen[:1] == ["Updating"] and "RollingBack" in seen and seen[-1] == "InService", seen
+    assert "a second instance cannot load this model on purpose" in described["FailureReason"]
+    variant = described["ProductionVariants"][0]
+    assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (1, 1)
+    assert (variant["CurrentWeight"], variant["DesiredWeight"]) == (1.0, 1.0)
+    answer = local_cloud.client("sagemaker-runtime").invoke_endpoint(EndpointName="once", Body=b"still up")
+    assert answer["Body"].read() == b"still up"

@@ -148,7 +148,10 @@ def test_state_survives_a_restart_and_crashed_containers_come_back(tmp_path: Pat
         with pytest.raises(ClientError) as timed_out:
             cloud.client("sagemaker-runtime", "eu-west-1").invoke_endpoint(EndpointName="durable", Body=b"slow")
         assert timed_out.value.response["Error"]["Code"] == "ModelError"
-        assert "timed out" in timed_out.value.response["Error"]["Message"]
+        # The service's words, in full (callers match on them).
+        assert timed_out.value.response["Error"]["Message"] == (
+            "Your invocation timed out while waiting for a response from container primary. Review the latency "
+            "metrics for each container in Amazon CloudWatch, resolve the issue, and try again.")
 
         assert stop(cloud.data_dir)
         assert _container_pids(cloud.data_dir) == []  # containers stop with the server

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,8 +45,8 @@ def _canary(wait: int, alarms: list[str] | None = None, termination: int = 0) ->
 
 def _observe(cloud: LocalCloud, endpoint: str, until_config: str | None = None, timeout: float = 120) -> list[tuple[Any, ...]]:
     """Every distinct (status, blue weight, green weight, green status, config) seen until the update ends:
-    the endpoint is InService again after it was not, or InService on ``until_config`` (an update with
-    no bake may end before the first look)."""
+    InService after another status, or InService on ``until_config`` (a short update on a loaded machine
+    may be over before the first DescribeEndpoint)."""
     sm = cloud.client("sagemaker")
     seen: list[tuple[Any, ...]] = []
     deadline = time.monotonic() + timeout
@@ -60,7 +61,8 @@ def _observe(cloud: LocalCloud, endpoint: str, until_config: str | None = None, 
         if not seen or seen[-1] != state:
             seen.append(state)
         started = started or described["EndpointStatus"] != "InService"
-        if described["EndpointStatus"] == "InService" and (started or described["EndpointConfigName"] == until_config):
+        done = started or (until_config is not None and described["EndpointConfigName"] == until_config)
+        if done and described["EndpointStatus"] == "InService":
             return seen
         time.sleep(0.05)
     raise AssertionError(f"the update of {endpoint} did not end: {seen}")
@@ -223,3 +225,106 @@ def test_an_update_without_a_deployment_config_moves_all_traffic_at_once(local_c
     with pytest.raises(ClientError) as missing:
         sm.describe_endpoint_config(EndpointConfigName="plain-c1")
     assert missing.value.response["Error"]["Code"] == "ValidationException"
+
+
+# Loads at most twice (a counter file): the third instance of it fails its ping health check.
+TWICE_HANDLER = '''
+import os
+
+def model_fn(model_dir):
+    counter = os.environ["LOAD_COUNTER"]
+    loads = len(open(counter).read()) if os.path.exists(counter) else 0
+    if loads >= 2:
+        raise SystemExit("a third instance cannot load this model on purpose")
+    with open(counter, "a") as handle:
+        handle.write("x")
+    return None
+
+def input_fn(body, content_type):
+    return body
+
+def predict_fn(data, model):
+    return b"r2:" + data
+
+def output_fn(prediction, accept):
+    return prediction
+'''
+
+
+def test_a_rolling_update_that_fails_brings_the_old_fleet_back_a_rollback_batch_at_a_time(
+        local_cloud: LocalCloud, tmp_path: Path) -> None:
+    # RollingUpdatePolicy.RollbackMaximumBatchSize: the old fleet comes back that many instances at a time
+    # (without it, all at once). Four instances, one replaced per batch: the third new instance fails, two
+    # old ones had been retired, and they come back one by one.
+    sm = local_cloud.client("sagemaker")
+    r1 = local_cloud.add_test_image("r1", {"inference.py": _versioned("r1")})
+    twice = local_cloud.add_test_image("twice", {"inference.py": TWICE_HANDLER})
+    local_cloud.create_endpoint("comeback", r1, instances=4)
+    local_cloud.create_model("comeback-m2", twice, environment={"LOAD_COUNTER": str(tmp_path / "loads")})
+    local_cloud.create_config("comeback-c2", {"AllTraffic": "comeback-m2"}, instances=4)
+    sm.update_endpoint(EndpointName="comeback", EndpointConfigName="comeback-c2", DeploymentConfig={
+        "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 0,
+                                "RollbackMaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+                                "MaximumExecutionTimeoutInSeconds": 600}})
+    blue_while_rolling_back: list[int] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        described = sm.describe_endpoint(EndpointName="comeback")
+        if described["EndpointStatus"] == "RollingBack":
+            count = described["ProductionVariants"][0]["CurrentInstanceCount"]
+            if not blue_while_rolling_back or blue_while_rolling_back[-1] != count:
+                blue_while_rolling_back.append(count)
+        if described["EndpointStatus"] == "InService" and blue_while_rolling_back:
+            break
+        time.sleep(0.05)
+    # Two old instances had been retired (2 left); they come back one at a time (3 is seen on the way).
+    assert 3 in blue_while_rolling_back and blue_while_rolling_back == sorted(blue_while_rolling_back), \
+        blue_while_rolling_back
+    assert described["EndpointConfigName"] == "comeback-c1"
+    assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 4
+    assert "a third instance cannot load this model on purpose" in described["FailureReason"]
+
+
+def test_inf1_endpoints_fall_back_to_all_at_once_and_serverless_ones_refuse_rolling_updates(
+        local_cloud: LocalCloud) -> None:
+    # The spec: AWS Marketplace containers and Inf1 endpoints fall back to all at once with no final bake;
+    # rolling updates are not allowed for serverless endpoints.
+    sm = local_cloud.client("sagemaker")
+    v1 = local_cloud.add_test_image("v1", {"inference.py": _versioned("v1")})
+    v2 = local_cloud.add_test_image("v2", {"inference.py": _versioned("v2")})
+    local_cloud.create_model("inf-m1", v1)
+    local_cloud.create_model("inf-m2", v2)
+    for config, model in (("inf-c1", "inf-m1"), ("inf-c2", "inf-m2")):
+        local_cloud.create_config(config, [{"VariantName": "AllTraffic", "ModelName": model,
+                                            "InstanceType": "ml.inf1.xlarge", "InitialInstanceCount": 2}])
+    sm.create_endpoint(EndpointName="inf", EndpointConfigName="inf-c1")
+    local_cloud.wait_for("inf", "InService")
+    deployment = {"BlueGreenUpdatePolicy": {
+        "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 30,
+                                        "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}},
+        "MaximumExecutionTimeoutInSeconds": 600}}
+    sm.update_endpoint(EndpointName="inf", EndpointConfigName="inf-c2", DeploymentConfig=deployment)
+    green_seen: set[tuple[float, str]] = set()
+    while True:
+        described = sm.describe_endpoint(EndpointName="inf")
+        for green in (described.get("PendingDeploymentSummary") or {}).get("ProductionVariants", []):
+            green_seen.add((green["CurrentWeight"], green["VariantStatus"][0]["StatusMessage"]))
+        if described["EndpointStatus"] == "InService" and described["EndpointConfigName"] == "inf-c2":
+            break
+        time.sleep(0.05)
+    assert {weight for weight, _ in green_seen} <= {0.0, 1.0}, green_seen  # no canary share
+    assert not any("30 seconds" in message for _, message in green_seen), green_seen  # no 30 s bake at all
+    assert sm.describe_endpoint(EndpointName="inf")["LastDeploymentConfig"] == deployment
+
+    local_cloud.create_model("serverless-m1", v1)
+    local_cloud.create_config("serverless-c1", [{"VariantName": "AllTraffic", "ModelName": "serverless-m1",
+                                                 "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 1}}])
+    sm.create_endpoint(EndpointName="serverless", EndpointConfigName="serverless-c1")
+    local_cloud.wait_for("serverless", "InService")
+    with pytest.raises(ClientError) as refused:
+        sm.update_endpoint(EndpointName="serverless", EndpointConfigName="serverless-c1", DeploymentConfig={
+            "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+                                    "WaitIntervalInSeconds": 1}})
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "serverless" in refused.value.response["Error"]["Message"]
+    assert sm.describe_endpoint(EndpointName="serverless")["EndpointStatus"] == "InService"
