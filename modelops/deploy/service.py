@@ -439,14 +439,18 @@ def _rollback_region(model: ModelConfig, env: Environment, region: str, clients:
 def _models(repo: _Repo, name: str | None, ref: str | None = None) -> list[ModelConfig]:
     if name is not None:
         return [load_model(repo.ws, name, ref=ref)]
-    ws = repo.ws.at(ref)
-    out = []
-    for folder in ws.model_folders():
+    return _loadable_models(repo, ref)[0]  # validate reports broken models; status shows the ones that load
+
+
+def _loadable_models(repo: _Repo, ref: str | None) -> tuple[list[ModelConfig], list[str]]:
+    """Every model at ``ref`` that loads, and one error line per model folder that does not."""
+    models, broken = [], []
+    for folder in repo.ws.at(ref).model_folders():
         try:
-            out.append(load_model(repo.ws, folder, ref=ref))
-        except ModelopsError:
-            continue  # validate reports broken models; status shows the ones that load
-    return out
+            models.append(load_model(repo.ws, folder, ref=ref))
+        except ModelopsError as err:
+            broken.append(err.message if err.message.startswith(f"{folder}/") else f"{folder}: {err.message}")
+    return models, broken
 
 
 def status(request: StatusRequest, runtime: Runtime) -> StatusReport:
@@ -566,9 +570,11 @@ def sync(request: SyncRequest, runtime: Runtime) -> SyncResult:
     env = repo.envs.get(request.environment)
     plans: list[Plan] = []
     deployed: list[DeployResult] = []
-    errors: list[str] = []
     commit = repo.ws.at(request.ref).head_commit
-    for model in _models(repo, None, request.ref):
+    # A model whose config does not load is an error, not left out: a drift check that skipped it
+    # would report the environment in sync while nobody can reconcile that model.
+    models, errors = _loadable_models(repo, request.ref)
+    for model in models:
         if not model.supports_cloud(env.cloud):
             continue
         try:
