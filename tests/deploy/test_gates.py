@@ -59,6 +59,20 @@ def test_the_author_may_not_approve(repo: Path) -> None:
     gates.check_approver("ada@example.com", "ada@example.com", release="iris-1", commit="c" * 40, environment=no_four_eyes)
 
 
+def test_an_approver_whose_commit_author_is_unknown_is_refused_without_being_called_its_author(repo: Path) -> None:
+    # A checkout without the release's commit (another clone, a shallow one, no git) cannot tell the author:
+    # four-eyes fails closed, but it used to say "bob@example.com (author unknown) wrote commit ...".
+    prod = load_environments(Workspace.discover(repo)).get("prod")
+    assert gates.commit_author(repo, "d" * 40) is None
+    with pytest.raises(GateError) as err:
+        gates.check_approver("bob@example.com", None, release="iris-1", commit="d" * 40, environment=prod)
+    assert err.value.message == ("four-eyes: the author of commit dddddddddddd of release iris-1 is not known here "
+                                 "(this checkout does not hold that commit), so bob@example.com cannot be told "
+                                 "apart from the author for prod")
+    assert "wrote" not in err.value.message
+    assert err.value.hint == gates.UNKNOWN_AUTHOR_HINT
+
+
 def test_tests_gate_fails_closed_and_needs_every_kind_in_every_region(repo: Path, ledger) -> None:
     envs = load_environments(Workspace.discover(repo))
     staging, dev = envs.get("staging"), envs.get("dev")
