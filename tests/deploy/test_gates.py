@@ -113,3 +113,18 @@ def test_a_dirty_pipelines_folder_alone_is_named_alone(repo: Path) -> None:
     with pytest.raises(GateError) as err:
         gates.check_clean_tree(ws, load_model(ws, "iris"), envs.get("staging"), envs, None)
     assert err.value.message == "staging deploys only committed releases: pipelines has uncommitted changes"
+
+
+def test_a_deploy_beyond_dev_outside_git_says_it_needs_git_not_that_an_option_was_misused(repo: Path) -> None:
+    # The message used to be "... so --ref and --changed-since cannot be used", about options never given.
+    import shutil
+
+    from tests.helpers import run_cli
+
+    shutil.rmtree(repo / ".git")
+    result = run_cli("deploy", "models/iris", "--env", "staging", "--output", "json", cwd=repo)
+    assert result.exit_code == 2, result
+    message = result.json()["error"]["message"]
+    assert message.startswith(f"{repo} is not a git repository, and this needs git"), message
+    assert "a deploy beyond dev" in message and "cannot be used" not in message, message
+    assert result.stderr.splitlines()[-2].startswith("error: "), result
