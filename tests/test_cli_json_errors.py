@@ -29,6 +29,22 @@ def test_bad_input_in_json_mode_is_one_error_document(repo: Path, args: tuple[st
     assert doc["error"]["message"] and doc["error"]["message"] in result.stderr, result
 
 
+@pytest.mark.parametrize("command", [("build",), ("deploy",), ("plan", "--env", "dev"), ("status",), ("history",)])
+def test_a_model_folder_of_another_repository_is_refused_naming_both(repo: Path, tmp_path: Path,
+                                                                     command: tuple[str, ...]) -> None:
+    # It used to be read from there and mixed with this repository's git and pipelines: build ended in
+    # "git failed in REPO: Cmd('git') failed due to: exit code(128) ..." and status answered for it.
+    from tests.helpers import init_repo
+
+    other = init_repo(tmp_path / "other")
+    for given in (str(other / "models" / "iris"), "models/../../other/models/iris"):
+        result = run_cli(command[0], given, *command[1:], "--output", "json", cwd=repo)
+        assert result.exit_code == 2, result
+        error = json.loads(result.stdout)["error"]
+        assert error["message"] == f"{given} is outside the repository {repo}", result
+        assert error["hint"].endswith("name a model of this one: iris, llm-chat, minilm-embeddings"), result
+
+
 def test_usage_errors_in_json_mode_are_an_error_document_too(repo: Path) -> None:
     result = run_cli("deploy", "--output", "json", cwd=repo)
     assert result.exit_code == 2, result
