@@ -63,10 +63,14 @@ def check_policy(ws: Workspace, model: ModelConfig, ref: str | None, runtime: An
 
     result = validate(ValidateRequest(paths=(ws.root / (model.folder or "."),), ref=ref), runtime)
     failed = [f for f in result.failed if f.model in (None, model.name)] or list(result.failed)
-    if result.fatal or failed:
-        first = failed[0] if failed else next(f for f in result.findings if f.fatal)
-        raise GateError(POLICY_FAILED.format(count=len(failed) or 1, model=model.name, where=ref or "the working tree",
-                                             first=f"{first.location.file}:{first.location.line}: {first.message}"),
+    unreadable = next((f for f in result.findings if f.fatal), None)
+    if unreadable is not None:  # input that cannot be read is bad input (exit 2), as for validate and build
+        raise InputError(f"{unreadable.location}: {unreadable.message}",
+                         hint=POLICY_FAILED_HINT.format(folder=model.folder or "."))
+    if failed:
+        first = failed[0]
+        raise GateError(POLICY_FAILED.format(count=len(failed), model=model.name, where=ref or "the working tree",
+                                             first=f"{first.location}: {first.message}"),
                         hint=POLICY_FAILED_HINT.format(folder=model.folder))
 
 

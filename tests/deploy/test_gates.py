@@ -128,3 +128,29 @@ def test_a_deploy_beyond_dev_outside_git_says_it_needs_git_not_that_an_option_wa
     assert message.startswith(f"{repo} is not a git repository, and this needs git"), message
     assert "a deploy beyond dev" in message and "cannot be used" not in message, message
     assert result.stderr.splitlines()[-2].startswith("error: "), result
+
+
+def test_the_policy_gate_names_file_line_column_and_unreadable_input_is_exit_2(repo: Path) -> None:
+    from tests.helpers import commit_all, run_cli
+
+    model = repo / "models" / "iris" / "model.yaml"
+    model.write_text(model.read_text().replace("instance_type: ml.m5.large", "instance_type: ml.m5.nope"))
+    commit_all(repo, "an instance type that does not exist")
+    refused = run_cli("deploy", "models/iris", "--output", "json", cwd=repo)
+    assert refused.exit_code == 1, refused
+    message = refused.json()["error"]["message"]
+    assert message.startswith("policy: 1 finding(s) block iris at the working tree: models/iris/model.yaml:"), message
+    line, column = message.split("model.yaml:", 1)[1].split(": ", 1)[0].split(":")
+    assert line.isdigit() and column.isdigit(), message  # file:line:col, as validate prints it
+
+    # A file the check cannot read is bad input, exit 2 as for validate, build and test; it used to be a
+    # gate (exit 1) located at "models/iris/tests/cases.yaml:None".
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True))
+    (repo / "models" / "iris" / "tests" / "cases.yaml").write_text(bomb)
+    commit_all(repo, "an alias bomb")
+    unreadable = run_cli("deploy", "models/iris", "--output", "json", cwd=repo)
+    assert unreadable.exit_code == 2, unreadable
+    assert unreadable.json()["error"]["message"] == (
+        "models/iris/tests/cases.yaml: document expands to more than 100000 nodes (an alias bomb?)"), unreadable
+    assert "None" not in unreadable.stderr, unreadable
