@@ -25,6 +25,8 @@ ENDPOINT_MISSING = "endpoint {endpoint} not found in {region} ({env})"
 ENDPOINT_MISSING_HINT = "deploy the model first: modelops deploy {model} --env {env}"
 ENDPOINT_NOT_READY = "endpoint {endpoint} in {region} is {status}, not InService"
 ENDPOINT_NOT_READY_HINT = "wait for the rollout to finish (modelops status {model}) and run the tests again"
+CLOUD_LOST = ("{env}/{region}: the cloud stopped answering during the load test ({failures} of {requests} requests "
+              "failed), so it says nothing about the release: {reason}")
 NO_LOAD_PROFILE = "{file}: spec.tests.load is not set, so there is no load test to run"
 NO_LOAD_PROFILE_HINT = "add spec.tests.load (users, spawn_rate, duration_seconds, slo) to model.yaml"
 NO_PAYLOADS = "{file}: no case expecting success to build the load test's payload mix from"
@@ -226,6 +228,8 @@ def _load(clients: Clients, region: str, endpoint: str, release: str, model: Mod
     except Exception as exc:
         raise translate(exc, resource=f"{environment}:{region}:{endpoint}") from exc
     stats = run_load(target, plan, cases.load_mix(), runtime, task=f"load {region}")
+    if stats.failures:
+        _check_still_reachable(clients, region, endpoint, environment, stats.failures, stats.requests)
     checks = slo_checks(stats, model.tests.load.slo if model.tests.load else Slo())
     baseline = None
     record = ledger.baseline(model.name, environment, region, exclude_release=release) if ledger else None
@@ -233,6 +237,23 @@ def _load(clients: Clients, region: str, endpoint: str, release: str, model: Mod
         baseline = Baseline(record.release, dict(record.metrics), float(record.at))
         checks = (*checks, *baseline_checks(stats, baseline.metrics, baseline.release, policy))
     return LoadResult(stats=stats, plan=plan, checks=checks, baseline=baseline)
+
+
+def _check_still_reachable(clients: Clients, region: str, endpoint: str, environment: str, failures: int,
+                           requests: int) -> None:
+    """Requests failed during the load test: when the cloud itself no longer answers (the local cloud
+    stopped, the network went), that is the environment failing (exit 3), not the release failing
+    its SLOs (exit 1, recorded against it)."""
+    from modelops.clients import translate
+
+    try:
+        clients.client("sagemaker", region).describe_endpoint(EndpointName=endpoint)
+    except Exception as exc:
+        error = translate(exc, resource=f"{environment}:{region}:{endpoint}")
+        if isinstance(error, EnvironmentFailedError):
+            raise EnvironmentFailedError(CLOUD_LOST.format(env=environment, region=region, failures=failures,
+                                                           requests=requests, reason=error.message),
+                                         hint=error.hint) from exc
 
 
 def _record(ledger: Any, report: RegionReport, model: str, environment: str) -> None:
