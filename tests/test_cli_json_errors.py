@@ -78,3 +78,16 @@ def test_an_unknown_region_reads_the_same_in_every_command(repo: Path, command: 
                      cwd=repo)
     assert result.exit_code == 2, result
     assert result.json()["error"]["message"] == "environment dev has no region mars-1 (it has us-east-1)", result
+
+
+@pytest.mark.parametrize("command", [("build", "iris"), ("deploy", "models/iris"), ("plan", "iris", "--env", "dev")])
+def test_a_data_dir_that_cannot_be_one_is_an_environment_error_not_an_internal_one(
+        repo: Path, tmp_path: Path, command: tuple[str, ...]) -> None:
+    # It used to end in "internal error: FileNotFoundError: ..." / "NotADirectoryError" (the bug text, exit 3).
+    not_a_dir = write(tmp_path / "a-file", "")
+    result = run_cli("--data-dir", not_a_dir, *command, "--output", "json", cwd=repo)
+    assert result.exit_code == 3, result
+    error = json.loads(result.stdout)["error"]
+    assert error["message"] == f"cannot use {not_a_dir}: Not a directory", result
+    assert "MODELOPS_DATA_DIR" in error["hint"], result
+    assert "internal error" not in result.stderr, result

@@ -29,12 +29,14 @@ from modelops.config import (
     load_model,
     load_policy,
 )
-from modelops.errors import InputError
+from modelops.errors import EnvironmentFailedError, InputError
 from modelops.runtime import Runtime
 
 CLOUD_NOT_SUPPORTED = "{model} runs on {clouds} only (spec.clouds in {file}); environment {env} is on the {cloud} cloud"
 CLOUD_NOT_SUPPORTED_HINT = "build it for an aws environment (--env), or render its context with --context-only DIR"
 NO_FRAMEWORK = "{file}: spec.container needs a framework and framework_version, or an image"
+DATA_DIR_UNUSABLE = "cannot use {data_dir}: {reason}"
+DATA_DIR_UNUSABLE_HINT = "modelops keeps its state in MODELOPS_DATA_DIR (or --data-dir): point it at a writable directory"
 SIGN_AT_REF = "--sign-key signs the working tree's artifacts; it cannot be used with --ref"
 DEFAULT_MODEL_DATA_LOCATION = "s3://modelops-model-artifacts-{account}-{region}/"
 # Under the build's work folder: artifacts fetched or generated, and model data archives (which build
@@ -121,8 +123,16 @@ def _plain(value: Any) -> Any:
 
 
 def _work_dir(runtime: Runtime) -> Path:
-    """Where builds keep what they make: caches, model data archives, rendered contexts."""
-    return runtime.data_dir / "build"
+    """Where builds keep what they make: caches, model data archives, rendered contexts. A data dir
+    that cannot hold it is :class:`EnvironmentFailedError` naming it."""
+    work = runtime.data_dir / "build"
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentFailedError(DATA_DIR_UNUSABLE.format(data_dir=runtime.data_dir,
+                                                              reason=exc.strerror or exc),
+                                     hint=DATA_DIR_UNUSABLE_HINT) from exc
+    return work
 
 
 def _where(model: ModelConfig, *path: str) -> str:
