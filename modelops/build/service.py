@@ -37,6 +37,9 @@ CLOUD_NOT_SUPPORTED_HINT = "build it for an aws environment (--env), or render i
 NO_FRAMEWORK = "{file}: spec.container needs a framework and framework_version, or an image"
 DATA_DIR_UNUSABLE = "cannot use {data_dir}: {reason}"
 DATA_DIR_UNUSABLE_HINT = "modelops keeps its state in MODELOPS_DATA_DIR (or --data-dir): point it at a writable directory"
+CONTEXT_NOT_EMPTY = ("{folder} holds files this build does not render ({files}); an image built from it would "
+                     "hold them too")
+CONTEXT_NOT_EMPTY_HINT = "render into a new or empty folder (--context-only DIR), or remove those files"
 SIGN_AT_REF = "--sign-key signs the working tree's artifacts; it cannot be used with --ref"
 DEFAULT_MODEL_DATA_LOCATION = "s3://modelops-model-artifacts-{account}-{region}/"
 # Under the build's work folder: artifacts fetched or generated, and model data archives (which build
@@ -213,6 +216,10 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
     if request.context_only is not None:
         out = request.context_only if request.context_only.is_absolute() else runtime.cwd / request.context_only
         artifacts.ensure_io_ok(out)
+        for region in env.regions:  # all checked before any is written
+            if foreign := ctx.foreign_files(out / region):
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                raise InputError(CONTEXT_NOT_EMPTY.format(folder=out / region, files=shown), hint=CONTEXT_NOT_EMPTY_HINT)
         for region in env.regions:
             ctx.write(out / region, region, labels)
         runtime.progress.step(f"wrote the build context of {len(env.regions)} region(s) to {out}")

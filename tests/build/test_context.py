@@ -98,6 +98,23 @@ def test_local_builder_refuses_an_aws_only_model(repo: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_context_folder_holding_other_files_is_refused_so_they_cannot_ride_into_the_image(
+        repo: Path, tmp_path: Path) -> None:
+    # The Dockerfile does `COPY code/ /opt/ml/code/`: a handler left in DIR/<region>/code/ by an earlier
+    # render (or anything else there) went into an image built from DIR, whose digest no longer said so.
+    out = tmp_path / "ctx"
+    first = _context(repo, out, "iris")
+    assert _context(repo, out, "iris")["digest"] == first["digest"]  # rendering again over itself is fine
+    stale = write(out / "us-east-1" / "code" / "old_handler.py", "print('stale')\n")
+    before = (out / "us-east-1" / "Dockerfile").read_bytes()
+    result = run_cli("build", "iris", "--context-only", out, "--output", "json", cwd=repo)
+    assert result.exit_code == 2, result
+    assert result.json()["error"]["message"] == (
+        f"{out / 'us-east-1'} holds files this build does not render (code/old_handler.py); an image built "
+        "from it would hold them too"), result
+    assert stale.exists() and (out / "us-east-1" / "Dockerfile").read_bytes() == before  # nothing touched
+
+
 def test_unknown_framework_version_lists_the_versions_that_exist(repo: Path, tmp_path: Path) -> None:
     yaml_path = repo / "models/iris/model.yaml"
     yaml_path.write_text(yaml_path.read_text().replace('framework_version: "1.2-1"', 'framework_version: "9.9-9"'))
