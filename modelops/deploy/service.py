@@ -66,6 +66,7 @@ RELEASE_MISMATCH_HINT = "the build is not reproducible; deploy the model with --
 NOTHING_TO_ROLL_BACK = "no release before {current} succeeded in {environment}/{region}"
 NOT_DEPLOYED = "{model} is not deployed in {environment}/{region}"
 NOT_DEPLOYED_HINT = "deploy it first: modelops deploy {model} --env {environment}"
+ENDPOINT_MISSING = "endpoint {endpoint} not found in {region} ({environment})"
 NOTHING_TO_ROLL_BACK_HINT = "`modelops history {model}` lists what served where"
 
 
@@ -398,6 +399,8 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
         # Nothing was tried anywhere (not deployed, or no earlier release): the request cannot be done,
         # which is bad input (exit 2), not a cloud failure (exit 3).
         first = outcomes[0]
+        if not first.release:  # never deployed here: say why when it cannot be (its clouds)
+            _check_cloud(model, env)
         hint = (NOT_DEPLOYED_HINT.format(model=model.name, environment=env.name) if not first.release
                 else NOTHING_TO_ROLL_BACK_HINT.format(model=model.name))
         raise InputError(first.detail, hint=hint)
@@ -608,9 +611,16 @@ def invoke(request: InvokeRequest, runtime: Runtime) -> InvokeResult:
     env.check_regions((region,))
     endpoint = naming.endpoint_name(model.name, env.name)
     with _opened(env, runtime) as (clients, _):
-        answer = send(clients.client("sagemaker-runtime", region), endpoint,
-                      CaseRequest(content_type=request.content_type, accept=request.accept, body=request.body),
-                      runtime.clock, resource=f"{env.name}/{region}: endpoint {endpoint}", raise_service_errors=True)
+        try:
+            answer = send(clients.client("sagemaker-runtime", region), endpoint,
+                          CaseRequest(content_type=request.content_type, accept=request.accept, body=request.body),
+                          runtime.clock, resource=f"{env.name}/{region}: endpoint {endpoint}", raise_service_errors=True)
+        except InputError as err:
+            if RegionCloud(clients, region).endpoint(endpoint) is None:  # say so, and why when there can be none
+                _check_cloud(model, env)
+                raise InputError(ENDPOINT_MISSING.format(endpoint=endpoint, region=region, environment=env.name),
+                                 hint=NOT_DEPLOYED_HINT.format(model=model.name, environment=env.name)) from err
+            raise
     if answer.ok:
         return InvokeResult(endpoint, region, answer.status, answer.content_type or "", answer.body)
     return InvokeResult(endpoint, region, answer.original_status or answer.status, "text/plain", answer.body)
