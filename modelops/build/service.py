@@ -185,9 +185,11 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
         raise InputError(CLOUD_NOT_SUPPORTED.format(model=model.name, clouds=", ".join(model.clouds), file=model.file,
                                                     env=env.name, cloud=env.cloud), hint=CLOUD_NOT_SUPPORTED_HINT)
     commit = ws.head_commit or "uncommitted"
+    shown = ws.head_commit[:12] if ws.head_commit else commit
     if ws.ref is None and ws.is_git and ws.is_dirty([model.folder]):
         commit += "-dirty"
-    runtime.progress.step(f"building {model.name} for {env.name} ({', '.join(env.regions)}) at {commit[:12]}")
+        shown += "-dirty"  # the build holds uncommitted changes: the line says so, not just the commit
+    runtime.progress.step(f"building {model.name} for {env.name} ({', '.join(env.regions)}) at {shown}")
 
     work = _work_dir(runtime)
     gathered = artifacts.gather(model, ws, cache_dir=work / ARTIFACT_CACHE)

@@ -155,3 +155,17 @@ def test_unknown_framework_or_region_lists_what_exists(tmp_path: Path, framework
     message = caught.value.message
     assert message.startswith(f"model.yaml:9:5: {says} ({listed}: "), message
     assert one_of_them in message.split(f"({listed}: ", 1)[1].rstrip(")").split(", ")
+
+
+def test_the_build_line_says_dirty_when_the_model_folder_has_uncommitted_changes(repo: Path, tmp_path: Path) -> None:
+    # The line cut "<sha>-dirty" to 12 characters, so a build of uncommitted code read "at <sha>" like a
+    # build of the commit (and outside a commit, "at uncommitted-").
+    head = git(repo, "rev-parse", "HEAD")
+    clean = run_cli("build", "iris", "--context-only", tmp_path / "clean", cwd=repo)
+    assert f"building iris for dev (us-east-1) at {head[:12]}\n" in clean.stderr, clean
+    handler = repo / "models" / "iris" / "code" / "inference.py"
+    handler.write_text(handler.read_text() + "\n# not committed\n")
+    dirty = run_cli("build", "iris", "--context-only", tmp_path / "dirty", "--output", "json", cwd=repo)
+    assert dirty.exit_code == 0, dirty
+    assert f"building iris for dev (us-east-1) at {head[:12]}-dirty\n" in dirty.stderr, dirty
+    assert dirty.json()["commit"] == f"{head}-dirty"
