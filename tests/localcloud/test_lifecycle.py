@@ -136,6 +136,22 @@ def _container_pids(data_dir: Path) -> list[int]:
     return pids
 
 
+@pytest.mark.parametrize("damaged", ["state.sqlite", "cloudwatch.sqlite"])
+def test_a_damaged_state_file_is_named_in_one_line_not_quoted_as_a_traceback(tmp_path: Path, damaged: str) -> None:
+    # The server died on sqlite3.DatabaseError with a traceback, and the CLI quoted its tail:
+    # "... self.store = Store(data_dir) | ^^^^^^^^ | File \".../state.py\", line 37 ... | sqlite3.DatabaseError ...".
+    data_dir = tmp_path / "cloud"
+    data_dir.mkdir()
+    (data_dir / damaged).write_text("not a database\n")
+    result = run_cli("local", "up", "--data-dir", data_dir, "--output", "json")
+    assert result.exit_code == 3, result
+    message = result.json()["error"]["message"]
+    assert message.endswith(f"ERROR modelops.localcloud: cannot open {data_dir / damaged}: file is not a database; "
+                            "move that file away and the local cloud starts with it empty"), message
+    assert "Traceback" not in message and "File \"" not in message, message
+    assert status(data_dir) is None
+
+
 def test_state_survives_a_restart_and_crashed_containers_come_back(tmp_path: Path) -> None:
     cloud = start_local_cloud(tmp_path / "cloud", env={"MODELOPS_LOCAL_CONTAINER_TIMEOUT": "2"})
     try:
