@@ -35,6 +35,26 @@ def test_ctrl_c_says_interrupted_and_exits_130(repo: Path, monkeypatch: pytest.M
         assert result.stdout == "", result
 
 
+@pytest.mark.parametrize("output", [(), ("--output", "json")])
+def test_ctrl_c_while_bandit_scans_says_interrupted_not_a_silent_exit_2(repo: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       output: tuple[str, ...]) -> None:
+    # bandit catches KeyboardInterrupt and calls sys.exit(2): a Ctrl-C during a cold validate (or a deploy's
+    # policy gate) ended with exit 2, no message, and in json mode nothing on stdout.
+    from bandit.core.manager import BanditManager
+
+    def ctrl_c(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(BanditManager, "_execute_ast_visitor", ctrl_c)  # where the user presses Ctrl-C
+    result = run_cli("validate", "models/iris", *output, cwd=repo)
+    assert result.exit_code == 130, result
+    assert "error: interrupted (Ctrl-C)" in result.stderr, result
+    if output:
+        assert json.loads(result.stdout)["error"]["exit_status"] == 130, result
+    else:
+        assert result.stdout == "", result
+
+
 def test_an_unusable_state_dir_is_one_line_exit_3_not_an_internal_error(repo: Path, tmp_path: Path) -> None:
     not_a_dir = tmp_path / "a-file"
     not_a_dir.write_text("")

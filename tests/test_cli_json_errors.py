@@ -29,6 +29,22 @@ def test_bad_input_in_json_mode_is_one_error_document(repo: Path, args: tuple[st
     assert doc["error"]["message"] and doc["error"]["message"] in result.stderr, result
 
 
+@pytest.mark.parametrize("command", [("build",), ("deploy",), ("plan", "--env", "dev"), ("status",), ("history",)])
+def test_a_model_folder_of_another_repository_is_refused_naming_both(repo: Path, tmp_path: Path,
+                                                                     command: tuple[str, ...]) -> None:
+    # It used to be read from there and mixed with this repository's git and pipelines: build ended in
+    # "git failed in REPO: Cmd('git') failed due to: exit code(128) ..." and status answered for it.
+    from tests.helpers import init_repo
+
+    other = init_repo(tmp_path / "other")
+    for given in (str(other / "models" / "iris"), "models/../../other/models/iris"):
+        result = run_cli(command[0], given, *command[1:], "--output", "json", cwd=repo)
+        assert result.exit_code == 2, result
+        error = json.loads(result.stdout)["error"]
+        assert error["message"] == f"{given} is outside the repository {repo}", result
+        assert error["hint"].endswith("name a model of this one: iris, llm-chat, minilm-embeddings"), result
+
+
 def test_usage_errors_in_json_mode_are_an_error_document_too(repo: Path) -> None:
     result = run_cli("deploy", "--output", "json", cwd=repo)
     assert result.exit_code == 2, result
@@ -62,3 +78,16 @@ def test_an_unknown_region_reads_the_same_in_every_command(repo: Path, command: 
                      cwd=repo)
     assert result.exit_code == 2, result
     assert result.json()["error"]["message"] == "environment dev has no region mars-1 (it has us-east-1)", result
+
+
+@pytest.mark.parametrize("command", [("build", "iris"), ("deploy", "models/iris"), ("plan", "iris", "--env", "dev")])
+def test_a_data_dir_that_cannot_be_one_is_an_environment_error_not_an_internal_one(
+        repo: Path, tmp_path: Path, command: tuple[str, ...]) -> None:
+    # It used to end in "internal error: FileNotFoundError: ..." / "NotADirectoryError" (the bug text, exit 3).
+    not_a_dir = write(tmp_path / "a-file", "")
+    result = run_cli("--data-dir", not_a_dir, *command, "--output", "json", cwd=repo)
+    assert result.exit_code == 3, result
+    error = json.loads(result.stdout)["error"]
+    assert error["message"] == f"cannot use {not_a_dir}: Not a directory", result
+    assert "MODELOPS_DATA_DIR" in error["hint"], result
+    assert "internal error" not in result.stderr, result

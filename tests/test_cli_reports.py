@@ -24,3 +24,40 @@ def test_a_report_path_that_cannot_be_a_file_is_one_line_exit_2(repo: Path, tmp_
     result = run_cli("validate", "--junit", blocker / "r.xml", cwd=repo)
     assert result.exit_code == 2, result
     assert result.stderr.splitlines()[-1].startswith(f"error: cannot write {blocker / 'r.xml'}"), result
+
+
+def test_a_report_path_under_a_file_names_the_file_that_is_in_the_way(repo: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for target in (blocker / "r.xml", blocker / "deeper" / "still" / "r.xml"):
+        result = run_cli("validate", "--junit", target, "--output", "json", cwd=repo)
+        assert result.exit_code == 2, result
+        # It used to say "File exists" (or "Not a directory") about the report path itself.
+        assert result.json()["error"]["message"] == f"cannot write {target}: {blocker} is not a directory", result
+
+
+def test_a_report_path_that_is_a_directory_is_one_line_exit_2_not_an_internal_error(repo: Path) -> None:
+    # `--markdown /` and `--junit .` used to end in "internal error: ValueError: ... has an empty name" (exit 3).
+    for flag, target in (("--markdown", "/"), ("--junit", "."), ("--sarif", "models")):
+        result = run_cli("validate", flag, target, "--output", "json", cwd=repo)
+        assert result.exit_code == 2, result
+        assert result.json()["error"]["message"] == f"cannot write {target}: it is a directory", result
+        assert "internal error" not in result.stderr, result
+    assert (repo / "models").is_dir()
+
+
+def test_test_refuses_a_report_path_that_can_never_be_written_before_running_anything(repo: Path, tmp_path: Path) -> None:
+    # It found out after the cases and the load test had run (20 s and more against the endpoint).
+    import os
+
+    from modelops import localcloud
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for flag, target, reason in (("--html", tmp_path, "it is a directory"),
+                                 ("--junit", blocker / "r.xml", f"{blocker} is not a directory")):
+        result = run_cli("test", "iris", "--env", "dev", flag, target, "--output", "json", cwd=repo)
+        assert result.exit_code == 2, result
+        assert result.json()["error"]["message"] == f"cannot write {target}: {reason}", result
+        assert "testing iris-dev" not in result.stderr, result
+    assert localcloud.status(Path(os.environ["MODELOPS_LOCAL_DATA_DIR"])) is None  # nothing was started

@@ -85,6 +85,15 @@ class BuildContext:
     def canonical_dockerfile(self) -> str:
         return render_dockerfile(self, f"{PLACEHOLDER_REGISTRY}/{self.base_identity}", ReleaseLabels())
 
+    def foreign_files(self, out: Path) -> tuple[str, ...]:
+        """Files under ``out`` that :meth:`write` would not write there (sorted, context-relative): an
+        image built from ``out`` would hold them too (``COPY code/`` takes whatever is in the folder)."""
+        if not out.is_dir():
+            return ()
+        rendered = {*self.files, "Dockerfile"}
+        found = (p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() or p.is_symlink())
+        return tuple(sorted(rel for rel in found if rel not in rendered))
+
     def write(self, out: Path, region: str, labels: ReleaseLabels) -> Path:
         """Write the context of ``region`` to ``out`` (created; existing files overwritten)."""
         out.mkdir(parents=True, exist_ok=True)

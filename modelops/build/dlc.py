@@ -15,6 +15,7 @@ come from modelops' catalog.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -111,10 +112,15 @@ class DlcResolver:
         """Write new answers to the cache file (atomically; concurrent builds may race harmlessly)."""
         if not self._dirty or self._cache_file is None:
             return
-        self._cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._cache_file.with_name(f".{self._cache_file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self._memory, sort_keys=True, indent=1), encoding="utf-8")
-        os.replace(tmp, self._cache_file)
+        try:
+            self._cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self._memory, sort_keys=True, indent=1), encoding="utf-8")
+            os.replace(tmp, self._cache_file)
+        except OSError:  # a cache that cannot be written is asked again next time, as a broken one is
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            return
         self._dirty = False
 
     # -- resolution ----------------------------------------------------------------------------

@@ -29,12 +29,17 @@ from modelops.config import (
     load_model,
     load_policy,
 )
-from modelops.errors import InputError
+from modelops.errors import EnvironmentFailedError, InputError
 from modelops.runtime import Runtime
 
 CLOUD_NOT_SUPPORTED = "{model} runs on {clouds} only (spec.clouds in {file}); environment {env} is on the {cloud} cloud"
 CLOUD_NOT_SUPPORTED_HINT = "build it for an aws environment (--env), or render its context with --context-only DIR"
 NO_FRAMEWORK = "{file}: spec.container needs a framework and framework_version, or an image"
+DATA_DIR_UNUSABLE = "cannot use {data_dir}: {reason}"
+DATA_DIR_UNUSABLE_HINT = "modelops keeps its state in MODELOPS_DATA_DIR (or --data-dir): point it at a writable directory"
+CONTEXT_NOT_EMPTY = ("{folder} holds files this build does not render ({files}); an image built from it would "
+                     "hold them too")
+CONTEXT_NOT_EMPTY_HINT = "render into a new or empty folder (--context-only DIR), or remove those files"
 SIGN_AT_REF = "--sign-key signs the working tree's artifacts; it cannot be used with --ref"
 DEFAULT_MODEL_DATA_LOCATION = "s3://modelops-model-artifacts-{account}-{region}/"
 # Under the build's work folder: artifacts fetched or generated, and model data archives (which build
@@ -121,8 +126,16 @@ def _plain(value: Any) -> Any:
 
 
 def _work_dir(runtime: Runtime) -> Path:
-    """Where builds keep what they make: caches, model data archives, rendered contexts."""
-    return runtime.data_dir / "build"
+    """Where builds keep what they make: caches, model data archives, rendered contexts. A data dir
+    that cannot hold it is :class:`EnvironmentFailedError` naming it."""
+    work = runtime.data_dir / "build"
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentFailedError(DATA_DIR_UNUSABLE.format(data_dir=runtime.data_dir,
+                                                              reason=exc.strerror or exc),
+                                     hint=DATA_DIR_UNUSABLE_HINT) from exc
+    return work
 
 
 def _where(model: ModelConfig, *path: str) -> str:
@@ -172,9 +185,11 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
         raise InputError(CLOUD_NOT_SUPPORTED.format(model=model.name, clouds=", ".join(model.clouds), file=model.file,
                                                     env=env.name, cloud=env.cloud), hint=CLOUD_NOT_SUPPORTED_HINT)
     commit = ws.head_commit or "uncommitted"
+    shown = ws.head_commit[:12] if ws.head_commit else commit
     if ws.ref is None and ws.is_git and ws.is_dirty([model.folder]):
         commit += "-dirty"
-    runtime.progress.step(f"building {model.name} for {env.name} ({', '.join(env.regions)}) at {commit[:12]}")
+        shown += "-dirty"  # the build holds uncommitted changes: the line says so, not just the commit
+    runtime.progress.step(f"building {model.name} for {env.name} ({', '.join(env.regions)}) at {shown}")
 
     work = _work_dir(runtime)
     gathered = artifacts.gather(model, ws, cache_dir=work / ARTIFACT_CACHE)
@@ -203,6 +218,10 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
     if request.context_only is not None:
         out = request.context_only if request.context_only.is_absolute() else runtime.cwd / request.context_only
         artifacts.ensure_io_ok(out)
+        for region in env.regions:  # all checked before any is written
+            if foreign := ctx.foreign_files(out / region):
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                raise InputError(CONTEXT_NOT_EMPTY.format(folder=out / region, files=shown), hint=CONTEXT_NOT_EMPTY_HINT)
         for region in env.regions:
             ctx.write(out / region, region, labels)
         runtime.progress.step(f"wrote the build context of {len(env.regions)} region(s) to {out}")

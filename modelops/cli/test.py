@@ -39,8 +39,11 @@ def test(
 ) -> int:
     """Run a model's regression cases and load test against its endpoint; SLOs and the baseline."""
     cli = cli_context.get(ctx)
+    from modelops.report.files import check_target
     from modelops.verify import TestRequest, run_tests
 
+    for report_path in (p for p in (junit, html) if p is not None):
+        check_target(report_path)  # before the tests run: a bad path must not cost the load test
     request = TestRequest(model=model, environment=env, region=region, only=only.value if only else None,
                           workers=workers, ref=ref, users=users, duration_seconds=duration)
     result = run_tests(request, cli.runtime)

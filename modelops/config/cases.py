@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from modelops.config import jsonpath
 from modelops.config.findings import Finding, Location, Severity
 from modelops.config.loading import Loaded, _at, _build, _strict, read_document
 from modelops.config.model import ModelConfig
@@ -32,6 +34,7 @@ DUPLICATE_CASE = "case name '{name}' is used more than once (first at line {line
 BODY_FILE_ESCAPES = "request.file: {reason}"
 BODY_FILE_UNREADABLE = "request.file '{file}': {message}"
 CHECK_KINDS = ("equals", "approx", "range", "regex", "contains")
+BAD_REGEX = "regex {regex!r} is not a regular expression: {reason}"
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,23 @@ def _check(raw: Mapping[str, Any], position: Position) -> Check:
                  tolerance=float(raw.get("tolerance", 1e-6)) if kind == "approx" else None, position=position)
 
 
+def _bad_check(check: Check, file: str, path: str, model: str) -> Finding | None:
+    """A finding when ``check`` cannot be evaluated: its JSONPath or its regex does not parse."""
+    line, column = (check.position.line, check.position.column) if check.position else (None, None)
+    try:
+        jsonpath.parse(check.path)
+    except ValueError as exc:
+        return Finding("schema.invalid", Severity.error, Location(file, line, column, f"{path}.path"),
+                       f"path: {exc}", "", model)
+    if check.kind == "regex":
+        try:
+            re.compile(check.expected)
+        except (re.error, TypeError) as exc:
+            return Finding("schema.invalid", Severity.error, Location(file, line, column, f"{path}.regex"),
+                           BAD_REGEX.format(regex=check.expected, reason=exc), "use Python's re syntax", model)
+    return None
+
+
 def _body(workspace: Workspace, model: ModelConfig, raw: Mapping[str, Any]) -> bytes:
     if "json" in raw:
         return json.dumps(raw["json"], separators=(",", ":"), ensure_ascii=False).encode()
@@ -188,6 +208,11 @@ def cases_from_document(document: Mapping[str, Any], *, workspace: Workspace, mo
         exp = raw.get("expect") or {}
         checks = tuple(_check(c, source.position(("cases", i, "expect", "json", j)))
                        for j, c in enumerate(exp.get("json") or ()))
+        bad = [f for j, c in enumerate(checks) if (f := _bad_check(c, file, f"$.cases[{i}].expect.json[{j}]",
+                                                                   model.name)) is not None]
+        if bad:  # `modelops test` could not run the case: the pull-request check says so instead
+            findings.extend(bad)
+            continue
         cases.append(Case(
             name=name,
             request=_request(req, body),

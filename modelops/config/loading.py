@@ -39,7 +39,10 @@ T = TypeVar("T")
 NOT_A_MAPPING = "{file} must hold a mapping (key: value), not {what}"
 UNKNOWN_MODEL = "no model '{name}' in {where}{suggestion}"
 UNKNOWN_MODEL_HINT = "models are folders under models/ holding a model.yaml: {names}"
+OUTSIDE_REPO = "{path} is outside the repository {root}"
+OUTSIDE_REPO_HINT = "run modelops inside the repository that holds it, or name a model of this one: {names}"
 INVALID_CONFIG = "{location}: {message}"
+MISSING_FILE_HINT = "check the path (and the git ref); `modelops schema` prints the format of each config file"
 WAVE_UNKNOWN_REGION = "wave {wave} lists region '{region}', which is not in regions"
 WAVE_DUPLICATE_REGION = "region '{region}' is in more than one wave"
 WAVE_MISSING_REGION = "region '{region}' is in no wave"
@@ -200,8 +203,13 @@ def _strict(loaded: Loaded[T]) -> T:
     if errors or loaded.value is None:
         first = errors[0] if errors else _finding("config.unreadable", loaded.file, "cannot be read")
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise InputError(INVALID_CONFIG.format(location=first.location, message=first.message) + more,
-                         hint=first.hint or f"run modelops validate {loaded.file} to see every problem")
+        location = str(first.location)
+        # "pipelines/environments.yaml does not exist", not "pipelines/environments.yaml: pipelines/..."
+        said = first.message if first.message.startswith(location + " ") else INVALID_CONFIG.format(
+            location=location, message=first.message)
+        hint = first.hint or (MISSING_FILE_HINT if first.rule == "config.missing-file"
+                              else f"run modelops validate {loaded.file} to see every problem")
+        raise InputError(said + more, hint=hint)
     return loaded.value
 
 
@@ -220,7 +228,13 @@ def find_model_folder(workspace: Workspace, name_or_path: str | Path) -> str:
         try:
             rel = absolute.resolve().relative_to(workspace.root.resolve()).as_posix()
         except ValueError:
-            rel = text
+            rel = text  # relative to the repository's root (the process may run elsewhere)
+        if (path.is_absolute() and rel == text) or posixpath.normpath(rel).split("/")[0] == "..":
+            # Not read from outside: build, deploy and the rest work in this repository (its git,
+            # pipelines and ledger), so another repository's model would be a mix of the two.
+            names = [posixpath.basename(f) for f in workspace.model_folders()]
+            raise InputError(OUTSIDE_REPO.format(path=text, root=workspace.root),
+                             hint=OUTSIDE_REPO_HINT.format(names=", ".join(names) or "none"))
         if rel.endswith("/" + MODEL_FILE) or rel == MODEL_FILE:
             rel = posixpath.dirname(rel)
         candidates.append(posixpath.normpath(rel) if rel else ".")

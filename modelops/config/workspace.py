@@ -30,8 +30,9 @@ POLICY_FILE = "pipelines/policy.yaml"
 
 NOT_A_REPO = "{path} is not inside a modelops repository (no pipelines/ folder or .git found above it)"
 NOT_A_REPO_HINT = "run modelops inside the repository, or pass a path in it"
-NOT_GIT = "{path} is not a git repository, so --ref and --changed-since cannot be used"
-NOT_GIT_HINT = "run git init, or validate the working tree without --ref/--changed-since"
+NOT_GIT = ("{path} is not a git repository, and this needs git: a --ref, --changed-since, --since or --base, "
+           "or a deploy beyond dev (only committed content goes there)")
+NOT_GIT_HINT = "run git init and commit; without git, validate, build and deploy to dev use the working tree"
 BAD_REF = "git ref '{ref}' does not exist in {path}"
 BAD_REF_HINT = "check the name with git branch -a / git tag; fetch it first if it is remote"
 GIT_FAILED = "git failed in {path}: {detail}"

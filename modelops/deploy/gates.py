@@ -23,6 +23,9 @@ APPROVAL_MISSING = "release {release} needs an approval for {environment}{four_e
 APPROVAL_MISSING_HINT = "someone{other} runs `modelops approve {release} --env {environment}`"
 SELF_APPROVAL = "four-eyes: {user} wrote commit {commit} of release {release} and may not approve it for {environment}"
 SELF_APPROVAL_HINT = "ask someone else to approve it"
+UNKNOWN_AUTHOR = ("four-eyes: the author of commit {commit} of release {release} is not known here (this checkout "
+                  "does not hold that commit), so {user} cannot be told apart from the author for {environment}")
+UNKNOWN_AUTHOR_HINT = "approve from a clone holding the commit (git fetch; no shallow clone)"
 UNKNOWN_RELEASE = "unknown release {release}: the ledger has no build of it"
 UNKNOWN_RELEASE_HINT = "build it first (`modelops build MODEL`, or `modelops deploy MODEL` to dev)"
 
@@ -60,10 +63,14 @@ def check_policy(ws: Workspace, model: ModelConfig, ref: str | None, runtime: An
 
     result = validate(ValidateRequest(paths=(ws.root / (model.folder or "."),), ref=ref), runtime)
     failed = [f for f in result.failed if f.model in (None, model.name)] or list(result.failed)
-    if result.fatal or failed:
-        first = failed[0] if failed else next(f for f in result.findings if f.fatal)
-        raise GateError(POLICY_FAILED.format(count=len(failed) or 1, model=model.name, where=ref or "the working tree",
-                                             first=f"{first.location.file}:{first.location.line}: {first.message}"),
+    unreadable = next((f for f in result.findings if f.fatal), None)
+    if unreadable is not None:  # input that cannot be read is bad input (exit 2), as for validate and build
+        raise InputError(f"{unreadable.location}: {unreadable.message}",
+                         hint=POLICY_FAILED_HINT.format(folder=model.folder or "."))
+    if failed:
+        first = failed[0]
+        raise GateError(POLICY_FAILED.format(count=len(failed), model=model.name, where=ref or "the working tree",
+                                             first=f"{first.location}: {first.message}"),
                         hint=POLICY_FAILED_HINT.format(folder=model.folder))
 
 
@@ -95,10 +102,12 @@ def check_approver(user: str, author: str | None, *, release: str, commit: str, 
     """Four-eyes at approval time: the approver is not the author (an unknown author fails closed)."""
     if not environment.approval.four_eyes:
         return
-    if author is None or author.lower() == user.lower():
-        raise GateError(SELF_APPROVAL.format(user=user if author else f"{user} (author unknown)", commit=commit[:12],
-                                             release=release, environment=environment.name),
-                        hint=SELF_APPROVAL_HINT)
+    if author is None:  # fail closed, without claiming the approver wrote the commit
+        raise GateError(UNKNOWN_AUTHOR.format(user=user, commit=commit[:12], release=release,
+                                              environment=environment.name), hint=UNKNOWN_AUTHOR_HINT)
+    if author.lower() == user.lower():
+        raise GateError(SELF_APPROVAL.format(user=user, commit=commit[:12], release=release,
+                                             environment=environment.name), hint=SELF_APPROVAL_HINT)
 
 
 def unknown_release(release: str) -> InputError:

@@ -356,7 +356,8 @@ def _region(target: specs.RegionTarget, clients: Any, ledger: Any, runtime: Runt
     try:
         step = reconcile_region(target, cloud, journal, runtime, traffic=traffic, poll_seconds=poll_seconds)
     except ModelopsError as err:
-        step = Step(Action.FAILED, err.message)
+        # Cloud errors name their env/region; every line that shows the reason names it already.
+        step = Step(Action.FAILED, err.message.removeprefix(f"{env}/{target.region}: "))
     status = {Action.SUCCEEDED: SUCCEEDED, Action.ROLLED_BACK: ROLLED_BACK}.get(step.action, FAILED)
     previous = journal.previous_release
     detail = step.reason if status != SUCCEEDED else f"serving {target.release}"

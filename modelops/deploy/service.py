@@ -66,6 +66,7 @@ RELEASE_MISMATCH_HINT = "the build is not reproducible; deploy the model with --
 NOTHING_TO_ROLL_BACK = "no release before {current} succeeded in {environment}/{region}"
 NOT_DEPLOYED = "{model} is not deployed in {environment}/{region}"
 NOT_DEPLOYED_HINT = "deploy it first: modelops deploy {model} --env {environment}"
+ENDPOINT_MISSING = "endpoint {endpoint} not found in {region} ({environment})"
 NOTHING_TO_ROLL_BACK_HINT = "`modelops history {model}` lists what served where"
 
 
@@ -398,6 +399,8 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
         # Nothing was tried anywhere (not deployed, or no earlier release): the request cannot be done,
         # which is bad input (exit 2), not a cloud failure (exit 3).
         first = outcomes[0]
+        if not first.release:  # never deployed here: say why when it cannot be (its clouds)
+            _check_cloud(model, env)
         hint = (NOT_DEPLOYED_HINT.format(model=model.name, environment=env.name) if not first.release
                 else NOTHING_TO_ROLL_BACK_HINT.format(model=model.name))
         raise InputError(first.detail, hint=hint)
@@ -439,14 +442,18 @@ def _rollback_region(model: ModelConfig, env: Environment, region: str, clients:
 def _models(repo: _Repo, name: str | None, ref: str | None = None) -> list[ModelConfig]:
     if name is not None:
         return [load_model(repo.ws, name, ref=ref)]
-    ws = repo.ws.at(ref)
-    out = []
-    for folder in ws.model_folders():
+    return _loadable_models(repo, ref)[0]  # validate reports broken models; status shows the ones that load
+
+
+def _loadable_models(repo: _Repo, ref: str | None) -> tuple[list[ModelConfig], list[str]]:
+    """Every model at ``ref`` that loads, and one error line per model folder that does not."""
+    models, broken = [], []
+    for folder in repo.ws.at(ref).model_folders():
         try:
-            out.append(load_model(repo.ws, folder, ref=ref))
-        except ModelopsError:
-            continue  # validate reports broken models; status shows the ones that load
-    return out
+            models.append(load_model(repo.ws, folder, ref=ref))
+        except ModelopsError as err:
+            broken.append(err.message if err.message.startswith(f"{folder}/") else f"{folder}: {err.message}")
+    return models, broken
 
 
 def status(request: StatusRequest, runtime: Runtime) -> StatusReport:
@@ -566,9 +573,11 @@ def sync(request: SyncRequest, runtime: Runtime) -> SyncResult:
     env = repo.envs.get(request.environment)
     plans: list[Plan] = []
     deployed: list[DeployResult] = []
-    errors: list[str] = []
     commit = repo.ws.at(request.ref).head_commit
-    for model in _models(repo, None, request.ref):
+    # A model whose config does not load is an error, not left out: a drift check that skipped it
+    # would report the environment in sync while nobody can reconcile that model.
+    models, errors = _loadable_models(repo, request.ref)
+    for model in models:
         if not model.supports_cloud(env.cloud):
             continue
         try:
@@ -602,9 +611,16 @@ def invoke(request: InvokeRequest, runtime: Runtime) -> InvokeResult:
     env.check_regions((region,))
     endpoint = naming.endpoint_name(model.name, env.name)
     with _opened(env, runtime) as (clients, _):
-        answer = send(clients.client("sagemaker-runtime", region), endpoint,
-                      CaseRequest(content_type=request.content_type, accept=request.accept, body=request.body),
-                      runtime.clock, resource=f"{env.name}/{region}: endpoint {endpoint}", raise_service_errors=True)
+        try:
+            answer = send(clients.client("sagemaker-runtime", region), endpoint,
+                          CaseRequest(content_type=request.content_type, accept=request.accept, body=request.body),
+                          runtime.clock, resource=f"{env.name}/{region}: endpoint {endpoint}", raise_service_errors=True)
+        except InputError as err:
+            if RegionCloud(clients, region).endpoint(endpoint) is None:  # say so, and why when there can be none
+                _check_cloud(model, env)
+                raise InputError(ENDPOINT_MISSING.format(endpoint=endpoint, region=region, environment=env.name),
+                                 hint=NOT_DEPLOYED_HINT.format(model=model.name, environment=env.name)) from err
+            raise
     if answer.ok:
         return InvokeResult(endpoint, region, answer.status, answer.content_type or "", answer.body)
     return InvokeResult(endpoint, region, answer.original_status or answer.status, "text/plain", answer.body)

@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 from collections.abc import Awaitable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ MAX_BODY_BYTES = 64 * 1024 * 1024  # bodies over the 6 MB InvokeEndpoint limit a
 SERVER_LOCK_FILE = "server.lock"
 ROUTES_PATH = "/_localcloud/routes"
 ALREADY_SERVING = "another local cloud already serves the data dir {data_dir}"
+DAMAGED_STATE = "cannot open {file}: {reason}; move that file away and the local cloud starts with it empty"
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 424: "Failed Dependency",
             429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
@@ -277,6 +279,18 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
+def _damaged_file(data_dir: Path) -> Path | str:
+    """The state file SQLite cannot read (the data dir when neither can be told)."""
+    for name in ("state.sqlite", "cloudwatch.sqlite"):
+        path = data_dir / name
+        try:
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                db.execute("PRAGMA schema_version")
+        except sqlite3.DatabaseError:
+            return path
+    return f"the state in {data_dir}"
+
+
 def main(data_dir: Path, port: int) -> int:
     """Run the server in the foreground (``python -m modelops.localcloud``) until SIGTERM."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -291,7 +305,11 @@ def main(data_dir: Path, port: int) -> int:
         return 3
     timeout = float(os.environ.get("MODELOPS_LOCAL_CONTAINER_TIMEOUT", "60") or 60)
     try:
-        server = LocalCloudServer(data_dir, container_timeout=timeout)
+        try:
+            server = LocalCloudServer(data_dir, container_timeout=timeout)
+        except sqlite3.DatabaseError as exc:  # one line in the log (the CLI quotes it), not a traceback
+            log.error(DAMAGED_STATE.format(file=_damaged_file(data_dir), reason=exc))
+            return 3
         _run(server.serve(port))
     except OSError as exc:
         log.error("cannot serve on 127.0.0.1:%s: %s", port, exc)

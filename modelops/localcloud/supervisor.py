@@ -16,9 +16,11 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +99,11 @@ class Supervisor:
             instance = self._instances.get(iid)
         if instance is None:
             return
-        self.store.delete(KIND, instance.spec.region, iid)
+        # The record stays, marked, until the process is gone: a server killed while the instance
+        # drains kills it on its next start instead of leaving it running with nobody to stop it.
+        proc = instance.proc
+        self.store.put(KIND, instance.spec.region, iid,
+                       {**asdict(instance.spec), "pid": proc.pid if proc is not None else None, "stopping": True})
         instance.state = STOPPING
         instance.stop_at = time.monotonic() + drain
         if drain <= 0:
@@ -165,10 +171,13 @@ class Supervisor:
     def restore(self) -> list[InstanceSpec]:
         """Kill what a crashed server left running, and start every recorded instance again."""
         specs = []
-        for (_region, _iid), doc in self.store.load(KIND).items():
+        for (region, iid), doc in self.store.load(KIND).items():
             pid = doc.pop("pid", None)
             if pid:
                 self._kill_orphan(int(pid))
+            if doc.pop("stopping", False):  # it was being stopped when the server died: stays stopped
+                self.store.delete(KIND, region, iid)
+                continue
             specs.append(InstanceSpec(**doc))
         for spec in specs:
             self.start(spec)
@@ -239,13 +248,22 @@ class Supervisor:
 
     def _terminate(self, instance: Instance, *, forget: bool = True) -> None:
         proc = instance.proc
+        spec = instance.spec
+
+        def forget_record() -> None:
+            with contextlib.suppress(sqlite3.Error):  # the server may have shut its store meanwhile
+                self.store.delete(KIND, spec.region, spec.iid)
+
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            threading.Thread(target=_reap_later, args=(proc,), daemon=True).start()
+            threading.Thread(target=_reap_later, args=(proc, forget_record if forget else None),
+                             daemon=True).start()
+        elif forget:
+            forget_record()
         if forget:
             with self._lock:
-                self._instances.pop(instance.spec.iid, None)
+                self._instances.pop(spec.iid, None)
 
     def _kill_orphan(self, pid: int) -> None:
         """Kill a container a crashed server left, if the pid is still one of ours."""
@@ -271,13 +289,15 @@ class Supervisor:
             conn.close()
 
 
-def _reap_later(proc: subprocess.Popen[Any]) -> None:
+def _reap_later(proc: subprocess.Popen[Any], then: Callable[[], None] | None = None) -> None:
     try:
         proc.wait(timeout=KILL_GRACE_S)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    if then is not None:
+        then()
 
 
 def _free_port() -> int:

@@ -72,7 +72,14 @@ def _run_bandit(contents: Mapping[str, bytes]) -> dict[str, list[dict[str, Any]]
             paths[str(path)] = digest
         mgr = b_manager.BanditManager(b_config.BanditConfig(), "file", quiet=True)
         mgr.discover_files(list(paths), recursive=False)
-        mgr.run_tests()
+        try:
+            mgr.run_tests()
+        except SystemExit as exc:
+            # bandit turns Ctrl-C into sys.exit(2), which would end modelops silently with "bad
+            # input"; it is an interruption, said and exited as one (130).
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
+            raise
         for issue in mgr.get_issue_list():
             owner = paths.get(issue.fname)
             if owner is None:

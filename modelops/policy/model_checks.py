@@ -14,6 +14,8 @@ from modelops.config.model import ModelConfig
 from modelops.policy.context import CheckContext
 from modelops.policy.rules import RULES
 
+# Bumped when the cases checks change, so cached answers for unchanged files are asked again.
+CASES_CHECKS = 2  # 2: JSONPaths and regexes must parse
 MISSING_PATH = "{what} '{path}' does not exist in {folder}"
 LINK_OUT_HINT = "build packages no symlinks: copy the file into the model folder"
 LINK_INSIDE = "'{path}' is a symlink; build packs regular files only, so the image would not have it"
@@ -145,7 +147,7 @@ def _cases_cache(ctx: CheckContext) -> Any:
     from modelops.policy.jsoncache import JsonCache
 
     schema = hashlib.sha256(schema_text("cases").encode()).hexdigest()[:16]
-    return JsonCache(ctx.runtime.data_dir / "cache" / "cases.json", namespace=f"cases {__version__} {schema}")
+    return JsonCache(ctx.runtime.data_dir / "cache" / "cases.json", namespace=f"cases {__version__} {schema} {CASES_CHECKS}")
 
 
 def _names_body_files(document: Any) -> bool:

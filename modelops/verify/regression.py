@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from modelops.config import jsonpath
 from modelops.config.cases import Case, Check, thawed
-from modelops.verify import jsonpath
 from modelops.verify.invoke import Invocation
 
 NOT_FOUND = "(not found)"

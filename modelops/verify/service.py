@@ -23,8 +23,12 @@ KINDS = ("regression", "load")
 BAD_ONLY = "--only must be one of regression, load (got {only!r})"
 ENDPOINT_MISSING = "endpoint {endpoint} not found in {region} ({env})"
 ENDPOINT_MISSING_HINT = "deploy the model first: modelops deploy {model} --env {env}"
+CLOUD_UNSUPPORTED = "model {model} does not run on the {cloud} cloud of environment {env}, so it has no endpoint there"
+CLOUD_UNSUPPORTED_HINT = "test it in an environment on a cloud under spec.clouds in its model.yaml"
 ENDPOINT_NOT_READY = "endpoint {endpoint} in {region} is {status}, not InService"
 ENDPOINT_NOT_READY_HINT = "wait for the rollout to finish (modelops status {model}) and run the tests again"
+CLOUD_LOST = ("{env}/{region}: the cloud stopped answering during the load test ({failures} of {requests} requests "
+              "failed), so it says nothing about the release: {reason}")
 NO_LOAD_PROFILE = "{file}: spec.tests.load is not set, so there is no load test to run"
 NO_LOAD_PROFILE_HINT = "add spec.tests.load (users, spawn_rate, duration_seconds, slo) to model.yaml"
 NO_PAYLOADS = "{file}: no case expecting success to build the load test's payload mix from"
@@ -167,9 +171,10 @@ def _plan(model: ModelConfig, request: TestRequest) -> LoadPlan | None:
                     workers=request.workers)
 
 
-def endpoint_release(clients: Clients, region: str, endpoint: str, *, model: str, env: str) -> str:
+def endpoint_release(clients: Clients, region: str, endpoint: str, *, model: str, env: str,
+                     cloud_unsupported: str | None = None) -> str:
     """The release an endpoint serves (its ``modelops:release`` tag); errors when it is missing or
-    not InService."""
+    not InService. ``cloud_unsupported``: the environment's cloud, when the model does not run on it."""
     from modelops.clients import is_not_found, translate
 
     sm = clients.client("sagemaker", region)
@@ -177,6 +182,9 @@ def endpoint_release(clients: Clients, region: str, endpoint: str, *, model: str
         described = sm.describe_endpoint(EndpointName=endpoint)
     except Exception as exc:
         if is_not_found(exc):
+            if cloud_unsupported is not None:  # it can never be deployed there: say why, not "deploy it"
+                raise InputError(CLOUD_UNSUPPORTED.format(model=model, cloud=cloud_unsupported, env=env),
+                                 hint=CLOUD_UNSUPPORTED_HINT) from exc
             raise InputError(ENDPOINT_MISSING.format(endpoint=endpoint, region=region, env=env),
                              hint=ENDPOINT_MISSING_HINT.format(model=model, env=env)) from exc
         raise translate(exc, resource=f"{env}:{region}:{endpoint}") from exc
@@ -226,6 +234,8 @@ def _load(clients: Clients, region: str, endpoint: str, release: str, model: Mod
     except Exception as exc:
         raise translate(exc, resource=f"{environment}:{region}:{endpoint}") from exc
     stats = run_load(target, plan, cases.load_mix(), runtime, task=f"load {region}")
+    if stats.failures:
+        _check_still_reachable(clients, region, endpoint, environment, stats.failures, stats.requests)
     checks = slo_checks(stats, model.tests.load.slo if model.tests.load else Slo())
     baseline = None
     record = ledger.baseline(model.name, environment, region, exclude_release=release) if ledger else None
@@ -233,6 +243,23 @@ def _load(clients: Clients, region: str, endpoint: str, release: str, model: Mod
         baseline = Baseline(record.release, dict(record.metrics), float(record.at))
         checks = (*checks, *baseline_checks(stats, baseline.metrics, baseline.release, policy))
     return LoadResult(stats=stats, plan=plan, checks=checks, baseline=baseline)
+
+
+def _check_still_reachable(clients: Clients, region: str, endpoint: str, environment: str, failures: int,
+                           requests: int) -> None:
+    """Requests failed during the load test: when the cloud itself no longer answers (the local cloud
+    stopped, the network went), that is the environment failing (exit 3), not the release failing
+    its SLOs (exit 1, recorded against it)."""
+    from modelops.clients import translate
+
+    try:
+        clients.client("sagemaker", region).describe_endpoint(EndpointName=endpoint)
+    except Exception as exc:
+        error = translate(exc, resource=f"{environment}:{region}:{endpoint}")
+        if isinstance(error, EnvironmentFailedError):
+            raise EnvironmentFailedError(CLOUD_LOST.format(env=environment, region=region, failures=failures,
+                                                           requests=requests, reason=error.message),
+                                         hint=error.hint) from exc
 
 
 def _record(ledger: Any, report: RegionReport, model: str, environment: str) -> None:
@@ -292,7 +319,9 @@ def run_tests(request: TestRequest, runtime: Runtime, *, clients: Clients | None
     reports = []
     try:
         for region in regions:
-            release = endpoint_release(clients, region, endpoint, model=model.name, env=environment.name)
+            release = endpoint_release(clients, region, endpoint, model=model.name, env=environment.name,
+                                       cloud_unsupported=None if model.supports_cloud(environment.cloud)
+                                       else environment.cloud)
             runtime.progress.step(f"testing {endpoint} in {region} (release {release})")
             report = RegionReport(region=region, endpoint=endpoint, release=release)
             resource = f"{environment.name}:{region}:{endpoint}"

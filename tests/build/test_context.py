@@ -98,6 +98,23 @@ def test_local_builder_refuses_an_aws_only_model(repo: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_context_folder_holding_other_files_is_refused_so_they_cannot_ride_into_the_image(
+        repo: Path, tmp_path: Path) -> None:
+    # The Dockerfile does `COPY code/ /opt/ml/code/`: a handler left in DIR/<region>/code/ by an earlier
+    # render (or anything else there) went into an image built from DIR, whose digest no longer said so.
+    out = tmp_path / "ctx"
+    first = _context(repo, out, "iris")
+    assert _context(repo, out, "iris")["digest"] == first["digest"]  # rendering again over itself is fine
+    stale = write(out / "us-east-1" / "code" / "old_handler.py", "print('stale')\n")
+    before = (out / "us-east-1" / "Dockerfile").read_bytes()
+    result = run_cli("build", "iris", "--context-only", out, "--output", "json", cwd=repo)
+    assert result.exit_code == 2, result
+    assert result.json()["error"]["message"] == (
+        f"{out / 'us-east-1'} holds files this build does not render (code/old_handler.py); an image built "
+        "from it would hold them too"), result
+    assert stale.exists() and (out / "us-east-1" / "Dockerfile").read_bytes() == before  # nothing touched
+
+
 def test_unknown_framework_version_lists_the_versions_that_exist(repo: Path, tmp_path: Path) -> None:
     yaml_path = repo / "models/iris/model.yaml"
     yaml_path.write_text(yaml_path.read_text().replace('framework_version: "1.2-1"', 'framework_version: "9.9-9"'))
@@ -138,3 +155,17 @@ def test_unknown_framework_or_region_lists_what_exists(tmp_path: Path, framework
     message = caught.value.message
     assert message.startswith(f"model.yaml:9:5: {says} ({listed}: "), message
     assert one_of_them in message.split(f"({listed}: ", 1)[1].rstrip(")").split(", ")
+
+
+def test_the_build_line_says_dirty_when_the_model_folder_has_uncommitted_changes(repo: Path, tmp_path: Path) -> None:
+    # The line cut "<sha>-dirty" to 12 characters, so a build of uncommitted code read "at <sha>" like a
+    # build of the commit (and outside a commit, "at uncommitted-").
+    head = git(repo, "rev-parse", "HEAD")
+    clean = run_cli("build", "iris", "--context-only", tmp_path / "clean", cwd=repo)
+    assert f"building iris for dev (us-east-1) at {head[:12]}\n" in clean.stderr, clean
+    handler = repo / "models" / "iris" / "code" / "inference.py"
+    handler.write_text(handler.read_text() + "\n# not committed\n")
+    dirty = run_cli("build", "iris", "--context-only", tmp_path / "dirty", "--output", "json", cwd=repo)
+    assert dirty.exit_code == 0, dirty
+    assert f"building iris for dev (us-east-1) at {head[:12]}-dirty\n" in dirty.stderr, dirty
+    assert dirty.json()["commit"] == f"{head}-dirty"

@@ -72,6 +72,21 @@ def test_strict_loading_names_file_line_and_column(repo: Path) -> None:
     assert "instance_count" in str(err.value)
 
 
+def test_a_missing_config_file_is_said_once_with_a_hint_that_does_not_send_to_it(repo: Path) -> None:
+    # It read "pipelines/environments.yaml: pipelines/environments.yaml does not exist", hinting to
+    # "run modelops validate pipelines/environments.yaml", which only says the same again.
+    first = commit_all(repo, "before")
+    (repo / "pipelines" / "environments.yaml").unlink()
+    commit_all(repo, "environments gone")
+    ws = Workspace.discover(repo)
+    for ref, where in ((None, ""), ("HEAD", " at HEAD")):
+        with pytest.raises(InputError) as err:
+            load_environments(ws, ref=ref)
+        assert err.value.message == f"pipelines/environments.yaml does not exist{where}"
+        assert err.value.hint is not None and "validate" not in err.value.hint
+    assert load_environments(ws, ref=first).get("dev").name == "dev"
+
+
 def test_reading_a_ref_sees_committed_content_not_the_working_tree(repo: Path) -> None:
     first = git(repo, "rev-parse", "HEAD")
     path = repo / "models/iris/model.yaml"

@@ -59,6 +59,20 @@ def test_the_author_may_not_approve(repo: Path) -> None:
     gates.check_approver("ada@example.com", "ada@example.com", release="iris-1", commit="c" * 40, environment=no_four_eyes)
 
 
+def test_an_approver_whose_commit_author_is_unknown_is_refused_without_being_called_its_author(repo: Path) -> None:
+    # A checkout without the release's commit (another clone, a shallow one, no git) cannot tell the author:
+    # four-eyes fails closed, but it used to say "bob@example.com (author unknown) wrote commit ...".
+    prod = load_environments(Workspace.discover(repo)).get("prod")
+    assert gates.commit_author(repo, "d" * 40) is None
+    with pytest.raises(GateError) as err:
+        gates.check_approver("bob@example.com", None, release="iris-1", commit="d" * 40, environment=prod)
+    assert err.value.message == ("four-eyes: the author of commit dddddddddddd of release iris-1 is not known here "
+                                 "(this checkout does not hold that commit), so bob@example.com cannot be told "
+                                 "apart from the author for prod")
+    assert "wrote" not in err.value.message
+    assert err.value.hint == gates.UNKNOWN_AUTHOR_HINT
+
+
 def test_tests_gate_fails_closed_and_needs_every_kind_in_every_region(repo: Path, ledger) -> None:
     envs = load_environments(Workspace.discover(repo))
     staging, dev = envs.get("staging"), envs.get("dev")
@@ -99,3 +113,44 @@ def test_a_dirty_pipelines_folder_alone_is_named_alone(repo: Path) -> None:
     with pytest.raises(GateError) as err:
         gates.check_clean_tree(ws, load_model(ws, "iris"), envs.get("staging"), envs, None)
     assert err.value.message == "staging deploys only committed releases: pipelines has uncommitted changes"
+
+
+def test_a_deploy_beyond_dev_outside_git_says_it_needs_git_not_that_an_option_was_misused(repo: Path) -> None:
+    # The message used to be "... so --ref and --changed-since cannot be used", about options never given.
+    import shutil
+
+    from tests.helpers import run_cli
+
+    shutil.rmtree(repo / ".git")
+    result = run_cli("deploy", "models/iris", "--env", "staging", "--output", "json", cwd=repo)
+    assert result.exit_code == 2, result
+    message = result.json()["error"]["message"]
+    assert message.startswith(f"{repo} is not a git repository, and this needs git"), message
+    assert "a deploy beyond dev" in message and "cannot be used" not in message, message
+    assert result.stderr.splitlines()[-2].startswith("error: "), result
+
+
+def test_the_policy_gate_names_file_line_column_and_unreadable_input_is_exit_2(repo: Path) -> None:
+    from tests.helpers import commit_all, run_cli
+
+    model = repo / "models" / "iris" / "model.yaml"
+    model.write_text(model.read_text().replace("instance_type: ml.m5.large", "instance_type: ml.m5.nope"))
+    commit_all(repo, "an instance type that does not exist")
+    refused = run_cli("deploy", "models/iris", "--output", "json", cwd=repo)
+    assert refused.exit_code == 1, refused
+    message = refused.json()["error"]["message"]
+    assert message.startswith("policy: 1 finding(s) block iris at the working tree: models/iris/model.yaml:"), message
+    line, column = message.split("model.yaml:", 1)[1].split(": ", 1)[0].split(":")
+    assert line.isdigit() and column.isdigit(), message  # file:line:col, as validate prints it
+
+    # A file the check cannot read is bad input, exit 2 as for validate, build and test; it used to be a
+    # gate (exit 1) located at "models/iris/tests/cases.yaml:None".
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True))
+    (repo / "models" / "iris" / "tests" / "cases.yaml").write_text(bomb)
+    commit_all(repo, "an alias bomb")
+    unreadable = run_cli("deploy", "models/iris", "--output", "json", cwd=repo)
+    assert unreadable.exit_code == 2, unreadable
+    assert unreadable.json()["error"]["message"] == (
+        "models/iris/tests/cases.yaml: document expands to more than 100000 nodes (an alias bomb?)"), unreadable
+    assert "None" not in unreadable.stderr, unreadable

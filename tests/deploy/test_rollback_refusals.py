@@ -54,8 +54,7 @@ def test_plan_does_not_report_the_temporary_build_context_it_renders(cloud_repo:
 def test_invoke_answers_with_the_containers_status_and_a_missing_endpoint_is_bad_input(cloud_repo: Path) -> None:
     missing = run_cli("invoke", "iris", "--env", "dev", "--body", "[[1, 2, 3, 4]]", "--output", "json", cwd=cloud_repo)
     assert missing.exit_code == 2, missing
-    assert missing.json()["error"]["message"].startswith("dev/us-east-1: endpoint iris-dev: Validation"), missing
-    assert "not found" in missing.json()["error"]["message"], missing
+    assert missing.json()["error"]["message"] == "endpoint iris-dev not found in us-east-1 (dev)", missing
 
     deployed = run_cli("deploy", "iris", "--env", "dev", "--output", "json", cwd=cloud_repo)
     assert deployed.exit_code == 0, deployed
@@ -67,3 +66,26 @@ def test_invoke_answers_with_the_containers_status_and_a_missing_endpoint_is_bad
     assert bad.exit_code == 1, bad
     assert bad.json()["status"] == 500 and bad.json()["content_type"] == "text/plain", bad
     assert "expected rows of 4 numbers" in bad.json()["body"], bad
+
+
+@pytest.mark.slow
+def test_a_model_that_cannot_run_on_the_environments_cloud_says_so_instead_of_deploy_it_first(
+        cloud_repo: Path) -> None:
+    # llm-chat is aws only and prod here is on the local cloud: rollback used to hint "deploy it first:
+    # modelops deploy llm-chat --env prod" (which is refused), invoke printed the raw ValidationError and
+    # test said "endpoint llm-chat-prod not found ... deploy the model first".
+    for args in (("rollback", "llm-chat", "--env", "prod"), ("invoke", "llm-chat", "--env", "prod", "--body", "{}")):
+        refused = run_cli(*args, "--output", "json", cwd=cloud_repo)
+        assert refused.exit_code == 2, refused
+        error = refused.json()["error"]
+        assert error["message"] == "model llm-chat does not run on the local cloud of environment prod", refused
+        assert "spec.clouds in models/llm-chat/model.yaml" in error["hint"], refused
+    tested = run_cli("test", "llm-chat", "--env", "prod", "--only", "regression", "--output", "json", cwd=cloud_repo)
+    assert tested.exit_code == 2, tested
+    assert tested.json()["error"]["message"] == (
+        "model llm-chat does not run on the local cloud of environment prod, so it has no endpoint there"), tested
+    # A model that can run there but is not deployed: one line naming the endpoint, not the service's error.
+    missing = run_cli("invoke", "iris", "--env", "prod", "--body", "{}", "--output", "json", cwd=cloud_repo)
+    assert missing.exit_code == 2, missing
+    assert missing.json()["error"] == {"message": "endpoint iris-prod not found in us-east-1 (prod)",
+                                       "hint": "deploy it first: modelops deploy iris --env prod", "exit_status": 2}

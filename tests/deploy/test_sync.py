@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import commit_all, run_cli
+from tests.helpers import commit_all, init_repo, run_cli
 
 
 @pytest.mark.slow
@@ -40,3 +40,23 @@ def test_sync_reports_drift_deploys_it_and_then_finds_none(cloud_repo: Path) -> 
     assert [d["model"] for d in drifted.json()["drift"]] == ["iris"], drifted
     endpoints = run_cli("status", "iris", "--output", "json", cwd=cloud_repo).json()["endpoints"]
     assert [e["release"] for e in endpoints if e["env"] == "dev"] == [release]  # still the synced release
+
+
+def test_a_model_whose_config_does_not_load_is_an_error_of_the_drift_check_not_left_out(tmp_path: Path) -> None:
+    # The nightly `sync --dry-run` used to skip such a model silently: "0 of 0 model(s) drifted", exit 0,
+    # while the model running in dev could no longer be planned or reconciled from git.
+    repo = init_repo(tmp_path / "repo")
+    shutil.rmtree(repo / "models" / "minilm-embeddings")
+    (repo / "models" / "iris" / "model.yaml").write_text("apiVersion: modelops/v1\nkind: Model\nmetadata: {name: iris\n")
+    commit_all(repo, "a broken iris")
+
+    for args in (("--dry-run",), ()):
+        checked = run_cli("sync", "--env", "dev", *args, "--output", "json", cwd=repo)
+        assert checked.exit_code == 1, checked
+        doc = checked.json()
+        assert doc["drift"] == [] and doc["in_sync"] == [] and doc["deployed"] == []
+        (error,) = doc["errors"]
+        assert error.startswith("models/iris/model.yaml:4:1: "), error
+
+    text = run_cli("sync", "--env", "dev", "--dry-run", cwd=repo)
+    assert text.exit_code == 1 and "error: models/iris/model.yaml:4:1: " in text.stderr, text

@@ -136,6 +136,22 @@ def _container_pids(data_dir: Path) -> list[int]:
     return pids
 
 
+@pytest.mark.parametrize("damaged", ["state.sqlite", "cloudwatch.sqlite"])
+def test_a_damaged_state_file_is_named_in_one_line_not_quoted_as_a_traceback(tmp_path: Path, damaged: str) -> None:
+    # The server died on sqlite3.DatabaseError with a traceback, and the CLI quoted its tail:
+    # "... self.store = Store(data_dir) | ^^^^^^^^ | File \".../state.py\", line 37 ... | sqlite3.DatabaseError ...".
+    data_dir = tmp_path / "cloud"
+    data_dir.mkdir()
+    (data_dir / damaged).write_text("not a database\n")
+    result = run_cli("local", "up", "--data-dir", data_dir, "--output", "json")
+    assert result.exit_code == 3, result
+    message = result.json()["error"]["message"]
+    assert message.endswith(f"ERROR modelops.localcloud: cannot open {data_dir / damaged}: file is not a database; "
+                            "move that file away and the local cloud starts with it empty"), message
+    assert "Traceback" not in message and "File \"" not in message, message
+    assert status(data_dir) is None
+
+
 def test_state_survives_a_restart_and_crashed_containers_come_back(tmp_path: Path) -> None:
     cloud = start_local_cloud(tmp_path / "cloud", env={"MODELOPS_LOCAL_CONTAINER_TIMEOUT": "2"})
     try:
@@ -186,6 +202,42 @@ def test_state_survives_a_restart_and_crashed_containers_come_back(tmp_path: Pat
         assert _container_pids(cloud.data_dir) != [pid]
     finally:
         stop(cloud.data_dir)
+
+
+def test_an_instance_draining_when_the_server_dies_is_killed_by_the_next_start_not_left_running(
+        tmp_path: Path) -> None:
+    # A blue/green update drains the old instance for a moment before terminating it. A server killed
+    # (kill -9) in that moment used to have forgotten the instance already: the next start neither
+    # killed nor knew the process, which then ran, holding its port, until someone found it by hand.
+    from modelops.localcloud.state import Store
+    from modelops.localcloud.supervisor import HEALTHY, InstanceSpec, Supervisor
+
+    cloud = LocalCloud("http://unused", tmp_path / "cloud", 0)
+    cloud.data_dir.mkdir()
+    uri = cloud.add_test_image("sleepy", {"inference.py": SLEEPY_HANDLER})
+    spec = InstanceSpec(iid="i-old", region="eu-west-1", endpoint="ep", variant="blue", image_uri=uri,
+                        model_data_url=None)
+    crashed = Supervisor(cloud.data_dir, Store(cloud.data_dir))
+    crashed.start(spec)
+    deadline = time.monotonic() + 60
+    while crashed.state("i-old")[0] != HEALTHY:
+        assert time.monotonic() < deadline, crashed.state("i-old")
+        crashed.tick()
+        time.sleep(0.1)
+    (pid,) = _container_pids(cloud.data_dir)
+    crashed.stop("i-old", drain=600)  # draining; the server dies now, never ticking again
+
+    restarted = Supervisor(cloud.data_dir, Store(cloud.data_dir))
+    try:
+        assert restarted.restore() == []  # the stopping instance is not started again...
+        deadline = time.monotonic() + 10
+        while _container_pids(cloud.data_dir):  # ...and the process it left is gone
+            assert time.monotonic() < deadline, f"container {pid} outlived the server that was stopping it"
+            time.sleep(0.05)
+        assert restarted.store.load("instance") == {}
+    finally:
+        for left in _container_pids(cloud.data_dir):
+            os.killpg(left, signal.SIGKILL)
 
 
 def test_the_server_module_runs_in_the_foreground_and_refuses_a_second_server(tmp_path: Path) -> None:

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from modelops.config import Workspace, load_cases, load_model, read_cases
+from modelops.config import Workspace, jsonpath, load_cases, load_model, read_cases
 from modelops.config.cases import Case, CaseRequest, Check, Expectation
 from modelops.errors import InputError
 from modelops.runtime import SystemClock
-from modelops.verify import jsonpath
 from modelops.verify.invoke import Invocation, invoke
 from modelops.verify.regression import evaluate
-from tests.helpers import commit_all, write
+from tests.helpers import commit_all, run_cli, write
 from tests.verify.fakeruntime import echo_model, fake_runtime
 
 
@@ -68,6 +67,40 @@ cases:
     rules = sorted((f.rule, f.location.line) for f in loaded.findings)
     assert rules == [("cases.duplicate-name", 6), ("cases.missing-file", 11), ("security.path-escape", 9)]
     assert loaded.value is None
+
+
+def test_a_regex_or_jsonpath_that_cannot_parse_is_found_by_validate_not_a_crash_of_test(repo: Path) -> None:
+    # validate passed such a file clean, and `modelops test` then ended in "internal error: error: missing ),
+    # unterminated subpattern at position 1" (exit 3) after deploying and reaching the endpoint.
+    write(repo / "models/iris/tests/cases.yaml", """apiVersion: modelops/v1
+kind: Cases
+cases:
+  - name: fine
+    request: {json: [1]}
+    expect: {json: [{path: "$.a", regex: "^ok$"}]}
+  - name: broken
+    request: {json: [1]}
+    expect:
+      json:
+        - {path: "$.a", regex: "(("}
+        - {path: "$$$[", equals: 1}
+""")
+    ws = Workspace.discover(repo)
+    loaded = read_cases(ws, load_model(ws, "iris"))
+    found = sorted((f.rule, f.location.line, f.location.path, f.message) for f in loaded.findings)
+    assert found == [
+        ("schema.invalid", 11, "$.cases[1].expect.json[0].regex",
+         "regex '((' is not a regular expression: missing ), unterminated subpattern at position 1"),
+        ("schema.invalid", 12, "$.cases[1].expect.json[1].path",
+         "path: not a JSONPath (use $.key, $['key'], $[0], $[*]): $$$["),
+    ]
+    commit_all(repo, "broken checks")
+    result = run_cli("validate", "models/iris", "--output", "json", cwd=repo)
+    assert result.exit_code == 1, result
+    assert [f["line"] for f in result.json()["findings"]] == [11, 12], result
+    tested = run_cli("test", "iris", "--env", "dev", "--output", "json", cwd=repo)
+    assert tested.exit_code == 2, tested  # refused before reaching any cloud
+    assert tested.json()["error"]["message"].startswith("models/iris/tests/cases.yaml:11:"), tested
 
 
 def test_body_from_file(repo: Path) -> None:

@@ -4,6 +4,7 @@ fails the right case; reports (JSON, JUnit, HTML) carry the figures; send_traffi
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -168,3 +169,47 @@ def test_send_traffic_counts_answers(local_cloud: LocalCloud, repo: Path, env: d
     stats = sender.stop()
     assert not sender.running and stats.sent >= 20 and stats.errors == 0 and set(stats.by_status) == {200}
 
+
+
+def test_a_cloud_that_dies_during_the_load_test_is_exit_3_not_a_failed_release(repo: Path, tmp_path: Path) -> None:
+    # The local cloud killed mid-load used to come out as the release failing its SLOs (exit 1, "error_rate
+    # 99% FAILED", recorded in the ledger against the release), while nothing had been learnt about it.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from modelops.ledger import sqlite_ledger
+    from modelops.localcloud import stop
+    from modelops.runtime import Runtime
+    from tests.localcloud_fixtures import start_local_cloud
+
+    cloud = start_local_cloud(tmp_path / "cloud")
+    try:
+        model_json = (PROJECT_ROOT / "models/iris/artifacts/model.json").read_text()
+        serve(cloud, "iris-dddddddddd", IRIS_CODE,
+              cloud.put_model_data("s3://modelops-test/iris/model.tar.gz", {"model.json": model_json}))
+        env = {**os.environ, "MODELOPS_LOCAL_DATA_DIR": str(cloud.data_dir)}
+        proc = subprocess.Popen([sys.executable, "-m", "modelops", "test", "iris", "--env", "dev", "--users", "2",
+                                 "--duration", "6", "--output", "json"], cwd=repo, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith("load us-east-1"):
+                break
+        time.sleep(1.5)  # the load is running
+        os.kill(cloud.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 3, (proc.returncode, out, "".join(seen) + err)
+        message = json.loads(out)["error"]["message"]
+        assert message.startswith("dev/us-east-1: the cloud stopped answering during the load test ("), message
+        assert "cannot reach http://127.0.0.1:" in message, message
+        assert err.splitlines()[-2].startswith("error: dev/us-east-1: the cloud stopped answering"), err
+        with sqlite_ledger(Runtime(cwd=repo, data_dir=tmp_path / "data", environ=env)) as ledger:
+            assert ledger.test_results("iris-dddddddddd", "dev") == ()  # nothing held against the release
+    finally:
+        start_local_cloud(cloud.data_dir)  # restarting kills the containers the crash left behind
+        stop(cloud.data_dir)
