@@ -4,6 +4,7 @@ bad input, git refs, start-up cost."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -263,6 +264,26 @@ def test_a_config_symlinked_out_of_the_repository_is_refused(repo: Path, tmp_pat
     assert result.exit_code == 1, result
     [finding] = [f for f in result.json()["findings"] if f["file"] == MODEL]
     assert finding["rule"] == "security.path-escape" and "leads out of the repository" in finding["message"]
+
+
+def test_a_model_yaml_that_is_no_readable_file_is_reported_not_skipped(repo: Path) -> None:
+    # Each was silently left out ("ok: 3 model(s)", exit 0), and a dangling policy.yaml link meant the
+    # default policy: a pull-request check must not pass over what it cannot read.
+    for name in ("loop", "dangling", "fifo"):
+        (repo / "models" / name).mkdir()
+    (repo / "models/loop/model.yaml").symlink_to("model.yaml")
+    (repo / "models/dangling/model.yaml").symlink_to("nowhere.yaml")
+    os.mkfifo(repo / "models/fifo/model.yaml")
+    (repo / "pipelines/policy.yaml").unlink()
+    (repo / "pipelines/policy.yaml").symlink_to("gone.yaml")
+    result = run_cli("validate", "--output", "json", cwd=repo)
+    assert result.exit_code == 2, result
+    found = {f["file"]: f for f in result.json()["findings"] if f["rule"] == "config.unreadable"}
+    assert "models/loop/model.yaml" in found and "levels of symbolic links" in found["models/loop/model.yaml"]["message"]
+    assert found["models/dangling/model.yaml"]["message"] == (
+        "models/dangling/model.yaml is a symlink to nowhere.yaml, which does not exist")
+    assert found["models/fifo/model.yaml"]["message"] == "models/fifo/model.yaml is not a regular file"
+    assert "pipelines/policy.yaml" in found, result
 
 
 def test_a_secret_is_reported_even_when_the_schema_fails(repo: Path) -> None:

@@ -39,6 +39,7 @@ GIT_FAILED = "git failed in {path}: {detail}"
 NO_FILE = "{file} does not exist{where}"
 TOO_LARGE = "{file} is {size} bytes, more than the {limit} bytes a config may have"
 NOT_A_FILE = "{file} is not a regular file"
+DANGLING_LINK = "{file} is a symlink to {target}, which does not exist"
 ESCAPES = "'{path}' leaves the model folder {folder}"
 LINK_LEAVES_REPO = "{file} is a symlink that leads out of the repository"
 ESCAPES_LINK = "'{path}' is a symlink that leads out of the model folder {folder}"
@@ -219,8 +220,10 @@ class Workspace:
         return os.path.join(root, rel)
 
     def exists(self, rel: str) -> bool:
+        """Whether there is an entry at ``rel``, whatever it is: a dangling symlink, a link loop or a
+        FIFO exists (reading it then says what is wrong) rather than being silently absent."""
         if self.commit is None:
-            return os.path.exists(self._abs(rel))
+            return os.path.lexists(self._abs(rel))
         return self._entry(rel) is not None
 
     def is_file(self, rel: str) -> bool:
@@ -295,10 +298,11 @@ class Workspace:
                             and not any(p.startswith(".") for p in item.path[len(rel):].split("/")[:-1])))
 
     def model_folders(self) -> tuple[str, ...]:
-        """Every ``models/<name>`` folder holding a ``model.yaml``, sorted."""
+        """Every ``models/<name>`` folder holding a ``model.yaml`` (of any kind: one that is not a
+        readable regular file is reported when it is read, not skipped), sorted."""
         return tuple(
             f"{MODELS_DIR}/{name}" for name in self.list_dir(MODELS_DIR)
-            if self.is_file(f"{MODELS_DIR}/{name}/{MODEL_FILE}")
+            if self.exists(f"{MODELS_DIR}/{name}/{MODEL_FILE}")
         )
 
     def read_bytes(self, rel: str, *, limit: int = MAX_BYTES) -> bytes:
@@ -315,6 +319,9 @@ class Workspace:
             try:
                 st = os.stat(path)
             except FileNotFoundError as exc:
+                if os.path.islink(path):
+                    raise ReadError("config.unreadable", DANGLING_LINK.format(file=rel, target=os.readlink(path)),
+                                    hint="point the link at a file in the repository, or replace it with the file") from exc
                 raise ReadError("config.missing-file", NO_FILE.format(file=rel, where=where)) from exc
             except OSError as exc:
                 raise ReadError("config.unreadable", f"{rel}: {exc.strerror}") from exc

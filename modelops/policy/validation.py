@@ -174,7 +174,7 @@ def _select(ws: Workspace, request: ValidateRequest, runtime: Runtime) -> tuple[
             elif parts[0] == PIPELINES_DIR:
                 continue
             elif parts[0] == MODELS_DIR and len(parts) == 2:
-                if not ws.is_file(f"{rel}/{MODEL_FILE}") and not ws.exists(f"{rel}/{MODEL_FILE}"):
+                if not ws.exists(f"{rel}/{MODEL_FILE}"):
                     raise InputError(NO_MODEL_FILE.format(path=path), hint=NOT_A_MODEL_PATH_HINT)
                 selected.append(rel)
             else:
