@@ -160,6 +160,9 @@ class SyncResult:
     deployed: tuple[DeployResult, ...] = ()
     errors: tuple[str, ...] = ()
     dry_run: bool = False
+    #: The worst exit status among ``errors`` (a config that does not load: 2, the cloud or the
+    #: state dir failing: 3), so a nightly drift check tells a broken environment from drift.
+    error_status: ExitStatus = ExitStatus.GATE_FAILED
 
     @property
     def drift(self) -> tuple[Plan, ...]:
@@ -167,12 +170,12 @@ class SyncResult:
 
     @property
     def exit_status(self) -> ExitStatus:
+        statuses = [d.exit_status for d in self.deployed]
         if self.errors:
-            return ExitStatus.GATE_FAILED
+            statuses.append(self.error_status)
         if self.dry_run and self.drift:  # a drift check (e.g. a nightly job) fails on drift
-            return ExitStatus.GATE_FAILED
-        worst = max((d.exit_status for d in self.deployed), default=ExitStatus.OK)
-        return ExitStatus(worst)
+            statuses.append(ExitStatus.GATE_FAILED)
+        return ExitStatus(max(statuses, default=ExitStatus.OK))
 
     def to_dict(self) -> dict[str, Any]:
         return {"env": self.environment, "commit": self.commit,

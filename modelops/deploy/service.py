@@ -48,7 +48,7 @@ from modelops.deploy.rollout import (
     restore_release,
     time_limit,
 )
-from modelops.errors import GateError, InputError, ModelopsError
+from modelops.errors import ExitStatus, GateError, InputError, ModelopsError
 from modelops.runtime import NullProgress, Runtime
 
 BOTH_ENV_AND_THROUGH = "give --env or --through, not both"
@@ -577,6 +577,7 @@ def sync(request: SyncRequest, runtime: Runtime) -> SyncResult:
     # A model whose config does not load is an error, not left out: a drift check that skipped it
     # would report the environment in sync while nobody can reconcile that model.
     models, errors = _loadable_models(repo, request.ref)
+    worst = ExitStatus.BAD_INPUT if errors else ExitStatus.GATE_FAILED
     for model in models:
         if not model.supports_cloud(env.cloud):
             continue
@@ -584,6 +585,7 @@ def sync(request: SyncRequest, runtime: Runtime) -> SyncResult:
             p = plan(PlanRequest(model.folder, env.name, request.ref), runtime)
         except ModelopsError as err:
             errors.append(f"{model.name}: {err.message}")
+            worst = max(worst, err.exit_status)
             continue
         plans.append(p)
         if p.has_changes and not request.dry_run:
@@ -592,7 +594,9 @@ def sync(request: SyncRequest, runtime: Runtime) -> SyncResult:
                 deployed.append(deploy(DeployRequest(model.folder, environment=env.name, ref=request.ref), runtime))
             except ModelopsError as err:
                 errors.append(f"{model.name}: {err.message}")
-    return SyncResult(env.name, commit, tuple(plans), tuple(deployed), tuple(errors), dry_run=request.dry_run)
+                worst = max(worst, err.exit_status)
+    return SyncResult(env.name, commit, tuple(plans), tuple(deployed), tuple(errors), dry_run=request.dry_run,
+                      error_status=worst)
 
 
 # -- invoke ---------------------------------------------------------------------------------------

@@ -47,16 +47,20 @@ def test_a_model_whose_config_does_not_load_is_an_error_of_the_drift_check_not_l
     # while the model running in dev could no longer be planned or reconciled from git.
     repo = init_repo(tmp_path / "repo")
     shutil.rmtree(repo / "models" / "minilm-embeddings")
+    # First, a state dir that cannot be used: the environment failing (3), not drift (1).
+    broken = run_cli("--data-dir", "/proc/no-such-dir", "sync", "--env", "dev", "--dry-run", cwd=repo)
+    assert broken.exit_code == 3 and "cannot use /proc/no-such-dir" in broken.stderr, broken
+
     (repo / "models" / "iris" / "model.yaml").write_text("apiVersion: modelops/v1\nkind: Model\nmetadata: {name: iris\n")
     commit_all(repo, "a broken iris")
 
     for args in (("--dry-run",), ()):
         checked = run_cli("sync", "--env", "dev", *args, "--output", "json", cwd=repo)
-        assert checked.exit_code == 1, checked
+        assert checked.exit_code == 2, checked  # bad input, as validate and deploy say of that file
         doc = checked.json()
         assert doc["drift"] == [] and doc["in_sync"] == [] and doc["deployed"] == []
         (error,) = doc["errors"]
         assert error.startswith("models/iris/model.yaml:4:1: "), error
 
     text = run_cli("sync", "--env", "dev", "--dry-run", cwd=repo)
-    assert text.exit_code == 1 and "error: models/iris/model.yaml:4:1: " in text.stderr, text
+    assert text.exit_code == 2 and "error: models/iris/model.yaml:4:1: " in text.stderr, text
