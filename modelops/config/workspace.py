@@ -103,7 +103,9 @@ class Workspace:
 
         repo = self._repo()
         try:
-            return repo.commit(ref)
+            commit = repo.commit(ref)
+            commit.tree  # noqa: B018 - a full sha resolves lazily: reading its tree says whether it exists
+            return commit
         except (BadName, BadObject, ValueError, IndexError) as exc:
             raise InputError(BAD_REF.format(ref=ref, path=self.root), hint=BAD_REF_HINT) from exc
         except git.GitError as exc:

@@ -63,6 +63,8 @@ TESTS_FAILED = "tests of {release} failed in {environment}; not promoting to {ne
 TESTS_FAILED_HINT = "see `modelops test {model} --env {environment}` for the failing cases"
 RELEASE_MISMATCH = "release {release} was built from commit {commit}, but that commit now builds {rebuilt}"
 RELEASE_MISMATCH_HINT = "the build is not reproducible; deploy the model with --ref {commit} instead"
+COMMIT_MISSING = "release {release} was built from commit {commit}, which this clone does not have"
+COMMIT_MISSING_HINT = "fetch it (git fetch origin), or promote from a clone that has it"
 NOTHING_TO_ROLL_BACK = "no release before {current} succeeded in {environment}/{region}"
 NOT_DEPLOYED = "{model} is not deployed in {environment}/{region}"
 NOT_DEPLOYED_HINT = "deploy it first: modelops deploy {model} --env {environment}"
@@ -338,12 +340,19 @@ def promote(request: PromoteRequest, runtime: Runtime) -> DeployResult:
     repo = _repo(runtime)
     env = repo.envs.get(request.to)
     record = _find_release(request.release, repo, runtime)
-    result = deploy(DeployRequest(model=record.model, environment=env.name, ref=record.commit), runtime)
-    if result.release and result.release != request.release:
-        raise InputError(RELEASE_MISMATCH.format(release=request.release, commit=record.commit[:12],
-                                                 rebuilt=result.release),
+    try:
+        repo.ws.at(record.commit)
+    except InputError as err:
+        raise InputError(COMMIT_MISSING.format(release=request.release, commit=record.commit[:12]),
+                         hint=COMMIT_MISSING_HINT) from err
+    # The release this commit builds now, before anything is deployed: a promotion that rolled out
+    # something else and only then said so would have changed the environment it refused.
+    model = load_model(repo.ws, record.model, ref=record.commit)
+    rebuilt, _ = _desired_release(model, env, record.commit, runtime)
+    if rebuilt != request.release:
+        raise InputError(RELEASE_MISMATCH.format(release=request.release, commit=record.commit[:12], rebuilt=rebuilt),
                          hint=RELEASE_MISMATCH_HINT.format(commit=record.commit[:12]))
-    return result
+    return deploy(DeployRequest(model=record.model, environment=env.name, ref=record.commit), runtime)
 
 
 def _find_release(release: str, repo: _Repo, runtime: Runtime) -> Any:

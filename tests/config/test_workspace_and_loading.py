@@ -108,6 +108,12 @@ def test_a_ref_that_does_not_exist_is_an_input_error(repo: Path) -> None:
     with pytest.raises(InputError) as err:
         Workspace.discover(repo).at("no-such-branch")
     assert str(err.value) == ws_module.BAD_REF.format(ref="no-such-branch", path=repo.resolve())
+    # A full commit id resolves lazily in gitpython: one this clone lacks (a release recorded by another
+    # clone) was an internal error at the first read, not this message.
+    missing = "0" * 40
+    with pytest.raises(InputError) as err:
+        Workspace.discover(repo).at(missing)
+    assert str(err.value) == ws_module.BAD_REF.format(ref=missing, path=repo.resolve())
 
 
 def test_a_folder_that_is_not_a_git_repo_cannot_take_a_ref(tmp_path: Path) -> None:
