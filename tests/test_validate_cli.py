@@ -181,6 +181,11 @@ def test_init_scaffolds_a_model_that_validates_clean(repo: Path) -> None:
     again = run_cli("init", "fraud-score", cwd=repo)
     assert again.exit_code == 2 and "already exists" in again.stderr
     assert run_cli("init", "Bad_Name", cwd=repo).exit_code == 2
+    # A team the schema would refuse is refused here (an empty one silently became "my-team").
+    for team in ("", "  ", "x" * 129, "two\nlines"):
+        refused = run_cli("init", "other-model", "--team", team, cwd=repo)
+        assert refused.exit_code == 2 and "--team must name the owning team" in refused.stderr, refused
+    assert not (repo / "models/other-model").exists()
 
 
 def test_schema_command_prints_the_schema_check_jsonschema_agrees_with(repo: Path, tmp_path: Path) -> None:
