@@ -49,6 +49,11 @@ def test_ctrl_c_while_bandit_scans_says_interrupted_not_a_silent_exit_2(repo: Pa
     result = run_cli("validate", "models/iris", *output, cwd=repo)
     assert result.exit_code == 130, result
     assert "error: interrupted (Ctrl-C)" in result.stderr, result
+    assert "resumes" not in result.stderr, result  # only rollouts resume; validate simply runs again
+    # The same Ctrl-C in a deploy's policy gate: a deploy resumes where it stopped.
+    deploy = run_cli("--data-dir", str(repo / ".state"), "deploy", "models/iris", *output, cwd=repo)
+    assert deploy.exit_code == 130, deploy
+    assert "it resumes from what the ledger and the cloud say" in deploy.stderr, deploy
     if output:
         assert json.loads(result.stdout)["error"]["exit_status"] == 130, result
     else:

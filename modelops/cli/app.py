@@ -17,7 +17,10 @@ from modelops.errors import ExitStatus, ModelopsError
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 INTERRUPTED_MESSAGE = "interrupted (Ctrl-C)"
-INTERRUPTED_HINT = "run the same command again: deploys resume from what the ledger and the cloud say"
+INTERRUPTED_HINT = "run the same command again"
+INTERRUPTED_ROLLOUT_HINT = "run the same command again: it resumes from what the ledger and the cloud say"
+# Commands that roll endpoints out (reconcile loops: a re-run converges).
+_ROLLOUT_COMMANDS = frozenset({"deploy", "promote", "rollback", "sync"})
 
 CANNOT_WRITE = "cannot use {path}: {reason}"
 CANNOT_WRITE_HINT = ("modelops keeps its state in MODELOPS_DATA_DIR (or --data-dir) and the local cloud's in "
@@ -191,8 +194,12 @@ def _internal_error(args: Sequence[str], exc: Exception, debug: bool) -> int:
 
 
 def _interrupted(args: Sequence[str]) -> int:
-    _print_error(ModelopsError(INTERRUPTED_MESSAGE, hint=INTERRUPTED_HINT))
-    return _failed(args, INTERRUPTED_MESSAGE, INTERRUPTED_HINT, INTERRUPTED)
+    # The command: the first word that is neither an option nor the value of the root's --data-dir.
+    words = [a for i, a in enumerate(args) if not a.startswith("-") and (i == 0 or args[i - 1] != "--data-dir")]
+    command = words[0] if words else ""
+    hint = INTERRUPTED_ROLLOUT_HINT if command in _ROLLOUT_COMMANDS else INTERRUPTED_HINT
+    _print_error(ModelopsError(INTERRUPTED_MESSAGE, hint=hint))
+    return _failed(args, INTERRUPTED_MESSAGE, hint, INTERRUPTED)
 
 
 def main() -> NoReturn:
