@@ -134,6 +134,16 @@ def _start(root: Path, port: int | None) -> LocalCloudInfo:
         # A new session: the server outlives the command that started it and gets no terminal signals.
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True, cwd=root)
+    try:
+        info = _wait_until_ready(proc, root, port, log, start_of_run)
+    except BaseException:  # Ctrl-C (or a timeout) while it starts: no half-started server stays behind
+        _abandon(proc, root)
+        raise
+    return info
+
+
+def _wait_until_ready(proc: subprocess.Popen[bytes], root: Path, port: int | None, log: Path,
+                      start_of_run: int) -> LocalCloudInfo:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -148,11 +158,21 @@ def _start(root: Path, port: int | None) -> LocalCloudInfo:
             if _answers(info):
                 return info
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
     raise EnvironmentFailedError(SERVER_TIMEOUT.format(seconds=START_TIMEOUT_S, data_dir=root, log=log),
                                  hint=SERVER_FAILED_HINT)
+
+
+def _abandon(proc: subprocess.Popen[bytes], root: Path) -> None:
+    """Stop a server this command started but will not hand over (its process group: it may have
+    started containers already) and drop its record."""
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, None)):  # TERM lets it stop its containers
+        if proc.poll() is not None:
+            break
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+    _remove_record(root, proc.pid)
 
 
 def _tail(log: Path, start: int = 0, lines: int = 5) -> str:

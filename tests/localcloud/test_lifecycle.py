@@ -266,3 +266,25 @@ def test_bad_ports_and_unusable_data_dirs_are_one_line_errors(tmp_path: Path) ->
         ensure_running(a_file / "cloud")
     assert unusable.value.message.startswith(CANNOT_USE_DATA_DIR.format(data_dir=a_file / "cloud", reason="")[:-1])
     assert not (tmp_path / "cloud").exists()
+
+
+def test_ctrl_c_while_the_server_starts_leaves_no_server_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `local up` interrupted after ~0.7 s said "interrupted", and `local status` then showed a server running.
+    from modelops.localcloud import lifecycle
+
+    started: list[int] = []
+    answers = lifecycle._answers
+
+    def ctrl_c_once_it_listens(info: object) -> bool:
+        if started:  # later calls (status below) ask the real question
+            return answers(info)  # type: ignore[arg-type]
+        started.append(info.pid)  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lifecycle, "_answers", ctrl_c_once_it_listens)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_running(tmp_path / "cloud")
+    assert started, "the server never wrote its record"
+    assert status(tmp_path / "cloud") is None
+    assert not Path(f"/proc/{started[0]}").exists()  # stopped and reaped, not a zombie
+    assert not (tmp_path / "cloud" / "server.json").exists()
