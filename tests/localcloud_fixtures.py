@@ -28,11 +28,9 @@ import pytest
 
 ROLE = "arn:aws:iam::000000000000:role/modelops-local"
 
-# A model whose predictions are its input (inference toolkit contract).
-ECHO_HANDLER = '''
-def model_fn(model_dir):
-    return None
-
+# The serving half of an echo model (inference toolkit contract): its predictions are its input.
+# Handlers that differ only in how the model loads add their own model_fn to it.
+ECHO_FUNCTIONS = '''
 def input_fn(body, content_type):
     return body
 
@@ -42,6 +40,12 @@ def predict_fn(data, model):
 def output_fn(prediction, accept):
     return prediction
 '''
+
+# A model whose predictions are its input.
+ECHO_HANDLER = '''
+def model_fn(model_dir):
+    return None
+''' + ECHO_FUNCTIONS
 
 # A model that answers every request with HTTP 500.
 FAILING_HANDLER = '''

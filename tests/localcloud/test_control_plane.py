@@ -14,7 +14,14 @@ import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
 from modelops.localcloud import LOCAL_ACCOUNT
-from tests.localcloud_fixtures import CRASHING_HANDLER, DJL_HANDLER, ECHO_HANDLER, FAILING_HANDLER, LocalCloud
+from tests.localcloud_fixtures import (
+    CRASHING_HANDLER,
+    DJL_HANDLER,
+    ECHO_FUNCTIONS,
+    ECHO_HANDLER,
+    FAILING_HANDLER,
+    LocalCloud,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -357,15 +364,7 @@ def model_fn(model_dir):
     time.sleep(2)
     return None
 
-def input_fn(body, content_type):
-    return body
-
-def predict_fn(data, model):
-    return data
-
-def output_fn(prediction, accept):
-    return prediction
-'''
+''' + ECHO_FUNCTIONS
 
 
 def test_an_endpoint_being_created_shows_its_deployment_and_cannot_be_deleted_until_done(
@@ -448,15 +447,7 @@ def model_fn(model_dir):
     open(marker, "w").close()
     return None
 
-def input_fn(body, content_type):
-    return body
-
-def predict_fn(data, model):
-    return data
-
-def output_fn(prediction, accept):
-    return prediction
-'''
+''' + ECHO_FUNCTIONS
 
 
 def test_a_scale_up_that_fails_rolls_back_to_the_previous_counts_and_weights(
