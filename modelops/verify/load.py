@@ -82,6 +82,7 @@ class LoadStats:
     errors: Mapping[str, int] = field(default_factory=dict)
     per_case: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     series: tuple[SeriesPoint, ...] = ()
+    stopped: str = ""  # why the run ended before its duration (every request failing to connect), or ""
 
     def metrics(self) -> dict[str, float]:
         """The figures the ledger keeps (and baselines compare)."""
@@ -100,6 +101,7 @@ class LoadStats:
             "users": self.users, "workers": self.workers, "errors": dict(self.errors),
             "per_case": {k: dict(v) for k, v in self.per_case.items()},
             "series": [p.__dict__ for p in self.series],
+            "stopped": self.stopped,
         }
 
 
@@ -112,6 +114,7 @@ def stats_from_result(doc: Mapping[str, Any]) -> LoadStats:
         workers=int(doc.get("workers", 0)), errors=dict(doc.get("errors") or {}),
         per_case=dict(doc.get("per_case") or {}),
         series=tuple(_point(p) for p in doc.get("series") or ()),
+        stopped=str(doc.get("stopped") or ""),
     )
 
 

@@ -32,6 +32,11 @@ from typing import Any
 
 PERCENTILES = (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99))
 WORKERS_READY_TIMEOUT = 60.0
+#: A run whose every request fails to connect for this long stops: the endpoint is gone (the cloud
+#: went away, the network broke), and waiting out a ten-minute load profile would learn nothing.
+UNREACHABLE_STOP_S = 5.0
+UNREACHABLE = "unreachable"  # the prefix of the error text of a request that could not connect
+STOPPED = "stopped after {seconds:g} s: every request for {window:g} s failed to connect"
 
 
 def _emit(document: dict[str, Any]) -> None:
@@ -120,6 +125,10 @@ def _user_class(spec: dict[str, Any]) -> type:
                 status, body, error_type = (self._send_boto3 if kind == "boto3" else self._send_fast)(payload)
                 if not 200 <= status < 300:
                     error = RequestFailed(f"{status} {error_type.split(':')[0] or 'error'}")
+            except TimeoutError as exc:  # slow, not gone: an error like any other
+                error = RequestFailed(f"{type(exc).__name__}: {exc}")
+            except OSError as exc:  # refused, reset, no route, no such host: it could not connect
+                error = RequestFailed(f"{UNREACHABLE}: {type(exc).__name__}: {exc}")
             except Exception as exc:  # a failed request counts as an error, the run goes on
                 error = RequestFailed(f"{type(exc).__name__}: {exc}")
             elapsed = (time.perf_counter() - start) * 1000.0
@@ -172,6 +181,7 @@ def _run(spec: dict[str, Any]) -> None:
     previous_times: dict[int, int] = {}
     previous = (0, 0)
     last = started
+    unreachable_before, unreachable_for, stopped = 0, 0.0, ""
     while True:
         gevent.sleep(max(0.0, min(interval, started + duration - time.monotonic())))
         now = time.monotonic()
@@ -189,6 +199,12 @@ def _run(spec: dict[str, Any]) -> None:
         _emit({"type": "tick", "total_requests": total.num_requests, "total_failures": total.num_failures,
                **point})
         previous_times, previous, last = times, (total.num_requests, total.num_failures), now
+        unreachable = _unreachable(env)
+        cut_off = requests > 0 and unreachable - unreachable_before >= requests
+        unreachable_for, unreachable_before = (unreachable_for + span if cut_off else 0.0), unreachable
+        if unreachable_for >= UNREACHABLE_STOP_S:
+            stopped = STOPPED.format(seconds=round(now - started, 1), window=round(unreachable_for, 1))
+            break
         if now - started >= duration:
             break
     runner.stop()
@@ -227,7 +243,13 @@ def _run(spec: dict[str, Any]) -> None:
         "errors": errors,
         "per_case": per_case,
         "series": series,
+        "stopped": stopped,
     })
+
+
+def _unreachable(env: Any) -> int:
+    """How many requests so far could not connect at all."""
+    return sum(e.occurrences for e in env.stats.errors.values() if str(e.error).startswith(UNREACHABLE))
 
 
 def _run_worker(spec: dict[str, Any], master: str) -> None:

@@ -192,3 +192,21 @@ def test_html_report_renders_charts_in_headless_chromium(tmp_path: Path) -> None
     # The lines were drawn across the plots: p99 (green, drawn last in the latency chart) and
     # requests/s (blue, the throughput chart's only series; p50 in the latency chart is blue too).
     assert green > 300 and blue > 300, (blue, green)
+
+
+def test_a_run_whose_requests_cannot_connect_stops_instead_of_waiting_out_its_duration(tmp_path: Path) -> None:
+    # A dead endpoint (the cloud gone mid-test) used to be hammered for the whole load profile, minutes
+    # on AWS, before modelops could say the environment failed.
+    import socket
+
+    from modelops.verify import loadrun
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    target = Target(f"http://127.0.0.1:{port}", "us-east-1", "ep-1", "AKIDEXAMPLE", "secret-never-shown")
+    stats = run_load(target, LoadPlan(users=2, spawn_rate=2, duration_seconds=120), PAYLOADS, runtime(tmp_path))
+    assert stats.requests > 0 and stats.failures == stats.requests
+    assert all(e.startswith(loadrun.UNREACHABLE + ": ConnectionRefusedError") for e in stats.errors), stats.errors
+    assert stats.stopped.startswith("stopped after ") and "failed to connect" in stats.stopped, stats.stopped
+    assert stats.duration_seconds < 120  # it did not wait out the profile
