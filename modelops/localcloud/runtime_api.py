@@ -15,11 +15,10 @@ import itertools
 import json
 import logging
 import random
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 from urllib.parse import unquote
 
 from modelops.localcloud.lifecycle import LOCAL_ACCOUNT
@@ -30,6 +29,7 @@ from modelops.localcloud.protocol import (
     json_error,
     region_of,
     request_id,
+    tcp_transport,
 )
 
 log = logging.getLogger("modelops.localcloud")
@@ -120,12 +120,7 @@ class _Upstream(asyncio.Protocol):
         self.keep_alive = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A cast, not an isinstance check: uvloop's transports are not asyncio.Transport subclasses.
-        self.transport = cast(asyncio.Transport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport = tcp_transport(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

@@ -24,16 +24,15 @@ import json
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import sys
 from collections.abc import Awaitable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from modelops.localcloud import lifecycle
-from modelops.localcloud.protocol import Response, ServiceError, json_error, region_of
+from modelops.localcloud.protocol import Response, ServiceError, json_error, region_of, tcp_transport
 
 log = logging.getLogger("modelops.localcloud")
 
@@ -73,12 +72,7 @@ class HttpConnection(asyncio.Protocol):
         self.task: asyncio.Future[None] | None = None  # the request being answered (kept alive by this ref)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A cast, not an isinstance check: uvloop's transports are not asyncio.Transport subclasses.
-        self.transport = cast(asyncio.Transport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport = tcp_transport(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
