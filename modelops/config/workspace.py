@@ -36,6 +36,10 @@ NOT_GIT_HINT = "run git init and commit; without git, validate, build and deploy
 BAD_REF = "git ref '{ref}' does not exist in {path}"
 BAD_REF_HINT = "check the name with git branch -a / git tag; fetch it first if it is remote"
 GIT_FAILED = "git failed in {path}: {detail}"
+NO_MERGE_BASE = "{ref} and {head} have no common ancestor in {path}{why}: cannot tell what the change touches"
+NO_MERGE_BASE_SHALLOW_HINT = ("fetch the history down to where the branch forked "
+                              "(git fetch --unshallow, or a deeper --depth); CI needs a clone that is not shallow")
+NO_MERGE_BASE_HINT = "compare with a ref the branch was made from"
 NO_FILE = "{file} does not exist{where}"
 TOO_LARGE = "{file} is {size} bytes, more than the {limit} bytes a config may have"
 NOT_A_FILE = "{file} is not a regular file"
@@ -173,8 +177,17 @@ class Workspace:
         base = self._resolve(since_ref)
         target = self._resolve(self.commit) if self.commit else None
         try:
-            merge_bases = repo.merge_base(base, target or repo.head.commit)
-            start = merge_bases[0].hexsha if merge_bases else base.hexsha
+            head = target or repo.head.commit
+            merge_bases = repo.merge_base(base, head)
+            if not merge_bases:
+                # Diffing from the ref itself would list (and plan) what the other branch changed since
+                # the fork, reverted: a wrong answer that looks right. Say why instead.
+                shallow = repo.git.rev_parse("--is-shallow-repository").strip() == "true"
+                raise InputError(
+                    NO_MERGE_BASE.format(ref=since_ref, head=self.commit[:12] if self.commit else "HEAD",
+                                         path=self.root, why=" (a shallow clone)" if shallow else ""),
+                    hint=NO_MERGE_BASE_SHALLOW_HINT if shallow else NO_MERGE_BASE_HINT)
+            start = merge_bases[0].hexsha
             if target is not None:
                 out = repo.git.diff("--name-only", "--no-renames", start, target.hexsha)
                 untracked: list[str] = []

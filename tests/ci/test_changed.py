@@ -69,3 +69,36 @@ def test_an_unknown_ref_is_bad_input(repo: Path) -> None:
     assert result.exit_code == 2, result
     assert "git ref 'no-such-branch' does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_shallow_clone_without_the_merge_base_is_bad_input_not_a_wrong_list(repo: Path, tmp_path: Path) -> None:
+    # main moves on after the branch forked; a depth-1 clone holds neither the fork point nor the history.
+    git(repo, "checkout", "-q", "-b", "feature")
+    write(repo / "models/llm-chat/notes.txt", "touched\n")
+    commit_all(repo, "touch llm-chat")
+    git(repo, "checkout", "-q", "main")
+    path = repo / "models/iris/model.yaml"
+    path.write_text(path.read_text().replace("max_instances: 4", "max_instances: 5"))
+    commit_all(repo, "main moves")
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", "--no-single-branch", repo.as_uri(), str(clone))
+    git(clone, "checkout", "-q", "feature")
+
+    for args in (("ci", "changed", "--since", "origin/main"), ("ci", "pr", "--base", "origin/main"),
+                 ("validate", "--changed-since", "origin/main")):
+        result = run_cli(*args, "--output", "json", cwd=clone)
+        assert result.exit_code == 2, (args, result)
+        error = result.json()["error"]
+        assert "no common ancestor" in error["message"] and "shallow clone" in error["message"]
+        assert "--unshallow" in error["hint"]
+        assert "Traceback" not in result.stderr
+
+
+def test_unrelated_histories_are_bad_input(repo: Path) -> None:
+    git(repo, "checkout", "-q", "--orphan", "elsewhere")
+    commit_all(repo, "a root of its own")
+
+    result = run_cli("ci", "changed", "--since", "main", "--output", "json", cwd=repo)
+
+    assert result.exit_code == 2, result
+    assert "no common ancestor" in result.json()["error"]["message"]
