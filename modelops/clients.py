@@ -8,7 +8,8 @@ ledger ask :func:`clients_for` for a :class:`Clients` and call ``.client(service
   fixed local key (it accepts any); the region travels in SigV4's credential scope as on AWS.
 - **aws**: a session from the environment's profile (or the default chain), and, when the
   environment names a role, that role assumed through STS with credentials that refresh themselves
-  before they expire (a prod rollout can outlast one STS session). Standard retry mode with backoff.
+  before they expire (a prod rollout can outlast one STS session). Standard retry mode with backoff
+  for throttling; a service that cannot be reached fails after two tries and short timeouts.
 
 botocore errors are translated here (:func:`translate`), so callers raise modelops errors.
 """
@@ -124,13 +125,7 @@ class Clients:
                                            aws_secret_access_key=LOCAL_SECRET_KEY, config=config)
 
     def _aws_client(self, service: str, region: str) -> Any:
-        from botocore.config import Config
-
-        return self._aws_session().client(
-            service,
-            region_name=region,
-            config=Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=50),
-        )
+        return _aws_client(self._aws_session(), service, region)
 
     def _aws_session(self) -> boto3.Session:
         if self._session is None:
@@ -167,6 +162,46 @@ def _local_session() -> boto3.Session:
     return _LOCAL_SESSIONS[0]
 
 
+# On AWS, throttling is retried with backoff (10 attempts: parallel regions poll the same APIs); a
+# service that cannot be reached is not, beyond one more try: botocore's standard mode would retry a
+# refused connection for ~20 s and a silent one (connects, never answers) for 10 x 60 s, a CI job
+# hanging for minutes before saying "cannot reach". Control-plane calls answer in a second or two;
+# InvokeEndpoint may take the 60 s the container contract allows.
+AWS_MAX_ATTEMPTS = 10
+AWS_CONNECTION_ATTEMPTS = 2
+AWS_CONNECT_TIMEOUT = 5
+AWS_READ_TIMEOUT = 15
+AWS_RUNTIME_READ_TIMEOUT = 70
+
+
+def _aws_client(session: Any, service: str, region: str | None) -> Any:
+    """A client of ``service`` on AWS: standard retries for throttling, fail fast when unreachable."""
+    from botocore.config import Config
+
+    client = session.client(
+        service,
+        region_name=region,
+        config=Config(retries={"mode": "standard", "max_attempts": AWS_MAX_ATTEMPTS}, max_pool_connections=50,
+                      connect_timeout=AWS_CONNECT_TIMEOUT,
+                      read_timeout=AWS_RUNTIME_READ_TIMEOUT if service == "sagemaker-runtime" else AWS_READ_TIMEOUT),
+    )
+    client.meta.events.register_first(f"needs-retry.{client.meta.service_model.service_id.hyphenize()}",
+                                      _stop_retrying_unreachable)
+    return client
+
+
+def _stop_retrying_unreachable(attempts: int, caught_exception: BaseException | None = None, **_: Any) -> None:
+    """``needs-retry`` hook: after :data:`AWS_CONNECTION_ATTEMPTS` tries, a connection error or timeout
+    ends the call (raised as is, so :func:`translate` says "cannot reach") instead of being retried
+    up to :data:`AWS_MAX_ATTEMPTS` times with backoff."""
+    from botocore import exceptions as bx
+
+    unreachable = (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
+                   bx.ConnectionClosedError)
+    if isinstance(caught_exception, unreachable) and attempts >= AWS_CONNECTION_ATTEMPTS:
+        raise caught_exception
+
+
 def _session_name(user: str) -> str:
     """STS RoleSessionName: ``[\\w+=,.@-]{2,64}``; the acting user shows in CloudTrail."""
     cleaned = "".join(c if c.isalnum() or c in "+=,.@-_" else "-" for c in user)
@@ -179,7 +214,7 @@ def _assumed_role_session(base: boto3.Session, role_arn: str, *, session_name: s
     import botocore.session
     from botocore.credentials import RefreshableCredentials
 
-    sts = base.client("sts")
+    sts = _aws_client(base, "sts", base.region_name)
 
     def fetch() -> dict[str, str]:
         creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
@@ -231,7 +266,8 @@ def translate(exc: Exception, *, resource: str) -> ModelopsError:
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
         env = resource.split(":", 1)[0]
         return EnvironmentFailedError(NO_CREDENTIALS.format(env=env), hint=NO_CREDENTIALS_HINT.format(env=env))
-    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError):
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError
+                  | bx.ConnectionClosedError):
         url = getattr(exc, "kwargs", {}).get("endpoint_url", "the service")
         return EnvironmentFailedError(UNREACHABLE.format(resource=resource, url=url), hint=UNREACHABLE_HINT)
     code = error_code(exc)

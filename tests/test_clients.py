@@ -76,3 +76,92 @@ def test_botocore_errors_become_modelops_errors():
     assert "cannot reach http://127.0.0.1:9" in str(down)
     assert str(translate(NoCredentialsError(), resource="prod:us-east-1")) == "environment prod: no AWS credentials found"
 
+
+
+class _CountingServer:
+    """A real HTTP server on a free loopback port: ``throttle`` answers of ThrottlingException, then
+    DescribeEndpoint's; with ``hang_up`` it accepts each connection and closes it unanswered."""
+
+    def __init__(self, *, throttle: int = 0, hang_up: bool = False):
+        import http.server
+        import json
+        import threading
+
+        self.requests = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                outer.requests += 1
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if hang_up:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                throttled = outer.requests <= throttle
+                body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"} if throttled
+                                  else {"EndpointName": "iris-prod", "EndpointStatus": "InService"}).encode()
+                self.send_response(400 if throttled else 200)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def aws_keys(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    return monkeypatch
+
+
+def test_an_aws_service_that_hangs_up_is_tried_twice_not_ten_times(tmp_path, aws_keys):
+    # botocore's standard mode would retry a connection error 9 times with backoff (~20 s for a refused
+    # port, 10 x 60 s for one that never answers): a CI job hanging before it says "cannot reach".
+    from botocore.exceptions import ConnectionClosedError
+
+    from modelops.clients import AWS_CONNECTION_ATTEMPTS
+
+    server = _CountingServer(hang_up=True)
+    aws_keys.setenv("AWS_ENDPOINT_URL", server.url)
+    try:
+        client = clients_for(_env("aws"), _runtime(tmp_path)).client("sagemaker", "us-east-1")
+        with pytest.raises(ConnectionClosedError) as err:
+            client.describe_endpoint(EndpointName="iris-prod")
+    finally:
+        server.close()
+    assert server.requests == AWS_CONNECTION_ATTEMPTS == 2
+    translated = translate(err.value, resource="prod/us-east-1: endpoint iris-prod")
+    assert isinstance(translated, EnvironmentFailedError) and "cannot reach" in str(translated)
+    assert client.meta.config.connect_timeout <= 5 and client.meta.config.read_timeout <= 15
+
+
+def test_throttling_is_still_retried_with_backoff(tmp_path, aws_keys, monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda seconds: None)  # botocore's backoff; the retries are what counts
+    server = _CountingServer(throttle=3)
+    aws_keys.setenv("AWS_ENDPOINT_URL", server.url)
+    try:
+        client = clients_for(_env("aws"), _runtime(tmp_path)).client("sagemaker", "us-east-1")
+        answer = client.describe_endpoint(EndpointName="iris-prod")
+    finally:
+        server.close()
+    assert answer["EndpointStatus"] == "InService"
+    assert server.requests == 4
+
+
+def test_invoke_endpoint_may_take_the_containers_60_seconds_on_aws(tmp_path, aws_keys):
+    client = clients_for(_env("aws"), _runtime(tmp_path)).client("sagemaker-runtime", "us-east-1")
+    assert client.meta.config.read_timeout > 60
