@@ -46,6 +46,7 @@ ACCESS_DENIED = "{resource}: access denied ({code}): {message}"
 ACCESS_DENIED_HINT = "the role modelops uses in this environment lacks a permission"
 THROTTLED = "{resource}: throttled by the service after retries ({code})"
 CLOUD_ERROR = "{resource}: {code}: {message}"
+ASSUME_ROLE = "{env}: assume role {role} (sts, {region})"
 
 _NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity", "NotFound"})
 _ACCESS_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
@@ -134,7 +135,7 @@ class Clients:
 
     def _make_aws_session(self) -> boto3.Session:
         import boto3
-        from botocore.exceptions import ProfileNotFound
+        from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
         access = self.environment.aws
         try:
@@ -144,7 +145,14 @@ class Clients:
                              hint=NO_CREDENTIALS_HINT.format(env=self.environment.name)) from exc
         if not access.role_arn:
             return base
-        return _assumed_role_session(base, access.role_arn, session_name=_session_name(self._runtime.user))
+        # STS needs a region even where none is configured (a CI agent with only keys): the environment's.
+        region = base.region_name or self.environment.regions[0]
+        try:
+            return _assumed_role_session(base, access.role_arn, session_name=_session_name(self._runtime.user),
+                                         region=region)
+        except (BotoCoreError, ClientError) as exc:  # the first AssumeRole runs here, not in a caller's call
+            raise translate(exc, resource=ASSUME_ROLE.format(env=self.environment.name, region=region,
+                                                             role=access.role_arn)) from exc
 
 
 # Local clients come from one shared session (made lazily): a fresh session per client re-reads
@@ -208,13 +216,13 @@ def _session_name(user: str) -> str:
     return f"modelops-{cleaned}"[:64]
 
 
-def _assumed_role_session(base: boto3.Session, role_arn: str, *, session_name: str) -> boto3.Session:
+def _assumed_role_session(base: boto3.Session, role_arn: str, *, session_name: str, region: str) -> boto3.Session:
     """A session whose credentials come from ``role_arn`` and refresh before they expire."""
     import boto3
     import botocore.session
     from botocore.credentials import RefreshableCredentials
 
-    sts = _aws_client(base, "sts", base.region_name)
+    sts = _aws_client(base, "sts", region)
 
     def fetch() -> dict[str, str]:
         creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]

@@ -165,3 +165,22 @@ def test_throttling_is_still_retried_with_backoff(tmp_path, aws_keys, monkeypatc
 def test_invoke_endpoint_may_take_the_containers_60_seconds_on_aws(tmp_path, aws_keys):
     client = clients_for(_env("aws"), _runtime(tmp_path)).client("sagemaker-runtime", "us-east-1")
     assert client.meta.config.read_timeout > 60
+
+
+def test_a_role_that_cannot_be_assumed_is_an_environment_failure_naming_it(tmp_path, aws_keys):
+    # No region configured (a CI agent with only keys): STS is asked in the environment's first region.
+    import socket
+
+    aws_keys.delenv("AWS_DEFAULT_REGION", raising=False)
+    aws_keys.delenv("AWS_REGION", raising=False)
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    aws_keys.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    role = "arn:aws:iam::123456789012:role/modelops-deployer"
+    clients = clients_for(_env("aws", role_arn=role), _runtime(tmp_path))
+    with pytest.raises(EnvironmentFailedError) as err:
+        clients.client("sagemaker", "us-east-1")
+    assert str(err.value).startswith(f"prod: assume role {role} (sts, us-east-1): cannot reach http://127.0.0.1:{port}")
+    assert err.value.exit_status is ExitStatus.ENVIRONMENT
