@@ -114,8 +114,8 @@ def _waves(env: Environment) -> list[tuple[int, str]]:
 def config_plan(model: ModelConfig, before: ModelConfig | None, envs: Environments,
                 base_envs: Environments | None, *, files_changed: bool) -> list[PlanRow]:
     """Rows for every environment and region ``model`` deploys to at the head, plus the regions it
-    leaves. ``before`` is the model at the base (None: new); ``files_changed`` says whether files in
-    its folder changed (code, artifacts, config: a new release)."""
+    leaves. ``before`` is the model at the base (None: new); ``files_changed`` says whether the change
+    makes a new release (:func:`release_changed`)."""
     rows: list[PlanRow] = []
     for env in envs.in_promotion_order():
         if not model.supports_cloud(env.cloud):
@@ -138,6 +138,24 @@ def config_plan(model: ModelConfig, before: ModelConfig | None, envs: Environmen
                 if region not in env.regions:
                     rows.append(PlanRow(model.name, env.name, region, 0, endpoint, REMOVE))
     return rows
+
+
+def release_changed(model: ModelConfig, before: ModelConfig | None, files: tuple[str, ...]) -> bool:
+    """Whether a build of ``model`` would be a different release from ``before`` (the model at the
+    base): its config (as build digests it: comments and layout do not count) or a file the build packs
+    (handler code, requirements, artifacts in the folder) changed. A README, the regression cases or a
+    training script beside them are not part of a release: deploy would find the same one."""
+    if before is None:
+        return True
+    from modelops.build.service import config_digest
+
+    if config_digest(model) != config_digest(before):
+        return True
+    handler = model.container.handler
+    inputs = [p for p in (handler.source_dir, handler.entry_point, model.container.requirements) if p]
+    inputs += [a.path for a in model.artifacts if a.path]
+    prefixes = [model.path_in_repo(p).rstrip("/") for p in inputs]
+    return any(f == p or f.startswith(p + "/") for f in files for p in prefixes)
 
 
 def with_cloud(rows: list[PlanRow], verdicts: Mapping[tuple[str, str], CloudVerdict]) -> list[PlanRow]:

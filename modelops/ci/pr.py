@@ -24,6 +24,7 @@ from modelops.ci.plan import (
     PlanRow,
     config_plan,
     default_cloud_planner,
+    release_changed,
     with_cloud,
 )
 from modelops.config.environments import Environments
@@ -199,15 +200,24 @@ def _plan(ws: Workspace, base_ws: Workspace, folders: Iterable[str], files: tupl
         if model is None:
             continue
         before: ModelConfig | None = (read_model(base_ws, folder).value
-                                      if base_ws.is_file(f"{folder}/{MODEL_FILE}") else None)
-        touched = any(f.startswith(folder + "/") for f in files)
-        model_rows = config_plan(model, before, envs, base_envs, files_changed=touched)
+                                      if base_ws.is_file(f"{folder}/{MODEL_FILE}") else _same_name(base_ws, model))
+        model_rows = config_plan(model, before, envs, base_envs, files_changed=release_changed(model, before, files))
         rows.extend(model_rows)
         if request.cloud_plan:
             for env_name in dict.fromkeys(r.environment for r in model_rows if r.action != REMOVE):
                 runtime.progress.step(f"planning {model.name} in {env_name}")
                 verdicts[(model.name, env_name)] = planner(model, envs.get(env_name), None, runtime)
     return with_cloud(rows, verdicts), [(m, e, v) for (m, e), v in verdicts.items()]
+
+
+def _same_name(base_ws: Workspace, model: ModelConfig) -> ModelConfig | None:
+    """The model of the same name at the base in another folder (a renamed folder): its endpoints are
+    named after the model, so they exist already and are not a ``create``."""
+    for folder in base_ws.model_folders():
+        found = read_model(base_ws, folder).value
+        if found is not None and found.name == model.name:
+            return found
+    return None
 
 
 _ACTION_ICON = {CREATE: "🆕", RELEASE: "🚀", UPDATE: "✏️", REMOVE: "🗑️", UNCHANGED: "·"}

@@ -227,3 +227,36 @@ def test_the_plan_names_the_environment_variables_added_and_removed(repo: Path, 
     assert result.exit_code == 0, result
     assert "| `iris` | dev | us-east-1 | 1 | 🚀 new release | env vars: +MODEL_THRESHOLD, -SAGEMAKER_CONTAINER_LOG_LEVEL |" \
         in md.read_text(), md.read_text()
+
+
+def test_a_readme_beside_the_model_is_not_a_new_release(repo: Path) -> None:
+    # Build packs the handler code, requirements and artifacts, and digests the config: a README, the
+    # regression cases or the training script do not make a release (deploy would find the same one).
+    git(repo, "checkout", "-q", "-b", "docs")
+    (repo / "models/iris/README.md").write_text("# iris\n")
+    _edit(repo, IRIS, "# The iris classifier", "# The iris classifier (a comment only)")
+    commit_all(repo, "iris: a README")
+
+    result = run_cli("ci", "pr", "--base", "main", "--no-bandit", "--no-cloud-plan", "--output", "json", cwd=repo)
+
+    assert result.exit_code == 0, result
+    plan = result.json()["plan"]
+    assert plan and all(r["action"] == "no change" for r in plan), plan
+
+    (repo / "models/iris/code/inference.py").write_text((repo / "models/iris/code/inference.py").read_text()
+                                                        + "\nX = 1\n")
+    result = run_cli("ci", "pr", "--base", "main", "--no-bandit", "--no-cloud-plan", "--output", "json", cwd=repo)
+    assert all(r["action"] == "new release" for r in result.json()["plan"])
+
+
+def test_a_renamed_model_folder_plans_against_the_endpoints_of_the_same_model(repo: Path) -> None:
+    git(repo, "checkout", "-q", "-b", "rename")
+    git(repo, "mv", "models/iris", "models/iris-classifier")
+    commit_all(repo, "move iris")
+
+    result = run_cli("ci", "pr", "--base", "main", "--no-bandit", "--no-cloud-plan", "--output", "json", cwd=repo)
+
+    assert result.exit_code == 0, result
+    plan = result.json()["plan"]
+    assert plan and {r["model"] for r in plan} == {"iris"}
+    assert not [r for r in plan if r["action"] == "create"], plan
