@@ -31,7 +31,7 @@ from modelops.config.environments import Environments
 from modelops.config.findings import Finding
 from modelops.config.loading import read_environments, read_model
 from modelops.config.model import ModelConfig
-from modelops.config.workspace import MODEL_FILE, PIPELINES_DIR, Workspace
+from modelops.config.workspace import MODEL_FILE, MODELS_DIR, PIPELINES_DIR, Workspace
 from modelops.errors import ExitStatus
 from modelops.policy.validation import ValidateRequest, ValidationResult, validate
 from modelops.report import Item, Report, from_findings, render_markdown
@@ -79,6 +79,7 @@ class PrResult:
     verdicts: tuple[tuple[str, str, CloudVerdict], ...] = ()  # (model, environment, verdict)
     planned: bool = True
     files: tuple[str, ...] = field(default_factory=tuple)
+    removed: tuple[tuple[str, str], ...] = ()  # (folder, model name): models the change deletes
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -153,6 +154,7 @@ class PrResult:
             "new": [f.to_dict() for f in self.new],
             "fixed": [f.to_dict() for f in self.fixed],
             "plan": [r.to_dict() for r in self.plan],
+            "removed": [{"folder": folder, "name": name} for folder, name in self.removed],
             "summary": self.summary(),
         }
 
@@ -183,7 +185,24 @@ def check_pr(request: PrRequest, runtime: Runtime, *, cloud_planner: CloudPlanne
         plan, verdicts = _plan(ws, base_ws, folders, files, request, runtime,
                                cloud_planner or default_cloud_planner)
     return PrResult(request.base, base_ws.commit, ws.head_commit, result, base_findings, tuple(plan),
-                    tuple(verdicts), planned=request.plan, files=files)
+                    tuple(verdicts), planned=request.plan, files=files, removed=_removed(ws, base_ws, files))
+
+
+def _removed(ws: Workspace, base_ws: Workspace, files: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Model folders whose ``model.yaml`` the change deletes, with the model's name at the base; a
+    model that lives on under another folder (a rename) is not removed."""
+    gone = sorted({f.rsplit("/", 1)[0] for f in files if f.startswith(MODELS_DIR + "/") and f.count("/") == 2
+                   and f.endswith("/" + MODEL_FILE)} - set(ws.model_folders()))
+    if not gone:
+        return ()
+    kept = {m.name for m in (read_model(ws, f).value for f in ws.model_folders()) if m is not None}
+    out = []
+    for folder in gone:
+        model = read_model(base_ws, folder).value if base_ws.is_file(f"{folder}/{MODEL_FILE}") else None
+        name = model.name if model is not None else folder.rsplit("/", 1)[-1]
+        if name not in kept:
+            out.append((folder, name))
+    return tuple(out)
 
 
 def _plan(ws: Workspace, base_ws: Workspace, folders: Iterable[str], files: tuple[str, ...], request: PrRequest,
@@ -248,6 +267,11 @@ def render_pr_markdown(result: PrResult) -> str:
         lines += ["", "### Fixed by this change", "", "| Rule | Model | Location | Message |", "| --- | --- | --- | --- |"]
         for f in result.fixed[:MAX_PLAN_ROWS]:
             lines.append(f"| `{f.rule}` | `{f.model or '-'}` | `{_cell(str(f.location))}` | {_cell(f.message)} |")
+    if result.removed:
+        lines += ["", "### Removed by this change", ""]
+        lines += [f"- `{_cell(folder)}` (`{_cell(name)}`): modelops deletes no endpoints; those of `{_cell(name)}` "
+                  "keep serving (and costing) in every environment until they are deleted by hand"
+                  for folder, name in result.removed]
     if result.planned:
         lines += ["", "### Plan", ""]
         if not result.plan:

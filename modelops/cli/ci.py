@@ -67,6 +67,8 @@ def pr(
     else:
         render_terminal(cli.console, report)
         cli.console.print(f"{len(result.new)} new, {len(result.fixed)} fixed; plan: {len(result.plan)} row(s)")
+        for folder, name in result.removed:
+            cli.console.print(f"removed: {folder} ({name}): its endpoints are not deleted")
     return int(result.exit_status)
 
 

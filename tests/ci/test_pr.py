@@ -260,3 +260,30 @@ def test_a_renamed_model_folder_plans_against_the_endpoints_of_the_same_model(re
     plan = result.json()["plan"]
     assert plan and {r["model"] for r in plan} == {"iris"}
     assert not [r for r in plan if r["action"] == "create"], plan
+
+
+def test_a_deleted_model_is_named_with_a_warning_that_its_endpoints_stay(repo: Path, tmp_path: Path) -> None:
+    git(repo, "checkout", "-q", "-b", "retire")
+    git(repo, "rm", "-rq", "models/minilm-embeddings")
+    commit_all(repo, "retire minilm")
+    md = tmp_path / "pr.md"
+
+    result = run_cli("ci", "pr", "--base", "main", "--no-bandit", "--markdown", md, "--output", "json", cwd=repo)
+
+    assert result.exit_code == 0, result
+    assert result.json()["removed"] == [{"folder": "models/minilm-embeddings", "name": "minilm-embeddings"}]
+    text = md.read_text()
+    assert "### Removed by this change" in text
+    assert "- `models/minilm-embeddings` (`minilm-embeddings`): modelops deletes no endpoints" in text
+    text_run = run_cli("ci", "pr", "--base", "main", "--no-bandit", cwd=repo)
+    assert "removed: models/minilm-embeddings (minilm-embeddings): its endpoints are not deleted" in text_run.stderr
+
+
+def test_a_renamed_folder_is_not_a_removed_model(repo: Path) -> None:
+    git(repo, "checkout", "-q", "-b", "move")
+    git(repo, "mv", "models/iris", "models/iris-classifier")
+    commit_all(repo, "move iris")
+
+    result = run_cli("ci", "pr", "--base", "main", "--no-bandit", "--no-cloud-plan", "--output", "json", cwd=repo)
+
+    assert result.json()["removed"] == []
