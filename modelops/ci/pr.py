@@ -121,7 +121,9 @@ class PrResult:
         v = self.validation
         base = from_findings(TITLE, v.findings, subjects=self.models, summary=self.summary(), rules=v.rules,
                              fail_on=str(v.fail_on))
-        refused = tuple(Item(PLAN_RULE, "failed", f"{env}: {verdict.message}", subject=model)
+        # Located at the model's config: code scanning (SARIF) takes no result without a location.
+        files = {m.name: m.file for m in v.models}
+        refused = tuple(Item(PLAN_RULE, "failed", f"{env}: {verdict.message}", subject=model, file=files.get(model))
                         for model, env, verdict in self.refused)
         rules = dict(base.rules)
         if refused:

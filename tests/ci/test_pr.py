@@ -171,6 +171,11 @@ def test_a_cloud_plan_that_would_refuse_the_deploy_fails_the_check(repo: Path) -
     assert "| planned: update: release iris-1 -> iris-2 |" in md
     [item] = [i for i in result.report().items if i.id == "ci.plan"]
     assert item.status == "failed" and item.subject == "iris"
+    # GitHub code scanning rejects a SARIF result without a location (and with it the whole upload).
+    from modelops.report import render_sarif
+
+    [sarif] = [r for r in json.loads(render_sarif(result.report()))["runs"][0]["results"] if r["ruleId"] == "ci.plan"]
+    assert sarif["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == IRIS
 
 
 def test_no_change_passes_and_says_so(repo: Path, tmp_path: Path) -> None:
