@@ -272,7 +272,7 @@ def translate(exc: Exception, *, resource: str) -> ModelopsError:
     if isinstance(exc, ModelopsError):
         return exc
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
-        env = resource.split(":", 1)[0]
+        env = resource.split(":", 1)[0].split("/", 1)[0]  # "dev:us-east-1:..." or "dev/us-east-1: endpoint ..."
         return EnvironmentFailedError(NO_CREDENTIALS.format(env=env), hint=NO_CREDENTIALS_HINT.format(env=env))
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError
                   | bx.ConnectionClosedError):

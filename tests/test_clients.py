@@ -75,6 +75,10 @@ def test_botocore_errors_become_modelops_errors():
     down = translate(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), resource="dev:us-east-1")
     assert "cannot reach http://127.0.0.1:9" in str(down)
     assert str(translate(NoCredentialsError(), resource="prod:us-east-1")) == "environment prod: no AWS credentials found"
+    # deploy names resources "env/region: ..."; the hint must still name environments.<env>.aws
+    no_keys = translate(NoCredentialsError(), resource="dev/us-east-1: endpoint iris-dev")
+    assert str(no_keys) == "environment dev: no AWS credentials found"
+    assert "environments.dev.aws in pipelines/environments.yaml" in (no_keys.hint or "")
 
 
 
