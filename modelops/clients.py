@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from modelops.errors import EnvironmentFailedError, InputError, ModelopsError
+from modelops.errors import CloudUnreachableError, EnvironmentFailedError, InputError, ModelopsError
 
 if TYPE_CHECKING:
     import boto3
@@ -277,7 +277,7 @@ def translate(exc: Exception, *, resource: str) -> ModelopsError:
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError
                   | bx.ConnectionClosedError):
         url = getattr(exc, "kwargs", {}).get("endpoint_url", "the service")
-        return EnvironmentFailedError(UNREACHABLE.format(resource=resource, url=url), hint=UNREACHABLE_HINT)
+        return CloudUnreachableError(UNREACHABLE.format(resource=resource, url=url), hint=UNREACHABLE_HINT)
     code = error_code(exc)
     if code is None:
         return EnvironmentFailedError(CLOUD_ERROR.format(resource=resource, code=type(exc).__name__,

@@ -48,3 +48,8 @@ class EnvironmentFailedError(ModelopsError):
     """Something outside modelops failed: the cloud, a build tool, the network (exit 3)."""
 
     exit_status = ExitStatus.ENVIRONMENT
+
+
+class CloudUnreachableError(EnvironmentFailedError):
+    """The cloud could not be reached at all (refused, timed out, no route): maybe a blip, maybe an
+    outage. One-shot commands fail on it; a rollout in progress keeps trying for a while."""

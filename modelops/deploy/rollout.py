@@ -27,7 +27,7 @@ from modelops.deploy.machine import (
     Step,
     next_step,
 )
-from modelops.errors import ModelopsError
+from modelops.errors import CloudUnreachableError, ModelopsError
 from modelops.ledger.records import FAILED, IN_PROGRESS, ROLLED_BACK, STARTED, SUCCEEDED, TERMINAL_STATUSES
 from modelops.runtime import Runtime
 
@@ -42,6 +42,11 @@ RESTORE_POLICY = RolloutPolicy(strategy="all_at_once", wait_interval_seconds=0, 
 # The clients a region's rollout uses (synthetic traffic calls sagemaker-runtime).
 ROLLOUT_SERVICES = ("sagemaker", "cloudwatch", "sagemaker-runtime")
 TIMED_OUT = "timed out after {seconds:.0f} s waiting for endpoint {endpoint} ({phase})"
+#: A rollout in progress rides out a cloud it cannot reach for this many polls (2 minutes on AWS,
+#: a few seconds on the local cloud) before the region fails: SageMaker goes on with the deployment
+#: meanwhile, and a network blip must not fail a region (and roll back those that moved).
+OUTAGE_POLLS = 8
+OUTAGE = "{label}: {reason}; trying again for up to {seconds:g} s"
 NOT_TOUCHED = "not touched: {reason}"
 
 
@@ -208,10 +213,16 @@ def reconcile_region(
     limit = time_limit(policy)
     started = runtime.clock.monotonic()
     run = _Run()
+    outage: _Outage | None = None
     try:
         while True:
-            obs = observe(target, cloud, journal, alarm_requests=alarm_requests, autoscaling=autoscale_check,
-                          prefix=prefix)
+            try:
+                obs = observe(target, cloud, journal, alarm_requests=alarm_requests, autoscaling=autoscale_check,
+                              prefix=prefix)
+            except CloudUnreachableError as err:
+                outage = _Outage.go_on(outage, err, runtime, label, poll_seconds)
+                continue
+            outage = None
             if not journal.started and not restore:
                 previous = obs.endpoint.serving_release if obs.endpoint else None
                 journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}",
@@ -233,11 +244,36 @@ def reconcile_region(
                 continue
             journal.record(prefix + step.action.value, IN_PROGRESS, step.reason)
             runtime.progress.step(f"{label}: {prefix}{step.action.value}" + (f" ({step.reason})" if step.reason else ""))
-            _take(step, target, cloud, policy=policy, alarm_requests=alarm_requests,
-                  register_autoscaling=autoscale_apply)
+            try:
+                _take(step, target, cloud, policy=policy, alarm_requests=alarm_requests,
+                      register_autoscaling=autoscale_apply)
+            except CloudUnreachableError as err:  # the next pass observes what the step did, if anything
+                outage = _Outage.go_on(outage, err, runtime, label, poll_seconds)
     finally:
         if run.traffic is not None:
             run.traffic.stop()
+
+
+@dataclass(frozen=True)
+class _Outage:
+    """Since when a region's rollout has not reached the cloud."""
+
+    since: float
+
+    @classmethod
+    def go_on(cls, outage: _Outage | None, err: CloudUnreachableError, runtime: Runtime, label: str,
+              poll_seconds: float) -> _Outage:
+        """Wait one poll and return the outage, or raise ``err`` once it has lasted OUTAGE_POLLS polls."""
+        now = runtime.clock.monotonic()
+        tolerance = OUTAGE_POLLS * poll_seconds
+        if outage is None:
+            runtime.progress.step(OUTAGE.format(label=label, reason=err.message.removeprefix(f"{label}: "),
+                                                seconds=tolerance))
+            outage = cls(now)
+        elif now - outage.since >= tolerance:
+            raise err
+        runtime.clock.sleep(poll_seconds)
+        return outage
 
 
 def _note_phase(endpoint: EndpointView | None, journal: Journal, runtime: Runtime, label: str, run: _Run,

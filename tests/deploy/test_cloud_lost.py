@@ -42,13 +42,44 @@ def test_a_cloud_killed_mid_rollout_fails_the_region_naming_it_once_then_a_rerun
     result = deploy(DeployRequest("models/iris", environment="dev"), runtime)
     assert result.exit_status == 3, result
     (region,) = result.deployments
-    assert region.status == "failed" and region.detail.startswith("model iris-dev-"), region
-    assert "cannot reach http://127.0.0.1:" in region.detail, region
+    # It tried for OUTAGE_POLLS polls (a dead local cloud does not come back), then failed the region
+    # with the last thing it could not reach.
+    assert any(line.startswith("dev/us-east-1: model iris-dev-") and line.endswith("trying again for up to 4 s")
+               for line in progress.lines), progress.lines
+    assert region.status == "failed" and region.detail.startswith("endpoint iris-dev: cannot reach http://127.0.0.1:"), region
     # The reason named dev/us-east-1 twice ("... failed in dev/us-east-1: dev/us-east-1: model ...").
-    assert result.message.startswith(f"{result.release} failed in dev/us-east-1: model iris-dev-"), result.message
+    assert result.message.startswith(f"{result.release} failed in dev/us-east-1: endpoint iris-dev: cannot reach"), \
+        result.message
     assert result.message.count("dev/us-east-1") == 1, result.message
-    assert any(line.startswith("dev/us-east-1: failed: model iris-dev-") for line in progress.lines), progress.lines
+    assert any(line.startswith("dev/us-east-1: failed: endpoint iris-dev: cannot reach") for line in progress.lines), \
+        progress.lines
 
     again = deploy(DeployRequest("models/iris", environment="dev"),
                    Runtime(cwd=cloud_repo, data_dir=cloud_repo.parent / "data", environ=dict(os.environ)))
     assert again.exit_status == 0 and again.deployments[0].status == "succeeded", again
+
+
+def test_a_blip_mid_rollout_is_ridden_out_not_a_failed_region(cloud_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With clients that fail fast on an unreachable cloud, one lost poll failed the region (and, in prod,
+    # rolled back the regions that had moved) while SageMaker went on deploying. A rollout in progress now
+    # keeps trying for OUTAGE_POLLS polls.
+    from modelops.deploy import rollout
+    from modelops.errors import CloudUnreachableError
+
+    real_observe = rollout.observe
+    calls: list[int] = []
+
+    def observe_with_a_blip(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) in (2, 3):  # the second and third looks cannot reach the cloud
+            raise CloudUnreachableError("dev/us-east-1: endpoint iris-dev: cannot reach http://127.0.0.1:1")
+        return real_observe(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rollout, "observe", observe_with_a_blip)
+    progress = _KillTheCloudAt(Path(os.environ["MODELOPS_LOCAL_DATA_DIR"]), "never")
+    runtime = Runtime(cwd=cloud_repo, data_dir=cloud_repo.parent / "data", environ=dict(os.environ), progress=progress)
+    result = deploy(DeployRequest("models/iris", environment="dev"), runtime)
+    assert result.exit_status == 0 and result.deployments[0].status == "succeeded", result
+    blips = [line for line in progress.lines if "trying again" in line]
+    assert blips == ["dev/us-east-1: endpoint iris-dev: cannot reach http://127.0.0.1:1; trying again for up to 4 s"], \
+        progress.lines
