@@ -15,9 +15,10 @@ from modelops.runtime import Runtime
 @dataclass(frozen=True)
 class ChangedRequest:
     """Models changed between the merge base of ``since`` and the working tree (uncommitted and
-    untracked files included), or ``ref`` when given."""
+    untracked files included), or ``ref`` when given. ``since`` None: every model (a first build,
+    with nothing to compare with)."""
 
-    since: str
+    since: str | None
     ref: str | None = None
 
 
@@ -58,7 +59,7 @@ class Stage:
 
 @dataclass(frozen=True)
 class ChangedResult:
-    since: str
+    since: str | None
     base_commit: str | None
     head_commit: str | None
     files: tuple[str, ...]
@@ -87,9 +88,14 @@ def changed(request: ChangedRequest, runtime: Runtime) -> ChangedResult:
     models left out). Broken configs are listed too (``valid`` False): CI must still validate them.
     Raises :class:`~modelops.errors.InputError` for a ref that does not exist or a folder outside git."""
     ws = Workspace.discover(runtime.cwd).at(request.ref)
-    files = ws.changed_files(request.since)
-    folders = ws.changed_models(request.since)
-    base_commit = ws.at(request.since).commit
+    if request.since is None:
+        files: tuple[str, ...] = ()
+        folders = ws.model_folders()
+        base_commit = None
+    else:
+        files = ws.changed_files(request.since)
+        folders = ws.changed_models(request.since)
+        base_commit = ws.at(request.since).commit
     envs = read_environments(ws).value
     models = []
     for folder in folders:

@@ -14,26 +14,31 @@ ci_app = typer.Typer(name="ci", help="CI integration: changed models, the pull-r
                      no_args_is_help=True)
 
 BOTH_OUT_AND_CHECK = "--out and --check cannot be used together"
+SINCE_OR_ALL = "give --since REF (the models a change touches) or --all (every model), not both or neither"
 
 
 @ci_app.command("changed")
 def changed(
     ctx: typer.Context,
-    since: Annotated[str, typer.Option("--since", metavar="REF", help="Compare with the merge base of REF.")],
+    since: Annotated[str | None, typer.Option("--since", metavar="REF", help="Compare with the merge base of REF.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every model (a first build: nothing to compare with).")] = False,
     output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")] = OutputFormat.text,
 ) -> int:
     """The models a change touches (all of them when pipelines/ changed), for fan-out in CI."""
     cli = cli_context.get(ctx)
     from modelops.ci import ChangedRequest
     from modelops.ci import changed as find_changed
+    from modelops.errors import InputError
 
+    if (since is None) == (not every):
+        raise InputError(SINCE_OR_ALL)
     result = find_changed(ChangedRequest(since=since), cli.runtime)
     if output is OutputFormat.json:
         cli.emit_json(result.to_dict())
         return 0
     for model in result.models:
         cli.console.print(f"{model.folder}  ({model.name}{'' if model.valid else ', config does not load'})")
-    cli.console.print(f"{len(result.models)} model(s) changed since {since}"
+    cli.console.print(f"{len(result.models)} model(s) " + (f"changed since {since}" if since else "in all")
                       + (" (pipelines/ changed: all of them)" if result.pipelines_changed else ""))
     return 0
 

@@ -64,6 +64,23 @@ def test_text_output_names_the_folders(repo: Path) -> None:
     assert "models/iris" in result.stderr and "1 model(s) changed since HEAD" in result.stderr
 
 
+def test_all_lists_every_model_for_a_first_build_with_nothing_to_compare_with(tmp_path: Path) -> None:
+    # The Jenkinsfile's first build of a branch has no previous successful commit; HEAD~1 did not exist
+    # in a one-commit repository (exit 2), and where it did, models untouched by the last commit were missed.
+    from tests.helpers import init_repo
+
+    repo = init_repo(tmp_path / "one-commit")
+    assert run_cli("ci", "changed", "--since", "HEAD~1", cwd=repo).exit_code == 2
+    result = run_cli("ci", "changed", "--all", "--output", "json", cwd=repo)
+    assert result.exit_code == 0, result
+    doc = result.json()
+    assert [m["folder"] for m in doc["models"]] == ["models/iris", "models/llm-chat", "models/minilm-embeddings"]
+    assert doc["since"] is None and doc["base_commit"] is None and doc["environments"], doc
+    for args in ((), ("--all", "--since", "HEAD")):
+        refused = run_cli("ci", "changed", *args, cwd=repo)
+        assert refused.exit_code == 2 and "give --since REF" in refused.stderr, refused
+
+
 def test_an_unknown_ref_is_bad_input(repo: Path) -> None:
     result = run_cli("ci", "changed", "--since", "no-such-branch", "--output", "json", cwd=repo)
     assert result.exit_code == 2, result
