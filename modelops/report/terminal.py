@@ -48,7 +48,8 @@ def render_terminal(console: Console, report: Report) -> None:
     if report.subjects:
         subjects = f"{len(report.subjects)} model(s)"
     else:  # e.g. `validate pipelines/`: no model, the pipeline files
-        subjects = f"{report.summary['files']} file(s)" if report.summary.get("files") else "input"
+        files = report.summary.get("files")
+        subjects = f"no models ({files} pipeline file(s) checked)" if files else "no models"
     if report.failed:
         console.print(Text(f"{report.title}: failed: {tally} in {subjects}", style="bold red"))
     else:
