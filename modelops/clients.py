@@ -41,7 +41,8 @@ NO_CREDENTIALS_HINT = (
     "or provide credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, an instance role)"
 )
 UNREACHABLE = "{resource}: cannot reach {url}"
-UNREACHABLE_HINT = "check the network, or for the local cloud run `modelops local status`"
+UNREACHABLE_HINT = "check the network and the service's endpoint (AWS_ENDPOINT_URL, if set)"
+LOCAL_UNREACHABLE_HINT = "the local cloud is not answering: see `modelops local status` and `modelops local logs`"
 ACCESS_DENIED = "{resource}: access denied ({code}): {message}"
 ACCESS_DENIED_HINT = "the role modelops uses in this environment lacks a permission"
 THROTTLED = "{resource}: throttled by the service after retries ({code})"
@@ -277,7 +278,9 @@ def translate(exc: Exception, *, resource: str) -> ModelopsError:
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError
                   | bx.ConnectionClosedError):
         url = getattr(exc, "kwargs", {}).get("endpoint_url", "the service")
-        return CloudUnreachableError(UNREACHABLE.format(resource=resource, url=url), hint=UNREACHABLE_HINT)
+        local = str(url).startswith(("http://127.0.0.1:", "http://localhost:"))
+        return CloudUnreachableError(UNREACHABLE.format(resource=resource, url=url),
+                                     hint=LOCAL_UNREACHABLE_HINT if local else UNREACHABLE_HINT)
     code = error_code(exc)
     if code is None:
         return EnvironmentFailedError(CLOUD_ERROR.format(resource=resource, code=type(exc).__name__,

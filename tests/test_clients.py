@@ -74,6 +74,10 @@ def test_botocore_errors_become_modelops_errors():
     assert isinstance(translate(denied, resource="prod:us-east-1"), EnvironmentFailedError)
     down = translate(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), resource="dev:us-east-1")
     assert "cannot reach http://127.0.0.1:9" in str(down)
+    assert down.hint is not None and "modelops local status" in down.hint  # the local cloud's address
+    far = translate(EndpointConnectionError(endpoint_url="https://api.sagemaker.eu-west-1.amazonaws.com"),
+                    resource="prod:eu-west-1")
+    assert far.hint is not None and "local" not in far.hint and "network" in far.hint  # AWS: no local cloud advice
     assert str(translate(NoCredentialsError(), resource="prod:us-east-1")) == "environment prod: no AWS credentials found"
     # deploy names resources "env/region: ..."; the hint must still name environments.<env>.aws
     no_keys = translate(NoCredentialsError(), resource="dev/us-east-1: endpoint iris-dev")
