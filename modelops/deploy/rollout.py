@@ -219,36 +219,37 @@ def reconcile_region(
             try:
                 obs = observe(target, cloud, journal, alarm_requests=alarm_requests, autoscaling=autoscale_check,
                               prefix=prefix)
+                if not journal.started and not restore:
+                    previous = obs.endpoint.serving_release if obs.endpoint else None
+                    journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}",
+                                   previous_release=previous)
+                    runtime.progress.step(f"{label}: rolling out {target.release}"
+                                          + (f" (replacing {previous})" if previous else ""))
+                _note_phase(obs.endpoint, journal, runtime, label, run, prefix)
+                if obs.endpoint is not None and obs.endpoint.status == UPDATING and traffic and run.traffic is None:
+                    run.traffic = traffic(target, cloud)
+                step = next_step(obs)
+                if step.is_terminal:
+                    return step
+                if step.action == Action.WAIT:
+                    if runtime.clock.monotonic() - started > limit:
+                        phase = obs.endpoint.phase if obs.endpoint else "absent"
+                        return Step(Action.FAILED, TIMED_OUT.format(seconds=limit, endpoint=target.endpoint_name,
+                                                                    phase=phase))
+                else:
+                    journal.record(prefix + step.action.value, IN_PROGRESS, step.reason)
+                    runtime.progress.step(f"{label}: {prefix}{step.action.value}"
+                                          + (f" ({step.reason})" if step.reason else ""))
+                    _take(step, target, cloud, policy=policy, alarm_requests=alarm_requests,
+                          register_autoscaling=autoscale_apply)
             except CloudUnreachableError as err:
+                # The cloud (or the ledger) could not be reached in this pass: the next pass observes
+                # again and repeats what was not done (every step is idempotent).
                 outage = _Outage.go_on(outage, err, runtime, label, poll_seconds)
                 continue
-            outage = None
-            if not journal.started and not restore:
-                previous = obs.endpoint.serving_release if obs.endpoint else None
-                journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}",
-                               previous_release=previous)
-                runtime.progress.step(f"{label}: rolling out {target.release}"
-                                      + (f" (replacing {previous})" if previous else ""))
-            _note_phase(obs.endpoint, journal, runtime, label, run, prefix)
-            if obs.endpoint is not None and obs.endpoint.status == UPDATING and traffic and run.traffic is None:
-                run.traffic = traffic(target, cloud)
-            step = next_step(obs)
-            if step.is_terminal:
-                return step
+            outage = None  # a whole pass went through
             if step.action == Action.WAIT:
-                if runtime.clock.monotonic() - started > limit:
-                    phase = obs.endpoint.phase if obs.endpoint else "absent"
-                    return Step(Action.FAILED, TIMED_OUT.format(seconds=limit, endpoint=target.endpoint_name,
-                                                                phase=phase))
                 runtime.clock.sleep(poll_seconds)
-                continue
-            journal.record(prefix + step.action.value, IN_PROGRESS, step.reason)
-            runtime.progress.step(f"{label}: {prefix}{step.action.value}" + (f" ({step.reason})" if step.reason else ""))
-            try:
-                _take(step, target, cloud, policy=policy, alarm_requests=alarm_requests,
-                      register_autoscaling=autoscale_apply)
-            except CloudUnreachableError as err:  # the next pass observes what the step did, if anything
-                outage = _Outage.go_on(outage, err, runtime, label, poll_seconds)
     finally:
         if run.traffic is not None:
             run.traffic.stop()

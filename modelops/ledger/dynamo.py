@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from modelops.errors import EnvironmentFailedError
+from modelops.errors import CloudUnreachableError, EnvironmentFailedError
 from modelops.runtime import Clock
 
 from .base import LedgerBase
@@ -74,18 +74,29 @@ class DynamoLedger(LedgerBase):
 
     # -- plumbing ------------------------------------------------------------------------------
     def _error(self, exc: Exception) -> EnvironmentFailedError:
-        from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
+        from botocore.exceptions import (
+            ClientError,
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            PartialCredentialsError,
+            ReadTimeoutError,
+        )
 
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             return EnvironmentFailedError(TABLE_NO_CREDENTIALS.format(table=self.table, region=self.region),
                                           hint=TABLE_NO_CREDENTIALS_HINT)
         response = getattr(exc, "response", None) or {}
         error = response.get("Error", {}) if isinstance(response, dict) else {}
-        return EnvironmentFailedError(
-            TABLE_ERROR.format(table=self.table, region=self.region, code=error.get("Code", type(exc).__name__),
-                               message=error.get("Message", str(exc))),
-            # The permissions hint fits a refused call; a connection that failed needs another.
-            hint=TABLE_ERROR_HINT if isinstance(exc, ClientError) else TABLE_UNREACHABLE_HINT)
+        message = TABLE_ERROR.format(table=self.table, region=self.region, code=error.get("Code", type(exc).__name__),
+                                     message=error.get("Message", str(exc)))
+        if isinstance(exc, ClientError):  # a refused call: the permissions hint fits
+            return EnvironmentFailedError(message, hint=TABLE_ERROR_HINT)
+        if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError):
+            # Not reached at all: a rollout in progress rides this out for a while (see deploy.rollout).
+            return CloudUnreachableError(message, hint=TABLE_UNREACHABLE_HINT)
+        return EnvironmentFailedError(message, hint=TABLE_UNREACHABLE_HINT)
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -83,3 +83,27 @@ def test_a_blip_mid_rollout_is_ridden_out_not_a_failed_region(cloud_repo: Path, 
     blips = [line for line in progress.lines if "trying again" in line]
     assert blips == ["dev/us-east-1: endpoint iris-dev: cannot reach http://127.0.0.1:1; trying again for up to 4 s"], \
         progress.lines
+
+
+def test_a_ledger_write_that_cannot_reach_its_table_is_ridden_out_too(cloud_repo: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # On AWS the ledger is a DynamoDB table: a blip while recording a step must not fail the region.
+    from modelops.deploy import rollout
+    from modelops.errors import CloudUnreachableError
+
+    real_record = rollout.Journal.record
+    failed: list[str] = []
+
+    def record_with_a_blip(self: rollout.Journal, step: str, *args: object, **kwargs: object) -> object:
+        if step == "create-endpoint-config" and not failed:
+            failed.append(step)
+            raise CloudUnreachableError("ledger table modelops-ledger (us-east-1): EndpointConnectionError")
+        return real_record(self, step, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rollout.Journal, "record", record_with_a_blip)
+    progress = _KillTheCloudAt(Path(os.environ["MODELOPS_LOCAL_DATA_DIR"]), "never")
+    runtime = Runtime(cwd=cloud_repo, data_dir=cloud_repo.parent / "data", environ=dict(os.environ), progress=progress)
+    result = deploy(DeployRequest("models/iris", environment="dev"), runtime)
+    assert failed and result.exit_status == 0 and result.deployments[0].status == "succeeded", result
+    assert sum("trying again" in line for line in progress.lines) == 1, progress.lines
+    assert progress.lines.count("dev/us-east-1: create-endpoint-config") == 1, progress.lines  # taken once

@@ -149,3 +149,26 @@ def test_no_credentials_is_said_as_such_not_as_missing_permissions(tmp_path: Pat
         ledger.history("iris")
     assert err.value.message == TABLE_NO_CREDENTIALS.format(table="modelops-ledger", region="eu-west-1")
     assert err.value.hint and "AWS_PROFILE" in err.value.hint and "dynamodb:" not in err.value.hint
+
+
+def test_a_table_that_cannot_be_reached_is_an_outage_a_rollout_may_ride_out() -> None:
+    # Connection failures are CloudUnreachableError (a rollout tries again for a while), refused calls
+    # are not: retrying a missing permission would only delay the answer.
+    import socket
+
+    import boto3
+    from botocore.config import Config
+
+    from modelops.errors import CloudUnreachableError
+    from modelops.ledger.dynamo import TABLE_UNREACHABLE_HINT
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = boto3.session.Session().client(
+        "dynamodb", region_name="eu-west-1", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id="x",
+        aws_secret_access_key="y", config=Config(retries={"max_attempts": 1}))
+    ledger = DynamoLedger(client, table="modelops-ledger", region="eu-west-1")
+    with pytest.raises(CloudUnreachableError) as err:
+        ledger.history("iris")
+    assert err.value.hint == TABLE_UNREACHABLE_HINT and "modelops-ledger" in err.value.message
