@@ -31,7 +31,7 @@ install: $(STAMP)
 # The whole pipeline for the iris example on the local cloud (started by modelops itself): validate,
 # build, approve prod as a reviewer (four eyes: not the commit's author), then dev -> test ->
 # staging -> test -> prod in two waves (canary updates once endpoints exist), what serves where, and
-# an answer from prod. Re-running converges (about 7 s: every region already serves the release).
+# an answer from prod. Re-running converges in seconds (every region already serves the release).
 DEMO_MODEL ?= models/iris
 DEMO_APPROVER ?= reviewer@example.com
 DEMO_BODY ?= {"instances": [[5.1, 3.5, 1.4, 0.2]]}
