@@ -20,7 +20,13 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from modelops.errors import CloudUnreachableError, EnvironmentFailedError, InputError, ModelopsError
+from modelops.errors import (
+    CloudUnreachableError,
+    EnvironmentFailedError,
+    InputError,
+    ModelopsError,
+    is_unreachable,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -203,11 +209,7 @@ def _stop_retrying_unreachable(attempts: int, caught_exception: BaseException | 
     """``needs-retry`` hook: after :data:`AWS_CONNECTION_ATTEMPTS` tries, a connection error or timeout
     ends the call (raised as is, so :func:`translate` says "cannot reach") instead of being retried
     up to :data:`AWS_MAX_ATTEMPTS` times with backoff."""
-    from botocore import exceptions as bx
-
-    unreachable = (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
-                   bx.ConnectionClosedError)
-    if isinstance(caught_exception, unreachable) and attempts >= AWS_CONNECTION_ATTEMPTS:
+    if caught_exception is not None and is_unreachable(caught_exception) and attempts >= AWS_CONNECTION_ATTEMPTS:
         raise caught_exception
 
 
@@ -275,8 +277,7 @@ def translate(exc: Exception, *, resource: str) -> ModelopsError:
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
         env = resource.split(":", 1)[0].split("/", 1)[0]  # "dev:us-east-1:..." or "dev/us-east-1: endpoint ..."
         return EnvironmentFailedError(NO_CREDENTIALS.format(env=env), hint=NO_CREDENTIALS_HINT.format(env=env))
-    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError
-                  | bx.ConnectionClosedError):
+    if is_unreachable(exc):
         url = getattr(exc, "kwargs", {}).get("endpoint_url", "the service")
         local = str(url).startswith(("http://127.0.0.1:", "http://localhost:"))
         return CloudUnreachableError(UNREACHABLE.format(resource=resource, url=url),

@@ -53,3 +53,12 @@ class EnvironmentFailedError(ModelopsError):
 class CloudUnreachableError(EnvironmentFailedError):
     """The cloud could not be reached at all (refused, timed out, no route): maybe a blip, maybe an
     outage. One-shot commands fail on it; a rollout in progress keeps trying for a while."""
+
+
+def is_unreachable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is botocore failing to reach a service at all (refused, timed out, closed), as
+    opposed to the service answering with an error: what :class:`CloudUnreachableError` stands for."""
+    from botocore import exceptions as bx
+
+    return isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError
+                      | bx.ConnectionClosedError)

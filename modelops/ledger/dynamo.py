@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from modelops.errors import CloudUnreachableError, EnvironmentFailedError
+from modelops.errors import CloudUnreachableError, EnvironmentFailedError, is_unreachable
 from modelops.runtime import Clock
 
 from .base import LedgerBase
@@ -74,15 +74,7 @@ class DynamoLedger(LedgerBase):
 
     # -- plumbing ------------------------------------------------------------------------------
     def _error(self, exc: Exception) -> EnvironmentFailedError:
-        from botocore.exceptions import (
-            ClientError,
-            ConnectionClosedError,
-            ConnectTimeoutError,
-            EndpointConnectionError,
-            NoCredentialsError,
-            PartialCredentialsError,
-            ReadTimeoutError,
-        )
+        from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
 
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             return EnvironmentFailedError(TABLE_NO_CREDENTIALS.format(table=self.table, region=self.region),
@@ -93,7 +85,7 @@ class DynamoLedger(LedgerBase):
                                      message=error.get("Message", str(exc)))
         if isinstance(exc, ClientError):  # a refused call: the permissions hint fits
             return EnvironmentFailedError(message, hint=TABLE_ERROR_HINT)
-        if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError):
+        if is_unreachable(exc):
             # Not reached at all: a rollout in progress rides this out for a while (see deploy.rollout).
             return CloudUnreachableError(message, hint=TABLE_UNREACHABLE_HINT)
         return EnvironmentFailedError(message, hint=TABLE_UNREACHABLE_HINT)
