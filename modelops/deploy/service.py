@@ -56,8 +56,6 @@ REGION_WITH_THROUGH = "--region deploys regions of one environment: give --env, 
 LOCK_WAIT = "{key}: waiting for the lock ({reason})"
 ROLLBACK_LOCK_WAIT_SECONDS = 1800.0  # a region's rollout in progress finishes (or times out) first
 NOT_IN_PROMOTION = "environment {environment} is not in the promotion order ({order})"
-CLOUD_NOT_SUPPORTED = "model {model} does not run on the {cloud} cloud of environment {environment}"
-CLOUD_NOT_SUPPORTED_HINT = "list the cloud under spec.clouds in {file}, or pick another environment"
 NO_IMAGE = "the build of {release} has no image for {environment}/{region}"
 TESTS_FAILED = "tests of {release} failed in {environment}; not promoting to {next}"
 TESTS_FAILED_HINT = "see `modelops test {model} --env {environment}` for the failing cases"
@@ -68,7 +66,6 @@ COMMIT_MISSING_HINT = "fetch it (git fetch origin), or promote from a clone that
 NOTHING_TO_ROLL_BACK = "no release before {current} succeeded in {environment}/{region}"
 NOT_DEPLOYED = "{model} is not deployed in {environment}/{region}"
 NOT_DEPLOYED_HINT = "deploy it first: modelops deploy {model} --env {environment}"
-ENDPOINT_MISSING = "endpoint {endpoint} not found in {region} ({environment})"
 NOTHING_TO_ROLL_BACK_HINT = "`modelops history {model}` lists what served where"
 
 
@@ -113,12 +110,6 @@ def _chain(envs: Environments, request: DeployRequest) -> tuple[Environment, ...
     return envs.in_promotion_order()[: envs.promotion.index(last.name) + 1]
 
 
-def _check_cloud(model: ModelConfig, env: Environment) -> None:
-    if not model.supports_cloud(env.cloud):
-        raise InputError(CLOUD_NOT_SUPPORTED.format(model=model.name, cloud=env.cloud, environment=env.name),
-                         hint=CLOUD_NOT_SUPPORTED_HINT.format(file=model.file))
-
-
 # -- deploy ---------------------------------------------------------------------------------------
 
 
@@ -128,7 +119,7 @@ def deploy(request: DeployRequest, runtime: Runtime) -> DeployResult:
     model = load_model(repo.ws, request.model, ref=request.ref)
     chain = _chain(repo.envs, request)
     for env in chain:
-        _check_cloud(model, env)
+        env.check_runs(model)
         env.check_regions(request.regions)
     gates.check_policy(repo.ws, model, request.ref, runtime)
     outcomes: list[RegionOutcome] = []
@@ -409,7 +400,7 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
         # which is bad input (exit 2), not a cloud failure (exit 3).
         first = outcomes[0]
         if not first.release:  # never deployed here: say why when it cannot be (its clouds)
-            _check_cloud(model, env)
+            env.check_runs(model)
         hint = (NOT_DEPLOYED_HINT.format(model=model.name, environment=env.name) if not first.release
                 else NOTHING_TO_ROLL_BACK_HINT.format(model=model.name))
         raise InputError(first.detail, hint=hint)
@@ -524,7 +515,7 @@ def plan(request: PlanRequest, runtime: Runtime) -> Plan:
     repo = _repo(runtime, request.ref)
     env = repo.envs.get(request.environment)
     model = load_model(repo.ws, request.model, ref=request.ref)
-    _check_cloud(model, env)
+    env.check_runs(model)
     with _opened(env, runtime) as (clients, _):
         release, commit = _desired_release(model, env, request.ref, runtime)
         regions = tuple(_plan_region(model, env, region, release, clients) for region in env.regions)
@@ -616,6 +607,7 @@ def invoke(request: InvokeRequest, runtime: Runtime) -> InvokeResult:
     ModelError is an answer with the container's status, any other service error raises."""
     from modelops.config.cases import CaseRequest
     from modelops.verify.invoke import invoke as send
+    from modelops.verify.service import ENDPOINT_MISSING
 
     repo = _repo(runtime)
     env = repo.envs.get(request.environment)
@@ -630,8 +622,8 @@ def invoke(request: InvokeRequest, runtime: Runtime) -> InvokeResult:
                           runtime.clock, resource=f"{env.name}/{region}: endpoint {endpoint}", raise_service_errors=True)
         except InputError as err:
             if RegionCloud(clients, region).endpoint(endpoint) is None:  # say so, and why when there can be none
-                _check_cloud(model, env)
-                raise InputError(ENDPOINT_MISSING.format(endpoint=endpoint, region=region, environment=env.name),
+                env.check_runs(model)
+                raise InputError(ENDPOINT_MISSING.format(endpoint=endpoint, region=region, env=env.name),
                                  hint=NOT_DEPLOYED_HINT.format(model=model.name, environment=env.name)) from err
             raise
     if answer.ok:

@@ -23,8 +23,6 @@ KINDS = ("regression", "load")
 BAD_ONLY = "--only must be one of regression, load (got {only!r})"
 ENDPOINT_MISSING = "endpoint {endpoint} not found in {region} ({env})"
 ENDPOINT_MISSING_HINT = "deploy the model first: modelops deploy {model} --env {env}"
-CLOUD_UNSUPPORTED = "model {model} does not run on the {cloud} cloud of environment {env}, so it has no endpoint there"
-CLOUD_UNSUPPORTED_HINT = "test it in an environment on a cloud under spec.clouds in its model.yaml"
 ENDPOINT_NOT_READY = "endpoint {endpoint} in {region} is {status}, not InService"
 ENDPOINT_NOT_READY_HINT = "wait for the rollout to finish (modelops status {model}) and run the tests again"
 CLOUD_LOST = ("{env}/{region}: the cloud stopped answering during the load test ({failures} of {requests} requests "
@@ -171,10 +169,9 @@ def _plan(model: ModelConfig, request: TestRequest) -> LoadPlan | None:
                     workers=request.workers)
 
 
-def endpoint_release(clients: Clients, region: str, endpoint: str, *, model: str, env: str,
-                     cloud_unsupported: str | None = None) -> str:
+def endpoint_release(clients: Clients, region: str, endpoint: str, *, model: str, env: str) -> str:
     """The release an endpoint serves (its ``modelops:release`` tag); errors when it is missing or
-    not InService. ``cloud_unsupported``: the environment's cloud, when the model does not run on it."""
+    not InService."""
     from modelops.clients import is_not_found, translate
 
     sm = clients.client("sagemaker", region)
@@ -182,9 +179,6 @@ def endpoint_release(clients: Clients, region: str, endpoint: str, *, model: str
         described = sm.describe_endpoint(EndpointName=endpoint)
     except Exception as exc:
         if is_not_found(exc):
-            if cloud_unsupported is not None:  # it can never be deployed there: say why, not "deploy it"
-                raise InputError(CLOUD_UNSUPPORTED.format(model=model, cloud=cloud_unsupported, env=env),
-                                 hint=CLOUD_UNSUPPORTED_HINT) from exc
             raise InputError(ENDPOINT_MISSING.format(endpoint=endpoint, region=region, env=env),
                              hint=ENDPOINT_MISSING_HINT.format(model=model, env=env)) from exc
         raise translate(exc, resource=f"{env}:{region}:{endpoint}") from exc
@@ -297,6 +291,8 @@ def run_tests(request: TestRequest, runtime: Runtime, *, clients: Clients | None
     policy = load_policy(ws, request.ref)
     cases = load_cases(ws, model, request.ref)
     regions = _regions(environment, request.region)
+    # A model that cannot run there has no endpoint to test: say why, not "deploy it first".
+    environment.check_runs(model, consequence=", so it has no endpoint there")
     run_regression = request.only in (None, "regression")
     run_load_test = request.only in (None, "load")
     plan = _plan(model, request)
@@ -319,9 +315,7 @@ def run_tests(request: TestRequest, runtime: Runtime, *, clients: Clients | None
     reports = []
     try:
         for region in regions:
-            release = endpoint_release(clients, region, endpoint, model=model.name, env=environment.name,
-                                       cloud_unsupported=None if model.supports_cloud(environment.cloud)
-                                       else environment.cloud)
+            release = endpoint_release(clients, region, endpoint, model=model.name, env=environment.name)
             runtime.progress.step(f"testing {endpoint} in {region} (release {release})")
             report = RegionReport(region=region, endpoint=endpoint, release=release)
             resource = f"{environment.name}:{region}:{endpoint}"
