@@ -18,9 +18,14 @@ def check_target(path: Path) -> None:
     if not path.name or path.is_dir():  # `--junit /`, `--junit .`, `--junit reports/`
         raise InputError(CANNOT_WRITE.format(path=path, reason="it is a directory"),
                          hint="give a file path, e.g. reports/report.xml")
-    blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
+    blocker = _file_in_the_way(path)
     if blocker is not None:
         raise InputError(CANNOT_WRITE.format(path=path, reason=f"{blocker} is not a directory"))
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first of ``path``'s folders that exists as something other than a folder."""
+    return next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
 
 
 def write_text(path: Path, text: str) -> None:
@@ -32,8 +37,7 @@ def write_text(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder of the path should be
-        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()),
-                       path.parent)
+        blocker = _file_in_the_way(path) or path.parent  # made since check_target looked
         raise InputError(CANNOT_WRITE.format(path=path, reason=f"{blocker} is not a directory")) from exc
     except OSError as exc:
         raise InputError(CANNOT_WRITE.format(path=path, reason=exc.strerror or exc)) from exc

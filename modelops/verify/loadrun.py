@@ -125,12 +125,10 @@ def _user_class(spec: dict[str, Any]) -> type:
                 status, body, error_type = (self._send_boto3 if kind == "boto3" else self._send_fast)(payload)
                 if not 200 <= status < 300:
                     error = RequestFailed(f"{status} {error_type.split(':')[0] or 'error'}")
-            except TimeoutError as exc:  # slow, not gone: an error like any other
-                error = RequestFailed(f"{type(exc).__name__}: {exc}")
-            except OSError as exc:  # refused, reset, no route, no such host: it could not connect
-                error = RequestFailed(f"{UNREACHABLE}: {type(exc).__name__}: {exc}")
             except Exception as exc:  # a failed request counts as an error, the run goes on
-                error = RequestFailed(f"{type(exc).__name__}: {exc}")
+                # Refused, reset, no route, no such host: it could not connect (a timeout is slow, not gone).
+                gone = isinstance(exc, OSError) and not isinstance(exc, TimeoutError)
+                error = RequestFailed(f"{UNREACHABLE + ': ' if gone else ''}{type(exc).__name__}: {exc}")
             elapsed = (time.perf_counter() - start) * 1000.0
             self.environment.events.request.fire(request_type="POST", name=payload["name"], response_time=elapsed,
                                                  response_length=len(body), exception=error, context={})
