@@ -197,7 +197,7 @@ def _removed(ws: Workspace, base_ws: Workspace, files: tuple[str, ...]) -> tuple
                    and f.endswith("/" + MODEL_FILE)} - set(ws.model_folders()))
     if not gone:
         return ()
-    kept = {m.name for m in (read_model(ws, f).value for f in ws.model_folders()) if m is not None}
+    kept = _models_by_name(ws)
     out = []
     for folder in gone:
         model = read_model(base_ws, folder).value if base_ws.is_file(f"{folder}/{MODEL_FILE}") else None
@@ -216,12 +216,18 @@ def _plan(ws: Workspace, base_ws: Workspace, folders: Iterable[str], files: tupl
     base_envs = read_environments(base_ws).value
     rows: list[PlanRow] = []
     verdicts: dict[tuple[str, str], CloudVerdict] = {}
+    base_by_name: dict[str, ModelConfig] | None = None  # read once, for the first folder new at the head
     for folder in folders:
         model = read_model(ws, folder).value
         if model is None:
             continue
-        before: ModelConfig | None = (read_model(base_ws, folder).value
-                                      if base_ws.is_file(f"{folder}/{MODEL_FILE}") else _same_name(base_ws, model))
+        if base_ws.is_file(f"{folder}/{MODEL_FILE}"):
+            before = read_model(base_ws, folder).value
+        else:
+            # A renamed folder: the same model at the base under another folder; its endpoints are
+            # named after the model, so they exist already and are not a ``create``.
+            base_by_name = _models_by_name(base_ws) if base_by_name is None else base_by_name
+            before = base_by_name.get(model.name)
         model_rows = config_plan(model, before, envs, base_envs, files_changed=release_changed(model, before, files))
         rows.extend(model_rows)
         if request.cloud_plan:
@@ -231,14 +237,14 @@ def _plan(ws: Workspace, base_ws: Workspace, folders: Iterable[str], files: tupl
     return with_cloud(rows, verdicts), [(m, e, v) for (m, e), v in verdicts.items()]
 
 
-def _same_name(base_ws: Workspace, model: ModelConfig) -> ModelConfig | None:
-    """The model of the same name at the base in another folder (a renamed folder): its endpoints are
-    named after the model, so they exist already and are not a ``create``."""
-    for folder in base_ws.model_folders():
-        found = read_model(base_ws, folder).value
-        if found is not None and found.name == model.name:
-            return found
-    return None
+def _models_by_name(ws: Workspace) -> dict[str, ModelConfig]:
+    """Every model of ``ws`` that loads, by its name (the first folder's, if two share one)."""
+    out: dict[str, ModelConfig] = {}
+    for folder in ws.model_folders():
+        model = read_model(ws, folder).value
+        if model is not None:
+            out.setdefault(model.name, model)
+    return out
 
 
 _ACTION_ICON = {CREATE: "🆕", RELEASE: "🚀", UPDATE: "✏️", REMOVE: "🗑️", UNCHANGED: "·"}
