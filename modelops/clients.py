@@ -173,7 +173,9 @@ def _local_session() -> boto3.Session:
     if not _LOCAL_SESSIONS:
         import boto3
 
-        _LOCAL_SESSIONS.append(boto3.session.Session())
+        from modelops.localcloud import botocore_session
+
+        _LOCAL_SESSIONS.append(boto3.session.Session(botocore_session=botocore_session()))
     return _LOCAL_SESSIONS[0]
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "LocalCloudInfo",
     "LocalImage",
     "add_image",
+    "botocore_session",
     "ensure_running",
     "has_image",
     "log_path",
@@ -54,6 +55,19 @@ __all__ = [
     "status",
     "stop",
 ]
+
+
+def botocore_session() -> Any:
+    """A botocore session that reads none of the user's AWS configuration.
+
+    The local cloud needs botocore's service models, and its clients need endpoints and explicit
+    credentials, never a profile: with ``AWS_PROFILE`` naming a profile that ~/.aws/config lacks (a
+    CI agent with credentials in variables), botocore's default session raises ProfileNotFound on
+    first use, which stopped the server from starting at all.
+    """
+    import botocore.session
+
+    return botocore.session.Session(session_vars={"profile": (None, None, None, None)})
 
 
 def add_image(data_dir: Path, *, digest: str, image_uris: Sequence[str], code_dir: Path,

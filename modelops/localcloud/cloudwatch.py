@@ -819,9 +819,9 @@ def _service_model() -> Any:
     global _MODEL
     with _MODEL_LOCK:
         if _MODEL is None:
-            import botocore.session
+            from modelops.localcloud import botocore_session
 
-            _MODEL = botocore.session.get_session().get_service_model("cloudwatch")
+            _MODEL = botocore_session().get_service_model("cloudwatch")
         return _MODEL
 
 

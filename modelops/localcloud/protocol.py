@@ -71,9 +71,9 @@ def json_error(err: ServiceError, content_type: str = "application/x-amz-json-1.
 @lru_cache(maxsize=4)
 def service_model(name: str) -> Any:
     """botocore's model of a service (loaded once per server)."""
-    import botocore.session
+    from modelops.localcloud import botocore_session
 
-    return botocore.session.get_session().get_service_model(name)
+    return botocore_session().get_service_model(name)
 
 
 # ---------------------------------------------------------------- validation against the input shape

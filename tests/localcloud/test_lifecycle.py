@@ -288,3 +288,26 @@ def test_ctrl_c_while_the_server_starts_leaves_no_server_behind(tmp_path: Path, 
     assert status(tmp_path / "cloud") is None
     assert not Path(f"/proc/{started[0]}").exists()  # stopped and reaped, not a zombie
     assert not (tmp_path / "cloud" / "server.json").exists()
+
+
+def test_a_users_aws_profile_reaches_neither_the_local_cloud_nor_its_clients(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CI agent exports AWS_PROFILE for its AWS jobs while ~/.aws/config does not name it: botocore's
+    default session raises ProfileNotFound on first use, which kept the local cloud from starting."""
+    from modelops import clients
+    from modelops.config import Environment
+    from modelops.runtime import Runtime
+
+    monkeypatch.setenv("AWS_PROFILE", "production-not-configured-here")
+    monkeypatch.setattr(clients, "_LOCAL_SESSIONS", [])  # no session made before the variable was set
+    cloud = start_local_cloud(tmp_path / "cloud")
+    try:
+        env = Environment(name="dev", cloud="local", account="000000000000", regions=("us-east-1",),
+                          waves=(("us-east-1",),))
+        runtime = Runtime(cwd=tmp_path, data_dir=tmp_path / "data",
+                          environ={**os.environ, "MODELOPS_LOCAL_DATA_DIR": str(cloud.data_dir)})
+        sm = clients.clients_for(env, runtime).client("sagemaker", "us-east-1")
+        assert sm.list_endpoints()["Endpoints"] == []
+        assert sm.meta.endpoint_url == cloud.url
+    finally:
+        stop(cloud.data_dir)
