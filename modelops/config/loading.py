@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import posixpath
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -25,6 +25,7 @@ from modelops.config.model import ModelConfig, model_from_document
 from modelops.config.policy import Policy, policy_from_document
 from modelops.config.workspace import (
     ENVIRONMENTS_FILE,
+    INIT_REPO_HINT,
     MODEL_FILE,
     MODELS_DIR,
     POLICY_FILE,
@@ -48,7 +49,6 @@ WAVE_DUPLICATE_REGION = "region '{region}' is in more than one wave"
 WAVE_MISSING_REGION = "region '{region}' is in no wave"
 PROMOTION_UNKNOWN = "promotion lists '{name}', which is not an environment{suggestion}"
 PROMOTION_MISSING = "environment '{name}' is not in the promotion order"
-STEP_SIZE_NEEDED = "a {strategy} rollout needs step_size (the canary size or linear step)"
 
 # Files the rules of yaml.*/config.* read problems from are fatal: the file could not be read.
 _FATAL_RULES = {"yaml.syntax", "yaml.encoding", "yaml.too-large", "yaml.alias-bomb", "yaml.too-deep",
@@ -126,16 +126,17 @@ def read_model(workspace: Workspace, folder: str) -> Loaded[ModelConfig]:
 
 
 def _with_model(f: Finding, name: str) -> Finding:
-    from dataclasses import replace
-
     return replace(f, model=name)
 
 
 def read_environments(workspace: Workspace) -> Loaded[Environments]:
     """Read ``pipelines/environments.yaml`` leniently, with its consistency checks (waves cover the
-    regions exactly once, promotion names exist, canary/linear rollouts have a step size)."""
+    regions exactly once, promotion names exist). Rollout policies are checked by validate's rollout
+    rules (``modelops.policy.rollout``), as deploy checks them."""
     file = ENVIRONMENTS_FILE
     data, source, findings = read_document(workspace, file, "environments")
+    if workspace.ref is None:  # no environments at all: not a modelops repository yet
+        findings = [replace(f, hint=INIT_REPO_HINT) if f.rule == "config.missing-file" else f for f in findings]
     if data is not None and source is not None and not any(f.rule.startswith("schema.") for f in findings):
         findings.extend(environment_consistency(data, source))
     return _build(file, data, source, findings, lambda: environments_from_document(
@@ -167,10 +168,6 @@ def environment_consistency(document: Mapping[str, Any], source: SourceMap) -> l
             for i, region in enumerate(regions):
                 if region not in seen:
                     add("config.waves", WAVE_MISSING_REGION.format(region=region), ("environments", name, "regions", i))
-        rollout = env.get("rollout") or {}
-        if rollout.get("strategy") in ("canary", "linear") and "step_size" not in rollout:
-            add("config.rollout", STEP_SIZE_NEEDED.format(strategy=rollout["strategy"]),
-                ("environments", name, "rollout", "strategy"))
     promotion = document.get("promotion")
     if promotion is not None:
         for i, name in enumerate(promotion):

@@ -38,15 +38,28 @@ _SUGGESTION = re.compile(r"did you mean '([^']+)'")
 _MISSING = re.compile(r"missing required key '([^']+)'")
 
 
+@functools.cache
 def schema_text(kind: str) -> str:
-    """The JSON text of the schema of ``kind`` (``model``, ``environments``, ``policy``)."""
-    return resources.files("modelops.config").joinpath("schemas", SCHEMAS[kind]).read_text(encoding="utf-8")
+    """The JSON text of the schema of ``kind`` (``model``, ``environments``, ``policy``, ``cases``),
+    as validate uses it (what ``modelops schema`` prints)."""
+    return json.dumps(schema(kind), indent=2, ensure_ascii=False) + "\n"
 
 
 @functools.cache
 def schema(kind: str) -> dict[str, Any]:
-    """The schema of ``kind`` as a dict (cached)."""
-    result: dict[str, Any] = json.loads(schema_text(kind))
+    """The schema of ``kind`` as a dict (cached): the shipped file, with the values that are data
+    elsewhere filled in (rollout strategies come from the rollout table)."""
+    text = resources.files("modelops.config").joinpath("schemas", SCHEMAS[kind]).read_text(encoding="utf-8")
+    result: dict[str, Any] = json.loads(text)
+    rollout = result.get("$defs", {}).get("rollout")
+    if rollout is not None:
+        from modelops.config.rollout import STRATEGIES
+
+        rollout["properties"]["strategy"] = {
+            "enum": list(STRATEGIES),
+            "description": "How traffic moves to the new release: "
+                           + "; ".join(f"{s.name}: {s.summary}" for s in STRATEGIES.values()) + ".",
+        }
     return result
 
 

@@ -29,7 +29,10 @@ ENVIRONMENTS_FILE = "pipelines/environments.yaml"
 POLICY_FILE = "pipelines/policy.yaml"
 
 NOT_A_REPO = "{path} is not inside a modelops repository (no pipelines/ folder or .git found above it)"
-NOT_A_REPO_HINT = "run modelops inside the repository, or pass a path in it"
+NOT_A_REPO_HINT = "run modelops inside the repository, or pass a path in it; `modelops init --repo` starts one"
+#: What to do when a folder has no pipelines/environments.yaml: it is not a modelops repository (yet).
+INIT_REPO_HINT = ("`modelops init --repo` starts a modelops repository here (pipelines/ with a local dev, "
+                  "staging and prod, CI files and a first model)")
 NOT_GIT = ("{path} is not a git repository, and this needs git: a --ref, --changed-since, --since or --base, "
            "or a deploy beyond dev (only committed content goes there)")
 NOT_GIT_HINT = "run git init and commit; without git, validate, build and deploy to dev use the working tree"
@@ -118,6 +121,22 @@ class Workspace:
     @property
     def is_git(self) -> bool:
         return (self.root / ".git").exists()
+
+    def init_git(self) -> bool:
+        """Make the root a git repository on branch ``main`` unless it is in one already (its own or
+        an enclosing one). Returns True when it made one."""
+        import git
+
+        try:
+            git.Repo(self.root, search_parent_directories=True)
+            return False
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            pass
+        try:
+            git.Repo.init(self.root, initial_branch="main")
+        except git.GitError as exc:
+            raise InputError(GIT_FAILED.format(path=self.root, detail=_one_line(exc))) from exc
+        return True
 
     def at(self, ref: str | None) -> Workspace:
         """The same repository read at ``ref`` (None: the working tree)."""

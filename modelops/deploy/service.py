@@ -9,7 +9,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from modelops import naming
-from modelops.config import Environment, Environments, ModelConfig, Workspace, load_environments, load_model
+from modelops.config import (
+    Environment,
+    Environments,
+    ModelConfig,
+    Workspace,
+    check_runs,
+    load_environments,
+    load_model,
+)
 from modelops.deploy import gates, specs
 from modelops.deploy.api import (
     ApprovalResult,
@@ -119,7 +127,7 @@ def deploy(request: DeployRequest, runtime: Runtime) -> DeployResult:
     model = load_model(repo.ws, request.model, ref=request.ref)
     chain = _chain(repo.envs, request)
     for env in chain:
-        env.check_runs(model)
+        check_runs(model, env)
         env.check_regions(request.regions)
     gates.check_policy(repo.ws, model, request.ref, runtime)
     outcomes: list[RegionOutcome] = []
@@ -400,7 +408,7 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
         # which is bad input (exit 2), not a cloud failure (exit 3).
         first = outcomes[0]
         if not first.release:  # never deployed here: say why when it cannot be (its clouds)
-            env.check_runs(model)
+            check_runs(model, env)
         hint = (NOT_DEPLOYED_HINT.format(model=model.name, environment=env.name) if not first.release
                 else NOTHING_TO_ROLL_BACK_HINT.format(model=model.name))
         raise InputError(first.detail, hint=hint)
@@ -515,7 +523,7 @@ def plan(request: PlanRequest, runtime: Runtime) -> Plan:
     repo = _repo(runtime, request.ref)
     env = repo.envs.get(request.environment)
     model = load_model(repo.ws, request.model, ref=request.ref)
-    env.check_runs(model)
+    check_runs(model, env)
     with _opened(env, runtime) as (clients, _):
         release, commit = _desired_release(model, env, request.ref, runtime)
         regions = tuple(_plan_region(model, env, region, release, clients) for region in env.regions)
@@ -622,7 +630,7 @@ def invoke(request: InvokeRequest, runtime: Runtime) -> InvokeResult:
                           runtime.clock, resource=f"{env.name}/{region}: endpoint {endpoint}", raise_service_errors=True)
         except InputError as err:
             if RegionCloud(clients, region).endpoint(endpoint) is None:  # say so, and why when there can be none
-                env.check_runs(model)
+                check_runs(model, env)
                 raise InputError(ENDPOINT_MISSING.format(endpoint=endpoint, region=region, env=env.name),
                                  hint=NOT_DEPLOYED_HINT.format(model=model.name, environment=env.name)) from err
             raise

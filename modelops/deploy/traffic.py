@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelops.config import Environment, ModelConfig, Workspace
+from modelops.config import Environment, ModelConfig, Workspace, rollout_for
 from modelops.deploy.rollout import TrafficStarter, TrafficStopper
 from modelops.deploy.specs import RegionTarget
 from modelops.runtime import Runtime
@@ -20,7 +20,7 @@ def traffic_starter(model: ModelConfig, env: Environment, ws: Workspace, ref: st
     """A starter for ``reconcile_region`` (None when the environment gets no synthetic traffic)."""
     if not (env.is_local or env.synthetic_traffic.enabled) or model.tests.cases is None:
         return None
-    if env.rollout.wait_interval_seconds <= 0 and model.rollout_for(env).wait_interval_seconds <= 0:
+    if env.rollout.wait_interval_seconds <= 0 and rollout_for(model, env).wait_interval_seconds <= 0:
         return None  # no bake: nothing watches the alarms
     from modelops.config.cases import load_cases
 

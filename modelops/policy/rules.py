@@ -75,6 +75,7 @@ _ALL = [
     # Rollouts.
     Rule("rollout.step-size", E, "canary/linear sizes must be within SageMaker's limits"),
     Rule("rollout.timeout", E, "the execution timeout must exceed the sum of the waits"),
+    Rule("rollout.limits", E, "waits, timeout and alarm period within SageMaker's and CloudWatch's limits"),
     # The policy file itself.
     Rule("policy.unknown-rule", W, "policy.yaml names a rule that does not exist"),
     Rule("policy.unknown-environment", W, "policy.yaml names an environment that does not exist"),

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from modelops.config import catalog
+from modelops.config.effective import security_for
 from modelops.config.findings import Finding
 from modelops.config.model import ModelConfig
 from modelops.config.yamlsource import SourceMap
@@ -201,7 +202,7 @@ def check_environments(ctx: CheckContext) -> Iterator[Finding | None]:
                 yield ctx.at(model, "security.instance-type", _where(model, env.name, "resources", "instance_type"),
                              INSTANCE_TYPE.format(type=res.instance_type, environment=env.name),
                              f"allowed in {env.name}: {', '.join(policy.instance_types.get(env.name, ()))}")
-            per_region = {region: model.security_for(env, region) for region in env.regions}
+            per_region = {region: security_for(model, env, region) for region in env.regions}
             no_kms = [r for r, s in per_region.items() if not s.kms_key]
             if no_kms and ctx.enforced_in("security.kms-required", env.name):
                 yield ctx.at(model, "security.kms-required", _where(model, env.name, "security"),

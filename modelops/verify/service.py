@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from modelops import naming
-from modelops.config import Cases, Environment, ModelConfig, Policy, Workspace
+from modelops.config import Cases, Environment, ModelConfig, Policy, Workspace, check_runs
 from modelops.config.model import Slo
 from modelops.errors import EnvironmentFailedError, InputError
 from modelops.runtime import Runtime
@@ -292,7 +292,7 @@ def run_tests(request: TestRequest, runtime: Runtime, *, clients: Clients | None
     cases = load_cases(ws, model, request.ref)
     regions = _regions(environment, request.region)
     # A model that cannot run there has no endpoint to test: say why, not "deploy it first".
-    environment.check_runs(model, consequence=", so it has no endpoint there")
+    check_runs(model, environment, consequence=", so it has no endpoint there")
     run_regression = request.only in (None, "regression")
     run_load_test = request.only in (None, "load")
     plan = _plan(model, request)
