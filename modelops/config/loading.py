@@ -66,6 +66,11 @@ class Loaded(Generic[T]):
     #: schema), so that checks that need no typed object (secrets) can still look at it.
     document: Any = None
     source: SourceMap | None = None
+    #: When the file parsed but failed its schema: the object built from what is valid in it
+    #: (``schema.usable_document``), for the checks whose inputs are not among the ``broken`` JSON
+    #: paths. None when no such object could be built (or the file passed: ``value`` is it then).
+    partial: T | None = None
+    broken: frozenset[tuple[str | int, ...]] = frozenset()
 
     @property
     def fatal(self) -> bool:
@@ -121,8 +126,19 @@ def read_model(workspace: Workspace, folder: str) -> Loaded[ModelConfig]:
         name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
         if isinstance(name, str) and name != hint_name:
             findings = [f if f.model != hint_name else _with_model(f, name) for f in findings]
-    return _build(file, data, source, findings, lambda: model_from_document(
+    loaded = _build(file, data, source, findings, lambda: model_from_document(
         data, folder=folder, file=file, source=source, ref=workspace.ref))  # type: ignore[arg-type]
+    if loaded.value is None and source is not None and not loaded.fatal:
+        # Every check that can still run on what parsed runs (validate reports every problem at once).
+        usable = schemas.usable_document("model", data, fill={("metadata", "name"): hint_name})
+        if usable is not None:
+            document, broken = usable
+            try:
+                partial = model_from_document(document, folder=folder, file=file, source=source, ref=workspace.ref)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                return loaded  # what is left cannot make a model: only the document-level checks run
+            return replace(loaded, partial=partial, broken=broken)
+    return loaded
 
 
 def _with_model(f: Finding, name: str) -> Finding:

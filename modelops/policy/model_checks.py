@@ -11,7 +11,7 @@ from typing import Any
 from modelops.config import catalog
 from modelops.config.findings import Finding, Location, Severity, json_path
 from modelops.config.model import ModelConfig
-from modelops.policy.context import CheckContext
+from modelops.policy.context import CheckContext, reads
 from modelops.policy.rules import RULES
 
 # Bumped when the cases checks change, so cached answers for unchanged files are asked again.
@@ -51,6 +51,8 @@ def _paths(model: ModelConfig) -> Iterator[tuple[tuple[str | int, ...], str, str
             yield ("spec", "artifacts", i, "generated_by"), a.generated_by, "generator script", False
 
 
+@reads(("spec", "container", "handler"), ("spec", "container", "requirements"), ("spec", "tests"),
+       ("spec", "artifacts"))
 def check_paths(ctx: CheckContext) -> Iterator[Finding | None]:
     """Paths stay inside the model folder (symlinks included) and the files exist (artifacts with a
     generator may be absent: the artifact checks handle them)."""
@@ -111,6 +113,7 @@ def paths_in_document(ctx: CheckContext, file: str, folder: str, model: str | No
                               "keep code, artifacts and cases inside the model folder", model=model)
 
 
+@reads(("spec", "tests"))
 def check_cases(ctx: CheckContext) -> Iterator[Finding | None]:
     """The regression cases file (``spec.tests.cases``, else ``tests/cases.yaml`` when present) parses
     and matches its schema, located at its file:line: a broken one passed the pull-request check and
@@ -166,6 +169,7 @@ def _finding_from(row: list[Any]) -> Finding:
     return Finding(rule, Severity(severity), Location(file, line, column, path), message, hint, model, fatal)
 
 
+@reads(("metadata", "name"))
 def check_name_matches_folder(ctx: CheckContext) -> Iterator[Finding | None]:
     for model in ctx.models:
         folder = posixpath.basename(model.folder)
@@ -188,6 +192,7 @@ def check_unique_names(ctx: CheckContext) -> Iterator[Finding | None]:
                               DUPLICATE_NAME.format(name=ref.name, other=other), "", ref.name)
 
 
+@reads(("spec", "environments"))
 def check_environment_overrides(ctx: CheckContext) -> Iterator[Finding | None]:
     if ctx.environments is None:
         return
@@ -201,6 +206,7 @@ def check_environment_overrides(ctx: CheckContext) -> Iterator[Finding | None]:
                              f"environments: {', '.join(names)}", key=True)
 
 
+@reads(("spec", "container"))
 def check_container(ctx: CheckContext) -> Iterator[Finding | None]:
     frameworks = catalog.frameworks()
     for model in ctx.models:
@@ -221,6 +227,7 @@ def check_container(ctx: CheckContext) -> Iterator[Finding | None]:
                              f"known versions: {', '.join(known.versions[-8:])}")
 
 
+@reads(("spec", "resources"), ("spec", "environments"), ("spec", "security"))
 def check_resources(ctx: CheckContext) -> Iterator[Finding | None]:
     for model in ctx.models:
         places: list[tuple[tuple[str | int, ...], str | None]] = [(("spec", "resources"), None)]

@@ -13,7 +13,7 @@ from modelops.config.effective import effective
 from modelops.config.findings import Finding
 from modelops.config.model import ModelConfig
 from modelops.config.rollout import problems
-from modelops.policy.context import CheckContext
+from modelops.policy.context import CheckContext, reads
 
 
 def check_environment_rollouts(ctx: CheckContext) -> Iterator[Finding | None]:
@@ -41,6 +41,8 @@ def _located(model: ModelConfig, env: str, field: str) -> tuple[str | int, ...]:
     return next(p for p in places if model.source.has(p) or p == ("spec", "resources"))
 
 
+@reads(("spec", "clouds"), ("spec", "rollout"), ("spec", "resources"),
+       ("spec", "environments"))
 def check_model_rollouts(ctx: CheckContext) -> Iterator[Finding | None]:
     """Each model's effective rollout per environment it deploys to, with its instance count there."""
     for model in ctx.models:

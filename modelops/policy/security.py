@@ -16,7 +16,7 @@ from modelops.config.effective import security_for
 from modelops.config.findings import Finding
 from modelops.config.model import ModelConfig
 from modelops.config.yamlsource import SourceMap
-from modelops.policy.context import CheckContext
+from modelops.policy.context import CheckContext, reads
 from modelops.policy.jsoncache import JsonCache
 
 IMAGE_REGISTRY = "image registry '{registry}' is not an AWS Deep Learning Container registry"
@@ -116,6 +116,7 @@ def secrets_in_document(ctx: CheckContext, file: str, model: str | None, documen
                               SECRET.format(name=f"spec.container.env.{name}", kind=kind), SECRET_HINT, model=model)
 
 
+@reads(("spec", "container", "image"))
 def check_image(ctx: CheckContext) -> Iterator[Finding | None]:
     accounts = catalog.dlc_accounts()
     for model in ctx.models:
@@ -145,6 +146,7 @@ def _location_pattern(prefix: str) -> re.Pattern[str]:
     return re.compile("^" + regex)
 
 
+@reads(("spec", "artifacts"))
 def check_artifacts(ctx: CheckContext) -> Iterator[Finding | None]:
     ws = ctx.workspace
     # sha256 of artifact files by file identity (stat data or git blob id): large artifacts are
@@ -190,6 +192,8 @@ def _where(model: ModelConfig, env: str, *names: str) -> tuple[str | int, ...]:
     return parent if model.source.has(parent) else ("spec",)
 
 
+@reads(("spec", "clouds"), ("spec", "resources"), ("spec", "security"),
+       ("spec", "environments"), ("spec", "artifacts"))
 def check_environments(ctx: CheckContext) -> Iterator[Finding | None]:
     """Per environment the model deploys to: allowed instance type, KMS, VPC, network isolation,
     execution role, signed artifacts."""

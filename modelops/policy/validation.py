@@ -20,7 +20,7 @@ from modelops.config.policy import Policy
 from modelops.config.workspace import MODEL_FILE, MODELS_DIR, PIPELINES_DIR, Workspace
 from modelops.errors import ExitStatus, InputError
 from modelops.policy import capacity, code_checks, model_checks, rollout, security
-from modelops.policy.context import CheckContext, Checker, ModelRef, model_ref
+from modelops.policy.context import CheckContext, Checker, ModelRef, model_ref, runs_on
 from modelops.runtime import Runtime
 
 NO_SUCH_PATH = "{path} does not exist"
@@ -246,16 +246,23 @@ class _Part:
 
 
 def _check_models(base: CheckContext, folders: Sequence[str], extra: tuple[Checker, ...]) -> _Part:
-    """Load ``folders`` and run the model checkers over them."""
+    """Load ``folders`` and run the model checkers over them: every checker over the models that
+    load, and over what is usable of those that fail their schema (``Loaded.partial``) wherever
+    the values the checker reads are intact, so one run reports every problem."""
     loaded = [read_model(base.workspace, folder) for folder in folders]
     models = tuple(m.value for m in loaded if m.value is not None)
+    partial = [m for m in loaded if m.value is None and m.partial is not None]
     ctx = replace(base, models=models)
     findings = [f for m in loaded for f in m.findings]
-    findings.extend(run_checkers(ctx, (*_MODEL_CHECKERS, *extra)))
+    for checker in (*_MODEL_CHECKERS, *extra):
+        usable = tuple(m.partial for m in partial if m.partial is not None and runs_on(checker, m.broken))
+        findings.extend(run_checkers(replace(ctx, models=models + usable) if usable else ctx, (checker,)))
     for m in loaded:
         if m.value is None and m.source is not None:
             name = next((f.model for f in m.findings if f.model), None)
             findings.extend(f for f in security.secrets_in_document(ctx, m.file, name, m.document, m.source) if f)
+            if m.partial is not None and runs_on(model_checks.check_paths, m.broken):
+                continue  # check_paths looked at them
             located = {f.location.path for f in m.findings}
             findings.extend(f for f in model_checks.paths_in_document(ctx, m.file, m.file.rsplit("/", 1)[0], name,
                                                                       m.document, m.source, located) if f)
