@@ -16,6 +16,8 @@ from modelops.config.rollout import RolloutPolicy, RolloutProblem, problems
 from modelops.config.security import Security
 from modelops.errors import InputError
 
+#: Requests per second of synthetic traffic on the local cloud when the environment does not say.
+LOCAL_TRAFFIC_RATE = 2.0
 NOT_ON_CLOUD = "model {model} does not run on the {cloud} cloud of environment {environment}{consequence}"
 NOT_ON_CLOUD_HINT = "list the cloud under spec.clouds in {file}, or pick another environment"
 
@@ -59,6 +61,18 @@ class Effective:
 
     def security(self, region: str) -> Security:
         return security_for(self.model, self.environment, region)
+
+    @property
+    def synthetic_traffic_rate(self) -> float | None:
+        """Requests per second of the model's regression requests deploy sends while an update bakes
+        (so the rollback alarms see data where no real traffic comes: the local cloud, or
+        ``synthetic_traffic.enabled``); None when it sends none (no cases, or nothing bakes)."""
+        env = self.environment
+        if not (env.is_local or env.synthetic_traffic.enabled) or self.model.tests.cases is None:
+            return None
+        if env.rollout.wait_interval_seconds <= 0 and self.rollout.wait_interval_seconds <= 0:
+            return None  # no bake: nothing watches the alarms
+        return env.synthetic_traffic.requests_per_second if env.synthetic_traffic.enabled else LOCAL_TRAFFIC_RATE
 
     def rollout_problems(self) -> list[RolloutProblem]:
         """Why SageMaker would refuse this rollout with this fleet (empty: it would not)."""

@@ -192,9 +192,9 @@ def _placeholder(kind: str, schema_of_parent: Any, key: str) -> Any:
         return sub["const"]
     if sub.get("enum"):
         return sub["enum"][0]
-    kind = sub.get("type")
-    kind = kind[0] if isinstance(kind, list) else kind
-    return {"object": {}, "array": [], "integer": 1, "number": 1, "boolean": False}.get(kind, "")
+    of = sub.get("type")
+    of = of[0] if isinstance(of, list) else of
+    return {"object": {}, "array": [], "integer": 1, "number": 1, "boolean": False}.get(str(of), "")
 
 
 def _leaf_errors(errors: Iterator[Any]) -> Iterator[Any]:

@@ -15,7 +15,7 @@ from modelops.policy.context import CheckContext, reads
 from modelops.policy.rules import RULES
 
 # Bumped when the cases checks change, so cached answers for unchanged files are asked again.
-CASES_CHECKS = 2  # 2: JSONPaths and regexes must parse
+CASES_CHECKS = 3  # 2: JSONPaths and regexes must parse; 3: the counts the tests need are kept too
 MISSING_PATH = "{what} '{path}' does not exist in {folder}"
 LINK_OUT_HINT = "build packages no symlinks: copy the file into the model folder"
 LINK_INSIDE = "'{path}' is a symlink; build packs regular files only, so the image would not have it"
@@ -31,6 +31,14 @@ COUNT_OUTSIDE = "instance_count {count} is outside autoscaling's {min}..{max}"
 CAPTURE_DESTINATION = "data capture is enabled but has no destination"
 POLICY_RULE = "policy.yaml configures rule '{rule}', which does not exist{suggestion}"
 POLICY_ENV = "policy.yaml names environment '{name}', which pipelines/environments.yaml does not define"
+TESTS_NEEDED = "{why}: {environment} takes only releases whose tests passed in {previous}, so deploy stops there"
+TRAFFIC_NEEDED = "{why}: deploy sends them to {environment} while an update bakes, and would stop there"
+NO_ENVIRONMENT = ("{model} runs on {clouds} (spec.clouds), and no environment in {file} does: every deploy of it "
+                  "is refused")
+NO_ENVIRONMENT_HINT = "add an environment on that cloud, or the cloud of an environment to spec.clouds"
+GAP = ("{environment} takes only releases whose tests passed in {previous}, and {model} does not run on {previous}'s "
+       "{cloud} cloud: no release of it can reach {environment}")
+GAP_HINT = "add {cloud} to spec.clouds, or give the environments on the model's clouds their own promotion order"
 
 
 def _paths(model: ModelConfig) -> Iterator[tuple[tuple[str | int, ...], str, str, bool]]:
@@ -131,15 +139,71 @@ def check_cases(ctx: CheckContext) -> Iterator[Finding | None]:
         key = f"{model.name}\0{file}\0{identity}"
         cached = cache.get(key) if identity is not None else None
         if cached is not None:
-            yield from (_finding_from(row) for row in cached)
-            continue
-        loaded = read_cases(ws, model)
-        yield from loaded.findings
-        if identity is not None and not _names_body_files(loaded.document):
-            # The findings depend on this file alone (no request.file to look up): cache them by its
-            # identity, so a re-run over 1,000 models costs a stat each, not a parse (~0.35 ms).
-            cache.put(key, [_finding_row(f) for f in loaded.findings])
+            findings = [_finding_from(row) for row in cached["findings"]]
+            counts = cached["counts"]
+        else:
+            loaded = read_cases(ws, model)
+            findings = list(loaded.findings)
+            cases = loaded.value
+            counts = None if cases is None else [len(cases), len(cases.load_mix()), cases.file]
+            if identity is not None and not _names_body_files(loaded.document):
+                # The findings depend on this file alone (no request.file to look up): cache them by its
+                # identity, so a re-run over 1,000 models costs a stat each, not a parse (~0.35 ms).
+                cache.put(key, {"findings": [_finding_row(f) for f in findings], "counts": counts})
+        yield from findings
+        if counts is not None:  # the cases load: can deploy's tests (and synthetic traffic) use them?
+            total, mix, where = counts
+            yield from _tests_runnable(ctx, model, where or model.folder, total, mix)
     cache.save()
+
+
+def _tests_runnable(ctx: CheckContext, model: ModelConfig, file: str, total: int, mix: int) -> Iterator[Finding | None]:
+    """What deploy needs of the cases: tests it can run before every environment that takes only
+    tested releases, and requests to send as synthetic traffic where an update bakes."""
+    from modelops.config.cases import cannot_run
+    from modelops.config.effective import effective
+
+    envs = ctx.environments
+    if envs is None:
+        return
+    at = next(p for p in (("spec", "tests", "cases"), ("spec", "tests"), ("spec",)) if model.source.has(p) or p == ("spec",))
+    for env in ctx.deploy_targets(model):
+        previous = envs.previous(env.name) if env.name in envs.promotion else None
+        if previous is not None:
+            cannot = cannot_run(file, cases=total, load_mix=mix, regression=True, load=model.tests.load is not None)
+            if cannot is not None:
+                yield ctx.at(model, "config.tests", at, TESTS_NEEDED.format(
+                    why=cannot[0], environment=env.name, previous=previous.name), cannot[1])
+                return
+        if effective(model, env).synthetic_traffic_rate is not None and not mix:
+            cannot = cannot_run(file, cases=total, load_mix=mix, regression=False, load=True)
+            if cannot is not None:
+                yield ctx.at(model, "config.tests", at, TRAFFIC_NEEDED.format(why=cannot[0], environment=env.name),
+                             cannot[1])
+                return
+
+
+@reads(("spec", "clouds"))
+def check_clouds(ctx: CheckContext) -> Iterator[Finding | None]:
+    """Where a model runs (``spec.clouds``) against the promotion order: deploy refuses every
+    environment on another cloud, and an environment whose previous one the model never reaches."""
+    envs = ctx.environments
+    if envs is None:
+        return
+    for model in ctx.models:
+        at = ("spec", "clouds") if model.source.has(("spec", "clouds")) else ("metadata", "name")
+        targets = ctx.deploy_targets(model)
+        if not targets:
+            yield ctx.at(model, "config.no-environment", at, NO_ENVIRONMENT.format(
+                model=model.name, clouds=", ".join(model.clouds), file=envs.file), NO_ENVIRONMENT_HINT)
+            continue
+        for env in targets:
+            previous = envs.previous(env.name) if env.name in envs.promotion else None
+            if previous is not None and not model.supports_cloud(previous.cloud):
+                yield ctx.at(model, "config.environment-gap", at, GAP.format(
+                    environment=env.name, previous=previous.name, model=model.name, cloud=previous.cloud),
+                    GAP_HINT.format(cloud=previous.cloud))
+                break
 
 
 def _cases_cache(ctx: CheckContext) -> Any:

@@ -38,6 +38,7 @@ _MODEL_CHECKERS: list[Checker] = [
     model_checks.check_environment_overrides,
     model_checks.check_container,
     model_checks.check_resources,
+    model_checks.check_clouds,
     security.check_image,
     security.check_secrets,
     security.check_artifacts,
