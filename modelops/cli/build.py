@@ -67,6 +67,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _add_hadolint_checker() -> None:
-    # validate (and deploy's policy gate, ci pr) runs every registered checker; build's lints the
-    # Dockerfile it would render. Imported when a command runs: it costs `modelops --help` ~70 ms.
-    import modelops.build.lint  # noqa: F401
+    # validate (and deploy's policy gate, ci pr) runs every registered checker; build's say what build
+    # and deploy would refuse (signatures, model data names, hadolint over the Dockerfile it would
+    # render). Imported when a command runs: it costs `modelops --help` ~70 ms.
+    import modelops.build.checks  # noqa: F401

@@ -15,6 +15,7 @@ from modelops.config import (
     ModelConfig,
     Workspace,
     check_runs,
+    effective,
     load_environments,
     load_model,
 )
@@ -524,6 +525,9 @@ def plan(request: PlanRequest, runtime: Runtime) -> Plan:
     env = repo.envs.get(request.environment)
     model = load_model(repo.ws, request.model, ref=request.ref)
     check_runs(model, env)
+    # What deploy would refuse of the effective rollout (validate reports it as findings first).
+    config = effective(model, env)
+    specs.validate_policy(config.rollout, environment=env.name, instance_count=config.resources.instance_count)
     with _opened(env, runtime) as (clients, _):
         release, commit = _desired_release(model, env, request.ref, runtime)
         regions = tuple(_plan_region(model, env, region, release, clients) for region in env.regions)

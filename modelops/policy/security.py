@@ -30,7 +30,6 @@ ARTIFACT_SHA = "artifact '{path}' has sha256 {actual}, not the pinned {expected}
 ARTIFACT_SHA_HINT = "re-generate the artifact, or pin the new content if the change is intended"
 ARTIFACT_MISSING = "artifact '{path}' does not exist in {folder} and has no generated_by script"
 ARTIFACT_LOCATION = "artifact '{uri}' is outside the allowed locations"
-ARTIFACT_SIGNATURE = "artifact '{name}' has no signature, which {environment} requires"
 INSTANCE_TYPE = "instance type {type} is not allowed in {environment}"
 KMS = "no KMS key in {environment} ({regions}); {environment} requires one"
 KMS_HINT = "set spec.security.kms_key, or security.kms_key of the environment in pipelines/environments.yaml"
@@ -196,7 +195,7 @@ def _where(model: ModelConfig, env: str, *names: str) -> tuple[str | int, ...]:
        ("spec", "environments"), ("spec", "artifacts"))
 def check_environments(ctx: CheckContext) -> Iterator[Finding | None]:
     """Per environment the model deploys to: allowed instance type, KMS, VPC, network isolation,
-    execution role, signed artifacts."""
+    execution role (signed artifacts: ``modelops.build.checks``, as deploy verifies them)."""
     policy = ctx.policy
     for model in ctx.models:
         for env in ctx.deploy_targets(model):
@@ -222,12 +221,6 @@ def check_environments(ctx: CheckContext) -> Iterator[Finding | None]:
                              ISOLATION.format(environment=env.name), ISOLATION_HINT)
             if ctx.enforced_in("security.execution-role", env.name):
                 yield from _check_role(ctx, model, env.name, env.account, any_region.execution_role)
-            if env.name in policy.signed_artifacts_required_in:
-                for i, artifact in enumerate(model.artifacts):
-                    if artifact.signature is None:
-                        yield ctx.at(model, "security.artifact-signature", ("spec", "artifacts", i),
-                                     ARTIFACT_SIGNATURE.format(name=artifact.name, environment=env.name),
-                                     "sign the artifact with the release KMS key and add its signature")
 
 
 def _check_role(ctx: CheckContext, model: ModelConfig, env: str, account: str,
