@@ -46,6 +46,7 @@ _ALL = [
     Rule("config.unknown-environment", E, "an override names an environment that does not exist"),
     Rule("config.handler", E, "the handler contract does not fit the container"),
     Rule("config.framework-version", E, "the framework version is not a known DLC version"),
+    Rule("config.dlc", E, "no Deep Learning Container for the framework version, processor or region"),
     Rule("config.autoscaling", E, "autoscaling bounds are inconsistent"),
     Rule("config.data-capture", E, "data capture is enabled without a destination"),
     Rule("config.tests", E, "the regression cases cannot run the tests (or traffic) deploy needs"),

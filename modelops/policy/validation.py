@@ -37,6 +37,7 @@ _MODEL_CHECKERS: list[Checker] = [
     model_checks.check_name_matches_folder,
     model_checks.check_environment_overrides,
     model_checks.check_container,
+    model_checks.check_dlc,
     model_checks.check_resources,
     model_checks.check_clouds,
     security.check_image,
