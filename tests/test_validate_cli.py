@@ -44,8 +44,7 @@ def test_findings_exit_one_and_appear_in_every_format(repo: Path, tmp_path: Path
     assert result.exit_code == 1, result
     doc = result.json()
     assert set(doc) == {"models", "findings", "summary"}
-    # Besides the error: the AWS-only example's note that it runs on no environment here (info).
-    [finding] = [f for f in doc["findings"] if f["rule"] != "config.no-environment"]
+    [finding] = doc["findings"]
     assert set(finding) >= {"rule", "severity", "file", "line", "column", "path", "message", "hint"}
     assert finding["rule"] == "capacity.unknown-instance-type"
     assert finding["path"] == "$.spec.resources.instance_type"
@@ -53,8 +52,8 @@ def test_findings_exit_one_and_appear_in_every_format(repo: Path, tmp_path: Path
 
     [run] = sarif["runs"]
     assert sarif["version"] == "2.1.0"
-    [res] = [r for r in run["results"] if r["level"] == "error"]
-    assert res["ruleId"] == "capacity.unknown-instance-type"
+    [res] = run["results"]
+    assert res["ruleId"] == "capacity.unknown-instance-type" and res["level"] == "error"
     region = res["locations"][0]["physicalLocation"]["region"]
     assert region == {"startLine": finding["line"], "startColumn": finding["column"]}
     assert run["tool"]["driver"]["rules"][res["ruleIndex"]]["id"] == res["ruleId"]
@@ -129,7 +128,7 @@ def test_ref_validates_committed_configs_without_checkout(repo: Path) -> None:
     path.write_text(path.read_text().replace("network_isolation: true", "network_isolation: false"))
     commit_all(repo, "turn off isolation")
     assert run_cli("validate", "--ref", good, cwd=repo).exit_code == 0
-    bad = run_cli("validate", "models/iris", "--ref", "HEAD", "--output", "json", cwd=repo)
+    bad = run_cli("validate", "--ref", "HEAD", "--output", "json", cwd=repo)
     assert bad.exit_code == 1
     assert {f["rule"] for f in bad.json()["findings"]} == {"security.network-isolation"}
     assert bad.json()["summary"]["commit"] == git(repo, "rev-parse", "HEAD")
@@ -168,8 +167,8 @@ def test_policy_can_fail_on_warnings(repo: Path) -> None:
     policy = repo / "pipelines/policy.yaml"
     policy.write_text(policy.read_text().replace("fail_on: error", "fail_on: warning"))
     result = run_cli("validate", "--output", "json", cwd=repo)
-    assert result.exit_code == 1  # not for config.no-environment of llm-chat: an info
-    assert [f["rule"] for f in result.json()["findings"]] == ["config.name-mismatch", "config.no-environment"]
+    assert result.exit_code == 1
+    assert [f["rule"] for f in result.json()["findings"]] == ["config.name-mismatch"]
 
 
 def test_init_scaffolds_a_model_that_validates_clean(repo: Path) -> None:
@@ -258,8 +257,7 @@ def test_forked_validation_matches_a_single_process(repo: Path, monkeypatch: pyt
     assert forked.exit_code == single.exit_code == 1
     assert forked.json() == single.json()
     rules = sorted(f["rule"] for f in forked.json()["findings"])
-    assert rules == ["capacity.unknown-instance-type", "config.duplicate-name", "config.name-mismatch",
-                     "config.no-environment"]
+    assert rules == ["capacity.unknown-instance-type", "config.duplicate-name", "config.name-mismatch"]
 
 
 def test_a_config_symlinked_out_of_the_repository_is_refused(repo: Path, tmp_path: Path) -> None:

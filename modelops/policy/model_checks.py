@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from modelops.config import catalog
-from modelops.config.findings import Finding, Location, Severity, json_path
+from modelops.config.findings import Finding, Location, json_path
 from modelops.config.model import ModelConfig
 from modelops.policy.context import CheckContext, reads
 from modelops.policy.rules import RULES
@@ -33,9 +33,6 @@ POLICY_RULE = "policy.yaml configures rule '{rule}', which does not exist{sugges
 POLICY_ENV = "policy.yaml names environment '{name}', which pipelines/environments.yaml does not define"
 TESTS_NEEDED = "{why}: {environment} takes only releases whose tests passed in {previous}, so deploy stops there"
 TRAFFIC_NEEDED = "{why}: deploy sends them to {environment} while an update bakes, and would stop there"
-NO_ENVIRONMENT = ("{model} runs on {clouds} (spec.clouds), and no environment in {file} does: every deploy of it "
-                  "is refused")
-NO_ENVIRONMENT_HINT = "add an environment on that cloud, or the cloud of an environment to spec.clouds"
 GAP = ("{environment} takes only releases whose tests passed in {previous}, and {model} does not run on {previous}'s "
        "{cloud} cloud: no release of it can reach {environment}")
 GAP_HINT = "add {cloud} to spec.clouds, or give the environments on the model's clouds their own promotion order"
@@ -139,7 +136,7 @@ def check_cases(ctx: CheckContext) -> Iterator[Finding | None]:
         key = f"{model.name}\0{file}\0{identity}"
         cached = cache.get(key) if identity is not None else None
         if cached is not None:
-            findings = [_finding_from(row) for row in cached["findings"]]
+            findings = [Finding.from_row(row) for row in cached["findings"]]
             counts = cached["counts"]
         else:
             loaded = read_cases(ws, model)
@@ -149,7 +146,7 @@ def check_cases(ctx: CheckContext) -> Iterator[Finding | None]:
             if identity is not None and not _names_body_files(loaded.document):
                 # The findings depend on this file alone (no request.file to look up): cache them by its
                 # identity, so a re-run over 1,000 models costs a stat each, not a parse (~0.35 ms).
-                cache.put(key, {"findings": [_finding_row(f) for f in findings], "counts": counts})
+                cache.put(key, {"findings": [f.to_row() for f in findings], "counts": counts})
         yield from findings
         if counts is not None:  # the cases load: can deploy's tests (and synthetic traffic) use them?
             total, mix, where = counts
@@ -185,19 +182,16 @@ def _tests_runnable(ctx: CheckContext, model: ModelConfig, file: str, total: int
 
 @reads(("spec", "clouds"))
 def check_clouds(ctx: CheckContext) -> Iterator[Finding | None]:
-    """Where a model runs (``spec.clouds``) against the promotion order: deploy refuses every
-    environment on another cloud, and an environment whose previous one the model never reaches."""
+    """Where a model runs (``spec.clouds``) against the promotion order: deploy refuses an
+    environment whose previous one the model never reaches (it never has tests passed there). A
+    model that runs on no environment's cloud at all (the AWS-only example in a local repository)
+    is the model's choice: its summary lists no environments, and deploy says why per environment."""
     envs = ctx.environments
     if envs is None:
         return
     for model in ctx.models:
         at = ("spec", "clouds") if model.source.has(("spec", "clouds")) else ("metadata", "name")
-        targets = ctx.deploy_targets(model)
-        if not targets:
-            yield ctx.at(model, "config.no-environment", at, NO_ENVIRONMENT.format(
-                model=model.name, clouds=", ".join(model.clouds), file=envs.file), NO_ENVIRONMENT_HINT)
-            continue
-        for env in targets:
+        for env in ctx.deploy_targets(model):
             previous = envs.previous(env.name) if env.name in envs.promotion else None
             if previous is not None and not model.supports_cloud(previous.cloud):
                 yield ctx.at(model, "config.environment-gap", at, GAP.format(
@@ -221,16 +215,6 @@ def _names_body_files(document: Any) -> bool:
     cases = document.get("cases") if isinstance(document, dict) else None
     return not isinstance(cases, list) or any(
         isinstance(c, dict) and isinstance(c.get("request"), dict) and "file" in c["request"] for c in cases)
-
-
-def _finding_row(f: Finding) -> list[Any]:
-    loc = f.location
-    return [f.rule, str(f.severity), loc.file, loc.line, loc.column, loc.path, f.message, f.hint, f.model, f.fatal]
-
-
-def _finding_from(row: list[Any]) -> Finding:
-    rule, severity, file, line, column, path, message, hint, model, fatal = row
-    return Finding(rule, Severity(severity), Location(file, line, column, path), message, hint, model, fatal)
 
 
 @reads(("metadata", "name"))

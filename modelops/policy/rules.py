@@ -50,7 +50,6 @@ _ALL = [
     Rule("config.autoscaling", E, "autoscaling bounds are inconsistent"),
     Rule("config.data-capture", E, "data capture is enabled without a destination"),
     Rule("config.tests", E, "the regression cases cannot run the tests (or traffic) deploy needs"),
-    Rule("config.no-environment", Severity.info, "the model runs on no environment's cloud (every deploy is refused)"),
     Rule("config.environment-gap", E, "the model skips an environment whose tests a later one needs"),
     # Security.
     Rule("security.image-registry", E, "images must come from an AWS Deep Learning Container registry"),
