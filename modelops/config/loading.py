@@ -32,7 +32,7 @@ from modelops.config.workspace import (
     ReadError,
     Workspace,
 )
-from modelops.config.yamlsource import SourceMap, YamlError, parse
+from modelops.config.yamlsource import ParsedYaml, SourceMap, YamlError, parse
 from modelops.errors import InputError
 
 T = TypeVar("T")
@@ -84,8 +84,12 @@ def _finding(rule: str, file: str, message: str, line: int | None = None, column
                    fatal=rule in _FATAL_RULES)
 
 
-def read_document(workspace: Workspace, file: str, kind: str,
-                  model: str | None = None) -> tuple[Any, SourceMap | None, list[Finding]]:
+#: Parses a file's bytes (``parse``, or a cache of its answers keyed by the bytes).
+Parser = Callable[[bytes, str], ParsedYaml]
+
+
+def read_document(workspace: Workspace, file: str, kind: str, model: str | None = None, *,
+                  parser: Parser = parse) -> tuple[Any, SourceMap | None, list[Finding]]:
     """Read and parse one YAML file and check it against its schema: (data, source map, findings).
     Data is None when the file could not be read or parsed."""
     try:
@@ -93,7 +97,7 @@ def read_document(workspace: Workspace, file: str, kind: str,
     except ReadError as exc:
         return None, None, [_finding(exc.rule, file, exc.message, hint=exc.hint or "", model=model)]
     try:
-        parsed = parse(raw, file)
+        parsed = parser(raw, file)
     except YamlError as exc:
         return None, None, [_finding(exc.rule, file, exc.message, exc.line, exc.column, model=model)]
     findings = [_finding(p.rule, file, p.message, p.line, p.column, p.path, model=model) for p in parsed.problems]
@@ -117,11 +121,11 @@ def _build(file: str, data: Any, source: SourceMap | None, findings: list[Findin
     return Loaded(file, factory() if usable else None, tuple(findings), data, source)
 
 
-def read_model(workspace: Workspace, folder: str) -> Loaded[ModelConfig]:
+def read_model(workspace: Workspace, folder: str, *, parser: Parser = parse) -> Loaded[ModelConfig]:
     """Read ``<folder>/model.yaml`` leniently (``folder`` is repo-relative, e.g. ``models/iris``)."""
     file = f"{folder}/{MODEL_FILE}"
     hint_name = posixpath.basename(folder)
-    data, source, findings = read_document(workspace, file, "model", hint_name)
+    data, source, findings = read_document(workspace, file, "model", hint_name, parser=parser)
     if isinstance(data, dict):
         name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
         if isinstance(name, str) and name != hint_name:

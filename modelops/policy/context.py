@@ -23,8 +23,6 @@ class ModelRef:
     name: str
     folder: str
     file: str
-    name_line: int
-    name_column: int
 
 
 @dataclass(frozen=True)
@@ -83,8 +81,7 @@ class CheckContext:
 
 
 def model_ref(model: ModelConfig) -> ModelRef:
-    pos = model.position("metadata", "name")
-    return ModelRef(model.name, model.folder, model.file, pos.line, pos.column)
+    return ModelRef(model.name, model.folder, model.file)
 
 
 #: A checker: looks at the context and yields findings (None entries are skipped, so checkers can

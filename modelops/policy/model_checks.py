@@ -163,21 +163,24 @@ def _tests_runnable(ctx: CheckContext, model: ModelConfig, file: str, total: int
     envs = ctx.environments
     if envs is None:
         return
-    at = next(p for p in (("spec", "tests", "cases"), ("spec", "tests"), ("spec",)) if model.source.has(p) or p == ("spec",))
     for env in ctx.deploy_targets(model):
         previous = envs.previous(env.name) if env.name in envs.promotion else None
         if previous is not None:
             cannot = cannot_run(file, cases=total, load_mix=mix, regression=True, load=model.tests.load is not None)
             if cannot is not None:
-                yield ctx.at(model, "config.tests", at, TESTS_NEEDED.format(
+                yield ctx.at(model, "config.tests", _tests_at(model), TESTS_NEEDED.format(
                     why=cannot[0], environment=env.name, previous=previous.name), cannot[1])
                 return
         if effective(model, env).synthetic_traffic_rate is not None and not mix:
             cannot = cannot_run(file, cases=total, load_mix=mix, regression=False, load=True)
             if cannot is not None:
-                yield ctx.at(model, "config.tests", at, TRAFFIC_NEEDED.format(why=cannot[0], environment=env.name),
+                yield ctx.at(model, "config.tests", _tests_at(model), TRAFFIC_NEEDED.format(why=cannot[0], environment=env.name),
                              cannot[1])
                 return
+
+
+def _tests_at(model: ModelConfig) -> tuple[str | int, ...]:
+    return next(p for p in (("spec", "tests", "cases"), ("spec", "tests"), ("spec",)) if model.source.has(p) or p == ("spec",))
 
 
 @reads(("spec", "clouds"))
@@ -190,10 +193,10 @@ def check_clouds(ctx: CheckContext) -> Iterator[Finding | None]:
     if envs is None:
         return
     for model in ctx.models:
-        at = ("spec", "clouds") if model.source.has(("spec", "clouds")) else ("metadata", "name")
         for env in ctx.deploy_targets(model):
             previous = envs.previous(env.name) if env.name in envs.promotion else None
             if previous is not None and not model.supports_cloud(previous.cloud):
+                at = ("spec", "clouds") if model.source.has(("spec", "clouds")) else ("metadata", "name")
                 yield ctx.at(model, "config.environment-gap", at, GAP.format(
                     environment=env.name, previous=previous.name, model=model.name, cloud=previous.cloud),
                     GAP_HINT.format(cloud=previous.cloud))
@@ -235,8 +238,14 @@ def check_unique_names(ctx: CheckContext) -> Iterator[Finding | None]:
         if other != ref.folder:
             severity = ctx.severity("config.duplicate-name")
             if severity is not None:
+                # Where the name is written, found now (most runs have no duplicate to place).
+                from modelops.config.loading import read_model
+
+                source = read_model(ctx.workspace, ref.folder).source
+                at = source.position(("metadata", "name")) if source is not None else None
                 yield Finding("config.duplicate-name", severity,
-                              Location(ref.file, ref.name_line, ref.name_column, "$.metadata.name"),
+                              Location(ref.file, at.line if at else None, at.column if at else None,
+                                       "$.metadata.name"),
                               DUPLICATE_NAME.format(name=ref.name, other=other), "", ref.name)
 
 
@@ -302,6 +311,10 @@ def check_dlc(ctx: CheckContext) -> Iterator[Finding | None]:
                     **kw, region=missing[0], known=", ".join(sorted(found or ()))), catalog.DLC_HINT)
 
 
+def _autoscaling_at(model: ModelConfig, base: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    return (*base, "autoscaling") if model.source.has((*base, "autoscaling")) else ("spec", "resources", "autoscaling")
+
+
 @reads(("spec", "resources"), ("spec", "environments"), ("spec", "security"))
 def check_resources(ctx: CheckContext) -> Iterator[Finding | None]:
     for model in ctx.models:
@@ -312,12 +325,11 @@ def check_resources(ctx: CheckContext) -> Iterator[Finding | None]:
             scaling = res.autoscaling
             if scaling is None:
                 continue
-            at = (*base, "autoscaling") if model.source.has((*base, "autoscaling")) else ("spec", "resources", "autoscaling")
             if scaling.min_instances > scaling.max_instances:
-                yield ctx.at(model, "config.autoscaling", at,
+                yield ctx.at(model, "config.autoscaling", _autoscaling_at(model, base),
                              AUTOSCALING_BOUNDS.format(min=scaling.min_instances, max=scaling.max_instances))
             elif not scaling.min_instances <= res.instance_count <= scaling.max_instances:
-                yield ctx.at(model, "config.autoscaling", at, COUNT_OUTSIDE.format(
+                yield ctx.at(model, "config.autoscaling", _autoscaling_at(model, base), COUNT_OUTSIDE.format(
                     count=res.instance_count, min=scaling.min_instances, max=scaling.max_instances))
         capture = model.security.data_capture
         if capture is not None and capture.enabled and not capture.destination:

@@ -20,6 +20,7 @@ rollouts) run on every validate, as they are cheap and read every model.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -28,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from modelops.config.workspace import ENVIRONMENTS_FILE, POLICY_FILE, ReadError, Workspace
+from modelops.config.yamlsource import ParsedYaml, parse
 from modelops.policy.jsoncache import JsonCache
 
 #: Bumped when what an entry holds changes.
-FORMAT = 1
+FORMAT = 2  # 2: model refs without the name's position
 SETTLE_SECONDS = 2.0
 MAX_ENTRIES = 20_000  # models x states kept; the oldest go first
 FILE = "validate-results.json"
@@ -41,12 +43,16 @@ SIGNING_KEY_FILE = "pipelines/artifact-signing.pub"
 
 
 def _code_fingerprint() -> str:
-    """Stat data of modelops' own code and data files (an editable install changes with them; a
-    wheel's never do, so its version says it all)."""
+    """The modelops version and the stat data of its own code and data files (an editable install
+    changes with them; a wheel's never do, so its version says it all)."""
     import modelops
 
-    digest = hashlib.sha256(modelops.__version__.encode())
-    root = Path(modelops.__file__).parent
+    return f"{modelops.__version__}:{_files_fingerprint(Path(modelops.__file__).parent)}"
+
+
+@functools.cache
+def _files_fingerprint(root: Path) -> str:
+    digest = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in ("__pycache__", "localcloud"))
         for name in sorted(filenames):
@@ -111,6 +117,29 @@ class ResultsCache:
 
     def put(self, key: str, value: Any) -> None:
         self._store.put(key, value)
+
+    def save(self) -> None:
+        self._store.save()
+
+
+class ParseCache:
+    """YAML parses of config files, keyed by the file's bytes (and modelops' code, in the namespace):
+    what a run that checks every model again (after the policy changed) does not need to redo. A
+    :data:`~modelops.config.loading.Parser` for ``read_model``; documents that cannot be read are
+    not cached (their error is raised each time)."""
+
+    def __init__(self, data_dir: Path):
+        self._store = JsonCache(data_dir / "cache" / "yaml.json", namespace=f"yaml {_code_fingerprint()}",
+                                max_entries=MAX_ENTRIES)
+
+    def __call__(self, raw: bytes, file: str) -> ParsedYaml:
+        key = hashlib.sha256(raw).hexdigest()
+        row = self._store.get(key)
+        if row is not None:
+            return ParsedYaml.from_row(row, file, raw)
+        parsed = parse(raw, file)
+        self._store.put(key, parsed.to_row())
+        return parsed
 
     def save(self) -> None:
         self._store.save()

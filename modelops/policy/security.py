@@ -225,17 +225,19 @@ def check_environments(ctx: CheckContext) -> Iterator[Finding | None]:
 
 def _check_role(ctx: CheckContext, model: ModelConfig, env: str, account: str,
                 role: str | None) -> Iterator[Finding | None]:
-    at = _where(model, env, "security", "execution_role")
+    def at() -> tuple[str | int, ...]:  # looked up only for a finding: most models have none
+        return _where(model, env, "security", "execution_role")
+
     if not role:
-        yield ctx.at(model, "security.execution-role", at, ROLE_MISSING.format(environment=env), ROLE_MISSING_HINT)
+        yield ctx.at(model, "security.execution-role", at(), ROLE_MISSING.format(environment=env), ROLE_MISSING_HINT)
         return
     role_account = role.split(":")[4] if role.count(":") >= 5 else ""
     if role_account != account:
-        yield ctx.at(model, "security.execution-role", at,
+        yield ctx.at(model, "security.execution-role", at(),
                      ROLE_ACCOUNT.format(role_account=role_account, environment=env, account=account),
                      "use {account} in the role ARN so it follows the environment")
     name = role.rsplit("/", 1)[-1]
     broad = _BROAD_ROLE.search(name)
     if broad:
-        yield ctx.at(model, "security.execution-role", at,
+        yield ctx.at(model, "security.execution-role", at(),
                      ROLE_BROAD.format(role=name, why=f"its name has '{broad.group(1)}'"), ROLE_BROAD_HINT)

@@ -12,16 +12,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops.config.findings import Finding, Severity
 from modelops.config.loading import read_environments, read_model, read_policy
 from modelops.config.policy import Policy
 from modelops.config.workspace import MODEL_FILE, MODELS_DIR, PIPELINES_DIR, Workspace
+from modelops.config.yamlsource import parse
 from modelops.errors import ExitStatus, InputError
 from modelops.policy import capacity, code_checks, model_checks, rollout, security
 from modelops.policy.context import CheckContext, Checker, ModelRef, model_ref, runs_on
 from modelops.runtime import Runtime
+
+if TYPE_CHECKING:
+    from modelops.policy.results import ParseCache
 
 NO_SUCH_PATH = "{path} does not exist"
 NOT_A_MODEL_PATH = "{path} is not a model folder, models/, pipelines/ or the repository root"
@@ -241,7 +245,7 @@ class _ModelResult:
         s, r = self.summary, self.ref
         return {"findings": [f.to_row() for f in self.findings],
                 "summary": [s.name, s.file, s.valid, list(s.clouds), list(s.environments)],
-                "ref": None if r is None else [r.name, r.file, r.name_line, r.name_column]}
+                "ref": None if r is None else [r.name, r.file]}
 
     @classmethod
     def from_row(cls, folder: str, row: dict[str, Any]) -> _ModelResult:
@@ -249,13 +253,13 @@ class _ModelResult:
         ref = row["ref"]
         return cls(folder, tuple(Finding.from_row(f) for f in row["findings"]),
                    ModelSummary(name, folder, file, valid, tuple(clouds), tuple(environments)),
-                   None if ref is None else ModelRef(ref[0], folder, ref[1], ref[2], ref[3]))
+                   None if ref is None else ModelRef(ref[0], folder, ref[1]))
 
 
 def _results(base: CheckContext, folders: Sequence[str], extra: tuple[Checker, ...]) -> dict[str, _ModelResult]:
     """Every folder's results: from the results cache where nothing they depend on changed
     (:mod:`modelops.policy.results`), checked (in several processes when many) otherwise."""
-    from modelops.policy.results import ResultsCache
+    from modelops.policy.results import ParseCache, ResultsCache
     from modelops.policy.rules import RULES
 
     cache = ResultsCache(base.runtime.data_dir, base.workspace, checkers=(*_MODEL_CHECKERS, *extra), rules=RULES,
@@ -268,8 +272,10 @@ def _results(base: CheckContext, folders: Sequence[str], extra: tuple[Checker, .
             found[folder] = _ModelResult.from_row(folder, row)
     todo = [f for f in folders if f not in found]
     if todo:
+        parser = ParseCache(base.runtime.data_dir)
         shares = _share(todo, base.workspace)
-        parts = _in_processes(base, shares, extra) if len(shares) > 1 else [_check_models(base, todo, extra)]
+        parts = (_in_processes(base, shares, extra, parser) if len(shares) > 1
+                 else [_check_models(base, todo, extra, parser)])
         for part in parts:
             for result in part:
                 found[result.folder] = result
@@ -280,11 +286,14 @@ def _results(base: CheckContext, folders: Sequence[str], extra: tuple[Checker, .
     return found
 
 
-def _check_models(base: CheckContext, folders: Sequence[str], extra: tuple[Checker, ...]) -> tuple[_ModelResult, ...]:
+def _check_models(base: CheckContext, folders: Sequence[str], extra: tuple[Checker, ...],
+                  parser: ParseCache | None = None) -> tuple[_ModelResult, ...]:
     """Load ``folders`` and run the model checkers over them: every checker over the models that
     load, and over what is usable of those that fail their schema (``Loaded.partial``) wherever
     the values the checker reads are intact, so one run reports every problem."""
-    loaded = [read_model(base.workspace, folder) for folder in folders]
+    loaded = [read_model(base.workspace, folder, parser=parser or parse) for folder in folders]
+    if parser is not None:
+        parser.save()
     models = tuple(m.value for m in loaded if m.value is not None)
     partial = [m for m in loaded if m.value is None and m.partial is not None]
     ctx = replace(base, models=models)
@@ -346,17 +355,17 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-_JOB: tuple[CheckContext, list[tuple[str, ...]], tuple[Checker, ...]] | None = None
+_JOB: tuple[CheckContext, list[tuple[str, ...]], tuple[Checker, ...], ParseCache] | None = None
 
 
 def _run_share(index: int) -> tuple[_ModelResult, ...]:
     assert _JOB is not None, "set before the fork"
-    base, shares, extra = _JOB
-    return _check_models(base, shares[index], extra)
+    base, shares, extra, parser = _JOB
+    return _check_models(base, shares[index], extra, parser)
 
 
-def _in_processes(base: CheckContext, shares: list[tuple[str, ...]],
-                  extra: tuple[Checker, ...]) -> list[tuple[_ModelResult, ...]]:
+def _in_processes(base: CheckContext, shares: list[tuple[str, ...]], extra: tuple[Checker, ...],
+                  parser: ParseCache) -> list[tuple[_ModelResult, ...]]:
     """Check the first share here and the others in forked processes (which inherit everything
     loaded so far, so nothing but the results is pickled)."""
     import multiprocessing
@@ -369,11 +378,11 @@ def _in_processes(base: CheckContext, shares: list[tuple[str, ...]],
     schema.is_valid("model", {})
     catalog.instance_type_names()
     catalog.frameworks()
-    _JOB = (base, shares, extra)
+    _JOB = (base, shares, extra, parser)
     try:
         with ProcessPoolExecutor(len(shares) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_run_share, i) for i in range(1, len(shares))]
-            first = _check_models(base, shares[0], extra)
+            first = _check_models(base, shares[0], extra, parser)
             return [first, *(f.result() for f in futures)]
     finally:
         _JOB = None
