@@ -234,29 +234,45 @@ _PROCESSOR_PROBES = {"cpu": "ml.m5.large", "gpu": "ml.g5.xlarge"}
 
 
 def availability_table() -> dict[str, Any]:
-    """For every framework version of modelops' catalog and each processor: the regions that have its
-    DLC, or why sagemaker-core refuses it (with the default Python version). Shipped as
+    """For every framework version of modelops' catalog, each processor and each Python version
+    sagemaker-core lists for it (and none: ``""``): the regions that have its DLC, or why
+    sagemaker-core refuses it. Shipped as
     ``modelops/config/data/dlc_availability.json`` for validate (``catalog.dlc_availability``), which
     must not import sagemaker-core; the catalog test regenerates it and compares. Slow: sagemaker-core
     takes ~0.1 s per image."""
     resolver = DlcResolver(None)
     region_sets: list[list[str]] = []
-    images: dict[str, dict[str, dict[str, int | str]]] = {}
+    images: dict[str, dict[str, dict[str, dict[str, int | str]]]] = {}
     for framework, known in sorted(catalog.frameworks().items()):
         for version in known.versions:
             regions = _djl_regions() if framework == _DJL_CPU else sorted(_regions(framework, version))
             if regions not in region_sets:
                 region_sets.append(regions)
-            row: dict[str, int | str] = {}
+            row: dict[str, dict[str, int | str]] = {}
             for processor, instance_type in _PROCESSOR_PROBES.items():
-                try:
-                    resolver._retrieve(framework, version, processor, None, instance_type,
-                                       regions[0] if regions else "us-east-1", "")
-                    row[processor] = region_sets.index(regions)
-                except InputError as err:
-                    row[processor] = err.message.split(": ", 2)[-1]  # sagemaker-core's own words
+                answers: dict[str, int | str] = {}
+                for py in ("", *_py_versions(framework, version)):
+                    try:
+                        resolver._retrieve(framework, version, processor, py or None, instance_type,
+                                           regions[0] if regions else "us-east-1", "")
+                        answers[py] = region_sets.index(regions)
+                    except InputError as err:
+                        answers[py] = err.message.split(": ", 2)[-1]  # sagemaker-core's own words
+                row[processor] = answers
             images.setdefault(framework, {})[version] = row
     return {"sagemaker_core": _sagemaker_version(), "region_sets": region_sets, "images": images}
+
+
+def _py_versions(framework: str, version: str) -> list[str]:
+    if framework == _DJL_CPU:
+        return []
+    from sagemaker.core import image_uris
+
+    config = image_uris.config_for_framework(framework)
+    scope = config if "versions" in config else config.get("inference", {})
+    resolved = scope.get("version_aliases", {}).get(version, version)
+    found = scope.get("versions", {}).get(resolved, {}).get("py_versions")
+    return list(found) if isinstance(found, list) else []
 
 
 def _djl_regions() -> list[str]:

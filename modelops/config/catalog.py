@@ -17,6 +17,7 @@ UNKNOWN_VERSION = "{where}: {framework} {version} has no Deep Learning Container
 UNKNOWN_REGION = "{where}: {framework} {version} has no Deep Learning Container in {region} (regions: {known})"
 DLC_REFUSED = "{where}: {framework} {version} in {region}: {detail}"
 DLC_HINT = "pick one of the listed values in spec.container, or set spec.container.image"
+PY_UNKNOWN = "no Deep Learning Container for python_version {python_version} (python versions: {listed})"
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,18 @@ def _availability() -> dict[str, Any]:
     return _data("dlc_availability.json")
 
 
-def dlc_availability(framework: str, version: str, processor: str) -> frozenset[str] | str | None:
-    """Where the DLC of ``framework`` ``version`` for ``processor`` (``cpu`` | ``gpu``) exists, with
-    the default Python version: the regions (empty: sagemaker-core lists none, so build asks in each),
-    or sagemaker-core's reason it has none; None when the catalog does not know the version.
+def dlc_availability(framework: str, version: str, processor: str,
+                     python_version: str | None = None) -> frozenset[str] | str | None:
+    """Where the DLC of ``framework`` ``version`` for ``processor`` (``cpu`` | ``gpu``) and
+    ``python_version`` (None: the default) exists: the regions (empty: sagemaker-core lists none, so
+    build asks in each), or why it has none; None when the catalog does not know the version.
     Generated from sagemaker-core by ``modelops.build.dlc.availability_table``."""
     data = _availability()
-    row = data["images"].get(framework, {}).get(version)
-    if row is None or processor not in row:
+    row = data["images"].get(framework, {}).get(version, {}).get(processor)
+    if row is None:
         return None
-    found = row[processor]
+    found = row.get(python_version or "")
+    if found is None:
+        listed = ", ".join(k for k in row if k) or "none"
+        return PY_UNKNOWN.format(python_version=python_version, listed=listed)
     return found if isinstance(found, str) else frozenset(data["region_sets"][found])

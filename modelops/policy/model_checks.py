@@ -289,17 +289,18 @@ def check_dlc(ctx: CheckContext) -> Iterator[Finding | None]:
     """The Deep Learning Container build resolves exists for the processor of the model's instance
     type in each region of each environment it deploys to (sagemaker-core's answers, shipped as the
     catalog's availability table: validate does not import sagemaker-core). Models with an explicit
-    image or a python_version other than the default are build's to check."""
+    image are build's to check."""
     for model in ctx.models:
         c = model.container
-        if not c.framework or not c.framework_version or c.python_version:
+        if not c.framework or not c.framework_version:
             continue
         at = ("spec", "container", "framework_version")
         for env in ctx.deploy_targets(model):
             itype = catalog.instance_type(model.resources_for(env.name).instance_type)
             if itype is None:
                 continue  # capacity.unknown-instance-type says so
-            found = catalog.dlc_availability(c.framework, c.framework_version, "gpu" if itype.gpus else "cpu")
+            found = catalog.dlc_availability(c.framework, c.framework_version, "gpu" if itype.gpus else "cpu",
+                                             c.python_version)
             kw = {"where": env.name, "framework": c.framework, "version": c.framework_version}
             if isinstance(found, str):
                 yield ctx.at(model, "config.dlc", at, catalog.DLC_REFUSED.format(**kw, region=env.regions[0],

@@ -50,8 +50,8 @@ def test_dlc_availability_is_what_sagemaker_core_resolves() -> None:
     shipped = json.loads((Path(catalog.__file__).parent / "data" / "dlc_availability.json").read_text())
     fresh = availability_table()
     assert {k: shipped[k] for k in fresh} == fresh
-    assert catalog.dlc_availability("sklearn", "1.2-1", "gpu") == fresh["images"]["sklearn"]["1.2-1"]["gpu"]
-    assert "us-east-1" in catalog.dlc_availability("sklearn", "1.2-1", "cpu")  # type: ignore[operator]
+    assert catalog.dlc_availability("sklearn", "1.2-1", "gpu") == fresh["images"]["sklearn"]["1.2-1"]["gpu"][""]
+    assert "us-east-1" in catalog.dlc_availability("sklearn", "1.2-1", "cpu", "py3")  # type: ignore[operator]
 
 
 def test_instance_type_did_you_mean() -> None:
