@@ -100,7 +100,10 @@ def test_init_sizes_a_model_for_each_environments_rollout(tmp_path: Path) -> Non
     # is within SageMaker's 10%..50%); prod's 50% canary needs 2.
     assert model["spec"]["environments"] == {"staging": {"resources": {"instance_count": 2}},
                                              "prod": {"resources": {"instance_count": 2}}}
-    assert run_cli("validate", cwd=root).exit_code == 0
+    assert run_cli("validate", "models/fraud-score", cwd=root).exit_code == 0
+    # The model made before staging changed its rollout is now too small there, and validate says so.
+    [finding] = run_cli("validate", "models/my-model", "--output", "json", cwd=root).json()["findings"]
+    assert finding["rule"] == "rollout.step-size" and finding["message"].startswith("staging: the linear step 25% is 1 of the 1")
 
 
 @pytest.mark.slow
