@@ -58,8 +58,8 @@ def _instance_places(model: ModelConfig) -> Iterator[tuple[str, tuple[str | int,
             yield over.resources.instance_type, ("spec", "environments", env, "resources", "instance_type")
 
 
-@reads(("spec", "resources"), ("spec", "environments"), ("spec", "container", "serving"),
-       ("spec", "artifacts"))
+@reads(("spec", "resources", "instance_type"), ("spec", "environments", "*", "resources", "instance_type"),
+       ("spec", "container", "serving"), ("spec", "artifacts"))
 def check_capacity(ctx: CheckContext) -> Iterator[Finding | None]:
     headroom = ctx.policy.capacity_headroom
     for model in ctx.models:

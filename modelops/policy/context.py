@@ -94,9 +94,9 @@ _READS: dict[Checker, tuple[Path, ...]] = {}
 
 def reads(*paths: Path) -> Callable[[Checker], Checker]:
     """Declare the parts of ``model.yaml`` a model checker reads (JSON paths under the document
-    root). A model that fails its schema is still checked by every checker whose parts are intact in
-    it (validate reports every problem at once); a checker that declares nothing runs on valid
-    models only."""
+    root; ``*`` stands for any key, e.g. each environment override). A model that fails its schema
+    is still checked by every checker whose parts are intact in it (validate reports every problem at
+    once); a checker that declares nothing runs on valid models only."""
     def declare(checker: Checker) -> Checker:
         _READS[checker] = paths
         return checker
@@ -109,4 +109,9 @@ def runs_on(checker: Checker, broken: frozenset[Path]) -> bool:
     paths = _READS.get(checker)
     if paths is None:
         return False
-    return not any(b[: len(r)] == r or r[: len(b)] == b for b in broken for r in paths)
+    return not any(_overlap(b, r) for b in broken for r in paths)
+
+
+def _overlap(broken: Path, read: Path) -> bool:
+    """One path holds the other (or is it): a read of ``a.*.b`` overlaps ``a.x.b.c`` and ``a``."""
+    return all(r == "*" or r == b for b, r in zip(broken, read, strict=False))

@@ -118,7 +118,7 @@ def paths_in_document(ctx: CheckContext, file: str, folder: str, model: str | No
                               "keep code, artifacts and cases inside the model folder", model=model)
 
 
-@reads(("spec", "tests"))
+@reads(("spec", "tests"), ("spec", "clouds"), ("spec", "rollout"), ("spec", "environments", "*", "rollout"))
 def check_cases(ctx: CheckContext) -> Iterator[Finding | None]:
     """The regression cases file (``spec.tests.cases``, else ``tests/cases.yaml`` when present) parses
     and matches its schema, located at its file:line: a broken one passed the pull-request check and
@@ -284,7 +284,8 @@ def check_container(ctx: CheckContext) -> Iterator[Finding | None]:
                              f"known versions: {', '.join(known.versions[-8:])}")
 
 
-@reads(("spec", "container"), ("spec", "clouds"), ("spec", "resources"), ("spec", "environments"))
+@reads(("spec", "container"), ("spec", "clouds"), ("spec", "resources", "instance_type"),
+       ("spec", "environments", "*", "resources", "instance_type"))
 def check_dlc(ctx: CheckContext) -> Iterator[Finding | None]:
     """The Deep Learning Container build resolves exists for the processor of the model's instance
     type in each region of each environment it deploys to (sagemaker-core's answers, shipped as the
@@ -316,7 +317,7 @@ def _autoscaling_at(model: ModelConfig, base: tuple[str | int, ...]) -> tuple[st
     return (*base, "autoscaling") if model.source.has((*base, "autoscaling")) else ("spec", "resources", "autoscaling")
 
 
-@reads(("spec", "resources"), ("spec", "environments"), ("spec", "security"))
+@reads(("spec", "resources"), ("spec", "environments", "*", "resources"), ("spec", "security", "data_capture"))
 def check_resources(ctx: CheckContext) -> Iterator[Finding | None]:
     for model in ctx.models:
         places: list[tuple[tuple[str | int, ...], str | None]] = [(("spec", "resources"), None)]

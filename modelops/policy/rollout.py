@@ -41,8 +41,8 @@ def _located(model: ModelConfig, env: str, field: str) -> tuple[str | int, ...]:
     return next(p for p in places if model.source.has(p) or p == ("spec", "resources"))
 
 
-@reads(("spec", "clouds"), ("spec", "rollout"), ("spec", "resources"),
-       ("spec", "environments"))
+@reads(("spec", "clouds"), ("spec", "rollout"), ("spec", "resources", "instance_count"),
+       ("spec", "environments", "*", "rollout"), ("spec", "environments", "*", "resources", "instance_count"))
 def check_model_rollouts(ctx: CheckContext) -> Iterator[Finding | None]:
     """Each model's effective rollout per environment it deploys to, with its instance count there."""
     for model in ctx.models:

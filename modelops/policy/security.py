@@ -191,8 +191,8 @@ def _where(model: ModelConfig, env: str, *names: str) -> tuple[str | int, ...]:
     return parent if model.source.has(parent) else ("spec",)
 
 
-@reads(("spec", "clouds"), ("spec", "resources"), ("spec", "security"),
-       ("spec", "environments"), ("spec", "artifacts"))
+@reads(("spec", "clouds"), ("spec", "resources", "instance_type"), ("spec", "security"),
+       ("spec", "environments", "*", "resources", "instance_type"), ("spec", "environments", "*", "security"))
 def check_environments(ctx: CheckContext) -> Iterator[Finding | None]:
     """Per environment the model deploys to: allowed instance type, KMS, VPC, network isolation,
     execution role (signed artifacts: ``modelops.build.checks``, as deploy verifies them)."""
