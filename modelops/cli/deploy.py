@@ -1,4 +1,5 @@
-"""CLI commands of the deploy concern: deploy, promote, approve, rollback, status, history, plan, sync, invoke."""
+"""CLI commands of the deploy concern: deploy, promote, approve, rollback, status, history, plan, sync, and
+``invoke`` (one request to a deployed model)."""
 
 from __future__ import annotations
 
@@ -187,11 +188,10 @@ def invoke(
     output: Output = OutputFormat.text,
 ) -> int:
     """Send one request to a model's endpoint and print the answer."""
-    from modelops.deploy import InvokeRequest
-    from modelops.deploy import invoke as run_invoke
+    from modelops.verify.invoke import InvokeRequest, invoke_model
 
     cli = cli_context.get(ctx)
-    result = run_invoke(InvokeRequest(model, env, _body(body, file), region, content_type, accept), cli.runtime)
+    result = invoke_model(InvokeRequest(model, env, _body(body, file), region, content_type, accept), cli.runtime)
 
     def text(console: Console) -> None:
         sys.stdout.write(result.body.decode("utf-8", "replace").rstrip("\n") + "\n")  # the answer is the output
