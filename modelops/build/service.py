@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops import naming
 from modelops.build import artifacts
@@ -31,6 +31,9 @@ from modelops.config import (
 )
 from modelops.errors import EnvironmentFailedError, InputError
 from modelops.runtime import Runtime
+
+if TYPE_CHECKING:
+    from modelops.clients import Clients
 
 CLOUD_NOT_SUPPORTED = "{model} runs on {clouds} only (spec.clouds in {file}); environment {env} is on the {cloud} cloud"
 CLOUD_NOT_SUPPORTED_HINT = "build it for an aws environment (--env), or render its context with --context-only DIR"
@@ -170,7 +173,7 @@ def _signature_required_by(policy: Policy, env_name: str) -> str | None:
     return env_name if env_name in policy.signed_artifacts_required_in else None
 
 
-def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None) -> BuildResult:
+def build(request: BuildRequest, runtime: Runtime, *, clients: Clients | None = None) -> BuildResult:
     """Build ``request.model`` for ``request.environment`` (see the module docstring)."""
     ws = Workspace.discover(runtime.cwd)
     if request.ref is not None:

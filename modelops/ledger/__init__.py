@@ -144,6 +144,7 @@ from .records import (
 )
 
 if TYPE_CHECKING:
+    from modelops.clients import Clients
     from modelops.runtime import Runtime
 
     from .dynamo import DynamoLedger
@@ -163,7 +164,7 @@ __all__ = [
 ]
 
 
-def open_ledger(clients: Any, runtime: Runtime) -> Ledger:
+def open_ledger(clients: Clients, runtime: Runtime) -> Ledger:
     """The ledger of the environment ``clients`` serves (a :class:`modelops.clients.Clients`, or any
     object with ``.cloud`` and ``.client(service, region)``; aws needs ``.environment.regions`` or
     ``$MODELOPS_LEDGER_REGION``)."""
@@ -184,7 +185,7 @@ def sqlite_ledger(runtime: Runtime, path: Path | None = None) -> SqliteLedger:
     return SqliteLedger(path or runtime.local_cloud_dir / LEDGER_FILE, clock=runtime.clock, user=runtime.user)
 
 
-def _first_region(clients: Any) -> str:
+def _first_region(clients: Clients) -> str:
     environment = getattr(clients, "environment", None)
     regions = getattr(environment, "regions", None) or ()
     if not regions:
