@@ -195,10 +195,10 @@ def invoke(
 
     def text(console: Console) -> None:
         sys.stdout.write(result.body.decode("utf-8", "replace").rstrip("\n") + "\n")  # the answer is the output
-        console.print(f"{result.endpoint} ({result.region}): HTTP {result.status}")
+        console.print(f"{result.endpoint} ({result.region}): {result.describe()}")
 
     cli.emit(result, text)
-    return 0 if result.status < 400 else 1
+    return 0 if result.ok else 1
 
 
 # -- rendering -------------------------------------------------------------------------------------

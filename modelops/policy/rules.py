@@ -48,6 +48,9 @@ _ALL = [
     Rule("config.framework-version", E, "the framework version is not a known DLC version"),
     Rule("config.autoscaling", E, "autoscaling bounds are inconsistent"),
     Rule("config.data-capture", E, "data capture is enabled without a destination"),
+    Rule("cases.duplicate-name", E, "two regression cases have the same name"),
+    Rule("cases.missing-file", E, "a case's request file cannot be read"),
+    Rule("cases.any-model-error", W, "a case expects any container error (status 424 without model_error)"),
     # Security.
     Rule("security.image-registry", E, "images must come from an AWS Deep Learning Container registry"),
     Rule("security.image-unpinned", E, "images must be pinned (a version tag that is not latest, or a digest)"),

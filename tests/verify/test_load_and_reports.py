@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from modelops.config.cases import Case, CaseRequest, Expectation
+from modelops.config.cases import Case, CaseRequest, Check, Expectation
 from modelops.config.model import Slo
 from modelops.config.policy import Policy
 from modelops.runtime import Runtime
@@ -125,7 +125,8 @@ def sample_report(stats: LoadStats, *, with_baseline: bool = True) -> TestReport
     checks = slo_checks(stats, slo) + (baseline_checks(stats, baseline.metrics, baseline.release, Policy())
                                        if baseline else ())
     good = evaluate(PAYLOADS[0], Invocation(200, b'{"echo": {"x": 1}}', 2.0))
-    bad = evaluate(Case("answers-changed", CaseRequest(), Expectation(status=503)), Invocation(200, b"{}", 2.0))
+    bad = evaluate(Case("answers-changed", CaseRequest(), Expectation(
+        latency_ms=1.0, checks=(Check("$.label", "equals", "setosa"),))), Invocation(200, b"{}", 2.0))
     region = RegionReport("us-east-1", "iris-dev", "iris-0000000002", regression=(good, bad),
                           load=LoadResult(stats, LoadPlan(users=4, spawn_rate=4, duration_seconds=3), checks, baseline))
     return TestReport("iris", "dev", "iris-0000000002", (region,), "models/iris/tests/cases.yaml",
@@ -141,12 +142,17 @@ def test_json_and_junit_shapes(tmp_path: Path) -> None:
     doc = report.to_dict()
     assert doc["passed"] is False
     assert [(r["case"], r["passed"]) for r in doc["regression"]] == [("small", True), ("answers-changed", False)]
-    assert doc["regression"][1]["message"] == "answers-changed: status: expected 503, got 200"
+    assert doc["regression"][1]["message"] == ("answers-changed: latency_ms: expected <= 1, got 2.0; "
+                                               "answers-changed: $.label: expected equals \"setosa\", got (not found)")
     assert {k: doc["load"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "rps", "error_rate")} == {
         "p50_ms": 2, "p95_ms": 6, "p99_ms": 8, "rps": 10, "error_rate": 0}
     assert doc["load"]["passed"] is False  # 10 req/s < SLO 20 and far below the baseline's 400
     junit = ET.fromstring(render_junit(to_report(report)))
     cases = {c.get("name"): c.find("failure") is not None for c in junit.iter("testcase")}
+    # A case with two unmet expectations is two problems, listed and counted alike.
+    [failure] = [c.find("failure") for c in junit.iter("testcase") if c.get("name") == "regression/answers-changed"]
+    assert failure.get("message").startswith("2 problem(s); first: ")
+    assert len(failure.text.splitlines()) == 2
     assert cases == {"regression/small": False, "regression/answers-changed": True, "slo/p50_ms": False,
                      "slo/p95_ms": False, "slo/p99_ms": False, "slo/error_rate": False, "slo/rps": True,
                      "baseline/p95_ms": False, "baseline/rps": True}
