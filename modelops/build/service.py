@@ -48,6 +48,8 @@ DEFAULT_MODEL_DATA_LOCATION = "s3://modelops-model-artifacts-{account}-{region}/
 # Under the build's work folder: artifacts fetched or generated, and model data archives (which build
 # writes and verify_artifacts checks again before deploy).
 ARTIFACT_CACHE = "artifacts"
+#: Marks the commit of a release built from a working tree with uncommitted changes in the model folder.
+DIRTY_SUFFIX = "-dirty"
 MODEL_DATA = "model-data"
 
 
@@ -213,8 +215,8 @@ def _prepare(request: BuildRequest, runtime: Runtime) -> _Prepared:
     commit = ws.head_commit or "uncommitted"
     shown = ws.head_commit[:12] if ws.head_commit else commit
     if ws.ref is None and ws.is_git and ws.is_dirty([model.folder]):
-        commit += "-dirty"
-        shown += "-dirty"  # the build holds uncommitted changes: the line says so, not just the commit
+        commit += DIRTY_SUFFIX
+        shown += DIRTY_SUFFIX  # the build holds uncommitted changes: the line says so, not just the commit
     runtime.progress.step(f"building {model.name} for {env.name} ({', '.join(env.regions)}) at {shown}")
 
     work = _work_dir(runtime)
