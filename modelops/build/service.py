@@ -220,7 +220,7 @@ def _prepare(request: BuildRequest, runtime: Runtime) -> _Prepared:
     runtime.progress.step(f"building {model.name} for {env.name} ({', '.join(env.regions)}) at {shown}")
 
     work = _work_dir(runtime)
-    gathered = artifacts.gather(model, ws, cache_dir=work / ARTIFACT_CACHE)
+    gathered = artifacts.gather(model, ws, cache_dir=work / ARTIFACT_CACHE, progress=runtime.progress)
     signed = False
     if request.sign_key is not None:
         if ws.ref is not None:
@@ -269,13 +269,15 @@ def _publish(prepared: _Prepared, runtime: Runtime, clients: Clients | None) -> 
     extras = model_data_extras(ctx)
     if gathered.files:
         archive = artifacts.write_model_data(
-            gathered, prepared.work / MODEL_DATA / artifacts.model_data_name(gathered, extras), extras)
+            gathered, prepared.work / MODEL_DATA / artifacts.model_data_name(gathered, extras), extras,
+            progress=runtime.progress)
 
     def check_model_data() -> None:
         # The cached archive is what gets published: before it is, check every member against the
         # pins and the code files rendered from this commit (a reused archive may have changed).
         if archive is not None:
-            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder, extras=extras)
+            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder, extras=extras,
+                                        progress=runtime.progress)
 
     if clients is None:
         from modelops.clients import clients_for
@@ -322,12 +324,13 @@ def verify_artifacts(model: ModelConfig, workspace: Workspace, *, environment: E
     policy = policy if policy is not None else load_policy(workspace)
     if runtime is not None:
         work = _work_dir(runtime)
-        gathered = artifacts.gather(model, workspace, cache_dir=work / ARTIFACT_CACHE)
+        gathered = artifacts.gather(model, workspace, cache_dir=work / ARTIFACT_CACHE, progress=runtime.progress)
         # Every cached archive of this manifest (a DJL model's also carries its code files, which
         # must match the tag in its name), checked member by member against the pins.
         hexdigest = gathered.manifest.digest[len("sha256:"):]
         for archive in sorted((work / MODEL_DATA).glob(f"{hexdigest}*.tar.gz")):
-            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder)
+            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder,
+                                        progress=runtime.progress)
         manifest = gathered.manifest
     else:
         manifest = artifacts.manifest_of(model, workspace)

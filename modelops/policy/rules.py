@@ -75,6 +75,7 @@ _ALL = [
     Rule("capacity.gpu-memory", E, "weights plus headroom must fit the GPUs' memory"),
     Rule("capacity.memory", E, "weights plus headroom must fit the instance's memory"),
     Rule("capacity.gpu-required", E, "GPU serving options on an instance without GPUs"),
+    Rule("capacity.artifact-size", W, "the model's artifact files are larger than the policy allows"),
     # Rollouts.
     Rule("rollout.step-size", E, "canary/linear sizes must be within SageMaker's limits"),
     Rule("rollout.timeout", E, "the execution timeout must exceed the sum of the waits"),
