@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
+
 
 def human_size(size: float) -> str:
     """``1.5 GB``, ``40 MB``, ``12 kB``: decimal units, as disks and S3 count."""
@@ -10,3 +14,15 @@ def human_size(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" or size >= 10 else f"{size:.1f} {unit}"
         size /= 1000
     return f"{size:.1f} TB" if size < 10 else f"{size:.0f} TB"
+
+
+def tree_size(folder: Path) -> int:
+    """Bytes of the regular files under ``folder`` (symlinks not followed, not counted)."""
+    total = 0
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                path = os.path.join(dirpath, name)
+                if not os.path.islink(path):
+                    total += os.lstat(path).st_size
+    return total

@@ -42,6 +42,7 @@ from modelops.runtime import Progress
 from modelops.sizes import human_size
 
 MANIFEST_FILE = "artifacts.manifest.json"
+AT_REF = "at-ref"  # under the artifact cache: files copied out of git per commit
 SIGNATURE_FILE = "artifacts.sig"
 PUBLIC_KEY_FILE = "pipelines/artifact-signing.pub"
 
@@ -203,7 +204,7 @@ def _local_copy(model: ModelConfig, ws: Workspace, rel: str, cache_dir: Path) ->
     if not ws.is_file(repo_rel):
         return None
     # At a ref: copy the blob out of git once, keyed by the commit.
-    out = cache_dir / "at-ref" / ws.commit / repo_rel
+    out = cache_dir / AT_REF / ws.commit / repo_rel
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from modelops import naming
 from modelops.build import artifacts
 from modelops.build.builders import BUILDERS, UNKNOWN_BUILDER, BuildPlan, image_uri, run_builder
+from modelops.build.cache import ARTIFACT_CACHE, CONTEXTS, MODEL_DATA, remember_archive
 from modelops.build.context import BuildContext, ReleaseLabels, model_data_extras, render
 from modelops.build.dlc import DlcResolver
 from modelops.config import (
@@ -45,12 +46,9 @@ CONTEXT_NOT_EMPTY = ("{folder} holds files this build does not render ({files});
 CONTEXT_NOT_EMPTY_HINT = "render into a new or empty folder (--context-only DIR), or remove those files"
 SIGN_AT_REF = "--sign-key signs the working tree's artifacts; it cannot be used with --ref"
 DEFAULT_MODEL_DATA_LOCATION = "s3://modelops-model-artifacts-{account}-{region}/"
-# Under the build's work folder: artifacts fetched or generated, and model data archives (which build
-# writes and verify_artifacts checks again before deploy).
-ARTIFACT_CACHE = "artifacts"
+
 #: Marks the commit of a release built from a working tree with uncommitted changes in the model folder.
 DIRTY_SUFFIX = "-dirty"
-MODEL_DATA = "model-data"
 
 
 @dataclass(frozen=True)
@@ -271,6 +269,7 @@ def _publish(prepared: _Prepared, runtime: Runtime, clients: Clients | None) -> 
         archive = artifacts.write_model_data(
             gathered, prepared.work / MODEL_DATA / artifacts.model_data_name(gathered, extras), extras,
             progress=runtime.progress)
+        remember_archive(prepared.work, result.release, archive)
 
     def check_model_data() -> None:
         # The cached archive is what gets published: before it is, check every member against the
@@ -295,7 +294,7 @@ def _publish(prepared: _Prepared, runtime: Runtime, clients: Clients | None) -> 
 
         plan = BuildPlan(model=model, environment=env, context=ctx, labels=prepared.labels,
                          image_uris={i.region: i.image_uri for i in result.images}, model_data=archive,
-                         model_data_urls=prepared.data_urls, work_dir=prepared.work / "contexts" / result.release,
+                         model_data_urls=prepared.data_urls, work_dir=prepared.work / CONTEXTS / result.release,
                          check_model_data=check_model_data)
         hit = run_builder(result.builder, plan, runtime, clients, already_published=already_published)
         ledger.record_release(ReleaseRecord(model=model.name, release=result.release, commit=result.commit,
