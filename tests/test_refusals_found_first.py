@@ -70,6 +70,7 @@ OTHER_REFUSALS = {
     "SIGN_AT_REF": "usage: build --sign-key with --ref",
     "SIGN_KEY_UNREADABLE": "usage: build --sign-key with a file that is no EC key",
     "CONTEXT_NOT_EMPTY": "usage: build --context-only into a folder holding other files",
+    "BAD_KEEP": "usage: gc --keep below 1",
     "CLOUD_NOT_SUPPORTED": "usage: build --env of an environment the model does not run on (spec.clouds says so; "
                            "deploy says NOT_ON_CLOUD)",
     # the state of the cloud, the ledger, git or the identity acting
@@ -81,6 +82,7 @@ OTHER_REFUSALS = {
     "UNKNOWN_RELEASE": "state: the ledger has no build of the release",
     "COMMIT_MISSING": "state: this clone does not hold the release's commit",
     "RELEASE_MISMATCH": "state: the commit builds another release now",
+    "BUILT_UNCOMMITTED": "state: promote of a release built from uncommitted changes",
     "first.detail": "state: nothing to roll back",
     "ENDPOINT_MISSING": "state: no endpoint",
     "NO_IMAGE": "internal: build records an image per region of the environment",

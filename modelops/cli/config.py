@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelops.cli import context as cli_context
-from modelops.cli.context import OutputFormat
+from modelops.cli.context import Output, OutputFormat
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 NAME_NEEDED = "give the model's NAME (modelops init NAME), or --repo to start a repository"
 INIT_REPO_NEXT = ("next: git add -A && git commit -m 'modelops init'; modelops validate; then deploy: "
@@ -30,7 +33,7 @@ def validate(
     ref: Annotated[str | None, typer.Option("--ref", metavar="REF", help="Validate the configs at this git ref (no checkout).")] = None,
     changed_since: Annotated[str | None, typer.Option("--changed-since", metavar="REF",
                                                       help="Only models changed since REF (all when pipelines/ changed).")] = None,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")] = OutputFormat.text,
+    output: Output = OutputFormat.text,
     junit: Annotated[Path | None, typer.Option("--junit", metavar="FILE", help="Write a JUnit XML report.")] = None,
     sarif: Annotated[Path | None, typer.Option("--sarif", metavar="FILE", help="Write a SARIF 2.1.0 report.")] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", metavar="FILE", help="Write a Markdown PR comment.")] = None,
@@ -40,7 +43,7 @@ def validate(
     """Check model configs, pipelines and inference code: schema, security policy, capacity, bandit."""
     cli = cli_context.get(ctx)
     if list_rules:
-        return _list_rules(cli, output)
+        return _list_rules(cli)
     from modelops.policy.validation import ValidateRequest
     from modelops.policy.validation import validate as run_validate
     from modelops.report import from_findings, render_junit, render_markdown, render_sarif, render_terminal
@@ -53,31 +56,28 @@ def validate(
     for path, render in ((junit, render_junit), (sarif, render_sarif), (markdown, render_markdown)):
         if path is not None:
             write_text(path, render(report))
-    if output is OutputFormat.json:
-        cli.emit_json(result.to_dict())
-    else:
-        render_terminal(cli.console, report)
+    cli.emit(result, lambda console: render_terminal(console, report))
     return int(result.exit_status)
 
 
-def _list_rules(cli: cli_context.CliContext, output: OutputFormat) -> int:
+def _list_rules(cli: cli_context.CliContext) -> int:
     from modelops.policy.rules import RULES
 
-    if output is OutputFormat.json:
-        cli.emit_json({"rules": [{"rule": r.id, "severity": str(r.severity), "environments": list(r.environments or []),
-                                  "summary": r.summary} for r in RULES.values()]})
-        return 0
-    from rich.table import Table
+    def text(console: Console) -> None:
+        from rich.table import Table
 
-    table = Table(box=None, header_style="bold")
-    # Rule ids whole (policy.yaml names them): the summary wraps instead.
-    table.add_column("rule", no_wrap=True, min_width=max(len(r) for r in RULES))
-    table.add_column("severity", no_wrap=True)
-    table.add_column("environments", overflow="fold")
-    table.add_column("summary", overflow="fold")
-    for r in RULES.values():
-        table.add_row(r.id, str(r.severity), ", ".join(r.environments or ()), r.summary)
-    cli.console.print(table)
+        table = Table(box=None, header_style="bold")
+        # Rule ids whole (policy.yaml names them): the summary wraps instead.
+        table.add_column("rule", no_wrap=True, min_width=max(len(r) for r in RULES))
+        table.add_column("severity", no_wrap=True)
+        table.add_column("environments", overflow="fold")
+        table.add_column("summary", overflow="fold")
+        for r in RULES.values():
+            table.add_row(r.id, str(r.severity), ", ".join(r.environments or ()), r.summary)
+        console.print(table)
+
+    cli.emit({"rules": [{"rule": r.id, "severity": str(r.severity), "environments": list(r.environments or []),
+                         "summary": r.summary} for r in RULES.values()]}, text)
     return 0
 
 
@@ -99,37 +99,38 @@ def init(
     description: Annotated[str, typer.Option("--description", metavar="TEXT", help="One line about the model.")] = "",
     repo: Annotated[bool, typer.Option("--repo", help="Start a repository here: pipelines, CI files and a first "
                                                       "model NAME (default my-model).")] = False,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """Scaffold models/NAME with a config, inference code and regression cases that every environment accepts."""
     cli = cli_context.get(ctx)
     if repo:
-        return _init_repo(cli, name, team, description, output)
+        return _init_repo(cli, name, team, description)
     from modelops.config.scaffold import init_model
     from modelops.errors import InputError
 
     if name is None:
         raise InputError(NAME_NEEDED)
     result = init_model(cli.runtime.cwd, name, team=team, description=description)
-    if output is OutputFormat.json:
-        cli.emit_json({"folder": result.folder, "files": list(result.files)})
-    else:
-        cli.console.print(f"created {result.folder}: {', '.join(f.split('/', 2)[2] for f in result.files)}")
-        cli.console.print(f"next: add artifacts, then modelops validate {result.folder}")
+
+    def text(console: Console) -> None:
+        console.print(f"created {result.folder}: {', '.join(f.split('/', 2)[2] for f in result.files)}")
+        console.print(f"next: add artifacts, then modelops validate {result.folder}")
+
+    cli.emit({"folder": result.folder, "files": list(result.files)}, text)
     return 0
 
 
-def _init_repo(cli: cli_context.CliContext, name: str | None, team: str, description: str,
-               output: OutputFormat) -> int:
+def _init_repo(cli: cli_context.CliContext, name: str | None, team: str, description: str) -> int:
     from modelops.ci.repository import InitRepoRequest, init_repo
 
     result = init_repo(InitRepoRequest(model=name or "my-model", team=team, description=description), cli.runtime)
-    if output is OutputFormat.json:
-        cli.emit_json(result.to_dict())
-    else:
-        cli.console.print(f"created {len(result.files)} files in {result.root}" + (
+
+    def text(console: Console) -> None:
+        console.print(f"created {len(result.files)} files in {result.root}" + (
             " (a new git repository)" if result.git_initialized else "") + f": {', '.join(result.files)}")
-        cli.console.print(INIT_REPO_NEXT.format(folder=result.model.folder))
+        console.print(INIT_REPO_NEXT.format(folder=result.model.folder))
+
+    cli.emit(result, text)
     return 0
 
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from modelops.config import Environment, Environments, ModelConfig, Workspace
 from modelops.errors import GateError, InputError
+
+if TYPE_CHECKING:
+    from modelops.ledger import Ledger
+    from modelops.runtime import Runtime
 
 DIRTY_TREE = "{environment} deploys only committed releases: {paths} {have} uncommitted changes"
 DIRTY_TREE_HINT = "commit (or stash) the changes, or deploy a commit with --ref"
@@ -57,7 +61,7 @@ def check_clean_tree(ws: Workspace, model: ModelConfig, environment: Environment
                                           have="has" if len(dirty) == 1 else "have"), hint=DIRTY_TREE_HINT)
 
 
-def check_policy(ws: Workspace, model: ModelConfig, ref: str | None, runtime: Any) -> None:
+def check_policy(ws: Workspace, model: ModelConfig, ref: str | None, runtime: Runtime) -> None:
     """The policy (schema, security, capacity, rollout rules, bandit) is clean for the model at ``ref``."""
     from modelops.policy import ValidateRequest, validate
 
@@ -74,7 +78,7 @@ def check_policy(ws: Workspace, model: ModelConfig, ref: str | None, runtime: An
                         hint=POLICY_FAILED_HINT.format(folder=model.folder))
 
 
-def check_tests(ledger: Any, release: str, model: str, environment: Environment, previous: Environment | None) -> None:
+def check_tests(ledger: Ledger, release: str, model: str, environment: Environment, previous: Environment | None) -> None:
     if previous is None:
         return
     if not ledger.tests_passed(release, previous.name, regions=previous.regions):
@@ -83,7 +87,7 @@ def check_tests(ledger: Any, release: str, model: str, environment: Environment,
                                                        environment=environment.name))
 
 
-def check_approval(ledger: Any, release: str, environment: Environment, author: str | None) -> None:
+def check_approval(ledger: Ledger, release: str, environment: Environment, author: str | None) -> None:
     if not environment.approval.required:
         return
     approvals = ledger.approvals(release, environment.name)

@@ -15,7 +15,9 @@ from modelops.policy.context import CheckContext, reads
 from modelops.policy.rules import RULES
 
 # Bumped when the cases checks change, so cached answers for unchanged files are asked again.
-CASES_CHECKS = 3  # 2: JSONPaths and regexes must parse; 3: the counts the tests need are kept too
+# 2: JSONPaths and regexes must parse; 3: expect.model_error, status 424 without it; 4: the counts deploy's
+# tests need are kept too.
+CASES_CHECKS = 4
 MISSING_PATH = "{what} '{path}' does not exist in {folder}"
 LINK_OUT_HINT = "build packages no symlinks: copy the file into the model folder"
 LINK_INSIDE = "'{path}' is a symlink; build packs regular files only, so the image would not have it"
