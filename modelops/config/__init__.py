@@ -32,8 +32,8 @@ Config objects (frozen dataclasses)
     (``("local", "aws")`` by default; ``supports_cloud(cloud)``), ``container`` (framework +
     framework_version or image; ``handler`` with contract ``inference-toolkit`` | ``djl-python``
     and entry_point; ``serving`` DJL/LMI options with ``properties()`` and ``environment()``;
-    ``env``; ``requirements``), ``artifacts`` (path | uri, sha256, parameters, generated_by,
-    signature), ``resources`` (instance_type, instance_count, autoscaling), ``security``,
+    ``env``; ``requirements``), ``artifacts`` (path | uri, sha256, parameters, generated_by;
+    signed as a whole by ``artifacts.sig``), ``resources`` (instance_type, instance_count, autoscaling), ``security``,
     ``tests`` (cases file, load profile with SLOs), ``rollout`` (overrides), ``environments``
     (per-environment overrides), ``folder``/``file`` (repo-relative), ``ref``, ``source``.
     ``resources_for(env_name)`` (the base with the environment's override merged). Positions: ``model.position("spec", "resources", "instance_type") -> Position(file, line, column)``.

@@ -113,12 +113,6 @@ class Container:
 
 
 @dataclass(frozen=True)
-class Signature:
-    key: str
-    value: str
-
-
-@dataclass(frozen=True)
 class Artifact:
     """One artifact file: ``path`` in the model folder or an s3 ``uri``, pinned by ``sha256``."""
 
@@ -127,11 +121,6 @@ class Artifact:
     uri: str | None = None
     parameters: int | None = None
     generated_by: str | None = None
-    signature: Signature | None = None
-
-    @property
-    def name(self) -> str:
-        return self.path or self.uri or ""
 
 
 @dataclass(frozen=True)
@@ -298,7 +287,6 @@ def model_from_document(document: Mapping[str, Any], *, folder: str, file: str, 
             Artifact(
                 sha256=a["sha256"], path=a.get("path"), uri=a.get("uri"), parameters=a.get("parameters"),
                 generated_by=a.get("generated_by"),
-                signature=Signature(a["signature"]["key"], a["signature"]["value"]) if a.get("signature") else None,
             )
             for a in spec.get("artifacts") or ()
         ),
