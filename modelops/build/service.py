@@ -30,6 +30,7 @@ from modelops.config import (
     load_policy,
 )
 from modelops.errors import EnvironmentFailedError, InputError
+from modelops.identity import identify, normalise
 from modelops.runtime import Runtime
 
 CLOUD_NOT_SUPPORTED = "{model} runs on {clouds} only (spec.clouds in {file}); environment {env} is on the {cloud} cloud"
@@ -166,6 +167,13 @@ def _base_images(model: ModelConfig, env: Environment, runtime: Runtime) -> tupl
     return {d.region: d.uri for d in dlcs}, dlcs[0].identity
 
 
+def _author(ws: Workspace, commit: str) -> str:
+    """Who wrote what a build holds, normalised: the commit's author, or for uncommitted changes who
+    made them (git's ``user.email``); empty when git knows neither."""
+    found = ws.user_email() if commit.endswith("-dirty") or commit == "uncommitted" else ws.commit_author(commit)
+    return normalise(found) if found else ""
+
+
 def _signature_required_by(policy: Policy, env_name: str) -> str | None:
     return env_name if env_name in policy.signed_artifacts_required_in else None
 
@@ -258,8 +266,11 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
                          model_data_urls=data_urls, work_dir=work / "contexts" / release,
                          check_model_data=check_model_data)
         hit = run_builder(builder, plan, runtime, clients, already_published=already_published)
+        builder_identity = identify(runtime.environ, git_email=ws.user_email,
+                                    caller_arn=None if clients.is_local else clients.caller_arn)
         ledger.record_release(ReleaseRecord(model=model.name, release=release, commit=commit, config_digest=cdigest,
-                                            build_digest=ctx.digest, created_by=runtime.user))
+                                            build_digest=ctx.digest, created_by=builder_identity.name,
+                                            author=_author(ws, commit), source=builder_identity.source))
         for image in images:
             ledger.record_build(BuildRecord(model=model.name, release=release, environment=env.name, region=image.region,
                                             image_uri=image.image_uri, model_data_url=image.model_data_url,

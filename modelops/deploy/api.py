@@ -245,14 +245,21 @@ class HistoryReport:
 
 @dataclass(frozen=True)
 class ApprovalResult:
+    """``by`` is the approver's normalised identity, ``source`` where it came from (sts, a CI, env,
+    git, os), ``rule`` the access rule that let them (file:line, or none)."""
+
     model: str
     release: str
     environment: str
     by: str
     recorded: bool  # False: this person had approved it already
+    source: str = ""
+    authenticated: bool = False
+    rule: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "release": self.release, "env": self.environment, "by": self.by,
+                "source": self.source, "authenticated": self.authenticated, "rule": self.rule,
                 "recorded": self.recorded}
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from modelops import naming
 from modelops.config import Environment, Environments, ModelConfig, Workspace, load_environments, load_model
+from modelops.config.access import DEPLOY, ROLLBACK
 from modelops.deploy import gates, specs
 from modelops.deploy.api import (
     ApprovalResult,
@@ -149,14 +150,19 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: _Repo, ref: s
     from modelops.build import BuildRequest, build, verify_artifacts
 
     gates.check_clean_tree(repo.ws, model, env, repo.envs, ref)
+    access = gates.access_rules(repo.ws)
     with _opened(env, runtime) as (clients, ledger):
+        identity = gates.acting_identity(runtime, repo.ws, clients)
+        gates.check_permission(access, identity, DEPLOY, env.name)
         built = build(BuildRequest(model=model.folder or model.name, environment=env.name, ref=ref), runtime,
                       clients=clients)
         release = built.release
+        gates.check_ledger(ledger, model.name, (release,))
         verify_artifacts(model, repo.ws.at(ref), environment=env, runtime=runtime)
         previous = repo.envs.previous(env.name) if env.name in repo.envs.promotion else None
         _check_tests_in(previous, release, model, env, runtime, ledger)
-        gates.check_approval(ledger, release, env, gates.commit_author(repo.ws.root, built.commit))
+        gates.check_approval(ledger, release, env, gates.release_author(ledger.release(release) or built, repo.ws),
+                             access)
         images = {img.region: img for img in built.images}
         targets: dict[str, specs.RegionTarget] = {}
         for region in env.regions:
@@ -177,7 +183,7 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: _Repo, ref: s
         from modelops.deploy.traffic import traffic_starter
         from modelops.ledger.records import LockHolder
 
-        holder = LockHolder.current(gates.acting_user(runtime.environ, repo.ws.root))
+        holder = LockHolder.current(identity.name)
         wanted = tuple(r for r in env.regions if r in regions) if regions else env.regions
         wait = time_limit(any_target.policy)
         with ExitStack() as locks:
@@ -281,6 +287,7 @@ def _check_tests_in(previous: Environment | None, release: str, model: ModelConf
         gates.check_tests(ledger, release, model.name, env, previous)
         return
     with _opened(previous, runtime) as (_, prev_ledger):
+        gates.check_ledger(prev_ledger, model.name, (release,))
         gates.check_tests(prev_ledger, release, model.name, env, previous)
 
 
@@ -365,13 +372,16 @@ def approve(request: ApproveRequest, runtime: Runtime) -> ApprovalResult:
     repo = _repo(runtime)
     env = repo.envs.get(request.environment)
     record = _find_release(request.release, repo, runtime)
-    user = gates.acting_user(runtime.environ, repo.ws.root)
-    gates.check_approver(user, gates.commit_author(repo.ws.root, record.commit), release=request.release,
-                         commit=record.commit, environment=env)
-    with _opened(env, runtime) as (_, ledger):
-        recorded = ledger.record_approval(Approval(model=record.model, release=request.release,
-                                                   environment=env.name, by=user, comment=request.comment))
-    return ApprovalResult(record.model, request.release, env.name, user, recorded)
+    access = gates.access_rules(repo.ws)
+    with _opened(env, runtime) as (clients, ledger):
+        who = gates.acting_identity(runtime, repo.ws, clients)
+        decision = gates.check_approver(who, gates.release_author(record, repo.ws), access, release=request.release,
+                                        commit=record.commit, environment=env)
+        recorded = ledger.record_approval(Approval(
+            model=record.model, release=request.release, environment=env.name, by=who.name, comment=request.comment,
+            source=who.source, authenticated=who.authenticated, principal=who.principal or ""))
+    return ApprovalResult(record.model, request.release, env.name, who.name, recorded, who.source, who.authenticated,
+                          decision.rule.where if decision.rule.file else "")
 
 
 # -- rollback -------------------------------------------------------------------------------------
@@ -386,14 +396,18 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
         env.check_regions((request.region,))
     regions = [r for wave in env.waves for r in wave if request.region in (None, r)]
     outcomes: list[RegionOutcome] = []
+    access = gates.access_rules(repo.ws)
     with _opened(env, runtime) as (clients, ledger):
         from modelops.ledger.records import LockHolder
 
-        holder = LockHolder.current(gates.acting_user(runtime.environ, repo.ws.root))
+        identity = gates.acting_identity(runtime, repo.ws, clients)
+        gates.check_permission(access, identity, ROLLBACK, env.name)
+        gates.check_ledger(ledger, model.name)
+        holder = LockHolder.current(identity.name)
         with ledger.lock(model.name, env.name, holder), _region_locks(ledger, model.name, env, tuple(regions), holder,
                                                                       runtime, ROLLBACK_LOCK_WAIT_SECONDS):
             for region in regions:
-                outcomes.append(_rollback_region(model, env, region, clients, ledger, repo.ws, runtime))
+                outcomes.append(_rollback_region(model, env, region, clients, ledger, repo.ws, runtime, identity.name))
     failed = [o for o in outcomes if o.status == FAILED]
     if outcomes and all(o.status == FAILED and o.previous_release is None for o in outcomes):
         # Nothing was tried anywhere (not deployed, or no earlier release): the request cannot be done,
@@ -410,7 +424,7 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
 
 
 def _rollback_region(model: ModelConfig, env: Environment, region: str, clients: Any, ledger: Any, ws: Workspace,
-                     runtime: Runtime) -> RegionOutcome:
+                     runtime: Runtime, by: str) -> RegionOutcome:
     cloud = RegionCloud(clients, region)
     endpoint = naming.endpoint_name(model.name, env.name)
     view = cloud.endpoint(endpoint)
@@ -429,7 +443,7 @@ def _rollback_region(model: ModelConfig, env: Environment, region: str, clients:
     runtime.progress.step(f"{env.name}/{region}: rolling back {current} to {back}")
     target = _target_for_release(model, env, region, back, ledger, ws)
     failure = restore_release(target, cloud, journal, runtime, poll_seconds=_poll_seconds(env),
-                              note=f"rolled back to {back} by {runtime.user}")
+                              note=f"rolled back to {back} by {by}")
     if failure is not None:
         return RegionOutcome(env.name, region, endpoint, current, FAILED, failure, back, current)
     runtime.progress.step(f"{env.name}/{region}: serving {back}")

@@ -19,14 +19,14 @@ previous environment: ``open_ledger(clients_for(previous_env, runtime), runtime)
 Records (frozen dataclasses in :mod:`modelops.ledger.records`; ``.to_dict()`` is JSON-ready,
 ``entry_from_dict`` reads it back; ``at`` left at 0.0 is stamped from ``runtime.clock``)::
 
-    ReleaseRecord(model, release, commit, config_digest, build_digest, created_by, at=0.0)
+    ReleaseRecord(model, release, commit, config_digest, build_digest, created_by, at=0.0, author="", source="")
     BuildRecord(model, release, environment, region, image_uri, model_data_url, digest, at=0.0)
     DeploymentStep(model, environment, region, release, step, status, detail="", endpoint="",
                    previous_release=None, at=0.0)
         status: STARTED | IN_PROGRESS | SUCCEEDED | ROLLED_BACK | FAILED (the last three are terminal)
     TestRecord(model, release, environment, region, kind, passed, summary="", metrics={}, at=0.0)
         kind: REGRESSION | LOAD; metrics: p50_ms, p95_ms, p99_ms, rps, error_rate (floats)
-    Approval(model, release, environment, by, comment="", at=0.0)
+    Approval(model, release, environment, by, comment="", at=0.0, source="", authenticated=False, principal="")
     Entry = ReleaseRecord | BuildRecord | DeploymentStep | TestRecord | Approval
     LockHolder(user, host, pid); LockHolder.current(runtime.user)
     LockInfo(model, environment, holder, acquired_at, heartbeat_at, token, ttl); .age(now)
