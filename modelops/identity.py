@@ -17,10 +17,11 @@ An :class:`Identity` is a name and its source, in this order:
 
 Names are normalised before anything compares them: Unicode NFKC, invisible format characters
 removed, surrounding whitespace trimmed, e-mails and CI user ids case-folded (ARNs keep their case).
-Four-eyes compares the author with every name an authenticated identity goes by: its own, an e-mail
-as an STS session name, and what the same process claims (``$MODELOPS_USER``, git's e-mail): a
-claim can make someone the author, never someone else. An unauthenticated identity is nothing but
-its claim (``MODELOPS_USER=reviewer@example.com`` on the author's laptop is the reviewer, as the
+Four-eyes compares the author with every name an identity goes by: its own, an e-mail as an STS
+session name, and for an STS caller what the same process claims (``$MODELOPS_USER``, git's e-mail
+on the machine that acts): a claim can make someone the author, never someone else. A CI user has
+no claims (the agent's git configuration is the machine's, not the person's), and an
+unauthenticated identity is nothing but its claim (``MODELOPS_USER=reviewer@example.com`` on the author's laptop is the reviewer, as the
 local cloud's documented workflow has it: nothing there could tell otherwise). Permissions
 (``pipelines/access.yaml``) match only the identity's own name and principal, never claims.
 
@@ -74,7 +75,8 @@ def is_email(name: str) -> bool:
 class Identity:
     """Who acts. ``name`` is normalised (an e-mail, an ARN, or a CI user id); ``source`` is ``sts``,
     a CI system, ``env``, ``git`` or ``os``; ``principal`` is the STS caller a CI identity runs as on
-    aws; ``claims`` are names the same person gave without proof (four-eyes counts them)."""
+    aws; ``claims`` are names the person at an STS caller's machine gave without proof (four-eyes
+    counts them)."""
 
     name: str
     source: str
@@ -156,16 +158,14 @@ def identify(environ: Mapping[str, str], *, git_email: Callable[[], str | None] 
              caller_arn: Callable[[], str | None] | None = None) -> Identity:
     """Who acts (see the module docstring). ``git_email`` reads git's ``user.email``; ``caller_arn``
     asks STS (pass it for aws environments only; it may raise the cloud's errors)."""
-    email = git_email() if git_email is not None else None
-    claims = tuple(dict.fromkeys(normalise(n) for n in (environ.get(CLAIMED_USER), email) if n and normalise(n)))
     arn = caller_arn() if caller_arn is not None else None  # asked first: a cloud error is the answer
     ci_user = normalise(environ.get(CI_USER) or "")
     if ci_user:
         system = normalise(environ.get(CI_SYSTEM) or "") or next(
             (s for s in CI_SYSTEMS if ci_attested(s, environ)), "ci")
-        attested = ci_attested(system, environ)
-        return Identity(ci_user, system, authenticated=attested, principal=arn or None,
-                        claims=tuple(c for c in claims if c != ci_user) if attested else ())
+        return Identity(ci_user, system, authenticated=ci_attested(system, environ), principal=arn or None)
+    email = git_email() if git_email is not None else None
     if arn:
+        claims = tuple(dict.fromkeys(n for n in (normalise(environ.get(CLAIMED_USER) or ""), normalise(email or "")) if n))
         return Identity(normalise(arn), STS, authenticated=True, claims=claims)
     return claimed(environ, email)
