@@ -27,13 +27,16 @@ import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops.build.artifacts import sha256_file
 from modelops.build.context import BuildContext, ReleaseLabels
 from modelops.config import Environment, ModelConfig
 from modelops.errors import EnvironmentFailedError, InputError
 from modelops.runtime import Runtime
+
+if TYPE_CHECKING:
+    from modelops.clients import Clients
 
 BUILDERS = ("local", "docker", "codebuild")
 
@@ -214,7 +217,7 @@ def _docker_login(ecr: Any, runtime: Runtime, registry_ids: Sequence[str] | None
             raise EnvironmentFailedError(DOCKER_FAILED.format(what="login", image=endpoint, code=code, detail=detail[-200:]))
 
 
-def build_docker(plan: BuildPlan, runtime: Runtime, clients: Any) -> bool:
+def build_docker(plan: BuildPlan, runtime: Runtime, clients: Clients) -> bool:
     """Build and push each region's image; True when every tag was in ECR already (cache hit)."""
     from modelops.clients import translate
 
@@ -250,7 +253,7 @@ def build_docker(plan: BuildPlan, runtime: Runtime, clients: Any) -> bool:
     return all_hit
 
 
-def upload_model_data(plan: BuildPlan, runtime: Runtime, clients: Any) -> None:
+def upload_model_data(plan: BuildPlan, runtime: Runtime, clients: Clients) -> None:
     """Put model.tar.gz at each region's model data URL (skipped when S3 holds it already)."""
     from modelops.clients import translate
 
@@ -350,7 +353,7 @@ def _ensure_project(cb: Any, plan: BuildPlan, source: str) -> None:
     )
 
 
-def build_codebuild(plan: BuildPlan, runtime: Runtime, clients: Any, *, poll_seconds: float = 5.0) -> bool:
+def build_codebuild(plan: BuildPlan, runtime: Runtime, clients: Clients, *, poll_seconds: float = 5.0) -> bool:
     """Build each region's image in CodeBuild; True when every tag was in ECR already."""
     from modelops.clients import translate
 
@@ -382,7 +385,7 @@ def build_codebuild(plan: BuildPlan, runtime: Runtime, clients: Any, *, poll_sec
     return all_hit
 
 
-def _follow(cb: Any, clients: Any, region: str, build_id: str, image: str, runtime: Runtime,
+def _follow(cb: Any, clients: Clients, region: str, build_id: str, image: str, runtime: Runtime,
             poll_seconds: float) -> None:
     """Wait for a CodeBuild build, streaming its CloudWatch log lines as progress."""
     task = f"codebuild {region}"
@@ -432,7 +435,7 @@ def _stream_logs(logs: Any, group: str, stream: str, token: str | None, emit: Ca
     return page.get("nextForwardToken") or token
 
 
-def run_builder(name: str, plan: BuildPlan, runtime: Runtime, clients: Any,
+def run_builder(name: str, plan: BuildPlan, runtime: Runtime, clients: Clients,
                 *, already_published: Callable[[str], bool]) -> bool:
     """Run the builder ``name``; returns whether it was a cache hit."""
     if name == "local":

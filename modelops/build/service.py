@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops import naming
 from modelops.build import artifacts
@@ -32,6 +32,9 @@ from modelops.config import (
 from modelops.errors import EnvironmentFailedError, InputError
 from modelops.identity import identify, normalise
 from modelops.runtime import Runtime
+
+if TYPE_CHECKING:
+    from modelops.clients import Clients
 
 CLOUD_NOT_SUPPORTED = "{model} runs on {clouds} only (spec.clouds in {file}); environment {env} is on the {cloud} cloud"
 CLOUD_NOT_SUPPORTED_HINT = "build it for an aws environment (--env), or render its context with --context-only DIR"
@@ -178,8 +181,32 @@ def _signature_required_by(policy: Policy, env_name: str) -> str | None:
     return env_name if env_name in policy.signed_artifacts_required_in else None
 
 
-def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None) -> BuildResult:
+@dataclass(frozen=True)
+class _Prepared:
+    """A model at a commit rendered into a release: everything the builders need, nothing built yet."""
+
+    model: ModelConfig
+    env: Environment
+    context: BuildContext
+    labels: ReleaseLabels
+    gathered: artifacts.GatheredArtifacts
+    data_urls: dict[str, str]  # region -> model data URL ("" when the model has no artifacts)
+    work: Path
+    result: BuildResult  # what the build will answer, before the builder says whether it hit its cache
+    workspace: Workspace  # the repository at the ref built: who wrote it, who builds it
+
+
+def build(request: BuildRequest, runtime: Runtime, *, clients: Clients | None = None) -> BuildResult:
     """Build ``request.model`` for ``request.environment`` (see the module docstring)."""
+    prepared = _prepare(request, runtime)
+    if request.context_only is not None:
+        return _write_contexts(prepared, request.context_only, runtime)
+    return _publish(prepared, runtime, clients)
+
+
+def _prepare(request: BuildRequest, runtime: Runtime) -> _Prepared:
+    """Read the model at the ref, gather and check its artifacts (signing them when asked), resolve each
+    region's DLC and render the build context: the release id is known from here on."""
     ws = Workspace.discover(runtime.cwd)
     if request.ref is not None:
         ws = ws.at(request.ref)
@@ -215,31 +242,41 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
     ctx = render(model, ws, base_images=base_images, base_identity=identity, manifest=gathered.manifest)
     cdigest = config_digest(model)
     release = naming.release_id(model.name, ctx.digest, cdigest)
-    labels = ReleaseLabels(release=release, commit=commit, config_digest=cdigest)
     data_urls = {r: (model_data_location(policy, account=env.account, region=r) + f"{model.name}/{release}/model.tar.gz"
                      if gathered.files else "") for r in env.regions}
     images = tuple(BuildImage(r, image_uri(env.account, r, model.name, ctx.digest), data_urls[r]) for r in env.regions)
     result = BuildResult(release=release, model=model.name, environment=env.name, commit=commit, digest=ctx.digest,
                          config_digest=cdigest, manifest_digest=gathered.manifest.digest, builder=builder,
                          cache_hit=False, images=images, base_images=base_images, signed=signed)
+    return _Prepared(model=model, env=env, context=ctx,
+                     labels=ReleaseLabels(release=release, commit=commit, config_digest=cdigest), gathered=gathered,
+                     data_urls=data_urls, work=work, result=result, workspace=ws)
 
-    if request.context_only is not None:
-        out = request.context_only if request.context_only.is_absolute() else runtime.cwd / request.context_only
-        artifacts.ensure_io_ok(out)
-        for region in env.regions:  # all checked before any is written
-            if foreign := ctx.foreign_files(out / region):
-                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-                raise InputError(CONTEXT_NOT_EMPTY.format(folder=out / region, files=shown), hint=CONTEXT_NOT_EMPTY_HINT)
-        for region in env.regions:
-            ctx.write(out / region, region, labels)
-        runtime.progress.step(f"wrote the build context of {len(env.regions)} region(s) to {out}")
-        return replace(result, context_dir=out, builder="none")
 
+def _write_contexts(prepared: _Prepared, folder: Path, runtime: Runtime) -> BuildResult:
+    """``--context-only DIR``: each region's build context in ``DIR/<region>/``; nothing is built."""
+    out = folder if folder.is_absolute() else runtime.cwd / folder
+    regions = prepared.env.regions
+    artifacts.ensure_io_ok(out)
+    for region in regions:  # all checked before any is written
+        if foreign := prepared.context.foreign_files(out / region):
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise InputError(CONTEXT_NOT_EMPTY.format(folder=out / region, files=shown), hint=CONTEXT_NOT_EMPTY_HINT)
+    for region in regions:
+        prepared.context.write(out / region, region, prepared.labels)
+    runtime.progress.step(f"wrote the build context of {len(regions)} region(s) to {out}")
+    return replace(prepared.result, context_dir=out, builder="none")
+
+
+def _publish(prepared: _Prepared, runtime: Runtime, clients: Clients | None) -> BuildResult:
+    """Run the builder (a cache hit when every region has this digest already) and record the release
+    and one build per region in the environment's ledger, where deploy finds them."""
+    model, env, ctx, gathered, result = prepared.model, prepared.env, prepared.context, prepared.gathered, prepared.result
     archive = None
     extras = model_data_extras(ctx)
     if gathered.files:
         archive = artifacts.write_model_data(
-            gathered, work / MODEL_DATA / artifacts.model_data_name(gathered, extras), extras)
+            gathered, prepared.work / MODEL_DATA / artifacts.model_data_name(gathered, extras), extras)
 
     def check_model_data() -> None:
         # The cached archive is what gets published: before it is, check every member against the
@@ -255,29 +292,30 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
 
     ledger = open_ledger(clients, runtime)
     try:
-        recorded = {b.region: b for b in ledger.builds(release, env.name)}
+        recorded = {b.region: b for b in ledger.builds(result.release, env.name)}
 
         def already_published(region: str) -> bool:
             rec = recorded.get(region)
-            return rec is not None and rec.model_data_url == data_urls[region] and rec.digest == ctx.digest
+            return rec is not None and rec.model_data_url == prepared.data_urls[region] and rec.digest == ctx.digest
 
-        plan = BuildPlan(model=model, environment=env, context=ctx, labels=labels,
-                         image_uris={i.region: i.image_uri for i in images}, model_data=archive,
-                         model_data_urls=data_urls, work_dir=work / "contexts" / release,
+        plan = BuildPlan(model=model, environment=env, context=ctx, labels=prepared.labels,
+                         image_uris={i.region: i.image_uri for i in result.images}, model_data=archive,
+                         model_data_urls=prepared.data_urls, work_dir=prepared.work / "contexts" / result.release,
                          check_model_data=check_model_data)
-        hit = run_builder(builder, plan, runtime, clients, already_published=already_published)
-        builder_identity = identify(runtime.environ, git_email=ws.user_email,
-                                    caller_arn=None if clients.is_local else clients.caller_arn)
-        ledger.record_release(ReleaseRecord(model=model.name, release=release, commit=commit, config_digest=cdigest,
-                                            build_digest=ctx.digest, created_by=builder_identity.name,
-                                            author=_author(ws, commit), source=builder_identity.source))
-        for image in images:
-            ledger.record_build(BuildRecord(model=model.name, release=release, environment=env.name, region=image.region,
-                                            image_uri=image.image_uri, model_data_url=image.model_data_url,
-                                            digest=ctx.digest))
+        hit = run_builder(result.builder, plan, runtime, clients, already_published=already_published)
+        builder = identify(runtime.environ, git_email=prepared.workspace.user_email,
+                           caller_arn=None if clients.is_local else clients.caller_arn)
+        ledger.record_release(ReleaseRecord(model=model.name, release=result.release, commit=result.commit,
+                                            config_digest=result.config_digest, build_digest=ctx.digest,
+                                            created_by=builder.name, author=_author(prepared.workspace, result.commit),
+                                            source=builder.source))
+        for image in result.images:
+            ledger.record_build(BuildRecord(model=model.name, release=result.release, environment=env.name,
+                                            region=image.region, image_uri=image.image_uri,
+                                            model_data_url=image.model_data_url, digest=ctx.digest))
     finally:
         ledger.close()
-    runtime.progress.step(f"release {release} ({'cache hit' if hit else 'built'})")
+    runtime.progress.step(f"release {result.release} ({'cache hit' if hit else 'built'})")
     return replace(result, cache_hit=hit)
 
 

@@ -15,7 +15,11 @@ frozen with ``to_dict()`` = the ``--output json`` document)::
     history(HistoryRequest(model), runtime) -> HistoryReport
     plan(PlanRequest(model, environment, ref=None), runtime) -> Plan  # RegionPlan per region (ci pr)
     sync(SyncRequest(environment, ref=None, dry_run=False), runtime) -> SyncResult
-    invoke(InvokeRequest(model, environment, body, region=None, content_type, accept), runtime) -> InvokeResult
+
+Modules: :mod:`~modelops.deploy.service` (deploy, promote, approve), :mod:`~modelops.deploy.rollback`,
+:mod:`~modelops.deploy.inspection` (status, history, plan, sync), :mod:`~modelops.deploy.repo` (what every
+command opens), :mod:`~modelops.deploy.gates`, :mod:`~modelops.deploy.rollout` (the reconcile loop).
+``modelops invoke`` is verify's (:func:`modelops.verify.invoke.invoke_model`).
 
 Pure pieces, unit-tested without a cloud: :mod:`modelops.deploy.specs` (request bodies,
 DeploymentConfig, alarms), :mod:`modelops.deploy.machine` (the rollout step machine).
@@ -30,8 +34,6 @@ from modelops.deploy.api import (
     DeployResult,
     HistoryReport,
     HistoryRequest,
-    InvokeRequest,
-    InvokeResult,
     Plan,
     PlanRequest,
     PromoteRequest,
@@ -42,11 +44,13 @@ from modelops.deploy.api import (
     SyncRequest,
     SyncResult,
 )
-from modelops.deploy.service import approve, deploy, history, invoke, plan, promote, rollback, status, sync
+from modelops.deploy.inspection import history, plan, status, sync
+from modelops.deploy.rollback import rollback
+from modelops.deploy.service import approve, deploy, promote
 
 __all__ = [
     "ApprovalResult", "ApproveRequest", "DeployRequest", "DeployResult", "HistoryReport", "HistoryRequest",
-    "InvokeRequest", "InvokeResult", "Plan", "PlanRequest", "PromoteRequest", "RegionPlan", "RollbackRequest",
-    "StatusReport", "StatusRequest", "SyncRequest", "SyncResult", "approve", "deploy", "history", "invoke",
+"Plan", "PlanRequest", "PromoteRequest", "RegionPlan", "RollbackRequest",
+    "StatusReport", "StatusRequest", "SyncRequest", "SyncResult", "approve", "deploy", "history",
     "plan", "promote", "rollback", "status", "sync",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelops.deploy.rollout import FAILED, ROLLED_BACK, SUCCEEDED, RegionOutcome
+from modelops.deploy.rollout import FAILED, ROLLED_BACK, SKIPPED, SUCCEEDED, RegionOutcome
 from modelops.errors import ExitStatus
 
 # -- requests -------------------------------------------------------------------------------------
@@ -71,16 +71,6 @@ class SyncRequest:
     dry_run: bool = False
 
 
-@dataclass(frozen=True)
-class InvokeRequest:
-    model: str
-    environment: str
-    body: bytes
-    region: str | None = None
-    content_type: str = "application/json"
-    accept: str = "application/json"
-
-
 # -- results --------------------------------------------------------------------------------------
 
 
@@ -115,6 +105,24 @@ def overall(outcomes: tuple[RegionOutcome, ...]) -> str:
     if ROLLED_BACK in statuses:
         return ROLLED_BACK
     return SUCCEEDED
+
+
+def why(outcomes: tuple[RegionOutcome, ...]) -> str:
+    """One line: where it went wrong first, what that did to the rest."""
+    bad = [o for o in outcomes if o.status in (FAILED, ROLLED_BACK) and "because the rollout" not in o.detail]
+    if not bad:
+        bad = [o for o in outcomes if o.status in (FAILED, ROLLED_BACK)]
+    if not bad:
+        return ""
+    first = bad[0]
+    parts = [f"{first.release} {first.status.replace('_', ' ')} in {first.environment}/{first.region}: {first.detail}"]
+    also = [o.region for o in outcomes if o is not first and o.status == ROLLED_BACK]
+    if also:
+        parts.append(f"also rolled back in {', '.join(also)}")
+    skipped = [o.region for o in outcomes if o.status == SKIPPED]
+    if skipped:
+        parts.append(f"{', '.join(skipped)} not touched")
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -261,16 +269,3 @@ class ApprovalResult:
         return {"model": self.model, "release": self.release, "env": self.environment, "by": self.by,
                 "source": self.source, "authenticated": self.authenticated, "rule": self.rule,
                 "recorded": self.recorded}
-
-
-@dataclass(frozen=True)
-class InvokeResult:
-    endpoint: str
-    region: str
-    status: int
-    content_type: str
-    body: bytes
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, "region": self.region, "status": self.status,
-                "content_type": self.content_type, "body": self.body.decode("utf-8", "replace")}

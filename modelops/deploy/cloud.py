@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops import naming
 from modelops.deploy.machine import EndpointView, VariantWeight
+
+if TYPE_CHECKING:
+    from modelops.clients import Clients
 
 
 def _timestamp(value: Any) -> float:
@@ -42,7 +45,7 @@ class AlarmView:
 class RegionCloud:
     """SageMaker, CloudWatch (and on AWS Application Auto Scaling) of one environment in one region."""
 
-    def __init__(self, clients: Any, region: str):
+    def __init__(self, clients: Clients, region: str):
         self.clients = clients
         self.region = region
         self.environment = clients.environment.name

@@ -12,12 +12,17 @@ approval by someone no longer allowed to approve does not count.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from modelops.config import Environment, Environments, ModelConfig, Workspace
 from modelops.config.access import APPROVE, Access, Decision, load_access
 from modelops.errors import GateError, InputError
 from modelops.identity import Identity, identify, normalise
+
+if TYPE_CHECKING:
+    from modelops.clients import Clients
+    from modelops.ledger import Approval, Ledger, ReleaseRecord
+    from modelops.runtime import Runtime
 
 DIRTY_TREE = "{environment} deploys only committed releases: {paths} {have} uncommitted changes"
 DIRTY_TREE_HINT = "commit (or stash) the changes, or deploy a commit with --ref"
@@ -42,10 +47,10 @@ UNKNOWN_RELEASE = "unknown release {release}: the ledger has no build of it"
 UNKNOWN_RELEASE_HINT = "build it first (`modelops build MODEL`, or `modelops deploy MODEL` to dev)"
 
 
-def acting_identity(runtime: Any, ws: Workspace, clients: Any = None) -> Identity:
+def acting_identity(runtime: Runtime, ws: Workspace, clients: Clients | None = None) -> Identity:
     """Who acts in the environment ``clients`` serve: a CI user, else on aws the STS caller
     (``clients.caller_arn()``), else what git or ``$MODELOPS_USER`` says (unauthenticated)."""
-    caller = clients.caller_arn if clients is not None and not getattr(clients, "is_local", True) else None
+    caller = clients.caller_arn if clients is not None and not clients.is_local else None
     return identify(runtime.environ, git_email=ws.user_email, caller_arn=caller)
 
 
@@ -55,13 +60,10 @@ def access_rules(ws: Workspace) -> Access:
     return load_access(ws, "HEAD" if ws.is_git and ws.head_commit else None)
 
 
-def release_author(record: Any, ws: Workspace) -> str | None:
+def release_author(record: ReleaseRecord, ws: Workspace) -> str | None:
     """Who wrote a release, normalised: as its build recorded it, else the commit's author in this
     checkout (None when neither knows: four-eyes then fails closed)."""
-    recorded = getattr(record, "author", "")
-    if recorded:
-        return normalise(recorded)
-    found = ws.commit_author(record.commit)
+    found = record.author or ws.commit_author(record.commit)
     return normalise(found) if found else None
 
 
@@ -94,7 +96,7 @@ def check_clean_tree(ws: Workspace, model: ModelConfig, environment: Environment
                                           have="has" if len(dirty) == 1 else "have"), hint=DIRTY_TREE_HINT)
 
 
-def check_policy(ws: Workspace, model: ModelConfig, ref: str | None, runtime: Any) -> None:
+def check_policy(ws: Workspace, model: ModelConfig, ref: str | None, runtime: Runtime) -> None:
     """The policy (schema, security, capacity, rollout rules, bandit) is clean for the model at ``ref``."""
     from modelops.policy import ValidateRequest, validate
 
@@ -111,7 +113,7 @@ def check_policy(ws: Workspace, model: ModelConfig, ref: str | None, runtime: An
                         hint=POLICY_FAILED_HINT.format(folder=model.folder))
 
 
-def check_tests(ledger: Any, release: str, model: str, environment: Environment, previous: Environment | None) -> None:
+def check_tests(ledger: Ledger, release: str, model: str, environment: Environment, previous: Environment | None) -> None:
     if previous is None:
         return
     if not ledger.tests_passed(release, previous.name, regions=previous.regions):
@@ -120,20 +122,20 @@ def check_tests(ledger: Any, release: str, model: str, environment: Environment,
                                                        environment=environment.name))
 
 
-def check_ledger(ledger: Any, model: str, releases: tuple[str, ...] = ()) -> None:
+def check_ledger(ledger: Ledger, model: str, releases: tuple[str, ...] = ()) -> None:
     """The model's history (and, where the backend keeps them, the copies under ``releases``)
     verifies; else :class:`~modelops.ledger.LedgerTamperedError` (exit 3) naming the first bad entry."""
     ledger.verify(model, releases=releases).raise_if_broken()
 
 
-def approver_of(approval: Any) -> Identity:
+def approver_of(approval: Approval) -> Identity:
     """The identity an approval in the ledger records (normalised again: records from before names
     were normalised may carry spaces or capitals)."""
     return Identity(normalise(approval.by), approval.source or "ledger", bool(approval.authenticated),
                     principal=approval.principal or None)
 
 
-def check_approval(ledger: Any, release: str, environment: Environment, author: str | None,
+def check_approval(ledger: Ledger, release: str, environment: Environment, author: str | None,
                    access: Access) -> None:
     """A deploy counts the approvals of ``release`` for ``environment`` that still hold: by someone the
     access rules let approve there now, and, with four-eyes, not by its author (an unknown author

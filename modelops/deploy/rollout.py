@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modelops.config import RolloutPolicy
 from modelops.deploy import specs
@@ -30,6 +30,10 @@ from modelops.deploy.machine import (
 from modelops.errors import CloudUnreachableError, ModelopsError
 from modelops.ledger.records import FAILED, IN_PROGRESS, ROLLED_BACK, STARTED, SUCCEEDED, TERMINAL_STATUSES
 from modelops.runtime import Runtime
+
+if TYPE_CHECKING:
+    from modelops.clients import Clients
+    from modelops.ledger import Ledger
 
 # Outcomes of a region (and of a deploy), the words of `deploy --output json`: SUCCEEDED, ROLLED_BACK and
 # FAILED are the ledger's terminal step statuses (a region's outcome is recorded as its last step).
@@ -80,7 +84,7 @@ class RegionOutcome:
 class Journal:
     """The ledger's view of one attempt of a rollout in one region (see ``machine``'s words)."""
 
-    def __init__(self, ledger: Any, *, model: str, environment: str, region: str, release: str, endpoint: str):
+    def __init__(self, ledger: Ledger, *, model: str, environment: str, region: str, release: str, endpoint: str):
         self.ledger = ledger
         self.model, self.environment, self.region, self.release, self.endpoint = (
             model, environment, region, release, endpoint)
@@ -321,8 +325,8 @@ class EnvironmentRollout:
 def reconcile_environment(
     rollout: EnvironmentRollout,
     *,
-    clients: Any,
-    ledger: Any,
+    clients: Clients,
+    ledger: Ledger,
     runtime: Runtime,
     traffic: TrafficStarter | None = None,
     poll_seconds: float = 1.0,
@@ -380,7 +384,7 @@ def _run_parallel(regions: Sequence[str], work: Callable[[str], RegionOutcome]) 
         return {r: f.result() for r, f in futures.items()}
 
 
-def _region(target: specs.RegionTarget, clients: Any, ledger: Any, runtime: Runtime, *,
+def _region(target: specs.RegionTarget, clients: Clients, ledger: Ledger, runtime: Runtime, *,
             traffic: TrafficStarter | None, poll_seconds: float) -> RegionOutcome:
     env = target.environment.name
     journal = Journal(ledger, model=target.model.name, environment=env, region=target.region,
@@ -404,7 +408,7 @@ def _region(target: specs.RegionTarget, clients: Any, ledger: Any, runtime: Runt
     return RegionOutcome(env, target.region, target.endpoint_name, target.release, status, detail, previous, serving)
 
 
-def is_converged(target: specs.RegionTarget, cloud: RegionCloud, ledger: Any) -> bool:
+def is_converged(target: specs.RegionTarget, cloud: RegionCloud, ledger: Ledger) -> bool:
     """The region serves ``target`` and its last rollout there finished: nothing to do, nothing to record."""
     state = ledger.current(target.model.name, target.environment.name, target.region)
     if state is None or state.release != target.release or state.in_progress:
@@ -415,7 +419,7 @@ def is_converged(target: specs.RegionTarget, cloud: RegionCloud, ledger: Any) ->
     return ep.release_tag == target.release
 
 
-def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutcome, clients: Any, ledger: Any,
+def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutcome, clients: Clients, ledger: Ledger,
                    runtime: Runtime, *, poll_seconds: float, why: str) -> RegionOutcome:
     """Take a region that moved back to the release it served before (``roll_back_completed_regions``):
     one this rollout moved, or one another run moved (a single-region deploy whose region rolled back)."""

@@ -110,7 +110,7 @@ schema) and :class:`DynamoLedger` (one table; key design in ``dynamo.py``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .base import (
     DEFAULT_LOCK_TTL,
@@ -174,11 +174,21 @@ __all__ = [
 ]
 
 
-def open_ledger(clients: Any, runtime: Runtime) -> Ledger:
-    """The ledger of the environment ``clients`` serves (a :class:`modelops.clients.Clients`, or any
-    object with ``.cloud`` and ``.client(service, region)``; aws needs ``.environment.regions`` or
-    ``$MODELOPS_LEDGER_REGION``)."""
-    if getattr(clients, "cloud", "local") == "local":
+class EnvironmentClients(Protocol):
+    """What the ledger needs of an environment's clients (a :class:`modelops.clients.Clients`): its
+    cloud, a client per (service, region). The ledger sits below config and clients in the layers, so
+    it names the shape, not the class."""
+
+    @property
+    def cloud(self) -> str: ...
+
+    def client(self, service: str, region: str) -> Any: ...
+
+
+def open_ledger(clients: EnvironmentClients, runtime: Runtime) -> Ledger:
+    """The ledger of the environment ``clients`` serves; aws needs ``clients.environment.regions`` or
+    ``$MODELOPS_LEDGER_REGION``."""
+    if clients.cloud == "local":
         return sqlite_ledger(runtime)
     from .dynamo import DynamoLedger
 
@@ -195,7 +205,7 @@ def sqlite_ledger(runtime: Runtime, path: Path | None = None) -> SqliteLedger:
     return SqliteLedger(path or runtime.local_cloud_dir / LEDGER_FILE, clock=runtime.clock, user=runtime.user)
 
 
-def _first_region(clients: Any) -> str:
+def _first_region(clients: EnvironmentClients) -> str:
     environment = getattr(clients, "environment", None)
     regions = getattr(environment, "regions", None) or ()
     if not regions:

@@ -88,4 +88,5 @@ def test_a_model_that_cannot_run_on_the_environments_cloud_says_so_instead_of_de
     missing = run_cli("invoke", "iris", "--env", "prod", "--body", "{}", "--output", "json", cwd=cloud_repo)
     assert missing.exit_code == 2, missing
     assert missing.json()["error"] == {"message": "endpoint iris-prod not found in us-east-1 (prod)",
-                                       "hint": "deploy it first: modelops deploy iris --env prod", "exit_status": 2}
+                                       "hint": "deploy the model first: modelops deploy iris --env prod",
+                                       "exit_status": 2}
