@@ -7,7 +7,7 @@ An :class:`Identity` is a name and its source, in this order:
    submitter, or who started the build; GitHub: ``github.actor``; Spinnaker: who decided the manual
    judgment). It counts as authenticated when the CI's own variables are there too (Jenkins:
    ``JENKINS_URL`` and ``BUILD_URL``; GitHub: ``GITHUB_ACTIONS=true`` and ``GITHUB_RUN_ID``;
-   Spinnaker: ``SPINNAKER_EXECUTION_ID``, which the generated pipeline sets). On an aws environment
+   Spinnaker: ``MODELOPS_PIPELINE_RUN``, the execution id the generated pipeline sets). On an aws environment
    the STS caller the CI runs as is kept beside it as the ``principal``.
 2. **sts**: on an aws environment, the caller identity STS answers for the environment's credentials
    (an IAM user, or an assumed role with its session): authenticated by AWS.
@@ -52,7 +52,7 @@ SOURCE_LABELS = {STS: "sts", ENV: "$MODELOPS_USER", GIT: "git user.email", OS: "
 CI_SYSTEMS: Mapping[str, tuple[tuple[str, str | None], ...]] = {
     "jenkins": (("JENKINS_URL", None), ("BUILD_URL", None)),
     "github": (("GITHUB_ACTIONS", "true"), ("GITHUB_RUN_ID", None)),
-    "spinnaker": (("SPINNAKER_EXECUTION_ID", None),),
+    "spinnaker": (("MODELOPS_PIPELINE_RUN", None),),
 }
 
 _EMAIL = re.compile(r"^[^@\s/:]+@[^@\s/:]+$")  # no ARN (an e-mail as its session name)
