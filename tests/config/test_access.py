@@ -132,3 +132,16 @@ def test_ci_pr_and_validate_read_the_file_at_the_ref_asked(access_repo: Path) ->
     write(access_repo / "pipelines" / "access.yaml", ACCESS.replace("[platform]", "[nobody]"))
     assert run_cli("validate", "pipelines", "--ref", "HEAD", cwd=access_repo).exit_code == 0
     assert run_cli("validate", "pipelines", cwd=access_repo).exit_code == 1
+
+
+def test_the_readme_example_validates(tmp_path: Path) -> None:
+    from tests.helpers import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme.split("## Access control", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    repo = init_repo(tmp_path / "repo", {"pipelines/access.yaml": example})
+    result = run_cli("validate", "pipelines", "--output", "json", cwd=repo)
+    assert result.exit_code == 0 and result.json()["findings"] == [], result
+    access = load_access(Workspace.discover(repo))
+    assert access.decide(identify({"MODELOPS_USER": "quant@risk.example.com"}), APPROVE, "prod").unauthenticated
