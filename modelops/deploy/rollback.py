@@ -57,7 +57,7 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
                 ledger, model.name, env.name, regions, holder, runtime, ROLLBACK_LOCK_WAIT_SECONDS,
                 poll=poll_seconds(env)):
             for region in regions:
-                outcomes.append(_rollback_region(model, env, region, clients, ledger, repo.ws, runtime, identity.name))
+                outcomes.append(_rollback_region(model, env, region, clients, ledger, repo.ws, runtime, str(identity)))
     failed = [o for o in outcomes if o.status == FAILED]
     if outcomes and all(o.status == FAILED and o.previous_release is None for o in outcomes):
         # Nothing was tried anywhere (not deployed, or no earlier release): the request cannot be done,

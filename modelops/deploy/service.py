@@ -141,6 +141,7 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: Repo, ref: st
             targets=targets,
             previous_targets=lambda region, rel: target_for_release(model, env, region, rel, ledger, repo.ws),
             roll_back_completed_regions=repo.envs.roll_back_completed_regions,
+            actor=str(identity),
         )
         from modelops.deploy.traffic import traffic_starter
         from modelops.ledger.records import LockHolder
