@@ -79,7 +79,6 @@ CREATE TABLE IF NOT EXISTS locks (
 );
 """
 # The chain's parts: made with a new file, and added to a version 1 file.
-
 _CHAIN = """
 CREATE UNIQUE INDEX IF NOT EXISTS entries_chain ON entries (model, chain_seq);
 CREATE TABLE IF NOT EXISTS heads (

@@ -213,3 +213,31 @@ def test_a_ledger_edited_behind_modelops_back_is_found_and_blocks_deploy(repo: P
     assert f"\nerror: {problem}\n" in deploy.stderr
     assert "Restore the ledger from a backup" in deploy.stderr
     assert not [e for e in history(repo) if e["entry"] == "step"]  # nothing rolled out
+
+
+def test_a_rollback_target_is_verified_before_its_build_is_used(repo: Path) -> None:
+    # On DynamoDB the build records a rollback reads live under the release (copies of the history):
+    # one forged there would name another image. Building the target verifies them first.
+    moto = pytest.importorskip("moto")
+    import boto3
+
+    from modelops.config import Workspace, load_environments, load_model
+    from modelops.deploy.repo import target_for_release
+    from modelops.ledger import BuildRecord, LedgerTamperedError
+    from modelops.ledger.dynamo import DynamoLedger
+
+    ws = Workspace.discover(repo)
+    model, prod = load_model(ws, "iris"), load_environments(ws).get("prod")
+    with moto.mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+        ledger = DynamoLedger(client, region="eu-west-1")
+        ledger.record_build(BuildRecord("iris", "iris-0123456789", "prod", "us-east-1", "good/image:1", "", "sha256:1"))
+        assert target_for_release(model, prod, "us-east-1", "iris-0123456789", ledger, ws).image_uri == "good/image:1"
+        forged = BuildRecord("iris", "iris-0123456789", "prod", "us-east-1", "evil/image:1", "", "sha256:1", at=1e10)
+        client.put_item(TableName="modelops-ledger", Item={
+            "pk": {"S": "RELEASE#iris-0123456789"}, "sk": {"S": "SEQ#000000000099"}, "seq": {"N": "99"},
+            "entry_id": {"S": "forged"}, "entry": {"S": "build"}, "environment": {"S": "prod"},
+            "region": {"S": "us-east-1"}, "body": {"S": forged.to_json()}})
+        assert ledger.builds("iris-0123456789", "prod")[0].image_uri == "evil/image:1"  # what a rollback would read
+        with pytest.raises(LedgerTamperedError, match=r"release iris-0123456789 holds an entry .* not in iris.s history"):
+            target_for_release(model, prod, "us-east-1", "iris-0123456789", ledger, ws)
