@@ -25,6 +25,7 @@ class SchemaKind(StrEnum):
     environments = "environments"
     policy = "policy"
     cases = "cases"
+    access = "access"
 
 
 def validate(
@@ -84,7 +85,7 @@ def _list_rules(cli: cli_context.CliContext) -> int:
 def schema(
     kind: Annotated[SchemaKind, typer.Argument(help="Which config file's schema.")] = SchemaKind.model,
 ) -> None:
-    """Print the JSON Schema (draft 2020-12) of model.yaml, environments.yaml, policy.yaml or cases.yaml."""
+    """Print the JSON Schema (draft 2020-12) of model.yaml, environments.yaml, policy.yaml, cases.yaml or access.yaml."""
     import sys
 
     from modelops.config.schema import schema_text

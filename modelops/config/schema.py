@@ -24,6 +24,7 @@ SCHEMAS = {
     "environments": "environments.schema.json",
     "policy": "policy.schema.json",
     "cases": "cases.schema.json",
+    "access": "access.schema.json",
 }
 
 UNKNOWN_KEY = "unknown key '{key}'{suggestion}"
@@ -40,8 +41,8 @@ _MISSING = re.compile(r"missing required key '([^']+)'")
 
 @functools.cache
 def schema_text(kind: str) -> str:
-    """The JSON text of the schema of ``kind`` (``model``, ``environments``, ``policy``, ``cases``),
-    as validate uses it (what ``modelops schema`` prints)."""
+    """The JSON text of the schema of ``kind`` (``model``, ``environments``, ``policy``, ``cases``,
+    ``access``), as validate uses it (what ``modelops schema`` prints)."""
     return json.dumps(schema(kind), indent=2, ensure_ascii=False) + "\n"
 
 

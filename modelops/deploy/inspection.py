@@ -1,5 +1,6 @@
 """Looking before (and instead of) changing: ``status`` (what serves where), ``history`` (what the
-ledgers hold), ``plan`` (what a deploy would change) and ``sync`` (deploy what drifted)."""
+ledgers hold), ``verify_ledgers`` (whether their history was changed behind modelops' back), ``plan``
+(what a deploy would change) and ``sync`` (deploy what drifted)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from modelops.deploy.api import (
     EndpointState,
     HistoryReport,
     HistoryRequest,
+    LedgerCheck,
+    LedgerVerifyReport,
+    LedgerVerifyRequest,
     Plan,
     PlanRequest,
     RegionPlan,
@@ -24,9 +28,16 @@ from modelops.deploy.api import (
     Weight,
 )
 from modelops.deploy.cloud import RegionCloud
-from modelops.deploy.repo import distinct_ledgers, loadable_models, models_named, open_repo, opened
+from modelops.deploy.repo import (
+    distinct_ledgers,
+    ledger_key,
+    loadable_models,
+    models_named,
+    open_repo,
+    opened,
+)
 from modelops.deploy.service import deploy, desired_release
-from modelops.errors import ExitStatus, ModelopsError
+from modelops.errors import ExitStatus, InputError, ModelopsError
 from modelops.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -73,6 +84,29 @@ def history(request: HistoryRequest, runtime: Runtime) -> HistoryReport:
             entries.extend(e.to_dict() for e in ledger.history(model.name))
     entries.sort(key=lambda e: e.get("at", 0.0))
     return HistoryReport(model.name, tuple(entries))
+
+
+def verify_ledgers(request: LedgerVerifyRequest, runtime: Runtime) -> LedgerVerifyReport:
+    """Check the hash chains of the ledgers (see :mod:`modelops.ledger.chain`): every distinct ledger
+    of the environments, or ``request.environment``'s; every model in them, or ``request.model``'s
+    (a model whose folder is gone is named as its history names it)."""
+    repo = open_repo(runtime)
+    model = request.model
+    if model is not None:
+        try:
+            model = load_model(repo.ws, model).name
+        except InputError:
+            if "/" in model:  # a folder that does not hold a model: say so, as other commands do
+                raise
+    envs = (repo.envs.get(request.environment),) if request.environment else tuple(distinct_ledgers(repo))
+    checks = []
+    for env in envs:
+        sharing = tuple(e.name for e in repo.envs.in_promotion_order() or tuple(repo.envs)
+                        if ledger_key(e) == ledger_key(env))
+        runtime.progress.step(f"verifying the ledger of {', '.join(sharing)}")
+        with opened(env, runtime) as (_, ledger):
+            checks.append(LedgerCheck(sharing, ledger.verify(model)))
+    return LedgerVerifyReport(tuple(checks))
 
 
 def plan(request: PlanRequest, runtime: Runtime) -> Plan:

@@ -84,8 +84,10 @@ class RegionOutcome:
 class Journal:
     """The ledger's view of one attempt of a rollout in one region (see ``machine``'s words)."""
 
-    def __init__(self, ledger: Ledger, *, model: str, environment: str, region: str, release: str, endpoint: str):
+    def __init__(self, ledger: Ledger, *, model: str, environment: str, region: str, release: str, endpoint: str,
+                 actor: str = ""):
         self.ledger = ledger
+        self.actor = actor  # who runs this rollout (an identity with its source), for the "started" step
         self.model, self.environment, self.region, self.release, self.endpoint = (
             model, environment, region, release, endpoint)
         self.attempt = ledger.rollout_attempt(model, environment, region, release)
@@ -225,8 +227,8 @@ def reconcile_region(
                               prefix=prefix)
                 if not journal.started and not restore:
                     previous = obs.endpoint.serving_release if obs.endpoint else None
-                    journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}",
-                                   previous_release=previous)
+                    journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}"
+                                   + (f" by {journal.actor}" if journal.actor else ""), previous_release=previous)
                     runtime.progress.step(f"{label}: rolling out {target.release}"
                                           + (f" (replacing {previous})" if previous else ""))
                 _note_phase(obs.endpoint, journal, runtime, label, run, prefix)
@@ -320,6 +322,7 @@ class EnvironmentRollout:
     targets: dict[str, specs.RegionTarget]
     previous_targets: Callable[[str, str], specs.RegionTarget | None]  # (region, release) -> target
     roll_back_completed_regions: bool
+    actor: str = ""  # who runs it ("tester@example.com ($MODELOPS_USER, unauthenticated)"), as the ledger says
 
 
 def reconcile_environment(
@@ -355,7 +358,8 @@ def reconcile_environment(
                                                  NOT_TOUCHED.format(reason=halted))
             continue
         results = _run_parallel(wave_regions, lambda region: _region(
-            rollout.targets[region], clients, ledger, runtime, traffic=traffic, poll_seconds=poll_seconds))
+            rollout.targets[region], clients, ledger, runtime, traffic=traffic, poll_seconds=poll_seconds,
+            actor=rollout.actor))
         for region in wave_regions:
             outcomes[region] = results[region]
             if results[region].status == SUCCEEDED:
@@ -385,10 +389,10 @@ def _run_parallel(regions: Sequence[str], work: Callable[[str], RegionOutcome]) 
 
 
 def _region(target: specs.RegionTarget, clients: Clients, ledger: Ledger, runtime: Runtime, *,
-            traffic: TrafficStarter | None, poll_seconds: float) -> RegionOutcome:
+            traffic: TrafficStarter | None, poll_seconds: float, actor: str = "") -> RegionOutcome:
     env = target.environment.name
     journal = Journal(ledger, model=target.model.name, environment=env, region=target.region,
-                      release=target.release, endpoint=target.endpoint_name)
+                      release=target.release, endpoint=target.endpoint_name, actor=actor)
     cloud = RegionCloud(clients, target.region)
     if is_converged(target, cloud, ledger):
         runtime.progress.step(f"{env}/{target.region}: serving {target.release} already")
