@@ -78,6 +78,8 @@ OTHER_REFUSALS = {
     "TESTS_MISSING": "state: the ledger has no passing tests (a model that can never have them: environment-gap)",
     "APPROVAL_MISSING": "state: no approval recorded",
     "SELF_APPROVAL": "identity: the approver wrote the commit",
+    "ACCESS_DENIED": "identity: access.yaml does not let who acts do it (validate checks access.yaml itself)",
+    "UNAUTHENTICATED": "identity: who acts is not authenticated where access.yaml asks for it",
     "UNKNOWN_AUTHOR": "state: this clone does not hold the commit",
     "UNKNOWN_RELEASE": "state: the ledger has no build of the release",
     "COMMIT_MISSING": "state: this clone does not hold the release's commit",
