@@ -308,7 +308,10 @@ def read_cases(workspace: Workspace, model: ModelConfig) -> Loaded[Cases]:
 
     loaded = _build(file, data, source, findings, build)
     if extra:
-        return Loaded(file, None, (*loaded.findings, *extra), loaded.document, loaded.source)
+        # A warning (a bare 424 case) leaves the cases usable; `modelops test` runs them.
+        usable = not any(f.severity is Severity.error for f in extra)
+        return Loaded(file, loaded.value if usable else None, (*loaded.findings, *extra), loaded.document,
+                      loaded.source)
     return loaded
 
 

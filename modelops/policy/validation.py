@@ -19,7 +19,6 @@ from modelops.config.findings import Finding, Severity
 from modelops.config.loading import read_environments, read_model, read_policy
 from modelops.config.policy import Policy
 from modelops.config.workspace import MODEL_FILE, MODELS_DIR, PIPELINES_DIR, Workspace
-from modelops.config.yamlsource import parse
 from modelops.errors import ExitStatus, InputError
 from modelops.policy import capacity, code_checks, model_checks, rollout, security
 from modelops.policy.context import CheckContext, Checker, ModelRef, model_ref, runs_on
@@ -290,13 +289,12 @@ def _results(base: CheckContext, folders: Sequence[str], extra: tuple[Checker, .
 
 
 def _check_models(base: CheckContext, folders: Sequence[str], extra: tuple[Checker, ...],
-                  parser: ParseCache | None = None) -> tuple[_ModelResult, ...]:
+                  parser: ParseCache) -> tuple[_ModelResult, ...]:
     """Load ``folders`` and run the model checkers over them: every checker over the models that
     load, and over what is usable of those that fail their schema (``Loaded.partial``) wherever
     the values the checker reads are intact, so one run reports every problem."""
-    loaded = [read_model(base.workspace, folder, parser=parser or parse) for folder in folders]
-    if parser is not None:
-        parser.save()
+    loaded = [read_model(base.workspace, folder, parser=parser) for folder in folders]
+    parser.save()
     models = tuple(m.value for m in loaded if m.value is not None)
     partial = [m for m in loaded if m.value is None and m.partial is not None]
     ctx = replace(base, models=models)
