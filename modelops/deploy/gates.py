@@ -1,5 +1,6 @@
 """What must hold before a release enters an environment: a clean tree (GitOps), a clean policy, tests
-passed for the same release in the previous environment, and an approval where required.
+passed for the same release in the previous environment, an approval where required, and no block (a
+release rolled back there stays out until unblocked). And who may act: :func:`check_allowed`.
 
 Every gate fails closed: no test record is not a pass, an unknown author is not "someone else".
 """
@@ -15,6 +16,7 @@ from modelops.errors import GateError, InputError
 
 if TYPE_CHECKING:
     from modelops.ledger import Ledger
+    from modelops.ledger.records import ReleaseBlock
     from modelops.runtime import Runtime
 
 DIRTY_TREE = "{environment} deploys only committed releases: {paths} {have} uncommitted changes"
@@ -30,6 +32,9 @@ SELF_APPROVAL_HINT = "ask someone else to approve it"
 UNKNOWN_AUTHOR = ("four-eyes: the author of commit {commit} of release {release} is not known here (this checkout "
                   "does not hold that commit), so {user} cannot be told apart from the author for {environment}")
 UNKNOWN_AUTHOR_HINT = "approve from a clone holding the commit (git fetch; no shallow clone)"
+BLOCKED = ("release {release} is blocked in {environment}: {reason} ({by}, {when}); "
+           "run `modelops release unblock {release} --env {environment} --reason TEXT` to allow it again")
+BLOCKED_HINT = "or fix it and commit: a new release is not blocked"
 UNKNOWN_RELEASE = "unknown release {release}: the ledger has no build of it"
 UNKNOWN_RELEASE_HINT = "build it first (`modelops build MODEL`, or `modelops deploy MODEL` to dev)"
 
@@ -116,3 +121,40 @@ def check_approver(user: str, author: str | None, *, release: str, commit: str, 
 
 def unknown_release(release: str) -> InputError:
     return InputError(UNKNOWN_RELEASE.format(release=release), hint=UNKNOWN_RELEASE_HINT)
+
+
+class ReleaseBlockedError(GateError):
+    """The release was rolled back in this environment and not unblocked since (exit 1)."""
+
+    def __init__(self, block: ReleaseBlock):
+        super().__init__(blocked_message(block), hint=BLOCKED_HINT)
+        self.block = block
+
+
+def blocked_message(block: ReleaseBlock) -> str:
+    """One line naming the release, the rollback that blocked it and how to unblock it."""
+    from datetime import UTC, datetime
+
+    when = datetime.fromtimestamp(block.at, UTC).strftime("%Y-%m-%d %H:%M UTC") if block.at else "earlier"
+    return BLOCKED.format(release=block.release, environment=block.environment, reason=block.reason or "rolled back",
+                          by=block.by, when=when)
+
+
+def check_not_blocked(ledger: Ledger, release: str, environment: Environment) -> None:
+    """A release rolled back in ``environment`` (automatically, by ``rollback`` or ``rollout abort``)
+    is not rolled out there again until ``modelops release unblock``."""
+    block = ledger.block(release, environment.name)
+    if block is not None:
+        raise ReleaseBlockedError(block)
+
+
+#: Actions :func:`check_allowed` is asked about.
+UNBLOCK = "unblock"
+ROLLOUT_CONTROL = "rollout"
+
+
+def check_allowed(user: str, action: str, environment: Environment) -> None:
+    """The one place that decides whether ``user`` may ``action`` (``unblock``, ``rollout``: pause,
+    resume, abort, promote) in ``environment``; raises :class:`GateError` if not. modelops has no
+    access rules yet, so every identity may: per-environment permissions (pipelines/access.yaml) are
+    being added and decide here, so every command that asks keeps asking this function."""
