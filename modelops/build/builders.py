@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelops.build.artifacts import sha256_file
+from modelops.build.artifacts import byte_progress, sha256_file
 from modelops.build.context import BuildContext, ReleaseLabels
 from modelops.config import Environment, ModelConfig
 from modelops.errors import EnvironmentFailedError, InputError
@@ -129,7 +129,9 @@ def build_local(plan: BuildPlan, runtime: Runtime, *, already_published: Callabl
         if regions:
             plan.check_model_data()
         for region in regions:
-            localcloud.put_model_data(store, plan.model_data_urls[region], plan.model_data)
+            with byte_progress(runtime.progress, f"{region}: storing the model data", plan.model_data.stat().st_size,
+                               counted=False):
+                localcloud.put_model_data(store, plan.model_data_urls[region], plan.model_data)
     return hit
 
 
@@ -276,7 +278,9 @@ def upload_model_data(plan: BuildPlan, runtime: Runtime, clients: Clients) -> No
             kms = plan.kms_key(region)
             if kms:
                 extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms)
-            s3.upload_file(str(plan.model_data), bucket, key, ExtraArgs=extra)
+            with byte_progress(runtime.progress, f"{region}: uploading the model data",
+                               plan.model_data.stat().st_size) as advance:
+                s3.upload_file(str(plan.model_data), bucket, key, ExtraArgs=extra, Callback=advance)
             runtime.progress.step(f"{region}: model data at s3://{bucket}/{key}")
         except Exception as exc:
             raise translate(exc, resource=f"{plan.environment.name}:{region}:s3://{bucket}/{key}") from exc

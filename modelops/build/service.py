@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from modelops import naming
 from modelops.build import artifacts
 from modelops.build.builders import BUILDERS, UNKNOWN_BUILDER, BuildPlan, image_uri, run_builder
+from modelops.build.cache import ARTIFACT_CACHE, CONTEXTS, MODEL_DATA, remember_archive
 from modelops.build.context import BuildContext, ReleaseLabels, model_data_extras, render
 from modelops.build.dlc import DlcResolver
 from modelops.config import (
@@ -45,10 +46,9 @@ CONTEXT_NOT_EMPTY = ("{folder} holds files this build does not render ({files});
 CONTEXT_NOT_EMPTY_HINT = "render into a new or empty folder (--context-only DIR), or remove those files"
 SIGN_AT_REF = "--sign-key signs the working tree's artifacts; it cannot be used with --ref"
 DEFAULT_MODEL_DATA_LOCATION = "s3://modelops-model-artifacts-{account}-{region}/"
-# Under the build's work folder: artifacts fetched or generated, and model data archives (which build
-# writes and verify_artifacts checks again before deploy).
-ARTIFACT_CACHE = "artifacts"
-MODEL_DATA = "model-data"
+
+#: Marks the commit of a release built from a working tree with uncommitted changes in the model folder.
+DIRTY_SUFFIX = "-dirty"
 
 
 @dataclass(frozen=True)
@@ -213,12 +213,12 @@ def _prepare(request: BuildRequest, runtime: Runtime) -> _Prepared:
     commit = ws.head_commit or "uncommitted"
     shown = ws.head_commit[:12] if ws.head_commit else commit
     if ws.ref is None and ws.is_git and ws.is_dirty([model.folder]):
-        commit += "-dirty"
-        shown += "-dirty"  # the build holds uncommitted changes: the line says so, not just the commit
+        commit += DIRTY_SUFFIX
+        shown += DIRTY_SUFFIX  # the build holds uncommitted changes: the line says so, not just the commit
     runtime.progress.step(f"building {model.name} for {env.name} ({', '.join(env.regions)}) at {shown}")
 
     work = _work_dir(runtime)
-    gathered = artifacts.gather(model, ws, cache_dir=work / ARTIFACT_CACHE)
+    gathered = artifacts.gather(model, ws, cache_dir=work / ARTIFACT_CACHE, progress=runtime.progress)
     signed = False
     if request.sign_key is not None:
         if ws.ref is not None:
@@ -267,13 +267,16 @@ def _publish(prepared: _Prepared, runtime: Runtime, clients: Clients | None) -> 
     extras = model_data_extras(ctx)
     if gathered.files:
         archive = artifacts.write_model_data(
-            gathered, prepared.work / MODEL_DATA / artifacts.model_data_name(gathered, extras), extras)
+            gathered, prepared.work / MODEL_DATA / artifacts.model_data_name(gathered, extras), extras,
+            progress=runtime.progress)
+        remember_archive(prepared.work, result.release, archive)
 
     def check_model_data() -> None:
         # The cached archive is what gets published: before it is, check every member against the
         # pins and the code files rendered from this commit (a reused archive may have changed).
         if archive is not None:
-            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder, extras=extras)
+            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder, extras=extras,
+                                        progress=runtime.progress)
 
     if clients is None:
         from modelops.clients import clients_for
@@ -291,7 +294,7 @@ def _publish(prepared: _Prepared, runtime: Runtime, clients: Clients | None) -> 
 
         plan = BuildPlan(model=model, environment=env, context=ctx, labels=prepared.labels,
                          image_uris={i.region: i.image_uri for i in result.images}, model_data=archive,
-                         model_data_urls=prepared.data_urls, work_dir=prepared.work / "contexts" / result.release,
+                         model_data_urls=prepared.data_urls, work_dir=prepared.work / CONTEXTS / result.release,
                          check_model_data=check_model_data)
         hit = run_builder(result.builder, plan, runtime, clients, already_published=already_published)
         ledger.record_release(ReleaseRecord(model=model.name, release=result.release, commit=result.commit,
@@ -320,12 +323,13 @@ def verify_artifacts(model: ModelConfig, workspace: Workspace, *, environment: E
     policy = policy if policy is not None else load_policy(workspace)
     if runtime is not None:
         work = _work_dir(runtime)
-        gathered = artifacts.gather(model, workspace, cache_dir=work / ARTIFACT_CACHE)
+        gathered = artifacts.gather(model, workspace, cache_dir=work / ARTIFACT_CACHE, progress=runtime.progress)
         # Every cached archive of this manifest (a DJL model's also carries its code files, which
         # must match the tag in its name), checked member by member against the pins.
         hexdigest = gathered.manifest.digest[len("sha256:"):]
         for archive in sorted((work / MODEL_DATA).glob(f"{hexdigest}*.tar.gz")):
-            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder)
+            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder,
+                                        progress=runtime.progress)
         manifest = gathered.manifest
     else:
         manifest = artifacts.manifest_of(model, workspace)

@@ -227,10 +227,42 @@ def invoke(
 
     def text(console: Console) -> None:
         sys.stdout.write(result.body.decode("utf-8", "replace").rstrip("\n") + "\n")  # the answer is the output
-        console.print(f"{result.endpoint} ({result.region}): HTTP {result.status}")
+        console.print(f"{result.endpoint} ({result.region}): {result.describe()}")
 
     cli.emit(result, text)
-    return 0 if result.status < 400 else 1
+    return 0 if result.ok else 1
+
+
+def gc(
+    ctx: typer.Context,
+    keep: Annotated[int, typer.Option("--keep", metavar="N", help="Keep each model's last N releases (and what serves anywhere).")] = 3,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be freed; free nothing.")] = False,
+    min_age: Annotated[float, typer.Option("--min-age", metavar="SECONDS",
+                                           help="Keep local files younger than this (a build under way has not recorded its release yet).")] = 3600.0,
+    output: Output = OutputFormat.text,
+) -> int:
+    """Free old releases: their SageMaker models and endpoint configs, local images, model data, build cache."""
+    from modelops.deploy.gc import GcRequest
+    from modelops.deploy.gc import gc as run_gc
+
+    cli = cli_context.get(ctx)
+    result = run_gc(GcRequest(keep=keep, dry_run=dry_run, min_age_seconds=min_age), cli.runtime)
+
+    def text(console: Console) -> None:
+        from modelops.sizes import human_size
+
+        verb = "would free" if result.dry_run else "freed"
+        for f in result.freed:
+            console.print(f"{verb} {f.kind} {f.name} ({f.where}" + (f", {human_size(f.bytes)})" if f.bytes else ")"),
+                          markup=False, highlight=False)
+        for line in result.skipped:
+            console.print(line, markup=False)
+        kept = sum(len(r) for r in result.kept.values())
+        console.print(f"{verb} {human_size(result.bytes)} in {len(result.freed)} item(s); kept {kept} release(s) "
+                      f"of {len(result.kept)} model(s)")
+
+    cli.emit(result, text)
+    return 0
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -418,5 +450,5 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     for name, command in (("deploy", deploy), ("promote", promote), ("approve", approve), ("rollback", rollback),
                           ("status", status), ("history", history), ("plan", plan), ("diff", diff), ("sync", sync),
-                          ("invoke", invoke)):
+                          ("invoke", invoke), ("gc", gc)):
         app.command(name)(command)

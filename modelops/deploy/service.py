@@ -64,6 +64,9 @@ UPDATE_GOES_ON = ("{where}: the update to {release} goes on in SageMaker: it wil
                   "alarm fires{traffic}")
 CREATE_GOES_ON = "{where}: SageMaker goes on creating the endpoint with {release}"
 ROLLING_BACK_GOES_ON = "{where}: SageMaker goes on rolling the update back"
+BUILT_UNCOMMITTED = "release {release} was built from uncommitted changes (on top of commit {commit})"
+BUILT_UNCOMMITTED_HINT = ("a promoted release must be one a commit builds: commit the changes, then deploy that "
+                          "commit (modelops deploy {model} --through {environment})")
 
 
 def _chain(envs: Environments, request: DeployRequest) -> tuple[Environment, ...]:
@@ -101,9 +104,20 @@ def deploy(request: DeployRequest, runtime: Runtime) -> DeployResult:
         if result.result != SUCCEEDED:
             return DeployResult(model.name, release, result.result, tuple(outcomes), result.message,
                                 tuple(e.name for e in chain[: i + 1]))
-        if i + 1 < len(chain):
-            _tests_gate(model, env, chain[i + 1], request.ref, release, runtime)
+        following = chain[i + 1] if i + 1 < len(chain) else _next_in_promotion(repo, env, request)
+        if following is not None:
+            _tests_gate(model, env, following, request.ref, release, runtime)
     return DeployResult(model.name, release, SUCCEEDED, tuple(outcomes), "", tuple(e.name for e in chain))
+
+
+def _next_in_promotion(repo: Repo, last: Environment, request: DeployRequest) -> Environment | None:
+    """After ``--through ENV``: the environment ENV promotes to, whose gate needs ENV's tests (run now, so
+    ``promote --to`` it does not fail for tests nobody ran); None for a single ``--env`` deploy (CI runs
+    its tests as a stage of their own) and for the last environment."""
+    if request.through is None or last.name not in repo.envs.promotion:
+        return None
+    index = repo.envs.promotion.index(last.name)
+    return repo.envs.get(repo.envs.promotion[index + 1]) if index + 1 < len(repo.envs.promotion) else None
 
 
 def deploy_environment(model: ModelConfig, env: Environment, repo: Repo, ref: str | None,
@@ -206,6 +220,12 @@ def promote(request: PromoteRequest, runtime: Runtime) -> DeployResult:
     repo = open_repo(runtime)
     env = repo.envs.get(request.to)
     record = find_release(request.release, repo, runtime)
+    from modelops.build.service import DIRTY_SUFFIX
+
+    if record.commit.endswith(DIRTY_SUFFIX):
+        raise InputError(BUILT_UNCOMMITTED.format(release=request.release,
+                                                  commit=record.commit.removesuffix(DIRTY_SUFFIX)[:12]),
+                         hint=BUILT_UNCOMMITTED_HINT.format(model=record.model, environment=env.name))
     try:
         repo.ws.at(record.commit)
     except InputError as err:

@@ -94,15 +94,30 @@ class InvokeRequest:
 
 @dataclass(frozen=True)
 class InvokeResult:
+    """The answer, in the vocabulary of every modelops report: ``status`` is what InvokeEndpoint answered
+    (424 for SageMaker's ModelError), ``model_status`` the container's own status inside a ModelError."""
+
     endpoint: str
     region: str
     status: int
     content_type: str
     body: bytes
+    error: str | None = None  # the service's error code (ModelError, ...)
+    model_status: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def describe(self) -> str:
+        """``HTTP 200``, or ``HTTP 424 ModelError (the container answered 500)``."""
+        text = f"HTTP {self.status}" + (f" {self.error}" if self.error else "")
+        return text + (f" (the container answered {self.model_status})" if self.model_status else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, "region": self.region, "status": self.status,
-                "content_type": self.content_type, "body": self.body.decode("utf-8", "replace")}
+        return {"endpoint": self.endpoint, "region": self.region, "status": self.status, "error": self.error,
+                "model_status": self.model_status, "content_type": self.content_type,
+                "body": self.body.decode("utf-8", "replace")}
 
 
 def invoke_model(request: InvokeRequest, runtime: Runtime) -> InvokeResult:
@@ -131,9 +146,8 @@ def invoke_model(request: InvokeRequest, runtime: Runtime) -> InvokeResult:
             raise InputError(ENDPOINT_MISSING.format(endpoint=endpoint, region=region, env=env.name),
                              hint=ENDPOINT_MISSING_HINT.format(model=model.name, env=env.name)) from err
         raise
-    if answer.ok:
-        return InvokeResult(endpoint, region, answer.status, answer.content_type or "", answer.body)
-    return InvokeResult(endpoint, region, answer.original_status or answer.status, "text/plain", answer.body)
+    return InvokeResult(endpoint, region, answer.status, answer.content_type or ("" if answer.ok else "text/plain"),
+                        answer.body, answer.error_code, answer.original_status)
 
 
 def _endpoint_exists(sm: Any, endpoint: str) -> bool:
