@@ -4,7 +4,7 @@ sync, and ``invoke`` (one request to a deployed model)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -149,14 +149,8 @@ def plan(
     ref: _Ref = None,
     output: Output = OutputFormat.text,
 ) -> int:
-    """What a deploy would change in each region (nothing is changed)."""
-    from modelops.deploy import PlanRequest
-    from modelops.deploy import plan as run_plan
-
-    cli = cli_context.get(ctx)
-    result = run_plan(PlanRequest(model, env, ref), cli.runtime)
-    cli.emit(result, lambda console: render_plan(console, result))
-    return int(result.exit_status)
+    """What a deploy would change in each region (nothing is changed); exit 1 when it would change something."""
+    return _planned(ctx, model, env, ref, lambda console, result: render_plan(console, result))
 
 
 def diff(
@@ -167,12 +161,18 @@ def diff(
     output: Output = OutputFormat.text,
 ) -> int:
     """Field by field, what serves (the cloud) against what git at a ref asks for; exit 1 on a difference."""
+    return _planned(ctx, model, env, ref, render_diff)
+
+
+def _planned(ctx: typer.Context, model: str, env: str, ref: str | None,
+             render: Callable[[Console, Plan], None]) -> int:
+    """``plan`` and ``diff``: the same plan (observed against desired), rendered as a plan or a diff."""
     from modelops.deploy import PlanRequest
     from modelops.deploy import plan as run_plan
 
     cli = cli_context.get(ctx)
     result = run_plan(PlanRequest(model, env, ref), cli.runtime)
-    cli.emit(result, lambda console: render_diff(console, result))
+    cli.emit(result, lambda console: render(console, result))
     return int(result.exit_status)
 
 

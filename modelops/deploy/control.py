@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from modelops import naming
 from modelops.config import Environment, ModelConfig, load_model
 from modelops.deploy import gates, specs
-from modelops.deploy.api import why
 from modelops.deploy.cloud import RegionCloud
 from modelops.deploy.machine import BUSY, CREATING, UPDATING, EndpointView
 from modelops.deploy.repo import Repo, open_repo, opened, poll_seconds, target_for_release
@@ -125,10 +124,6 @@ class RolloutResult:
         if self.action == ABORT:
             return ExitStatus.ENVIRONMENT if any(o.status == FAILED for o in self.outcomes) else ExitStatus.OK
         return ExitStatus.OK if any(r.effective for r in self.regions) else ExitStatus.GATE_FAILED
-
-    @property
-    def message(self) -> str:
-        return why(self.outcomes)
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "env": self.environment, "action": self.action, "by": self.by,

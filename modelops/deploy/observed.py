@@ -47,18 +47,6 @@ class ObservedVariant:
     image: str | None = None
     model_data_url: str | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
-    statuses: tuple[str, ...] = ()
-    messages: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        from modelops.ledger.records import REDACTED, is_secret_name
-
-        return {"fleet": self.fleet, "config": self.config, "variant": self.name, "model": self.model_name,
-                "instance_type": self.instance_type, "current_instances": self.current_instances,
-                "desired_instances": self.desired_instances, "current_weight": self.current_weight,
-                "desired_weight": self.desired_weight, "image": self.image, "model_data_url": self.model_data_url,
-                "environment": {k: REDACTED if is_secret_name(k) else v for k, v in self.environment.items()},
-                "statuses": list(self.statuses), "messages": list(self.messages)}
 
 
 @dataclass(frozen=True)
@@ -80,7 +68,6 @@ class ObservedRegion:
     scaling_applies: bool = False
     metrics: Mapping[str, VariantMetrics] = field(default_factory=dict)
     health: Health = field(default_factory=lambda: Health("-"))
-    pending_release: str | None = None
 
     @property
     def status(self) -> str:
@@ -99,32 +86,11 @@ class ObservedRegion:
         return tuple(v for v in self.variants if v.fleet == "blue")
 
     @property
-    def green(self) -> tuple[ObservedVariant, ...]:
-        return tuple(v for v in self.variants if v.fleet == "green")
-
-    @property
     def release_text(self) -> str:
         """The release for people: the id, or what serves when no release of the model does."""
         if self.endpoint is None:
             return "-"
         return self.release or f"unknown (config {self.config_name})"
-
-    def to_dict(self) -> dict[str, Any]:
-        ep = self.endpoint
-        return {
-            "model": self.model, "env": self.environment, "region": self.region, "endpoint": self.endpoint_name,
-            "status": self.status, "release": self.release, "release_tag": self.release_tag,
-            "config": self.config_name, "pending_config": ep.pending_config if ep else None,
-            "pending_release": self.pending_release,
-            "failure_reason": ep.failure_reason if ep else None,
-            "variants": [v.to_dict() for v in self.variants],
-            "deployment_config": dict(ep.deployment_config) if ep and ep.deployment_config else None,
-            "alarms": {n: {"state": a.state, "reason": a.reason} for n, a in self.alarms.items()},
-            "autoscaling": None if self.scaling is None else {
-                "min_instances": self.scaling.min_instances, "max_instances": self.scaling.max_instances,
-                "target_invocations": self.scaling.target_invocations},
-            "health": self.health.to_dict(),
-        }
 
 
 def alarm_names(model: str, environment: str) -> tuple[str, ...]:
@@ -170,8 +136,7 @@ def observe_region(cloud: RegionCloud, model: ModelConfig, environment: Environm
         model.name, environment.name, cloud.region, endpoint_name, view,
         release_of_config(view.config_name, model.name, environment.name, known),
         variants=variants, alarms=alarms, scaling=scaling, scaling_applies=scaling_applies, metrics=metrics,
-        health=health_of(view.status, metrics, alarms, slo, window),
-        pending_release=release_of_config(view.pending_config, model.name, environment.name, known))
+        health=health_of(view.status, metrics, alarms, slo, window))
 
 
 def _variants(cloud: RegionCloud, view: EndpointView) -> tuple[ObservedVariant, ...]:
@@ -193,7 +158,7 @@ def _variants(cloud: RegionCloud, view: EndpointView) -> tuple[ObservedVariant, 
             instance_type=declared.get("InstanceType"), current_instances=w.instances,
             desired_instances=w.desired_instances, current_weight=w.current_weight, desired_weight=w.desired_weight,
             image=container.get("Image"), model_data_url=container.get("ModelDataUrl"),
-            environment=dict(container.get("Environment") or {}), statuses=w.statuses, messages=w.messages))
+            environment=dict(container.get("Environment") or {})))
     return tuple(out)
 
 
