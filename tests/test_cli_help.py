@@ -15,7 +15,7 @@ COMMANDS = [("validate",), ("schema",), ("init",), ("build",), ("deploy",), ("pr
             ("watch",), ("rollout", "pause"), ("rollout", "resume"), ("rollout", "abort"), ("rollout", "promote"),
             ("release", "unblock"),
             ("local", "up"), ("local", "down"), ("local", "status"), ("local", "logs"),
-            ("ci", "changed"), ("ci", "pr"), ("ci", "spinnaker")]
+            ("ci", "changed"), ("ci", "pr"), ("ci", "spinnaker"), ("ledger", "verify")]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

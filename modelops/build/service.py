@@ -31,6 +31,7 @@ from modelops.config import (
     load_policy,
 )
 from modelops.errors import EnvironmentFailedError, InputError
+from modelops.identity import identify, normalise
 from modelops.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -169,6 +170,13 @@ def _base_images(model: ModelConfig, env: Environment, runtime: Runtime) -> tupl
     return {d.region: d.uri for d in dlcs}, dlcs[0].identity
 
 
+def _author(ws: Workspace, commit: str) -> str:
+    """Who wrote what a build holds, normalised: the commit's author, or for uncommitted changes who
+    made them (git's ``user.email``); empty when git knows neither."""
+    found = ws.user_email() if commit.endswith("-dirty") or commit == "uncommitted" else ws.commit_author(commit)
+    return normalise(found) if found else ""
+
+
 def _signature_required_by(policy: Policy, env_name: str) -> str | None:
     return env_name if env_name in policy.signed_artifacts_required_in else None
 
@@ -185,6 +193,7 @@ class _Prepared:
     data_urls: dict[str, str]  # region -> model data URL ("" when the model has no artifacts)
     work: Path
     result: BuildResult  # what the build will answer, before the builder says whether it hit its cache
+    workspace: Workspace  # the repository at the ref built: who wrote it, who builds it
 
 
 def build(request: BuildRequest, runtime: Runtime, *, clients: Clients | None = None) -> BuildResult:
@@ -241,7 +250,7 @@ def _prepare(request: BuildRequest, runtime: Runtime) -> _Prepared:
                          cache_hit=False, images=images, base_images=base_images, signed=signed)
     return _Prepared(model=model, env=env, context=ctx,
                      labels=ReleaseLabels(release=release, commit=commit, config_digest=cdigest), gathered=gathered,
-                     data_urls=data_urls, work=work, result=result)
+                     data_urls=data_urls, work=work, result=result, workspace=ws)
 
 
 def _write_contexts(prepared: _Prepared, folder: Path, runtime: Runtime) -> BuildResult:
@@ -297,9 +306,12 @@ def _publish(prepared: _Prepared, runtime: Runtime, clients: Clients | None) -> 
                          model_data_urls=prepared.data_urls, work_dir=prepared.work / CONTEXTS / result.release,
                          check_model_data=check_model_data)
         hit = run_builder(result.builder, plan, runtime, clients, already_published=already_published)
+        builder = identify(runtime.environ, git_email=prepared.workspace.user_email,
+                           caller_arn=None if clients.is_local else clients.caller_arn)
         ledger.record_release(ReleaseRecord(model=model.name, release=result.release, commit=result.commit,
                                             config_digest=result.config_digest, build_digest=ctx.digest,
-                                            created_by=runtime.user))
+                                            created_by=builder.name, author=_author(prepared.workspace, result.commit),
+                                            source=builder.source))
         for image in result.images:
             ledger.record_build(BuildRecord(model=model.name, release=result.release, environment=env.name,
                                             region=image.region, image_uri=image.image_uri,

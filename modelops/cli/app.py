@@ -29,7 +29,7 @@ CANNOT_WRITE_HINT = ("modelops keeps its state in MODELOPS_DATA_DIR (or --data-d
 _UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.ENOSPC, errno.EDQUOT})
 
 # Each module registers its own commands; each owns one concern (see DESIGN.md).
-_COMMAND_MODULES = ("config", "local", "build", "deploy", "rollout", "test", "ci")
+_COMMAND_MODULES = ("config", "local", "build", "deploy", "rollout", "test", "ci", "ledger")
 
 app = typer.Typer(
     name="modelops",

@@ -19,6 +19,7 @@ class SchemaKind(StrEnum):
     model = "model"
     environments = "environments"
     policy = "policy"
+    access = "access"
 
 
 def validate(
@@ -78,7 +79,7 @@ def _list_rules(cli: cli_context.CliContext) -> int:
 def schema(
     kind: Annotated[SchemaKind, typer.Argument(help="Which config file's schema.")] = SchemaKind.model,
 ) -> None:
-    """Print the JSON Schema (draft 2020-12) of model.yaml, environments.yaml or policy.yaml."""
+    """Print the JSON Schema (draft 2020-12) of model.yaml, environments.yaml, policy.yaml or access.yaml."""
     import sys
 
     from modelops.config.schema import schema_text

@@ -431,10 +431,15 @@ def _what(entry: dict[str, Any]) -> str:
     if kind == "test":  # the region has its own column
         return (f"{entry.get('kind', '')} {'passed' if entry.get('passed') else 'FAILED'}: "
                 f"{entry.get('summary', '')}").rstrip(": ")
-    if kind == "approval":
-        return f"approved by {entry['by']}" + (f": {entry['comment']}" if entry.get("comment") else "")
+    if kind == "approval":  # who, and where that came from (entries from before it was kept: who only)
+        from modelops.identity import Identity
+
+        who = str(Identity(entry["by"], entry["source"], bool(entry.get("authenticated")))) if entry.get(
+            "source") else entry["by"]
+        return f"approved by {who}" + (f": {entry['comment']}" if entry.get("comment") else "")
     if kind == "release":
-        return f"built from {str(entry['commit'])[:12]} by {entry.get('created_by', '')}"
+        author = f" (author {entry['author']})" if entry.get("author") else ""
+        return f"built from {str(entry['commit'])[:12]}{author} by {entry.get('created_by', '')}"
     if kind == "build":
         return f"image {entry['image_uri']}"
     if kind == "block":

@@ -7,7 +7,8 @@ frozen with ``to_dict()`` = the ``--output json`` document)::
         # DeployResult: model, release, result ("succeeded" | "rolled_back" | "failed"), message, environments,
         #   deployments: tuple[RegionOutcome(environment, region, endpoint, release, status, detail,
         #   previous_release, serving)], .exit_status (0 / 1 rolled back / 3 failed)
-        # gates raise GateError (exit 1): dirty tree, policy, tests in the previous env, approval
+        # gates raise GateError (exit 1): access (pipelines/access.yaml), dirty tree, policy, tests in the
+        #   previous env, approval; LedgerTamperedError (exit 3) when the model's history does not verify
     promote(PromoteRequest(release, to), runtime) -> DeployResult
     approve(ApproveRequest(release, environment, comment=""), runtime) -> ApprovalResult
     rollback(RollbackRequest(model, environment, region=None, reason=""), runtime) -> DeployResult
@@ -15,6 +16,8 @@ frozen with ``to_dict()`` = the ``--output json`` document)::
     status(StatusRequest(model=None), runtime) -> StatusReport      # EndpointState rows: observed release,
         #   weights, health from live signals
     history(HistoryRequest(model, environment, region, release, since, limit, kinds), runtime) -> HistoryReport
+    verify_ledgers(LedgerVerifyRequest(model=None, environment=None), runtime) -> LedgerVerifyReport
+        # LedgerCheck(environments, verification) per distinct ledger; .ok, .exit_status (0 / 3), .first_error()
     plan(PlanRequest(model, environment, ref=None), runtime) -> Plan  # RegionPlan per region: action, field
         #   diffs (``modelops plan`` and ``modelops diff``; ci pr's cloud plan); Plan.blocked
     sync(SyncRequest(environment, ref=None, dry_run=False), runtime) -> SyncResult  # repairs drift, reports health
@@ -44,6 +47,9 @@ from modelops.deploy.api import (
     DeployResult,
     HistoryReport,
     HistoryRequest,
+    LedgerCheck,
+    LedgerVerifyReport,
+    LedgerVerifyRequest,
     Plan,
     PlanRequest,
     PromoteRequest,
@@ -54,13 +60,13 @@ from modelops.deploy.api import (
     SyncRequest,
     SyncResult,
 )
-from modelops.deploy.inspection import history, plan, status, sync
+from modelops.deploy.inspection import history, plan, status, sync, verify_ledgers
 from modelops.deploy.rollback import rollback
 from modelops.deploy.service import approve, deploy, promote
 
 __all__ = [
     "ApprovalResult", "ApproveRequest", "DeployRequest", "DeployResult", "HistoryReport", "HistoryRequest",
-"Plan", "PlanRequest", "PromoteRequest", "RegionPlan", "RollbackRequest",
-    "StatusReport", "StatusRequest", "SyncRequest", "SyncResult", "approve", "deploy", "history",
-    "plan", "promote", "rollback", "status", "sync",
+    "LedgerCheck", "LedgerVerifyReport", "LedgerVerifyRequest", "Plan", "PlanRequest", "PromoteRequest",
+    "RegionPlan", "RollbackRequest", "StatusReport", "StatusRequest", "SyncRequest", "SyncResult", "approve",
+    "deploy", "history", "plan", "promote", "rollback", "status", "sync", "verify_ledgers",
 ]

@@ -9,6 +9,7 @@ from modelops.deploy.drift import FieldDiff
 from modelops.deploy.health import ABSENT, Health
 from modelops.deploy.rollout import FAILED, ROLLED_BACK, SKIPPED, SUCCEEDED, RegionOutcome
 from modelops.errors import ExitStatus
+from modelops.ledger.chain import LedgerTamperedError, Verification
 
 # -- requests -------------------------------------------------------------------------------------
 
@@ -302,13 +303,66 @@ class HistoryReport:
 
 
 @dataclass(frozen=True)
+class LedgerVerifyRequest:
+    """Verify the ledgers' hash chains: of ``model`` only (None: every model), of ``environment``'s
+    ledger only (None: every distinct ledger of the environments)."""
+
+    model: str | None = None
+    environment: str | None = None
+
+
+@dataclass(frozen=True)
+class LedgerCheck:
+    """One ledger's verification and the environments that write to it."""
+
+    environments: tuple[str, ...]
+    verification: Verification
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"environments": list(self.environments), **self.verification.to_dict()}
+
+
+@dataclass(frozen=True)
+class LedgerVerifyReport:
+    """``ledger verify``: exit 0 when every chain verifies, 3 when one does not (the environment's
+    state is damaged: no change of input or gate makes it pass)."""
+
+    ledgers: tuple[LedgerCheck, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.verification.ok for c in self.ledgers)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.OK if self.ok else ExitStatus.ENVIRONMENT
+
+    def first_error(self) -> LedgerTamperedError | None:
+        """The error a deploy of the first broken model would raise."""
+        for check in self.ledgers:
+            if check.verification.problems:
+                return LedgerTamperedError(check.verification.ledger, check.verification.problems[0])
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "ledgers": [c.to_dict() for c in self.ledgers]}
+
+
+@dataclass(frozen=True)
 class ApprovalResult:
+    """``by`` is the approver's normalised identity, ``source`` where it came from (sts, a CI, env,
+    git, os), ``rule`` the access rule that let them (file:line, or none)."""
+
     model: str
     release: str
     environment: str
     by: str
     recorded: bool  # False: this person had approved it already
+    source: str = ""
+    authenticated: bool = False
+    rule: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "release": self.release, "env": self.environment, "by": self.by,
+                "source": self.source, "authenticated": self.authenticated, "rule": self.rule,
                 "recorded": self.recorded}

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelops import naming
 from modelops.config import Environment, ModelConfig, load_model
+from modelops.config.access import DEPLOY, ROLLBACK, UNBLOCK
 from modelops.deploy import gates, specs
 from modelops.deploy.cloud import RegionCloud
 from modelops.deploy.machine import BUSY, CREATING, UPDATING, EndpointView
@@ -56,6 +57,7 @@ from modelops.runtime import Runtime
 
 if TYPE_CHECKING:
     from modelops.clients import Clients
+    from modelops.identity import Identity
     from modelops.ledger import Ledger
 
 NO_ROLLOUT = "no rollout of {model} is in flight in {where}"
@@ -168,9 +170,12 @@ def control_rollout(request: RolloutRequest, runtime: Runtime) -> RolloutResult:
     model = load_model(repo.ws, request.model)
     if request.region is not None:
         env.check_regions((request.region,))
-    user = gates.acting_user(runtime.environ, repo.ws.root)
-    gates.check_allowed(user, gates.ROLLOUT_CONTROL, env)
     with opened(env, runtime) as (clients, ledger):
+        identity = gates.acting_identity(runtime, repo.ws, clients)
+        # An abort rolls back; pause, resume and promote steer a deploy: each needs that permission.
+        gates.check_permission(gates.access_rules(repo.ws), identity,
+                               ROLLBACK if request.action == ABORT else DEPLOY, env.name)
+        user = str(identity)
         flights = in_flight(model, env, clients, ledger, only=request.region)
         if not flights:
             where = f"{env.name}/{request.region}" if request.region else env.name
@@ -183,7 +188,7 @@ def control_rollout(request: RolloutRequest, runtime: Runtime) -> RolloutResult:
                                                request.reason))
             runtime.progress.step(f"{env.name}/{f.region}: {request.action} of {f.release} recorded")
         if request.action == ABORT:
-            regions, outcomes = _abort(model, env, repo, flights, clients, ledger, user, runtime)
+            regions, outcomes = _abort(model, env, repo, flights, clients, ledger, identity, runtime)
             return RolloutResult(model.name, env.name, ABORT, user, regions, outcomes)
         answer = {PAUSE: _pause, RESUME: _resume, PROMOTE: _promote}[request.action]
         regions = tuple(answer(f, model, env, paused[f.region]) for f in flights)
@@ -254,10 +259,11 @@ def _promote(f: _InFlight, model: ModelConfig, env: Environment, paused: bool) -
 
 
 def _abort(model: ModelConfig, env: Environment, repo: Repo, flights: Sequence[_InFlight], clients: Clients,
-           ledger: Ledger, user: str, runtime: Runtime) -> tuple[tuple[RegionControl, ...], tuple[RegionOutcome, ...]]:
+           ledger: Ledger, identity: Identity, runtime: Runtime) -> tuple[tuple[RegionControl, ...], tuple[RegionOutcome, ...]]:
     """Force the rollback alarm where SageMaker bakes; then per region, once no other run holds it (a
     deploy process honours the abort itself and lets go when done), finish what is left: the region's
     reconcile loop under the abort, which takes it back and blocks the release."""
+    user = str(identity)
     targets = {f.region: target_for_release(model, env, f.region, f.release, ledger, repo.ws) for f in flights}
     regions = []
     for f in flights:
@@ -279,7 +285,7 @@ def _abort(model: ModelConfig, env: Environment, repo: Repo, flights: Sequence[_
         targets={r: t for r, t in targets.items() if t.release == f.release},
         previous_targets=lambda region, rel: target_for_release(model, env, region, rel, ledger, repo.ws),
         roll_back_completed_regions=repo.envs.roll_back_completed_regions, actor=user) for f in flights}
-    holder = LockHolder.current(user)
+    holder = LockHolder.current(identity.name)
     wait = max(time_limit(t.policy) for t in targets.values())
     outcomes = []
     with region_locks(ledger, model.name, env.name, [f.region for f in flights], holder, runtime, wait,
@@ -324,7 +330,7 @@ def _restore_moved(model: ModelConfig, env: Environment, repo: Repo, rollouts: d
                                       previous, release)
                 with_target = replace(rollout, targets={**rollout.targets, region: target})
                 out.append(restore_region(with_target, region, moved, clients, ledger, runtime,
-                                          poll_seconds=poll_seconds(env), why=f"the rollout was aborted by {holder.user}"))
+                                          poll_seconds=poll_seconds(env), why=f"the rollout was aborted by {rollout.actor}"))
     return out
 
 
@@ -335,9 +341,10 @@ def unblock(request: UnblockRequest, runtime: Runtime) -> UnblockResult:
         raise InputError(NO_REASON)
     repo = open_repo(runtime)
     env = repo.envs.get(request.environment)
-    user = gates.acting_user(runtime.environ, repo.ws.root)
-    gates.check_allowed(user, gates.UNBLOCK, env)
-    with opened(env, runtime) as (_, ledger):
+    with opened(env, runtime) as (clients, ledger):
+        identity = gates.acting_identity(runtime, repo.ws, clients)
+        gates.check_permission(gates.access_rules(repo.ws), identity, UNBLOCK, env.name)
+        user = str(identity)
         block = ledger.block(request.release, env.name)
         if block is None:
             if ledger.release(request.release) is None:

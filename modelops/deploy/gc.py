@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from modelops import naming
 from modelops.config import Environment, ModelConfig
 from modelops.deploy.cloud import RegionCloud
-from modelops.deploy.gates import acting_user
+from modelops.deploy.gates import acting_identity
 from modelops.deploy.repo import loadable_models, open_repo, opened
 from modelops.errors import InputError
 from modelops.runtime import Runtime
@@ -84,7 +84,7 @@ def gc(request: GcRequest, runtime: Runtime) -> GcResult:
 
     repo = open_repo(runtime)
     models, _ = loadable_models(repo, None)
-    holder = LockHolder.current(acting_user(runtime.environ, repo.ws.root))
+    holder = LockHolder.current(acting_identity(runtime, repo.ws).name)
     kept: dict[str, set[str]] = {m.name: set() for m in models}
     records: dict[str, ReleaseRecord] = {}
     freed: list[Freed] = []

@@ -1,7 +1,8 @@
 """Looking before (and instead of) changing: ``status`` (what serves where, and how it is doing),
-``history`` (what the ledgers hold), ``plan``/``diff`` (what a deploy would change, field by field) and
-``sync`` (repair what drifted). Each reads the observed state (:mod:`~modelops.deploy.observed`) and
-compares it with the desired state (:mod:`~modelops.deploy.drift`); none trusts tags or the ledger's
+``history`` (what the ledgers hold), ``verify_ledgers`` (whether their history was changed behind
+modelops' back), ``plan``/``diff`` (what a deploy would change, field by field) and ``sync`` (repair
+what drifted). status, plan and sync read the observed state (:mod:`~modelops.deploy.observed`) and
+compare it with the desired state (:mod:`~modelops.deploy.drift`); none trusts tags or the ledger's
 view of what serves."""
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from modelops.deploy.api import (
     EndpointState,
     HistoryReport,
     HistoryRequest,
+    LedgerCheck,
+    LedgerVerifyReport,
+    LedgerVerifyRequest,
     Plan,
     PlanRequest,
     RegionPlan,
@@ -31,7 +35,14 @@ from modelops.deploy.cloud import RegionCloud
 from modelops.deploy.health import DEGRADED, UNHEALTHY
 from modelops.deploy.machine import BUSY
 from modelops.deploy.observed import ObservedRegion, observe_region
-from modelops.deploy.repo import distinct_ledgers, loadable_models, models_named, open_repo, opened
+from modelops.deploy.repo import (
+    distinct_ledgers,
+    ledger_key,
+    loadable_models,
+    models_named,
+    open_repo,
+    opened,
+)
 from modelops.deploy.service import deploy, desired_release
 from modelops.errors import ExitStatus, InputError, ModelopsError
 from modelops.runtime import Runtime
@@ -117,6 +128,29 @@ def parse_since(value: str, now: float) -> float:
     except ValueError as exc:
         raise InputError(BAD_SINCE.format(value=value)) from exc
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def verify_ledgers(request: LedgerVerifyRequest, runtime: Runtime) -> LedgerVerifyReport:
+    """Check the hash chains of the ledgers (see :mod:`modelops.ledger.chain`): every distinct ledger
+    of the environments, or ``request.environment``'s; every model in them, or ``request.model``'s
+    (a model whose folder is gone is named as its history names it)."""
+    repo = open_repo(runtime)
+    model = request.model
+    if model is not None:
+        try:
+            model = load_model(repo.ws, model).name
+        except InputError:
+            if "/" in model:  # a folder that does not hold a model: say so, as other commands do
+                raise
+    envs = (repo.envs.get(request.environment),) if request.environment else tuple(distinct_ledgers(repo))
+    checks = []
+    for env in envs:
+        sharing = tuple(e.name for e in repo.envs.in_promotion_order() or tuple(repo.envs)
+                        if ledger_key(e) == ledger_key(env))
+        runtime.progress.step(f"verifying the ledger of {', '.join(sharing)}")
+        with opened(env, runtime) as (_, ledger):
+            checks.append(LedgerCheck(sharing, ledger.verify(model)))
+    return LedgerVerifyReport(tuple(checks))
 
 
 def plan(request: PlanRequest, runtime: Runtime) -> Plan:

@@ -97,7 +97,9 @@ def loadable_models(repo: Repo, ref: str | None) -> tuple[list[ModelConfig], lis
 def target_for_release(model: ModelConfig, env: Environment, region: str, release: str, ledger: Ledger,
                        ws: Workspace) -> specs.RegionTarget:
     """The target of an earlier release (a rollback): its build and its config at its commit. Its
-    model and endpoint config normally still exist, so only UpdateEndpoint is needed."""
+    model and endpoint config normally still exist, so only UpdateEndpoint is needed. The ledger's
+    entries of that release are verified first: a forged build record would name another image."""
+    gates.check_ledger(ledger, model.name, (release,))
     record = ledger.release(release)
     builds = {b.region: b for b in ledger.builds(release, env.name)}
     at = model

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from modelops import naming
 from modelops.config import Environment, ModelConfig, Workspace, load_model
+from modelops.config.access import ROLLBACK
 from modelops.deploy import gates
 from modelops.deploy.api import DeployResult, RollbackRequest, why
 from modelops.deploy.cloud import RegionCloud
@@ -48,14 +49,18 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
         env.check_regions((request.region,))
     regions = [r for wave in env.waves for r in wave if request.region in (None, r)]
     outcomes: list[RegionOutcome] = []
+    access = gates.access_rules(repo.ws)
     with opened(env, runtime) as (clients, ledger):
-        holder = LockHolder.current(gates.acting_user(runtime.environ, repo.ws.root))
+        identity = gates.acting_identity(runtime, repo.ws, clients)
+        gates.check_permission(access, identity, ROLLBACK, env.name)
+        gates.check_ledger(ledger, model.name)
+        holder = LockHolder.current(identity.name)
         with ledger.lock(model.name, env.name, holder), region_locks(
                 ledger, model.name, env.name, regions, holder, runtime, ROLLBACK_LOCK_WAIT_SECONDS,
                 poll=poll_seconds(env)):
             for region in regions:
                 outcomes.append(_rollback_region(model, env, region, clients, ledger, repo.ws, runtime,
-                                                 user=holder.user, reason=request.reason))
+                                                 by=str(identity), reason=request.reason))
     failed = [o for o in outcomes if o.status == FAILED]
     if outcomes and all(o.status == FAILED and o.previous_release is None for o in outcomes):
         # Nothing was tried anywhere (not deployed, or no earlier release): the request cannot be done,
@@ -72,7 +77,7 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
 
 
 def _rollback_region(model: ModelConfig, env: Environment, region: str, clients: Clients, ledger: Ledger,
-                     ws: Workspace, runtime: Runtime, *, user: str, reason: str) -> RegionOutcome:
+                     ws: Workspace, runtime: Runtime, *, by: str, reason: str) -> RegionOutcome:
     cloud = RegionCloud(clients, region)
     endpoint = naming.endpoint_name(model.name, env.name)
     view = cloud.endpoint(endpoint)
@@ -90,11 +95,11 @@ def _rollback_region(model: ModelConfig, env: Environment, region: str, clients:
                       endpoint=endpoint)
     runtime.progress.step(f"{env.name}/{region}: rolling back {current} to {back}")
     target = target_for_release(model, env, region, back, ledger, ws)
-    note = f"rolled back to {back} by {user}" + (f": {reason}" if reason else "")
+    note = f"rolled back to {back} by {by}" + (f": {reason}" if reason else "")
     failure = restore_release(target, cloud, journal, runtime, poll_seconds=poll_seconds(env), note=note)
     if failure is not None:
         return RegionOutcome(env.name, region, endpoint, current, FAILED, failure, back, current)
-    block_release(ledger, replace(target, release=current), by=user,
+    block_release(ledger, replace(target, release=current), by=by,
                   reason=f"rolled back by hand in {region}" + (f": {reason}" if reason else ""))
     runtime.progress.step(f"{env.name}/{region}: serving {back}")
     return RegionOutcome(env.name, region, endpoint, current, ROLLED_BACK, f"serving {back}", back, back)

@@ -93,8 +93,10 @@ class RegionOutcome:
 class Journal:
     """The ledger's view of one attempt of a rollout in one region (see ``machine``'s words)."""
 
-    def __init__(self, ledger: Ledger, *, model: str, environment: str, region: str, release: str, endpoint: str):
+    def __init__(self, ledger: Ledger, *, model: str, environment: str, region: str, release: str, endpoint: str,
+                 actor: str = ""):
         self.ledger = ledger
+        self.actor = actor  # who runs this rollout (an identity with its source), for the "started" step
         self.model, self.environment, self.region, self.release, self.endpoint = (
             model, environment, region, release, endpoint)
         self.attempt = ledger.rollout_attempt(model, environment, region, release)
@@ -258,8 +260,8 @@ def reconcile_region(
                               autoscaling=autoscale_check, prefix=prefix, control=not restore)
                 if not journal.started and not restore:
                     previous = obs.endpoint.serving_release if obs.endpoint else None
-                    journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}",
-                                   previous_release=previous)
+                    journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}"
+                                   + (f" by {journal.actor}" if journal.actor else ""), previous_release=previous)
                     runtime.progress.step(f"{label}: rolling out {target.release}" + (
                         f" (replacing {previous})" if previous and previous != target.release else ""))
                 _note_phase(obs.endpoint, journal, runtime, label, run, prefix)
@@ -363,7 +365,7 @@ class EnvironmentRollout:
     targets: dict[str, specs.RegionTarget]
     previous_targets: Callable[[str, str], specs.RegionTarget | None]  # (region, release) -> target
     roll_back_completed_regions: bool
-    actor: str = "unknown"
+    actor: str = ""  # who runs it ("tester@example.com ($MODELOPS_USER, unauthenticated)"), as the ledger says
 
 
 def reconcile_environment(
@@ -462,7 +464,7 @@ def run_region(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, led
     target = rollout.targets[region]
     env = target.environment.name
     journal = Journal(ledger, model=target.model.name, environment=env, region=region,
-                      release=target.release, endpoint=target.endpoint_name)
+                      release=target.release, endpoint=target.endpoint_name, actor=rollout.actor)
     try:
         step = reconcile_region(target, cloud, journal, runtime, traffic=traffic, poll_seconds=poll_seconds,
                                 stop=stop)
@@ -471,7 +473,7 @@ def run_region(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, led
         step = Step(Action.FAILED, err.message.removeprefix(f"{env}/{target.region}: "))
     previous = journal.previous_release
     abort = journal.control().abort
-    by = abort.by if abort is not None else rollout.actor
+    by = abort.by if abort is not None else (rollout.actor or "unknown")
     if step.action == Action.ABORTED:
         return _take_back(rollout, region, cloud, journal, runtime, step.reason, previous, by, poll_seconds)
     status = {Action.SUCCEEDED: SUCCEEDED, Action.ROLLED_BACK: ROLLED_BACK}.get(step.action, FAILED)
@@ -554,7 +556,7 @@ def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutc
     detail = f"rolled back to {previous} because the rollout {why}"
     failure = restore_release(back, RegionCloud(clients, region), journal, runtime, poll_seconds=poll_seconds,
                               note=detail)
-    block_release(ledger, target, by=rollout.actor, reason=detail)
+    block_release(ledger, target, by=rollout.actor or "unknown", reason=detail)
     if failure is not None:
         return replace(outcome, status=FAILED, detail=f"rolling back to {previous} failed: {failure}")
     runtime.progress.step(f"{env}/{region}: rolled back to {previous}")

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from modelops.config import Environment, Environments, ModelConfig, load_model
+from modelops.config.access import DEPLOY
 from modelops.deploy import gates, specs
 from modelops.deploy.api import (
     ApprovalResult,
@@ -133,15 +134,21 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: Repo, ref: st
     from modelops.build import BuildRequest, build, verify_artifacts
 
     gates.check_clean_tree(repo.ws, model, env, repo.envs, ref)
+    access = gates.access_rules(repo.ws)
     with opened(env, runtime) as (clients, ledger):
+        identity = gates.acting_identity(runtime, repo.ws, clients)
+        gates.check_permission(access, identity, DEPLOY, env.name)
         built = build(BuildRequest(model=model.folder or model.name, environment=env.name, ref=ref), runtime,
                       clients=clients)
         release = built.release
+        gates.check_ledger(ledger, model.name, (release,))
         verify_artifacts(model, repo.ws.at(ref), environment=env, runtime=runtime)
         gates.check_not_blocked(ledger, release, env)
         previous = repo.envs.previous(env.name) if env.name in repo.envs.promotion else None
         _check_tests_in(previous, release, model, env, runtime, ledger)
-        gates.check_approval(ledger, release, env, gates.commit_author(repo.ws.root, built.commit))
+        record = ledger.release(release)
+        author = gates.release_author(record, repo.ws) if record is not None else None
+        gates.check_approval(ledger, release, env, author, access)
         images = {img.region: img for img in built.images}
         targets: dict[str, specs.RegionTarget] = {}
         for region in env.regions:
@@ -154,16 +161,16 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: Repo, ref: st
         # Refuse a policy SageMaker would refuse before anything is created.
         any_target = next(iter(targets.values()))
         specs.validate_policy(any_target.policy, environment=env.name, instance_count=any_target.instance_count)
-        from modelops.deploy.traffic import traffic_starter
-        from modelops.ledger.records import LockHolder
-
-        holder = LockHolder.current(gates.acting_user(runtime.environ, repo.ws.root))
         rollout = EnvironmentRollout(
             targets=targets,
             previous_targets=lambda region, rel: target_for_release(model, env, region, rel, ledger, repo.ws),
             roll_back_completed_regions=repo.envs.roll_back_completed_regions,
-            actor=holder.user,
+            actor=str(identity),
         )
+        from modelops.deploy.traffic import traffic_starter
+        from modelops.ledger.records import LockHolder
+
+        holder = LockHolder.current(identity.name)
         wanted = tuple(r for r in env.regions if r in regions) if regions else env.regions
         wait = time_limit(any_target.policy)
         with ExitStack() as locks:
@@ -195,6 +202,7 @@ def _check_tests_in(previous: Environment | None, release: str, model: ModelConf
         gates.check_tests(ledger, release, model.name, env, previous)
         return
     with opened(previous, runtime) as (_, prev_ledger):
+        gates.check_ledger(prev_ledger, model.name, (release,))
         gates.check_tests(prev_ledger, release, model.name, env, previous)
 
 
@@ -245,19 +253,23 @@ def promote(request: PromoteRequest, runtime: Runtime) -> DeployResult:
 
 
 def approve(request: ApproveRequest, runtime: Runtime) -> ApprovalResult:
-    """Record who approves a release for an environment (four-eyes: not its commit's author)."""
+    """Record who approves a release for an environment: someone pipelines/access.yaml lets approve
+    there and, with four-eyes, not its author (see :func:`~modelops.deploy.gates.check_approver`)."""
     from modelops.ledger.records import Approval
 
     repo = open_repo(runtime)
     env = repo.envs.get(request.environment)
     record = find_release(request.release, repo, runtime)
-    user = gates.acting_user(runtime.environ, repo.ws.root)
-    gates.check_approver(user, gates.commit_author(repo.ws.root, record.commit), release=request.release,
-                         commit=record.commit, environment=env)
-    with opened(env, runtime) as (_, ledger):
-        recorded = ledger.record_approval(Approval(model=record.model, release=request.release,
-                                                   environment=env.name, by=user, comment=request.comment))
-    return ApprovalResult(record.model, request.release, env.name, user, recorded)
+    access = gates.access_rules(repo.ws)
+    with opened(env, runtime) as (clients, ledger):
+        who = gates.acting_identity(runtime, repo.ws, clients)
+        decision = gates.check_approver(who, gates.release_author(record, repo.ws), access, release=request.release,
+                                        commit=record.commit, environment=env)
+        recorded = ledger.record_approval(Approval(
+            model=record.model, release=request.release, environment=env.name, by=who.name, comment=request.comment,
+            source=who.source, authenticated=who.authenticated, principal=who.principal or ""))
+    return ApprovalResult(record.model, request.release, env.name, who.name, recorded, who.source, who.authenticated,
+                          decision.rule.where if decision.rule.file else "")
 
 
 def desired_release(model: ModelConfig, env: Environment, ref: str | None, runtime: Runtime) -> tuple[str, str | None]:

@@ -19,14 +19,14 @@ previous environment: ``open_ledger(clients_for(previous_env, runtime), runtime)
 Records (frozen dataclasses in :mod:`modelops.ledger.records`; ``.to_dict()`` is JSON-ready,
 ``entry_from_dict`` reads it back; ``at`` left at 0.0 is stamped from ``runtime.clock``)::
 
-    ReleaseRecord(model, release, commit, config_digest, build_digest, created_by, at=0.0)
+    ReleaseRecord(model, release, commit, config_digest, build_digest, created_by, at=0.0, author="", source="")
     BuildRecord(model, release, environment, region, image_uri, model_data_url, digest, at=0.0)
     DeploymentStep(model, environment, region, release, step, status, detail="", endpoint="",
                    previous_release=None, at=0.0)
         status: STARTED | IN_PROGRESS | SUCCEEDED | ROLLED_BACK | FAILED (the last three are terminal)
     TestRecord(model, release, environment, region, kind, passed, summary="", metrics={}, at=0.0)
         kind: REGRESSION | LOAD; metrics: p50_ms, p95_ms, p99_ms, rps, error_rate (floats)
-    Approval(model, release, environment, by, comment="", at=0.0)
+    Approval(model, release, environment, by, comment="", at=0.0, source="", authenticated=False, principal="")
     ReleaseBlock(model, release, environment, blocked, by, reason="", region=None, at=0.0)
         # blocked: rolled back there (nothing rolls it out there again); not blocked: unblocked
     RolloutIntent(model, environment, region, release, action, by, reason="", at=0.0)
@@ -67,6 +67,9 @@ idempotency key was already there)::
     block(release, environment) -> ReleaseBlock | None             # the block in force, if any
     rollout_control(model, environment, region, release) -> RolloutControl
         # intents since the release's last attempt there ended (and since its last unblock)
+    verify(model=None, *, releases=()) -> Verification   # the hash chain (see "Tamper evidence")
+        # .ok, .problems, .models (ModelChain: entries, legacy, head, problem), .raise_if_broken()
+        #   -> LedgerTamperedError (exit 3): "ledger <file or table>: iris: entry 7 (approval of ...) was changed ..."
     lock(model, environment, holder=None, *, ttl=300, heartbeat=True) -> ContextManager[HeldLock]
         # raises LockHeldError (a GateError): "iris in prod is locked by ada@x on host1 (pid 42) for 3m12s"
         # HeldLock: .info, .took_over (the stale LockInfo it replaced, or None), .check() -> LockLostError
@@ -87,8 +90,15 @@ stale, and the next ``lock()`` takes it over, when its holder is on this host an
 is older than the ``ttl`` its holder declared (default 300 s, stored with the lock; the holder's
 daemon thread refreshes the heartbeat every ``ttl / 4``). A live holder on this host is never
 expired, including this very process: locks are not re-entrant. Locks are the only mutable state;
-they are not history. Ordering: SQLite keeps append order; DynamoDB orders by ``at`` (then append
-order within one process), so hosts writing one model's history need roughly synchronised clocks.
+they are not history. Ordering: a model's history is in append order on both backends (its hash
+chain's order; entries from before the chain, on DynamoDB, in the order of their ``at``).
+
+Tamper evidence. Every entry of a model links to the one before it by hash, and each backend keeps
+the model's head; appends move the head atomically, conditional on the head they read, so concurrent
+appenders never fork a chain. ``verify`` finds an entry edited, deleted (in the middle or at the end),
+reordered or inserted outside modelops, and on DynamoDB a per-release copy that does not match the
+history. Deploy verifies the model's chain before it reads the gates. Details and limits in
+:mod:`modelops.ledger.chain`.
 
 Derived state. ``current(...).release`` is the serving release, from the region's terminal steps in
 order: a ``SUCCEEDED`` step serves its release; a ``FAILED`` step leaves what served before; a
@@ -128,6 +138,7 @@ from .base import (
     is_process_alive,
     serving_release,
 )
+from .chain import ChainProblem, LedgerTamperedError, ModelChain, Verification
 from .records import (
     ABORT,
     ENTRY_KINDS,
@@ -173,14 +184,14 @@ DEFAULT_TABLE = "modelops-ledger"
 
 __all__ = [
     "ABORT", "DEFAULT_LOCK_TTL", "DEFAULT_TABLE", "ENTRY_KINDS", "FAILED", "INTENT_ACTIONS", "IN_PROGRESS",
-    "LEDGER_FILE", "LOAD", "LOCK_HELD", "LOCK_HELD_HINT", "LOCK_LOST", "PAUSE", "PROMOTE", "REGRESSION", "RESUME",
-    "ROLLED_BACK", "STARTED", "STEP_STATUSES", "SUCCEEDED",
-    "TERMINAL_STATUSES", "TEST_KINDS", "Approval", "BuildRecord", "DeploymentStep", "DynamoLedger", "Entry",
-    "HeldLock", "Ledger", "LedgerBase", "LockHeldError", "LockHolder", "LockInfo", "LockLostError",
-    "RegionState", "ReleaseBlock", "ReleaseRecord", "RolloutControl", "RolloutIntent", "SqliteLedger",
-    "TestRecord", "entry_from_dict", "entry_from_json",
-    "format_age", "idempotency_key", "is_lock_stale", "is_process_alive", "open_ledger", "redact",
-    "serving_release", "sqlite_ledger",
+    "LEDGER_FILE", "LOAD", "LOCK_HELD", "LOCK_HELD_HINT", "LOCK_LOST", "PAUSE", "PROMOTE", "REGRESSION",
+    "RESUME", "ROLLED_BACK", "STARTED", "STEP_STATUSES", "SUCCEEDED", "TERMINAL_STATUSES", "TEST_KINDS",
+    "Approval", "BuildRecord", "ChainProblem", "DeploymentStep", "DynamoLedger", "Entry", "HeldLock", "Ledger",
+    "LedgerBase", "LedgerTamperedError", "LockHeldError", "LockHolder", "LockInfo", "LockLostError",
+    "ModelChain", "RegionState", "ReleaseBlock", "ReleaseRecord", "RolloutControl", "RolloutIntent",
+    "SqliteLedger", "TestRecord", "Verification", "entry_from_dict", "entry_from_json", "format_age",
+    "idempotency_key", "is_lock_stale", "is_process_alive", "open_ledger", "redact", "serving_release",
+    "sqlite_ledger",
 ]
 
 

@@ -82,6 +82,13 @@ _ALL = [
     # The policy file itself.
     Rule("policy.unknown-rule", W, "policy.yaml names a rule that does not exist"),
     Rule("policy.unknown-environment", W, "policy.yaml names an environment that does not exist"),
+    # Access control (pipelines/access.yaml).
+    Rule("access.unknown-group", E, "access.yaml names a group it does not define"),
+    Rule("access.reserved-group", E, "access.yaml defines the built-in group anyone"),
+    Rule("access.unknown-environment", W, "access.yaml names an environment that does not exist"),
+    Rule("access.pattern", E, "a member pattern matches everything, or cannot mean what it says"),
+    Rule("access.empty-group", W, "a group has no members"),
+    Rule("access.changed", W, "the change edits access.yaml: its owners must review it"),
 ]
 
 RULES: dict[str, Rule] = {r.id: r for r in _ALL}
