@@ -45,7 +45,7 @@ UNAUTHENTICATED_HINT = ("run it where modelops can tell who you are: from the CI
 UNKNOWN_AUTHOR = ("four-eyes: the author of commit {commit} of release {release} is not known here (this checkout "
                   "does not hold that commit), so {user} cannot be told apart from the author for {environment}")
 UNKNOWN_AUTHOR_HINT = "approve from a clone holding the commit (git fetch; no shallow clone)"
-BLOCKED = ("release {release} is blocked in {environment}: {reason} ({by}, {when}); "
+BLOCKED = ("release {release} is blocked in {environment} since {when}: {reason}, by {by}; "
            "run `modelops release unblock {release} --env {environment} --reason TEXT` to allow it again")
 BLOCKED_HINT = "or fix it and commit: a new release is not blocked"
 UNKNOWN_RELEASE = "unknown release {release}: the ledger has no build of it"

@@ -213,8 +213,9 @@ def test_a_rolled_back_release_is_refused_by_deploy_sync_and_plan_until_unblocke
     refused = run_cli("deploy", "iris", "--env", "dev", "--output", "json", cwd=cloud_repo)
     assert refused.exit_code == 1, refused
     message = refused.json()["error"]["message"]
-    assert message.startswith(f"release {bad} is blocked in dev: rolled back by hand in us-east-1: wrong labels "
-                              "(tester@example.com, "), message
+    assert message.startswith(f"release {bad} is blocked in dev since "), message
+    assert ": rolled back by hand in us-east-1: wrong labels, by tester@example.com ($MODELOPS_USER, unauthenticated); " \
+        in message, message
     assert message.endswith(f"run `modelops release unblock {bad} --env dev --reason TEXT` to allow it again"), message
     plan = run_cli("plan", "iris", "--env", "dev", "--output", "json", cwd=cloud_repo)
     assert plan.exit_code == 1 and plan.json()["blocked"] == message, plan
@@ -225,12 +226,15 @@ def test_a_rolled_back_release_is_refused_by_deploy_sync_and_plan_until_unblocke
 
     # When: someone unblocks it; Then: the ledger says who and why, and it rolls out again
     assert run_cli("release", "unblock", bad, "--env", "dev", cwd=cloud_repo).exit_code == 2  # a reason is required
+    # (only whom pipelines/access.yaml lets unblock: its release-reviewers)
+    denied = run_cli("release", "unblock", bad, "--env", "dev", "--reason", "mine", cwd=cloud_repo)
+    assert denied.exit_code == 1 and "may not unblock in dev" in denied.stderr, denied
     unblocked = run_cli("release", "unblock", bad, "--env", "dev", "--reason", "labels were right after all",
                         cwd=cloud_repo, env={"MODELOPS_USER": "reviewer@example.com"})
     assert unblocked.exit_code == 0, unblocked
     blocks = run_cli("history", "iris", "--kind", "block", "--output", "json", cwd=cloud_repo).json()["entries"]
     assert [(b["blocked"], b["by"], b["reason"]) for b in blocks] == [
-        (True, "tester@example.com", "rolled back by hand in us-east-1: wrong labels"),
-        (False, "reviewer@example.com", "labels were right after all")]
+        (True, "tester@example.com ($MODELOPS_USER, unauthenticated)", "rolled back by hand in us-east-1: wrong labels"),
+        (False, "reviewer@example.com ($MODELOPS_USER, unauthenticated)", "labels were right after all")]
     again = run_cli("deploy", "iris", "--env", "dev", "--output", "json", cwd=cloud_repo)
     assert again.exit_code == 0 and again.json()["release"] == bad, again

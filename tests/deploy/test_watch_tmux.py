@@ -150,10 +150,10 @@ def test_watch_shows_a_canary_live_and_abort_rolls_it_back(cloud_repo: Path, ter
     assert f"dev/us-east-1: rolled back, serving {good}" in aborted.stderr, aborted
     watched, status = terminal.wait_exit(1)
     assert "us-east-1: RollingBack" in watched, watched
-    assert "us-east-1: abort asked by tester@example.com: answers look wrong" in watched, watched
+    assert "us-east-1: abort asked by tester@example.com ($MODELOPS_USER, unauthenticated): answers look wrong" in watched, watched
     assert "ended: us-east-1 rolled back" in watched and status == 1, watched
     deployed, status = terminal.wait_exit(0)
-    assert "rolled back: " in deployed and "aborted by tester@example.com: answers look wrong" in deployed, deployed
+    assert "rolled back: " in deployed and "aborted by tester@example.com ($MODELOPS_USER, unauthenticated): answers look wrong" in deployed, deployed
     assert status == 1, deployed
     refused = run_cli("deploy", "iris", "--env", "dev", cwd=cloud_repo)
     assert refused.exit_code == 1 and "is blocked in dev" in refused.stderr, refused
