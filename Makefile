@@ -7,13 +7,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install system-deps lint bench clean
 
-# Debian packages the tests use for real: Chromium (screenshots of the HTML test report) and Groovy
-# (parses the Jenkinsfile). Installed only when missing; sudo only when not root.
+# Debian packages the tests use for real: Chromium (screenshots of the HTML test report), Groovy
+# (parses the Jenkinsfile) and tmux (the terminal `modelops watch` is tested in). Installed only when
+# missing; sudo only when not root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v groovy >/dev/null || missing="$$missing groovy"; \
+	command -v tmux >/dev/null || missing="$$missing tmux"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && \

@@ -11,7 +11,9 @@ import pytest
 from tests.helpers import run_cli
 
 COMMANDS = [("validate",), ("schema",), ("init",), ("build",), ("deploy",), ("promote",), ("approve",),
-            ("rollback",), ("status",), ("history",), ("plan",), ("sync",), ("invoke",), ("test",),
+            ("rollback",), ("status",), ("history",), ("plan",), ("diff",), ("sync",), ("invoke",), ("test",),
+            ("watch",), ("rollout", "pause"), ("rollout", "resume"), ("rollout", "abort"), ("rollout", "promote"),
+            ("release", "unblock"),
             ("local", "up"), ("local", "down"), ("local", "status"), ("local", "logs"),
             ("ci", "changed"), ("ci", "pr"), ("ci", "spinnaker"), ("ledger", "verify")]
 

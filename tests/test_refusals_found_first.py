@@ -71,6 +71,11 @@ OTHER_REFUSALS = {
     "SIGN_KEY_UNREADABLE": "usage: build --sign-key with a file that is no EC key",
     "CONTEXT_NOT_EMPTY": "usage: build --context-only into a folder holding other files",
     "BAD_KEEP": "usage: gc --keep below 1",
+    "BAD_KIND": "usage: history --kind",
+    "BAD_LIMIT": "usage: history --limit",
+    "BAD_SINCE": "usage: history --since",
+    "BAD_ACTION": "usage: rollout ACTION",
+    "NO_REASON": "usage: unblock without --reason",
     "CLOUD_NOT_SUPPORTED": "usage: build --env of an environment the model does not run on (spec.clouds says so; "
                            "deploy says NOT_ON_CLOUD)",
     # the state of the cloud, the ledger, git or the identity acting
@@ -87,6 +92,8 @@ OTHER_REFUSALS = {
     "BUILT_UNCOMMITTED": "state: promote of a release built from uncommitted changes",
     "first.detail": "state: nothing to roll back",
     "ENDPOINT_MISSING": "state: no endpoint",
+    "NO_ROLLOUT": "state: no rollout in flight to control",
+    "NOT_BLOCKED": "state: unblock of a release that is not blocked",
     "NO_IMAGE": "internal: build records an image per region of the environment",
     "TESTS_FAILED": "run time: the release failed its tests",
     "GENERATOR_FAILED": "run time: the model's generated_by script failed",

@@ -191,18 +191,22 @@ def default_cloud_planner(model: ModelConfig, env: Environment, ref: str | None,
     return verdict_of(result)
 
 
-_ACTION = {"none": "in sync", "create": "create", "update": "update", "busy": "busy"}
+_ACTION = {"none": "in sync", "create": "create", "update": "update", "repair": "repair in place", "busy": "busy"}
 
 
 def verdict_of(result: Plan) -> CloudVerdict:
-    """A :class:`CloudVerdict` from deploy's :class:`~modelops.deploy.Plan`: a line per region with
-    the action and what changes (``update: release iris-1 -> iris-2; instance count 1 -> 2``)."""
+    """A :class:`CloudVerdict` from deploy's :class:`~modelops.deploy.Plan` (the observed state of each
+    region against the head): a line per region with the action and what differs field by field
+    (``update: release: iris-1 -> iris-2; variants.primary.image: ... -> ...``). A release blocked in
+    the environment (rolled back there) is ``failed`` with ``gate_failed``: a deploy would refuse it."""
     summary: dict[str, str] = {}
     for region in result.regions:
         text = _ACTION.get(region.action, region.action)
         if region.changes:
             text += ": " + "; ".join(region.changes)
         summary[region.region] = text
+    if result.blocked:
+        return CloudVerdict("failed", summary=summary, message=result.blocked, gate_failed=True)
     return CloudVerdict("planned", summary=summary, message=f"release {result.release}")
 
 

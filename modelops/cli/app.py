@@ -20,7 +20,7 @@ INTERRUPTED_MESSAGE = "interrupted (Ctrl-C)"
 INTERRUPTED_HINT = "run the same command again"
 INTERRUPTED_ROLLOUT_HINT = "run the same command again: it resumes from what the ledger and the cloud say"
 # Commands that roll endpoints out (reconcile loops: a re-run converges).
-_ROLLOUT_COMMANDS = frozenset({"deploy", "promote", "rollback", "sync"})
+_ROLLOUT_COMMANDS = frozenset({"deploy", "promote", "rollback", "sync", "rollout"})
 
 CANNOT_WRITE = "cannot use {path}: {reason}"
 CANNOT_WRITE_HINT = ("modelops keeps its state in MODELOPS_DATA_DIR (or --data-dir) and the local cloud's in "
@@ -29,7 +29,7 @@ CANNOT_WRITE_HINT = ("modelops keeps its state in MODELOPS_DATA_DIR (or --data-d
 _UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.ENOSPC, errno.EDQUOT})
 
 # Each module registers its own commands; each owns one concern (see DESIGN.md).
-_COMMAND_MODULES = ("config", "local", "build", "deploy", "test", "ci", "ledger")
+_COMMAND_MODULES = ("config", "local", "build", "deploy", "rollout", "test", "ci", "ledger")
 
 app = typer.Typer(
     name="modelops",

@@ -1,9 +1,10 @@
-"""CLI commands of the deploy concern: deploy, promote, approve, rollback, status, history, plan, sync, and
-``invoke`` (one request to a deployed model)."""
+"""CLI commands of the deploy concern: deploy, promote, approve, rollback, status, history, plan, diff,
+sync, and ``invoke`` (one request to a deployed model)."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,6 +13,7 @@ import typer
 
 from modelops.cli import context as cli_context
 from modelops.cli.context import Output, OutputFormat
+from modelops.cli.tables import MIN_PROSE_COLUMN, table_or_lines
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -88,14 +90,15 @@ def rollback(
     model: Annotated[str, typer.Argument(help="Model name or folder.")],
     env: _Env,
     region: Annotated[str | None, typer.Option("--region", metavar="REGION", help="Only this region.")] = None,
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why (kept in the ledger with the block of the release).")] = "",
     output: Output = OutputFormat.text,
 ) -> int:
-    """Return a model to the release that served before the current one."""
+    """Return a model to the release that served before the current one, and block that one there."""
     from modelops.deploy import RollbackRequest
     from modelops.deploy import rollback as run_rollback
 
     cli = cli_context.get(ctx)
-    result = run_rollback(RollbackRequest(model, env, region), cli.runtime)
+    result = run_rollback(RollbackRequest(model, env, region, reason), cli.runtime)
     _render_deploy(cli, result)
     return int(result.exit_status)
 
@@ -111,24 +114,31 @@ def status(
 
     cli = cli_context.get(ctx)
     report = run_status(StatusRequest(model), cli.runtime)
-    cli.emit(report, lambda console: _print_table(console, status_table(report), empty=not report.endpoints,
-                                                  what="no endpoints deployed"))
+    cli.emit(report, lambda console: render_status(console, report))
     return 0
 
 
 def history(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model name or folder.")],
+    env: Annotated[str | None, typer.Option("--env", "-e", metavar="ENV", help="Only this environment.")] = None,
+    region: Annotated[str | None, typer.Option("--region", metavar="REGION", help="Only this region.")] = None,
+    release: Annotated[str | None, typer.Option("--release", metavar="RELEASE", help="Only this release.")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="WHEN", help="Only entries since WHEN: 30m, 2h, 7d, or a UTC date/time (2024-05-01T12:00).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", metavar="N", help="Only the last N entries (after the other filters).")] = None,
+    kind: Annotated[list[str] | None, typer.Option("--kind", metavar="KIND", help="Only entries of this kind (repeatable): release, build, step, test, approval, block, intent.")] = None,
     output: Output = OutputFormat.text,
 ) -> int:
-    """Releases, rollout steps, tests and approvals of a model, oldest first."""
+    """Releases, rollout steps, tests, approvals, blocks and rollout intents of a model, oldest first."""
     from modelops.deploy import HistoryRequest
     from modelops.deploy import history as run_history
 
     cli = cli_context.get(ctx)
-    report = run_history(HistoryRequest(model), cli.runtime)
-    cli.emit(report, lambda console: _print_table(console, history_lines(report), empty=not report.entries,
-                                                  what=f"no history for {report.model}"))
+    request = HistoryRequest(model, environment=env, region=region, release=release, since=since, limit=limit,
+                             kinds=tuple(kind or ()))
+    report = run_history(request, cli.runtime)
+    cli.emit(report, lambda console: console.print(history_lines(report) if report.entries
+                                                   else f"no history for {report.model}"))
     return 0
 
 
@@ -139,24 +149,41 @@ def plan(
     ref: _Ref = None,
     output: Output = OutputFormat.text,
 ) -> int:
-    """What a deploy would change in each region (nothing is changed)."""
+    """What a deploy would change in each region (nothing is changed); exit 1 when it would change something."""
+    return _planned(ctx, model, env, ref, lambda console, result: render_plan(console, result))
+
+
+def diff(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name or folder.")],
+    env: _Env,
+    ref: _Ref = None,
+    output: Output = OutputFormat.text,
+) -> int:
+    """Field by field, what serves (the cloud) against what git at a ref asks for; exit 1 on a difference."""
+    return _planned(ctx, model, env, ref, render_diff)
+
+
+def _planned(ctx: typer.Context, model: str, env: str, ref: str | None,
+             render: Callable[[Console, Plan], None]) -> int:
+    """``plan`` and ``diff``: the same plan (observed against desired), rendered as a plan or a diff."""
     from modelops.deploy import PlanRequest
     from modelops.deploy import plan as run_plan
 
     cli = cli_context.get(ctx)
     result = run_plan(PlanRequest(model, env, ref), cli.runtime)
-    cli.emit(result, lambda console: _render_plan(console, result))
-    return 0
+    cli.emit(result, lambda console: render(console, result))
+    return int(result.exit_status)
 
 
 def sync(
     ctx: typer.Context,
     env: _Env,
     ref: _Ref = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report drift only; deploy nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "--check", help="Report drift and degraded endpoints only; change nothing (exit 1 on either).")] = False,
     output: Output = OutputFormat.text,
 ) -> int:
-    """Reconcile every model at a git ref with what an environment runs; report drift."""
+    """Reconcile every model at a git ref with what an environment runs: repair drift, report health."""
     from modelops.deploy import SyncRequest
     from modelops.deploy import sync as run_sync
 
@@ -164,13 +191,18 @@ def sync(
     result = run_sync(SyncRequest(env, ref, dry_run), cli.runtime)
 
     def text(console: Console) -> None:
+        from rich.text import Text
+
         for p in result.plans:
-            _render_plan(console, p)
+            render_plan(console, p, blocked=False)
         for d in result.deployed:
-            console.print(f"{d.model}: {d.release} {d.result}" + (f" ({d.message})" if d.message else ""))
+            console.print(Text(f"{d.model}: {d.release} {d.result}" + (f" ({d.message})" if d.message else "")))
+        for line in result.degraded:
+            console.print(Text("degraded: ", style="yellow") + Text(line))
         for err in result.errors:
-            console.print(f"[red]error:[/red] {err}")
-        console.print(f"{env}: {len(result.drift)} of {len(result.plans)} model(s) drifted")
+            console.print(Text("error: ", style="red") + Text(err))
+        console.print(Text(f"{env}: {len(result.drift)} of {len(result.plans)} model(s) drifted"
+                           + (f", {len(result.degraded)} endpoint(s) degraded" if result.degraded else "")))
 
     cli.emit(result, text)
     return int(result.exit_status)
@@ -255,48 +287,66 @@ def _body(body: str | None, file: Path | None) -> bytes:
 
 def _render_deploy(cli: cli_context.CliContext, result: DeployResult) -> None:
     def text(console: Console) -> None:
-        console.print(deploy_table(result))
+        from rich.text import Text
+
+        render_deploy(console, result)
         style = {"succeeded": "green", "rolled_back": "yellow"}.get(result.result, "red")
-        line = f"[{style}]{result.result.replace('_', ' ')}[/{style}]"
-        console.print(line + (f": {result.message}" if result.message else ""))
+        console.print(Text(result.result.replace("_", " "), style=style)
+                      + Text(f": {result.message}" if result.message else ""))
 
     cli.emit(result, text)
 
 
-def deploy_table(result: DeployResult) -> Any:
-    """The deploy summary: one row per region. The endpoint (always ``<model>-<env>``) is left to
-    ``--output json``, and a success's detail ("serving <release>") would only repeat the serving column,
-    so the table fits 100 columns with release ids whole."""
-    table = _table(f"{result.model} {result.release}")
-    for name in ("env", "region", "status"):
-        table.add_column(name)
-    table.add_column("serving", no_wrap=True)
-    table.add_column("detail", overflow="fold")
+def render_deploy(console: Console, result: DeployResult) -> None:
+    """The deploy summary: one row per region (a table when it fits, else one line each). The endpoint
+    (always ``<model>-<env>``) is left to ``--output json``, and a success's detail ("serving
+    <release>") would only repeat the serving column."""
+    rows = []
     for d in result.deployments:
         detail = "" if d.serving and d.detail == f"serving {d.serving}" else d.detail
-        table.add_row(d.environment, d.region, d.status, d.serving or "-", detail)
-    return table
+        rows.append((d.environment, d.region, d.status, d.serving or "-", detail))
+    table_or_lines(console, f"{result.model} {result.release}", ("env", "region", "status", "serving", "detail"),
+                   rows, lambda r: f"{r[0]}/{r[1]}: {r[2]}, serving {r[3]}" + (f": {r[4]}" if r[4] else ""),
+                   min_last=MIN_PROSE_COLUMN)
 
 
-def status_table(report: StatusReport) -> Any:
-    """``status`` as a table: the model is named in the title when there is one, the endpoint (always
-    ``<model>-<env>``) is left to ``--output json``, and the last step drops what its row already says."""
+def render_status(console: Console, report: StatusReport) -> None:
+    """``status``: a row per endpoint (a table when it fits, else one line each), then a line per
+    endpoint with its health and the figures it rests on. The model is named in the title when there
+    is one; the endpoint (always ``<model>-<env>``) is left to ``--output json``; the last step drops
+    what its row already says."""
+    from rich.text import Text
+
+    if not report.endpoints:
+        console.print("no endpoints deployed")
+        return
     models = sorted({e.model for e in report.endpoints})
     several = len(models) > 1
-    table = _table("modelops status" + ("" if several or not models else f": {models[0]}"))
-    if several:
-        table.add_column("model", no_wrap=True)
-    for name in ("env", "region"):
-        table.add_column(name)
-    table.add_column("release", no_wrap=True)
-    for name in ("status", "weights", "health"):
-        table.add_column(name)
-    table.add_column("last step", overflow="fold")  # may name another release: wrapped whole, never cut
+    title = "modelops status" + ("" if several or not models else f": {models[0]}")
+    header = (*(("model",) if several else ()), "env", "region", "release", "status", "weights", "health", "last step")
+    rows = []
     for e in report.endpoints:
         weights = ", ".join(f"{w.fleet} {w.weight:g}" for w in e.weights) or "-"
-        row = [e.environment, e.region, e.release or "-", e.status, weights, e.health, _last_step(e.last_step, e.release)]
-        table.add_row(*([e.model] if several else []), *row)
-    return table
+        rows.append((*((e.model,) if several else ()), e.environment, e.region, e.release_text, e.status, weights,
+                     e.health.state, _last_step(e.last_step, e.release)))
+
+    def line(r: Sequence[str]) -> str:
+        head = f"{r[0]} " if several else ""
+        r = r[1:] if several else r
+        return f"{head}{r[0]}/{r[1]}: {r[3]}, {r[5]}, release {r[2]}, weights {r[4]}, last step: {r[6]}"
+
+    table_or_lines(console, title, header, rows, line)
+    for e in report.endpoints:
+        notes = [*e.health.reasons] if e.health.state not in ("healthy", "-") else []
+        if e.health.state == "healthy":
+            notes.append(e.health.summary)
+        if e.release_tag and e.release_tag != e.release:
+            notes.append(f"its tag says {e.release_tag}")
+        if e.failure_reason:
+            notes.append(f"last update: {e.failure_reason}")
+        if notes:
+            where = f"{e.model} {e.environment}/{e.region}" if several else f"{e.environment}/{e.region}"
+            console.print(Text(f"  {where}: {e.health.state}: " + "; ".join(notes)))
 
 
 def history_lines(report: HistoryReport) -> Any:
@@ -317,13 +367,6 @@ def history_lines(report: HistoryReport) -> Any:
     return text
 
 
-def _table(title: str) -> Any:
-    from rich.table import Table
-
-    # No box, like validate's and build's tables: borders cost two columns per column at 80-100 wide.
-    return Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
-
-
 def _last_step(text: str | None, release: str | None) -> str:
     """``"<release> <step> (<status>)"`` without the release when the row shows it, and without the
     status when it only repeats the step (``succeeded (succeeded)``)."""
@@ -337,23 +380,42 @@ def _last_step(text: str | None, release: str | None) -> str:
     return text
 
 
-def _render_plan(console: Console, p: Plan) -> None:
-    table = _table(f"plan: {p.model} -> {p.environment} ({p.release})")
-    for name in ("region", "endpoint"):
-        table.add_column(name)
-    table.add_column("deployed", no_wrap=True)
-    table.add_column("action")
-    table.add_column("changes", overflow="fold")
+def render_plan(console: Console, p: Plan, *, blocked: bool = True) -> None:
+    """``plan``: per region a line with the action and what serves, then one line per drift (what
+    changes), so nothing is folded or cut at any width; a blocked release's one-line refusal after
+    it (``blocked``; sync prints it among its errors)."""
+    from rich.text import Text
+
+    console.print(Text(f"plan: {p.model} -> {p.environment} ({p.release})", style="bold"))
     for r in p.regions:
-        table.add_row(r.region, r.endpoint, r.deployed_release or "-", r.action, "; ".join(r.changes) or "in sync")
-    console.print(table)
+        serving = "nothing" if r.status == "absent" else (r.deployed_release or "unknown")
+        action = "in sync" if r.action == "none" else r.action
+        console.print(Text(f"{r.environment}/{r.region}: {action} (serving {serving}, {r.status}, {r.health.state})"))
+        for change in r.changes:
+            console.print(Text(f"  {change}"))
+    if blocked and p.blocked:
+        console.print(Text("refused: ", style="red") + Text(p.blocked))
 
 
-def _print_table(console: Console, table: Any, *, empty: bool, what: str) -> None:
-    if empty:
-        console.print(what)
-    else:
-        console.print(table)
+def render_diff(console: Console, p: Plan) -> None:
+    """``diff``: per region a heading, then one line per field that differs (``field: observed ->
+    desired [repair]``), like ``argocd app diff``; lines, whatever the width, so nothing is cut."""
+    from rich.text import Text
+
+    for r in p.regions:
+        console.print(Text(f"{p.model} {r.environment}/{r.region} ({r.endpoint}, {r.status}): {r.action}",
+                           style="bold"))
+        if not r.diff:
+            console.print(Text("  no differences"))
+        for d in r.diff:
+            style = "dim" if not d.is_drift else ""
+            console.print(Text(f"  {d.field}: ", style=style) + Text(d.observed if d.observed is not None else "(none)",
+                                                                     style=style or "red")
+                          + Text(" -> ", style=style)
+                          + Text(d.desired if d.desired is not None else "(none)", style=style or "green")
+                          + Text(f"  [{d.repair}]", style="dim"))
+    if p.blocked:
+        console.print(Text("refused: ", style="red") + Text(p.blocked))
 
 
 def _when(at: float) -> str:
@@ -380,12 +442,18 @@ def _what(entry: dict[str, Any]) -> str:
         return f"built from {str(entry['commit'])[:12]}{author} by {entry.get('created_by', '')}"
     if kind == "build":
         return f"image {entry['image_uri']}"
+    if kind == "block":
+        verb = "blocked" if entry.get("blocked") else "unblocked"
+        return f"{verb} by {entry.get('by', '')}" + (f": {entry['reason']}" if entry.get("reason") else "")
+    if kind == "intent":
+        return f"{entry.get('action', '')} asked by {entry.get('by', '')}" + (
+            f": {entry['reason']}" if entry.get("reason") else "")
     return ""
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     for name, command in (("deploy", deploy), ("promote", promote), ("approve", approve), ("rollback", rollback),
-                          ("status", status), ("history", history), ("plan", plan), ("sync", sync),
+                          ("status", status), ("history", history), ("plan", plan), ("diff", diff), ("sync", sync),
                           ("invoke", invoke), ("gc", gc)):
         app.command(name)(command)

@@ -11,21 +11,31 @@ frozen with ``to_dict()`` = the ``--output json`` document)::
         #   previous env, approval; LedgerTamperedError (exit 3) when the model's history does not verify
     promote(PromoteRequest(release, to), runtime) -> DeployResult
     approve(ApproveRequest(release, environment, comment=""), runtime) -> ApprovalResult
-    rollback(RollbackRequest(model, environment, region=None), runtime) -> DeployResult
-    status(StatusRequest(model=None), runtime) -> StatusReport      # EndpointState rows with weights
-    history(HistoryRequest(model), runtime) -> HistoryReport
+    rollback(RollbackRequest(model, environment, region=None, reason=""), runtime) -> DeployResult
+        # the release rolled back is blocked in the environment
+    status(StatusRequest(model=None), runtime) -> StatusReport      # EndpointState rows: observed release,
+        #   weights, health from live signals
+    history(HistoryRequest(model, environment, region, release, since, limit, kinds), runtime) -> HistoryReport
     verify_ledgers(LedgerVerifyRequest(model=None, environment=None), runtime) -> LedgerVerifyReport
         # LedgerCheck(environments, verification) per distinct ledger; .ok, .exit_status (0 / 3), .first_error()
-    plan(PlanRequest(model, environment, ref=None), runtime) -> Plan  # RegionPlan per region (ci pr)
-    sync(SyncRequest(environment, ref=None, dry_run=False), runtime) -> SyncResult
+    plan(PlanRequest(model, environment, ref=None), runtime) -> Plan  # RegionPlan per region: action, field
+        #   diffs (``modelops plan`` and ``modelops diff``; ci pr's cloud plan); Plan.blocked
+    sync(SyncRequest(environment, ref=None, dry_run=False), runtime) -> SyncResult  # repairs drift, reports health
+    control.control_rollout(RolloutRequest(model, environment, action, region=None, reason=""), runtime)
+        -> RolloutResult                                            # rollout pause|resume|abort|promote
+    control.unblock(UnblockRequest(release, environment, reason), runtime) -> UnblockResult
+    watch.watch(WatchRequest(model, environment, region=None), runtime, on_event) -> WatchResult
 
 Modules: :mod:`~modelops.deploy.service` (deploy, promote, approve), :mod:`~modelops.deploy.rollback`,
-:mod:`~modelops.deploy.inspection` (status, history, plan, sync), :mod:`~modelops.deploy.repo` (what every
-command opens), :mod:`~modelops.deploy.gates`, :mod:`~modelops.deploy.rollout` (the reconcile loop).
+:mod:`~modelops.deploy.inspection` (status, history, plan, sync), :mod:`~modelops.deploy.observed` (the
+observed state, read once), :mod:`~modelops.deploy.control` (acting on a rollout in flight, unblocking),
+:mod:`~modelops.deploy.watch`, :mod:`~modelops.deploy.repo` (what every command opens),
+:mod:`~modelops.deploy.gates`, :mod:`~modelops.deploy.rollout` (the reconcile loop).
 ``modelops invoke`` is verify's (:func:`modelops.verify.invoke.invoke_model`).
 
 Pure pieces, unit-tested without a cloud: :mod:`modelops.deploy.specs` (request bodies,
-DeploymentConfig, alarms), :mod:`modelops.deploy.machine` (the rollout step machine).
+DeploymentConfig, alarms), :mod:`modelops.deploy.machine` (the rollout step machine),
+:mod:`modelops.deploy.drift` (desired vs observed, field by field), :mod:`modelops.deploy.health`.
 
 Importing this package loads no cloud library: boto3 and the ledger come in inside the functions.
 """

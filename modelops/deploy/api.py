@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelops.deploy.drift import FieldDiff
+from modelops.deploy.health import ABSENT, Health
 from modelops.deploy.rollout import FAILED, ROLLED_BACK, SKIPPED, SUCCEEDED, RegionOutcome
 from modelops.errors import ExitStatus
 from modelops.ledger.chain import LedgerTamperedError, Verification
@@ -41,9 +43,13 @@ class ApproveRequest:
 
 @dataclass(frozen=True)
 class RollbackRequest:
+    """Take ``model`` in ``environment`` (only ``region``: None for all) back to the release before;
+    the release rolled back is blocked there, with ``reason``."""
+
     model: str
     environment: str
     region: str | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,17 @@ class StatusRequest:
 
 @dataclass(frozen=True)
 class HistoryRequest:
+    """A model's ledger entries, filtered: by environment, region, release, entry kinds (``release``,
+    ``build``, ``step``, ``test``, ``approval``, ``block``, ``intent``), since a time (``30m``, ``2h``,
+    ``7d``, ``2024-05-01``, ``2024-05-01T12:00``; UTC), and the last ``limit`` of what is left."""
+
     model: str
+    environment: str | None = None
+    region: str | None = None
+    release: str | None = None
+    since: str | None = None
+    limit: int | None = None
+    kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,8 @@ class PlanRequest:
 
 @dataclass(frozen=True)
 class SyncRequest:
+    """Reconcile ``environment`` with every model at ``ref``; ``dry_run`` (``--check``) only reports."""
+
     environment: str
     ref: str | None = None
     dry_run: bool = False
@@ -128,41 +146,63 @@ def why(outcomes: tuple[RegionOutcome, ...]) -> str:
 
 @dataclass(frozen=True)
 class RegionPlan:
-    """One region: what is deployed, what is wanted and the differences (empty: in sync)."""
+    """One region: what serves (observed), what is wanted, and the field-level differences.
+
+    ``action``: ``create`` (no endpoint), ``update`` (a rollout: another endpoint config), ``repair``
+    (counts, weights, alarms, autoscaling or tags, in place, no rollout), ``busy`` (a rollout is under
+    way) or ``none``. ``changes`` are the drift lines; ``diff`` every difference (:mod:`~modelops.deploy.drift`,
+    ``next rollout`` ones included)."""
 
     environment: str
     region: str
     endpoint: str
     deployed_release: str | None
     desired_release: str
-    action: str  # create | update | none | busy
+    action: str  # create | update | repair | none | busy
     changes: tuple[str, ...] = ()
+    diff: tuple[FieldDiff, ...] = ()
+    health: Health = field(default_factory=lambda: Health(ABSENT))
+    status: str = "absent"
 
     def to_dict(self) -> dict[str, Any]:
         return {"env": self.environment, "region": self.region, "endpoint": self.endpoint,
                 "deployed_release": self.deployed_release, "desired_release": self.desired_release,
-                "action": self.action, "changes": list(self.changes)}
+                "action": self.action, "changes": list(self.changes), "status": self.status,
+                "diff": [d.to_dict() for d in self.diff], "health": self.health.to_dict()}
 
 
 @dataclass(frozen=True)
 class Plan:
+    """What deploying ``model`` at a ref to ``environment`` changes, per region. ``blocked``: the
+    release was rolled back there and is refused (the one-line reason), so nothing will roll it out."""
+
     model: str
     environment: str
     release: str
     commit: str | None
     regions: tuple[RegionPlan, ...]
+    blocked: str | None = None
 
     @property
     def has_changes(self) -> bool:
         return any(r.action != "none" for r in self.regions)
 
+    @property
+    def exit_status(self) -> ExitStatus:
+        """1 when a deploy would change something (drift) or is refused (blocked), else 0."""
+        return ExitStatus.GATE_FAILED if self.has_changes or self.blocked else ExitStatus.OK
+
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "env": self.environment, "release": self.release, "commit": self.commit,
-                "has_changes": self.has_changes, "regions": [r.to_dict() for r in self.regions]}
+                "has_changes": self.has_changes, "blocked": self.blocked,
+                "regions": [r.to_dict() for r in self.regions]}
 
 
 @dataclass(frozen=True)
 class SyncResult:
+    """``degraded``: one line per endpoint whose live health is degraded or unhealthy (drift or not):
+    a nightly check fails on them too."""
+
     environment: str
     commit: str | None
     plans: tuple[Plan, ...]
@@ -172,6 +212,7 @@ class SyncResult:
     #: The worst exit status among ``errors`` (a config that does not load: 2, the cloud or the
     #: state dir failing: 3), so a nightly drift check tells a broken environment from drift.
     error_status: ExitStatus = ExitStatus.GATE_FAILED
+    degraded: tuple[str, ...] = ()
 
     @property
     def drift(self) -> tuple[Plan, ...]:
@@ -182,6 +223,8 @@ class SyncResult:
         statuses = [d.exit_status for d in self.deployed]
         if self.errors:
             statuses.append(self.error_status)
+        if self.degraded:
+            statuses.append(ExitStatus.GATE_FAILED)
         if self.dry_run and self.drift:  # a drift check (e.g. a nightly job) fails on drift
             statuses.append(ExitStatus.GATE_FAILED)
         return ExitStatus(max(statuses, default=ExitStatus.OK))
@@ -189,7 +232,8 @@ class SyncResult:
     def to_dict(self) -> dict[str, Any]:
         return {"env": self.environment, "commit": self.commit,
                 "drift": [p.to_dict() for p in self.drift], "in_sync": [p.model for p in self.plans if not p.has_changes],
-                "deployed": [d.to_dict() for d in self.deployed], "errors": list(self.errors)}
+                "deployed": [d.to_dict() for d in self.deployed], "errors": list(self.errors),
+                "degraded": list(self.degraded)}
 
 
 @dataclass(frozen=True)
@@ -200,15 +244,19 @@ class Weight:
     weight: float
     desired_weight: float
     instances: int
+    desired_instances: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"fleet": self.fleet, "config": self.config, "variant": self.variant, "weight": self.weight,
-                "desired_weight": self.desired_weight, "instances": self.instances}
+                "desired_weight": self.desired_weight, "instances": self.instances,
+                "desired_instances": self.desired_instances}
 
 
 @dataclass(frozen=True)
 class EndpointState:
-    """One row of ``status``: a model's endpoint in one environment and region."""
+    """One row of ``status``: a model's endpoint in one environment and region, as the cloud says.
+    ``release`` is the release whose endpoint config serves (None: absent, or a config no known release
+    has: ``config`` names it); ``release_tag`` only what the tag says; ``health`` from live signals."""
 
     model: str
     environment: str
@@ -219,18 +267,20 @@ class EndpointState:
     weights: tuple[Weight, ...] = ()
     last_step: str | None = None
     failure_reason: str | None = None
+    health: Health = field(default_factory=lambda: Health(ABSENT))
+    release_tag: str | None = None
+    config: str | None = None
 
     @property
-    def health(self) -> str:
-        if self.status == "InService" and not self.failure_reason:
-            return "healthy"
+    def release_text(self) -> str:
         if self.status == "absent":
             return "-"
-        return "degraded" if self.status in ("InService", "Updating", "RollingBack", "Creating") else "unhealthy"
+        return self.release or f"unknown (config {self.config})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "env": self.environment, "region": self.region, "endpoint": self.endpoint,
-                "release": self.release, "status": self.status, "health": self.health,
+                "release": self.release, "release_tag": self.release_tag, "config": self.config,
+                "status": self.status, "health": self.health.state, "health_detail": self.health.to_dict(),
                 "weights": [w.to_dict() for w in self.weights], "last_step": self.last_step,
                 "failure_reason": self.failure_reason}
 

@@ -7,6 +7,7 @@ each rollout, when the new fleet is in service.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelops import naming
@@ -53,35 +54,67 @@ def scaling_policy_request(target: RegionTarget) -> dict[str, Any] | None:
             "PolicyType": "TargetTrackingScaling", "TargetTrackingScalingPolicyConfiguration": config}
 
 
-def _client(cloud: Any) -> Any:
+def _client(cloud: RegionCloud) -> Any:
     return cloud.clients.client("application-autoscaling", cloud.region)
+
+
+@dataclass(frozen=True)
+class ScalingView:
+    """An endpoint variant's autoscaling: the scalable target's min/max and the target value of
+    modelops' target-tracking policy (None: no such policy)."""
+
+    min_instances: int
+    max_instances: int
+    target_invocations: float | None
+
+    def text(self) -> str:
+        per = f", target {self.target_invocations:g} invocations/instance" if self.target_invocations is not None else ""
+        return f"{self.min_instances}..{self.max_instances} instances{per}"
+
+
+def desired(target: RegionTarget) -> ScalingView | None:
+    """What the config asks for (None: no autoscaling)."""
+    want = scalable_target_request(target)
+    if want is None:
+        return None
+    policy = scaling_policy_request(target)
+    value = policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] if policy else None
+    return ScalingView(int(want["MinCapacity"]), int(want["MaxCapacity"]), value)
+
+
+def observe(cloud: RegionCloud, endpoint: str) -> ScalingView | None:
+    """What Application Auto Scaling has registered for the endpoint's variant (None: nothing)."""
+    from modelops.clients import translate
+
+    client = _client(cloud)
+    rid = resource_id(endpoint)
+    try:
+        found = client.describe_scalable_targets(ServiceNamespace=NAMESPACE, ResourceIds=[rid],
+                                                 ScalableDimension=DIMENSION).get("ScalableTargets", [])
+        if not found:
+            return None
+        policies = client.describe_scaling_policies(ServiceNamespace=NAMESPACE, ResourceId=rid,
+                                                    ScalableDimension=DIMENSION).get("ScalingPolicies", [])
+    except Exception as exc:
+        raise translate(exc, resource=f"{cloud.environment}/{cloud.region}: autoscaling of {endpoint}") from exc
+    ours = next((p for p in policies if p["PolicyName"] == policy_name(endpoint)), None)
+    value = (ours or {}).get("TargetTrackingScalingPolicyConfiguration", {}).get("TargetValue")
+    return ScalingView(int(found[0]["MinCapacity"]), int(found[0]["MaxCapacity"]),
+                       float(value) if value is not None else None)
 
 
 def is_in_place(cloud: RegionCloud, target: RegionTarget) -> bool:
     """Whether the scalable target (min/max) and the policy are registered as the config says."""
-    from modelops.clients import translate
-
-    want = scalable_target_request(target)
+    want = desired(target)
     if want is None:
         return True
-    client = _client(cloud)
-    try:
-        found = client.describe_scalable_targets(ServiceNamespace=NAMESPACE, ResourceIds=[want["ResourceId"]],
-                                                 ScalableDimension=DIMENSION).get("ScalableTargets", [])
-        if not any(t["MinCapacity"] == want["MinCapacity"] and t["MaxCapacity"] == want["MaxCapacity"]
-                   for t in found):
-            return False
-        policy = scaling_policy_request(target)
-        if policy is None:
-            return True
-        policies = client.describe_scaling_policies(ServiceNamespace=NAMESPACE, ResourceId=want["ResourceId"],
-                                                    ScalableDimension=DIMENSION).get("ScalingPolicies", [])
-        return any(p["PolicyName"] == policy["PolicyName"] and p.get("TargetTrackingScalingPolicyConfiguration", {})
-                   .get("TargetValue") == policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"]
-                   for p in policies)
-    except Exception as exc:
-        raise translate(exc, resource=f"{target.environment.name}/{target.region}: autoscaling of "
-                                      f"{target.endpoint_name}") from exc
+    found = observe(cloud, target.endpoint_name)
+    return found is not None and matches(want, found)
+
+
+def matches(want: ScalingView, found: ScalingView) -> bool:
+    return (want.min_instances, want.max_instances) == (found.min_instances, found.max_instances) and (
+        want.target_invocations is None or want.target_invocations == found.target_invocations)
 
 
 def register(cloud: RegionCloud, target: RegionTarget) -> None:

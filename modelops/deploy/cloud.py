@@ -36,10 +36,32 @@ def _is_already_exists(exc: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class AlarmView:
+    """A CloudWatch alarm as DescribeAlarms answers: its state (and why) and its whole definition."""
+
     name: str
     state: str
     threshold: float | None
     period: int | None
+    reason: str = ""
+    definition: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class VariantMetrics:
+    """One variant's ``AWS/SageMaker`` figures over a window: invocations, 5xx errors (sums) and the
+    p99 of ModelLatency (ms); None where CloudWatch has no datapoint."""
+
+    variant: str
+    seconds: int
+    invocations: float | None
+    errors_5xx: float | None
+    p99_ms: float | None
+
+    @property
+    def error_rate(self) -> float | None:
+        if not self.invocations:
+            return None
+        return (self.errors_5xx or 0.0) / self.invocations
 
 
 class RegionCloud:
@@ -88,7 +110,10 @@ class RegionCloud:
     # -- observe --------------------------------------------------------------------------------
 
     def model_exists(self, name: str) -> bool:
-        return self._exists("describe_model", f"model {name}", ModelName=name) is not None
+        return self.model(name) is not None
+
+    def model(self, name: str) -> dict[str, Any] | None:
+        return self._exists("describe_model", f"model {name}", ModelName=name)
 
     def endpoint_config(self, name: str) -> dict[str, Any] | None:
         return self._exists("describe_endpoint_config", f"endpoint config {name}", EndpointConfigName=name)
@@ -111,8 +136,40 @@ class RegionCloud:
         views = {}
         for a in [*out.get("MetricAlarms", []), *out.get("CompositeAlarms", [])]:
             views[a["AlarmName"]] = AlarmView(a["AlarmName"], a.get("StateValue", "INSUFFICIENT_DATA"),
-                                              a.get("Threshold"), a.get("Period"))
+                                              a.get("Threshold"), a.get("Period"), a.get("StateReason", ""), a)
         return views
+
+    def variant_metrics(self, endpoint: str, variants: Sequence[str], *, start: float, end: float) -> dict[
+            str, VariantMetrics]:
+        """Each variant's figures over [start, end) (GetMetricData, one datapoint per query and period)."""
+        import datetime as dt
+
+        if not variants:
+            return {}
+        seconds = max(1, int(end - start))
+        # GetMetricData periods: 1, 5, 10, 20, 30 or a multiple of 60 seconds.
+        period = seconds if seconds in (1, 5, 10, 20, 30) or seconds % 60 == 0 else 60 * (seconds // 60 + 1)
+        queries: list[dict[str, Any]] = []
+        for i, variant in enumerate(variants):
+            dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+            for key, metric, stat in (("n", "Invocations", "Sum"), ("e", "Invocation5XXErrors", "Sum"),
+                                      ("p", "ModelLatency", "p99")):
+                queries.append({"Id": f"{key}{i}", "ReturnData": True, "MetricStat": {
+                    "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dims},
+                    "Period": period, "Stat": stat}})
+        out = self._call("cloudwatch", "get_metric_data", f"metrics of endpoint {endpoint}", MetricDataQueries=queries,
+                         StartTime=dt.datetime.fromtimestamp(start, dt.UTC),
+                         EndTime=dt.datetime.fromtimestamp(end, dt.UTC))
+        values = {r["Id"]: [float(v) for v in r.get("Values", [])] for r in out.get("MetricDataResults", [])}
+        result = {}
+        for i, variant in enumerate(variants):
+            latencies = values.get(f"p{i}") or []
+            result[variant] = VariantMetrics(
+                variant, seconds,
+                invocations=sum(values[f"n{i}"]) if values.get(f"n{i}") else None,
+                errors_5xx=sum(values[f"e{i}"]) if values.get(f"e{i}") else None,
+                p99_ms=max(latencies) / 1000.0 if latencies else None)  # ModelLatency is in microseconds
+        return result
 
     # -- act ------------------------------------------------------------------------------------
 
@@ -124,6 +181,16 @@ class RegionCloud:
 
     def put_alarm(self, body: Mapping[str, Any]) -> None:
         self._call("cloudwatch", "put_metric_alarm", f"alarm {body['AlarmName']}", **body)
+
+    def set_alarm_state(self, name: str, state: str, reason: str) -> None:
+        """Force an alarm's state until its next evaluation (how ``rollout abort`` makes SageMaker roll
+        a baking update back: there is no API to stop a blue/green update)."""
+        self._call("cloudwatch", "set_alarm_state", f"alarm {name}", AlarmName=name, StateValue=state,
+                   StateReason=reason[:1023])
+
+    def update_weights_and_capacities(self, name: str, desired: Sequence[Mapping[str, Any]]) -> None:
+        self._call("sagemaker", "update_endpoint_weights_and_capacities", f"endpoint {name}", EndpointName=name,
+                   DesiredWeightsAndCapacities=[dict(d) for d in desired])
 
     def create_endpoint(self, name: str, config: str, deployment: Mapping[str, Any] | None,
                         tags: Sequence[Mapping[str, str]]) -> bool:
@@ -182,20 +249,11 @@ class RegionCloud:
 
 def endpoint_view(raw: Mapping[str, Any], release_tag: str | None) -> EndpointView:
     """DescribeEndpoint's answer as an :class:`EndpointView` (blue = ProductionVariants, green = pending)."""
-    weights: list[VariantWeight] = []
-    for v in raw.get("ProductionVariants", []) or []:
-        weights.append(VariantWeight(
-            fleet="blue", config=str(raw.get("EndpointConfigName", "")), variant=v["VariantName"],
-            current_weight=float(v.get("CurrentWeight", 0.0)), desired_weight=float(v.get("DesiredWeight", 0.0)),
-            instances=int(v.get("CurrentInstanceCount", 0) or 0),
-            statuses=tuple(s.get("Status", "") for s in v.get("VariantStatus", []) or [])))
     pending = raw.get("PendingDeploymentSummary") or {}
-    for v in pending.get("ProductionVariants", []) or []:
-        weights.append(VariantWeight(
-            fleet="green", config=str(pending.get("EndpointConfigName", "")), variant=v["VariantName"],
-            current_weight=float(v.get("CurrentWeight", 0.0)), desired_weight=float(v.get("DesiredWeight", 0.0)),
-            instances=int(v.get("CurrentInstanceCount", 0) or 0),
-            statuses=tuple(s.get("Status", "") for s in v.get("VariantStatus", []) or [])))
+    weights = [_variant_weight("blue", str(raw.get("EndpointConfigName", "")), v)
+               for v in raw.get("ProductionVariants", []) or []]
+    weights += [_variant_weight("green", str(pending.get("EndpointConfigName", "")), v)
+                for v in pending.get("ProductionVariants", []) or []]
     return EndpointView(
         name=str(raw["EndpointName"]),
         status=str(raw["EndpointStatus"]),
@@ -205,4 +263,16 @@ def endpoint_view(raw: Mapping[str, Any], release_tag: str | None) -> EndpointVi
         pending_config=pending.get("EndpointConfigName") or None,
         weights=tuple(weights),
         release_tag=release_tag,
+        deployment_config=raw.get("LastDeploymentConfig") or None,
     )
+
+
+def _variant_weight(fleet: str, config: str, v: Mapping[str, Any]) -> VariantWeight:
+    desired = v.get("DesiredInstanceCount")
+    return VariantWeight(
+        fleet=fleet, config=config, variant=v["VariantName"],
+        current_weight=float(v.get("CurrentWeight", 0.0)), desired_weight=float(v.get("DesiredWeight", 0.0)),
+        instances=int(v.get("CurrentInstanceCount", 0) or 0),
+        statuses=tuple(s.get("Status", "") for s in v.get("VariantStatus", []) or []),
+        desired_instances=int(desired) if desired is not None else None,
+        messages=tuple(s.get("StatusMessage", "") for s in v.get("VariantStatus", []) or []))

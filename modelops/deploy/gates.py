@@ -1,6 +1,7 @@
 """What must hold before a release enters an environment: a ledger whose history verifies, a clean tree
-(GitOps), a clean policy, tests passed for the same release in the previous environment, and an
-approval where required; and who may act where (``pipelines/access.yaml``).
+(GitOps), a clean policy, tests passed for the same release in the previous environment, an approval
+where required, and no block (a release rolled back there stays out until unblocked); and who may act
+where (``pipelines/access.yaml``).
 
 The one place that decides who may: :func:`check_permission` for any action, :func:`check_approver`
 when someone approves, :func:`check_approval` when a deploy counts the approvals. Identities are
@@ -22,6 +23,7 @@ from modelops.identity import Identity, identify, normalise
 if TYPE_CHECKING:
     from modelops.clients import Clients
     from modelops.ledger import Approval, Ledger, ReleaseRecord
+    from modelops.ledger.records import ReleaseBlock
     from modelops.runtime import Runtime
 
 DIRTY_TREE = "{environment} deploys only committed releases: {paths} {have} uncommitted changes"
@@ -43,6 +45,9 @@ UNAUTHENTICATED_HINT = ("run it where modelops can tell who you are: from the CI
 UNKNOWN_AUTHOR = ("four-eyes: the author of commit {commit} of release {release} is not known here (this checkout "
                   "does not hold that commit), so {user} cannot be told apart from the author for {environment}")
 UNKNOWN_AUTHOR_HINT = "approve from a clone holding the commit (git fetch; no shallow clone)"
+BLOCKED = ("release {release} is blocked in {environment} since {when}: {reason}, by {by}; "
+           "run `modelops release unblock {release} --env {environment} --reason TEXT` to allow it again")
+BLOCKED_HINT = "or fix it and commit: a new release is not blocked"
 UNKNOWN_RELEASE = "unknown release {release}: the ledger has no build of it"
 UNKNOWN_RELEASE_HINT = "build it first (`modelops build MODEL`, or `modelops deploy MODEL` to dev)"
 
@@ -184,3 +189,28 @@ def check_approver(identity: Identity, author: str | None, access: Access, *, re
 
 def unknown_release(release: str) -> InputError:
     return InputError(UNKNOWN_RELEASE.format(release=release), hint=UNKNOWN_RELEASE_HINT)
+
+
+class ReleaseBlockedError(GateError):
+    """The release was rolled back in this environment and not unblocked since (exit 1)."""
+
+    def __init__(self, block: ReleaseBlock):
+        super().__init__(blocked_message(block), hint=BLOCKED_HINT)
+        self.block = block
+
+
+def blocked_message(block: ReleaseBlock) -> str:
+    """One line naming the release, the rollback that blocked it and how to unblock it."""
+    from datetime import UTC, datetime
+
+    when = datetime.fromtimestamp(block.at, UTC).strftime("%Y-%m-%d %H:%M UTC") if block.at else "earlier"
+    return BLOCKED.format(release=block.release, environment=block.environment, reason=block.reason or "rolled back",
+                          by=block.by, when=when)
+
+
+def check_not_blocked(ledger: Ledger, release: str, environment: Environment) -> None:
+    """A release rolled back in ``environment`` (automatically, by ``rollback`` or ``rollout abort``)
+    is not rolled out there again until ``modelops release unblock``."""
+    block = ledger.block(release, environment.name)
+    if block is not None:
+        raise ReleaseBlockedError(block)

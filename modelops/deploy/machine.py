@@ -8,7 +8,14 @@ Words (defined once, here):
   same attempt; its steps are found in the ledger by the attempt number;
 - **observation**: what the cloud says now (model, config, alarms, endpoint) plus what the ledger says
   this attempt already asked for (when CreateEndpoint/UpdateEndpoint were sent, whether a
-  RollingBack was seen).
+  RollingBack was seen) and what people asked of it (``control``: pause, resume, abort, promote,
+  recorded by ``modelops rollout ...``).
+
+Control is consulted at every pass, before every step: an abort rolls back now (forcing a rollback
+alarm while SageMaker bakes, or taking the region back once the update is through); a pause holds
+before the next step that moves traffic (SageMaker cannot pause an update of its own once sent);
+promote means nothing more to a SageMaker-managed update, which has no API to end a bake early.
+A modelops-managed canary (weights shifted step by step) consults the same ``control`` at each step.
 
 A rolled-back update ends with the endpoint InService on the OLD config; waiting for InService alone
 would call that a success (the spec). So an endpoint InService on another config after this attempt
@@ -17,8 +24,12 @@ sent its UpdateEndpoint, or a RollingBack seen on the way, is a rollback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
+
+from modelops.ledger.records import RolloutControl
 
 # EndpointStatus values (the spec).
 IN_SERVICE = "InService"
@@ -47,13 +58,19 @@ class Action(StrEnum):
     DELETE_ENDPOINT = "delete-endpoint"
     TAG_ENDPOINT = "tag-endpoint"
     SCALE = "register-autoscaling"
+    SET_CAPACITY = "set-capacity"
+    FORCE_ROLLBACK = "force-rollback-alarm"
     WAIT = "wait"
     SUCCEEDED = "succeeded"
     ROLLED_BACK = "rolled_back"
     FAILED = "failed"
+    ABORTED = "aborted"  # abort asked and nothing more to wait for: the caller takes the region back if it moved
 
 
-TERMINAL = frozenset({Action.SUCCEEDED, Action.ROLLED_BACK, Action.FAILED})
+TERMINAL = frozenset({Action.SUCCEEDED, Action.ROLLED_BACK, Action.FAILED, Action.ABORTED})
+#: Steps that change what serves: a pause holds before them.
+MOVES_TRAFFIC = frozenset({Action.CREATE_ENDPOINT, Action.UPDATE_ENDPOINT, Action.DELETE_ENDPOINT,
+                           Action.SET_CAPACITY})
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,8 @@ class VariantWeight:
     desired_weight: float
     instances: int
     statuses: tuple[str, ...] = ()
+    desired_instances: int | None = None
+    messages: tuple[str, ...] = ()  # the VariantStatus messages ("Baking for 600 seconds ...")
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,7 @@ class EndpointView:
     pending_config: str | None = None
     weights: tuple[VariantWeight, ...] = ()
     release_tag: str | None = None
+    deployment_config: Mapping[str, Any] | None = None  # LastDeploymentConfig
 
     @property
     def serving_release(self) -> str | None:
@@ -113,8 +133,11 @@ class RegionObservation:
     update_sent_at: float | None = None
     delete_sent_at: float | None = None
     rolling_back_seen: bool = False
-    alarms_firing: tuple[str, ...] = ()
+    alarms_firing: tuple[str, ...] = ()  # rollback alarms in ALARM (only when the rollout bakes)
     autoscaling_in_place: bool | None = None  # None: not applicable (the local cloud)
+    capacity_in_place: bool = True  # the serving variant's count and weight as declared
+    rollback_alarms: tuple[str, ...] = ()  # the alarms this rollout's DeploymentConfig names
+    control: RolloutControl = field(default_factory=RolloutControl)
 
 
 @dataclass(frozen=True)
@@ -132,7 +155,38 @@ def _changed_since(endpoint: EndpointView, sent_at: float | None) -> bool:
 
 
 def next_step(obs: RegionObservation) -> Step:
-    """The one next step of the rollout of ``obs.target_config`` (argo-rollouts' GetCurrentCanaryStep)."""
+    """The one next step of the rollout of ``obs.target_config`` (argo-rollouts' GetCurrentCanaryStep),
+    as ``obs.control`` allows."""
+    control = obs.control
+    if control.abort is not None:
+        return _aborting(obs, _said("aborted", control.abort.by, control.abort.reason))
+    step = _next(obs)
+    if control.paused is not None and step.action in MOVES_TRAFFIC:
+        return Step(Action.WAIT, _said("paused", control.paused.by, control.paused.reason)
+                    + f"; holding before {step.action.value}")
+    return step
+
+
+def _said(what: str, by: str, reason: str) -> str:
+    return f"{what} by {by}" + (f": {reason}" if reason else "")
+
+
+def _aborting(obs: RegionObservation, why: str) -> Step:
+    ep = obs.endpoint
+    if ep is None:
+        return Step(Action.ABORTED, why)
+    if ep.status in BUSY:
+        if ep.status == UPDATING and ep.pending_config == obs.target_config and obs.rollback_alarms:
+            # SageMaker has no call to stop an update; a rollback alarm in ALARM while it bakes makes
+            # it roll back. Forced again each pass: the alarm is re-evaluated every period.
+            return Step(Action.FORCE_ROLLBACK, why)
+        return Step(Action.WAIT, f"{why}; waiting for the endpoint to leave {ep.status}")
+    if ep.config_name != obs.target_config and (obs.rolling_back_seen or _changed_since(ep, obs.update_sent_at)):
+        return Step(Action.ROLLED_BACK, why)
+    return Step(Action.ABORTED, why)
+
+
+def _next(obs: RegionObservation) -> Step:
     if not obs.model_exists:
         return Step(Action.CREATE_MODEL)
     if not obs.config_exists:
@@ -155,6 +209,11 @@ def next_step(obs: RegionObservation) -> Step:
     if ep.config_name == obs.target_config:
         if ep.release_tag != obs.target_release:
             return Step(Action.TAG_ENDPOINT)
+        if not obs.capacity_in_place:
+            if obs.rolling_back_seen:  # SageMaker refused the change of counts or weights
+                return Step(Action.FAILED, f"the change of instance counts and weights was rolled back: "
+                                           f"{ep.failure_reason or 'no reason given'}")
+            return Step(Action.SET_CAPACITY)
         if obs.autoscaling_in_place is False:
             return Step(Action.SCALE)
         return Step(Action.SUCCEEDED)

@@ -3,6 +3,7 @@ failed single-region deploy leaves serving a release that rolled back elsewhere.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from modelops import naming
@@ -19,6 +20,7 @@ from modelops.deploy.rollout import (
     EnvironmentRollout,
     Journal,
     RegionOutcome,
+    block_release,
     restore_region,
     restore_release,
 )
@@ -57,7 +59,8 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
                 ledger, model.name, env.name, regions, holder, runtime, ROLLBACK_LOCK_WAIT_SECONDS,
                 poll=poll_seconds(env)):
             for region in regions:
-                outcomes.append(_rollback_region(model, env, region, clients, ledger, repo.ws, runtime, str(identity)))
+                outcomes.append(_rollback_region(model, env, region, clients, ledger, repo.ws, runtime,
+                                                 by=str(identity), reason=request.reason))
     failed = [o for o in outcomes if o.status == FAILED]
     if outcomes and all(o.status == FAILED and o.previous_release is None for o in outcomes):
         # Nothing was tried anywhere (not deployed, or no earlier release): the request cannot be done,
@@ -74,7 +77,7 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
 
 
 def _rollback_region(model: ModelConfig, env: Environment, region: str, clients: Clients, ledger: Ledger,
-                     ws: Workspace, runtime: Runtime, by: str) -> RegionOutcome:
+                     ws: Workspace, runtime: Runtime, *, by: str, reason: str) -> RegionOutcome:
     cloud = RegionCloud(clients, region)
     endpoint = naming.endpoint_name(model.name, env.name)
     view = cloud.endpoint(endpoint)
@@ -92,10 +95,12 @@ def _rollback_region(model: ModelConfig, env: Environment, region: str, clients:
                       endpoint=endpoint)
     runtime.progress.step(f"{env.name}/{region}: rolling back {current} to {back}")
     target = target_for_release(model, env, region, back, ledger, ws)
-    failure = restore_release(target, cloud, journal, runtime, poll_seconds=poll_seconds(env),
-                              note=f"rolled back to {back} by {by}")
+    note = f"rolled back to {back} by {by}" + (f": {reason}" if reason else "")
+    failure = restore_release(target, cloud, journal, runtime, poll_seconds=poll_seconds(env), note=note)
     if failure is not None:
         return RegionOutcome(env.name, region, endpoint, current, FAILED, failure, back, current)
+    block_release(ledger, replace(target, release=current), by=by,
+                  reason=f"rolled back by hand in {region}" + (f": {reason}" if reason else ""))
     runtime.progress.step(f"{env.name}/{region}: serving {back}")
     return RegionOutcome(env.name, region, endpoint, current, ROLLED_BACK, f"serving {back}", back, back)
 

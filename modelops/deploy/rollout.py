@@ -11,11 +11,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from modelops.config import RolloutPolicy
-from modelops.deploy import specs
+from modelops.deploy import drift, specs
 from modelops.deploy.cloud import RegionCloud
 from modelops.deploy.machine import (
     IN_SERVICE,
@@ -28,7 +28,16 @@ from modelops.deploy.machine import (
     next_step,
 )
 from modelops.errors import CloudUnreachableError, ModelopsError
-from modelops.ledger.records import FAILED, IN_PROGRESS, ROLLED_BACK, STARTED, SUCCEEDED, TERMINAL_STATUSES
+from modelops.ledger.records import (
+    FAILED,
+    IN_PROGRESS,
+    ROLLED_BACK,
+    STARTED,
+    SUCCEEDED,
+    TERMINAL_STATUSES,
+    ReleaseBlock,
+    RolloutControl,
+)
 from modelops.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -113,8 +122,12 @@ class Journal:
     def seen(self, step: str) -> bool:
         return any(s.step == step for s in self._steps)
 
+    def control(self) -> RolloutControl:
+        """What people asked of this attempt (``modelops rollout pause|resume|abort|promote``)."""
+        return self.ledger.rollout_control(self.model, self.environment, self.region, self.release)
+
     def record(self, step: str, status: str, detail: str = "", *, previous_release: str | None = None,
-               key: str | None = None) -> None:
+               key: str | None = None) -> bool:
         from modelops.ledger.base import idempotency_key
         from modelops.ledger.records import DeploymentStep
 
@@ -125,9 +138,10 @@ class Journal:
         k = idempotency_key("deploy", self.model, self.environment, self.region, self.release, self.attempt,
                             key or step)
         with self._lock:
-            self.ledger.record_step(record, idempotency_key=k)
+            appended = self.ledger.record_step(record, idempotency_key=k)
             # Keep the in-memory view in step with the ledger (the ledger stamps ``at``).
             self._steps = [*self._steps, replace(record, at=self.ledger.clock.now())]
+        return appended
 
 
 @dataclass
@@ -136,39 +150,41 @@ class _Run:
 
     last_phase: str = ""
     traffic: TrafficStopper | None = None
-    waited_since: float | None = None
-    notes: list[str] = field(default_factory=list)
+    paused_since: float | None = None
 
 
 def observe(target: specs.RegionTarget, cloud: RegionCloud, journal: Journal, *,
-            alarm_requests: Sequence[dict[str, Any]], autoscaling: Callable[[], bool | None] | None = None,
-            prefix: str = "") -> RegionObservation:
-    """What the cloud and the ledger say about ``target`` in its region now."""
-    names = tuple(a["AlarmName"] for a in alarm_requests)
-    alarms = cloud.alarms(names)
-    in_place = all(n in alarms and alarms[n].threshold == a["Threshold"] and alarms[n].period in (
-        a.get("Period"), None) for n, a in zip(names, alarm_requests, strict=True))
+            alarm_requests: Sequence[dict[str, Any]], policy: RolloutPolicy,
+            autoscaling: Callable[[], bool | None] | None = None, prefix: str = "",
+            control: bool = True) -> RegionObservation:
+    """What the cloud and the ledger say about ``target`` in its region now (``control``: and what
+    people asked of this attempt)."""
     endpoint = cloud.endpoint(target.endpoint_name)
+    alarms = cloud.alarms(tuple(a["AlarmName"] for a in alarm_requests))
+    rollback_alarms = specs.rollback_alarm_names(policy, list(alarm_requests))
+    serving = endpoint is not None and endpoint.status == IN_SERVICE
     return RegionObservation(
         target_config=target.endpoint_config_name,
         target_release=target.release,
         model_exists=cloud.model_exists(target.model_name),
         config_exists=cloud.endpoint_config(target.endpoint_config_name) is not None,
-        alarms_in_place=in_place,
+        alarms_in_place=drift.alarms_in_place(alarm_requests, alarms),
         endpoint=endpoint,
         create_sent_at=journal.sent_at(prefix + Action.CREATE_ENDPOINT.value),
         update_sent_at=journal.sent_at(prefix + Action.UPDATE_ENDPOINT.value),
         delete_sent_at=journal.sent_at(prefix + Action.DELETE_ENDPOINT.value),
         rolling_back_seen=journal.seen("rolling-back"),
-        alarms_firing=tuple(n for n in names if n in alarms and alarms[n].state == "ALARM"),
-        autoscaling_in_place=autoscaling() if autoscaling and endpoint and endpoint.status == IN_SERVICE else None,
+        alarms_firing=tuple(n for n in rollback_alarms if n in alarms and alarms[n].state == "ALARM"),
+        autoscaling_in_place=autoscaling() if autoscaling and serving else None,
+        capacity_in_place=not (serving and endpoint is not None and drift.capacity_diffs(target, endpoint)),
+        rollback_alarms=rollback_alarms,
+        control=journal.control() if control else RolloutControl(),
     )
 
 
-def _take(step: Step, target: specs.RegionTarget, cloud: RegionCloud, *, policy: RolloutPolicy,
-          alarm_requests: Sequence[dict[str, Any]], register_autoscaling: Callable[[], None] | None) -> None:
-    deployment = specs.deployment_config(policy, alarm_names=specs.alarm_names(list(alarm_requests)),
-                                         environment=target.environment.name, instance_count=target.instance_count)
+def _take(step: Step, target: specs.RegionTarget, cloud: RegionCloud, obs: RegionObservation, *,
+          policy: RolloutPolicy, alarm_requests: Sequence[dict[str, Any]],
+          register_autoscaling: Callable[[], None] | None) -> None:
     if step.action == Action.CREATE_MODEL:
         cloud.create_model(specs.create_model_request(target))
     elif step.action == Action.CREATE_CONFIG:
@@ -177,15 +193,23 @@ def _take(step: Step, target: specs.RegionTarget, cloud: RegionCloud, *, policy:
         for body in alarm_requests:
             cloud.put_alarm(body)
     elif step.action == Action.CREATE_ENDPOINT:
-        cloud.create_endpoint(target.endpoint_name, target.endpoint_config_name, deployment, specs.tags(target))
+        cloud.create_endpoint(target.endpoint_name, target.endpoint_config_name,
+                              specs.target_deployment_config(target, policy), specs.tags(target))
     elif step.action == Action.UPDATE_ENDPOINT:
-        cloud.update_endpoint(target.endpoint_name, target.endpoint_config_name, deployment)
+        cloud.update_endpoint(target.endpoint_name, target.endpoint_config_name,
+                              specs.target_deployment_config(target, policy))
     elif step.action == Action.DELETE_ENDPOINT:
         cloud.delete_endpoint(target.endpoint_name)
     elif step.action == Action.TAG_ENDPOINT:
         arn = cloud.endpoint_arn(target.endpoint_name)
         if arn:
             cloud.add_tags(arn, specs.tags(target))
+    elif step.action == Action.SET_CAPACITY and obs.endpoint is not None:
+        cloud.update_weights_and_capacities(target.endpoint_name,
+                                            specs.capacity_request(drift.repair_count(target, obs.endpoint)))
+    elif step.action == Action.FORCE_ROLLBACK:
+        for name in obs.rollback_alarms:
+            cloud.set_alarm_state(name, "ALARM", f"modelops rollout abort: {step.reason}")
     elif step.action == Action.SCALE and register_autoscaling is not None:
         register_autoscaling()
 
@@ -194,6 +218,10 @@ def time_limit(policy: RolloutPolicy) -> float:
     """The longest a region's rollout under ``policy`` may take: the update is bounded by SageMaker's
     own timeout; provisioning comes on top."""
     return policy.max_execution_timeout_seconds * 2 + 600
+
+
+class Stopped(Exception):
+    """The rollout was asked to stop (Ctrl-C in another thread of the same deploy)."""
 
 
 def reconcile_region(
@@ -205,12 +233,15 @@ def reconcile_region(
     restore: bool = False,
     traffic: TrafficStarter | None = None,
     poll_seconds: float = 1.0,
+    stop: threading.Event | None = None,
 ) -> Step:
     """Move ``target.region`` to serve ``target.release``; returns the terminal step.
 
     Each pass observes, decides one step (:func:`machine.next_step`), records it in the ledger (just
     before taking it, so a crash leaves the intent and the re-run repeats an idempotent step) and
-    takes it. ``restore`` moves back to a known-good release all at once without alarms."""
+    takes it. ``restore`` moves back to a known-good release all at once without alarms (and, being
+    the way back, heeds no pause or abort). Time spent paused does not count against the time limit.
+    ``stop`` set (Ctrl-C) ends the loop with :class:`Stopped` at the next pass."""
     policy = RESTORE_POLICY if restore else target.policy
     alarm_requests = [] if restore else specs.alarm_requests(target)
     prefix = "restore-" if restore else ""
@@ -222,15 +253,17 @@ def reconcile_region(
     outage: _Outage | None = None
     try:
         while True:
+            if stop is not None and stop.is_set():
+                raise Stopped
             try:
-                obs = observe(target, cloud, journal, alarm_requests=alarm_requests, autoscaling=autoscale_check,
-                              prefix=prefix)
+                obs = observe(target, cloud, journal, alarm_requests=alarm_requests, policy=policy,
+                              autoscaling=autoscale_check, prefix=prefix, control=not restore)
                 if not journal.started and not restore:
                     previous = obs.endpoint.serving_release if obs.endpoint else None
                     journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}"
                                    + (f" by {journal.actor}" if journal.actor else ""), previous_release=previous)
-                    runtime.progress.step(f"{label}: rolling out {target.release}"
-                                          + (f" (replacing {previous})" if previous else ""))
+                    runtime.progress.step(f"{label}: rolling out {target.release}" + (
+                        f" (replacing {previous})" if previous and previous != target.release else ""))
                 _note_phase(obs.endpoint, journal, runtime, label, run, prefix)
                 if obs.endpoint is not None and obs.endpoint.status == UPDATING and traffic and run.traffic is None:
                     run.traffic = traffic(target, cloud)
@@ -238,15 +271,24 @@ def reconcile_region(
                 if step.is_terminal:
                     return step
                 if step.action == Action.WAIT:
-                    if runtime.clock.monotonic() - started > limit:
+                    paused = obs.control.paused is not None and not run.paused_since
+                    if obs.control.paused is not None:
+                        run.paused_since = run.paused_since or runtime.clock.monotonic()
+                        if paused:
+                            runtime.progress.step(f"{label}: {step.reason}")
+                    elif run.paused_since:
+                        started += runtime.clock.monotonic() - run.paused_since
+                        run.paused_since = None
+                        runtime.progress.step(f"{label}: resumed")
+                    if run.paused_since is None and runtime.clock.monotonic() - started > limit:
                         phase = obs.endpoint.phase if obs.endpoint else "absent"
                         return Step(Action.FAILED, TIMED_OUT.format(seconds=limit, endpoint=target.endpoint_name,
                                                                     phase=phase))
                 else:
-                    journal.record(prefix + step.action.value, IN_PROGRESS, step.reason)
-                    runtime.progress.step(f"{label}: {prefix}{step.action.value}"
-                                          + (f" ({step.reason})" if step.reason else ""))
-                    _take(step, target, cloud, policy=policy, alarm_requests=alarm_requests,
+                    if journal.record(prefix + step.action.value, IN_PROGRESS, step.reason):
+                        runtime.progress.step(f"{label}: {prefix}{step.action.value}"
+                                              + (f" ({step.reason})" if step.reason else ""))
+                    _take(step, target, cloud, obs, policy=policy, alarm_requests=alarm_requests,
                           register_autoscaling=autoscale_apply)
             except CloudUnreachableError as err:
                 # The cloud (or the ledger) could not be reached in this pass: the next pass observes
@@ -254,7 +296,7 @@ def reconcile_region(
                 outage = _Outage.go_on(outage, err, runtime, label, poll_seconds)
                 continue
             outage = None  # a whole pass went through
-            if step.action == Action.WAIT:
+            if step.action in (Action.WAIT, Action.FORCE_ROLLBACK):
                 runtime.clock.sleep(poll_seconds)
     finally:
         if run.traffic is not None:
@@ -317,7 +359,8 @@ def _autoscaling_hooks(target: specs.RegionTarget, cloud: RegionCloud
 
 @dataclass(frozen=True)
 class EnvironmentRollout:
-    """One environment's rollout of one release: a target per region and the context to run it."""
+    """One environment's rollout of one release: a target per region and the context to run it.
+    ``actor`` is who runs it (recorded as who blocked a release that rolled back)."""
 
     targets: dict[str, specs.RegionTarget]
     previous_targets: Callable[[str, str], specs.RegionTarget | None]  # (region, release) -> target
@@ -357,17 +400,17 @@ def reconcile_environment(
                 outcomes[region] = RegionOutcome(env.name, region, t.endpoint_name, t.release, SKIPPED,
                                                  NOT_TOUCHED.format(reason=halted))
             continue
-        results = _run_parallel(wave_regions, lambda region: _region(
-            rollout.targets[region], clients, ledger, runtime, traffic=traffic, poll_seconds=poll_seconds,
-            actor=rollout.actor))
+        results = _run_parallel(wave_regions, lambda region, stop: _region(
+            rollout, region, clients, ledger, runtime, traffic=traffic, poll_seconds=poll_seconds, stop=stop))
         for region in wave_regions:
             outcomes[region] = results[region]
             if results[region].status == SUCCEEDED:
                 moved.append(region)
         halted = halt_reason([results[r] for r in wave_regions])
     if halted is not None and rollout.roll_back_completed_regions and moved:
-        restored = _run_parallel(moved, lambda region: restore_region(
-            rollout, region, outcomes[region], clients, ledger, runtime, poll_seconds=poll_seconds, why=halted))
+        why = halted
+        restored = _run_parallel(moved, lambda region, stop: restore_region(
+            rollout, region, outcomes[region], clients, ledger, runtime, poll_seconds=poll_seconds, why=why))
         outcomes.update(restored)
     return tuple(outcomes[r] for r in env.regions if r in outcomes)
 
@@ -380,47 +423,120 @@ def halt_reason(outcomes: Sequence[RegionOutcome]) -> str | None:
     return None
 
 
-def _run_parallel(regions: Sequence[str], work: Callable[[str], RegionOutcome]) -> dict[str, RegionOutcome]:
+def _run_parallel(regions: Sequence[str], work: Callable[[str, threading.Event], RegionOutcome]
+                  ) -> dict[str, RegionOutcome]:
+    """``work`` for each region, in parallel threads. On Ctrl-C (in the main thread) the other
+    threads are told to stop at their next pass (``work``'s event) and waited for, so the process
+    ends instead of waiting for every region's rollout to finish."""
+    stop = threading.Event()
     if len(regions) == 1:
-        return {regions[0]: work(regions[0])}
-    with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="modelops-region") as pool:
-        futures = {r: pool.submit(work, r) for r in regions}
+        return {regions[0]: work(regions[0], stop)}
+    pool = ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="modelops-region")
+    try:
+        futures = {r: pool.submit(work, r, stop) for r in regions}
         return {r: f.result() for r, f in futures.items()}
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _region(target: specs.RegionTarget, clients: Clients, ledger: Ledger, runtime: Runtime, *,
-            traffic: TrafficStarter | None, poll_seconds: float, actor: str = "") -> RegionOutcome:
+def _region(rollout: EnvironmentRollout, region: str, clients: Clients, ledger: Ledger, runtime: Runtime, *,
+            traffic: TrafficStarter | None, poll_seconds: float, stop: threading.Event | None = None) -> RegionOutcome:
+    target = rollout.targets[region]
     env = target.environment.name
-    journal = Journal(ledger, model=target.model.name, environment=env, region=target.region,
-                      release=target.release, endpoint=target.endpoint_name, actor=actor)
     cloud = RegionCloud(clients, target.region)
-    if is_converged(target, cloud, ledger):
+    if is_converged(target, cloud, ledger, runtime):
         runtime.progress.step(f"{env}/{target.region}: serving {target.release} already")
         return RegionOutcome(env, target.region, target.endpoint_name, target.release, SUCCEEDED,
                              f"serving {target.release} already", None, target.release)
+    return run_region(rollout, region, cloud, ledger, runtime, traffic=traffic, poll_seconds=poll_seconds,
+                      stop=stop)
+
+
+def run_region(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, ledger: Ledger, runtime: Runtime, *,
+               traffic: TrafficStarter | None = None, poll_seconds: float,
+               stop: threading.Event | None = None) -> RegionOutcome:
+    """Reconcile one region to the rollout's target and record how it ended: its terminal step, and
+    a block of the release in the environment when it rolled back (a rollback by SageMaker, or an
+    abort, which takes back a region the update went through in)."""
+    target = rollout.targets[region]
+    env = target.environment.name
+    journal = Journal(ledger, model=target.model.name, environment=env, region=region,
+                      release=target.release, endpoint=target.endpoint_name, actor=rollout.actor)
     try:
-        step = reconcile_region(target, cloud, journal, runtime, traffic=traffic, poll_seconds=poll_seconds)
+        step = reconcile_region(target, cloud, journal, runtime, traffic=traffic, poll_seconds=poll_seconds,
+                                stop=stop)
     except ModelopsError as err:
         # Cloud errors name their env/region; every line that shows the reason names it already.
         step = Step(Action.FAILED, err.message.removeprefix(f"{env}/{target.region}: "))
-    status = {Action.SUCCEEDED: SUCCEEDED, Action.ROLLED_BACK: ROLLED_BACK}.get(step.action, FAILED)
     previous = journal.previous_release
+    abort = journal.control().abort
+    by = abort.by if abort is not None else (rollout.actor or "unknown")
+    if step.action == Action.ABORTED:
+        return _take_back(rollout, region, cloud, journal, runtime, step.reason, previous, by, poll_seconds)
+    status = {Action.SUCCEEDED: SUCCEEDED, Action.ROLLED_BACK: ROLLED_BACK}.get(step.action, FAILED)
     detail = step.reason if status != SUCCEEDED else f"serving {target.release}"
     journal.record(status, status, step.reason, previous_release=previous)
     runtime.progress.step(f"{env}/{target.region}: {status.replace('_', ' ')}" + (f": {step.reason}" if step.reason else ""))
+    if status == ROLLED_BACK:
+        block_release(ledger, target, by=by, reason=f"rolled back in {region}: {step.reason}")
     serving = target.release if status == SUCCEEDED else previous
     return RegionOutcome(env, target.region, target.endpoint_name, target.release, status, detail, previous, serving)
 
 
-def is_converged(target: specs.RegionTarget, cloud: RegionCloud, ledger: Ledger) -> bool:
-    """The region serves ``target`` and its last rollout there finished: nothing to do, nothing to record."""
+def _take_back(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, journal: Journal, runtime: Runtime,
+               why: str, previous: str | None, by: str, poll_seconds: float) -> RegionOutcome:
+    """An aborted rollout that SageMaker did not roll back: take the region back to what it served
+    before when the update went through (else nothing moved), and block the release."""
+    target = rollout.targets[region]
+    env = target.environment.name
+    label = f"{env}/{region}"
+    ep = cloud.endpoint(target.endpoint_name)
+    moved = ep is not None and ep.config_name == target.endpoint_config_name
+    block_release(journal.ledger, target, by=by, reason=f"{why} (in {region})")
+    back = rollout.previous_targets(region, previous) if moved and previous else None
+    if moved and back is None:
+        detail = f"{why}; nothing served {target.endpoint_name} before {target.release}, so it stays"
+        journal.record(FAILED, FAILED, detail, previous_release=previous)
+        runtime.progress.step(f"{label}: {detail}")
+        return RegionOutcome(env, region, target.endpoint_name, target.release, FAILED, detail, previous,
+                             target.release)
+    if back is not None:
+        runtime.progress.step(f"{label}: {why}: rolling back to {previous}")
+        failure = restore_release(back, cloud, journal, runtime, poll_seconds=poll_seconds,
+                                  note=f"{why}; rolled back to {previous}")
+        if failure is not None:
+            return RegionOutcome(env, region, target.endpoint_name, target.release, FAILED,
+                                 f"rolling back to {previous} failed: {failure}", previous, target.release)
+        runtime.progress.step(f"{label}: rolled back to {previous}")
+        return RegionOutcome(env, region, target.endpoint_name, target.release, ROLLED_BACK,
+                             f"{why}; rolled back to {previous}", previous, previous)
+    journal.record(ROLLED_BACK, ROLLED_BACK, f"{why} before the update", previous_release=previous)
+    runtime.progress.step(f"{label}: {why} before the update: nothing moved")
+    return RegionOutcome(env, region, target.endpoint_name, target.release, ROLLED_BACK,
+                         f"{why} before the update", previous, previous)
+
+
+def block_release(ledger: Ledger, target: specs.RegionTarget, *, by: str, reason: str) -> None:
+    """Refuse ``target.release`` in its environment from now on (it was rolled back in ``target.region``):
+    deploy, promote, plan and sync will not roll it out there again until it is unblocked. Once per block."""
+    ledger.record_block(ReleaseBlock(target.model.name, target.release, target.environment.name, True, by, reason,
+                                     region=target.region))
+
+
+def is_converged(target: specs.RegionTarget, cloud: RegionCloud, ledger: Ledger, runtime: Runtime) -> bool:
+    """The region serves ``target`` as declared (no drift, :mod:`~modelops.deploy.drift`) and its last
+    rollout there finished: nothing to do, nothing to record."""
+    from modelops.deploy.observed import observe_region
+
     state = ledger.current(target.model.name, target.environment.name, target.region)
     if state is None or state.release != target.release or state.in_progress:
         return False
-    ep = cloud.endpoint(target.endpoint_name)
-    if ep is None or ep.status != IN_SERVICE or ep.config_name != target.endpoint_config_name:
-        return False
-    return ep.release_tag == target.release
+    observed = observe_region(cloud, target.model, target.environment, releases=(target.release,),
+                              now=runtime.clock.now(), with_metrics=False)
+    return observed.status == IN_SERVICE and not drift.is_drifted(drift.region_diff(target, observed))
 
 
 def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutcome, clients: Clients, ledger: Ledger,
@@ -440,6 +556,7 @@ def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutc
     detail = f"rolled back to {previous} because the rollout {why}"
     failure = restore_release(back, RegionCloud(clients, region), journal, runtime, poll_seconds=poll_seconds,
                               note=detail)
+    block_release(ledger, target, by=rollout.actor or "unknown", reason=detail)
     if failure is not None:
         return replace(outcome, status=FAILED, detail=f"rolling back to {previous} failed: {failure}")
     runtime.progress.step(f"{env}/{region}: rolled back to {previous}")

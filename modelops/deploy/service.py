@@ -6,6 +6,7 @@ history, plan and sync in :mod:`~modelops.deploy.inspection`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -39,11 +40,12 @@ from modelops.deploy.rollout import (
     reconcile_environment,
     time_limit,
 )
-from modelops.errors import GateError, InputError
+from modelops.errors import ExitStatus, GateError, InputError, ModelopsError
 from modelops.ledger.locks import region_locks
 from modelops.runtime import NullProgress, Runtime
 
 if TYPE_CHECKING:
+    from modelops.clients import Clients
     from modelops.ledger import Ledger
 
 BOTH_ENV_AND_THROUGH = "give --env or --through, not both"
@@ -56,6 +58,13 @@ RELEASE_MISMATCH = "release {release} was built from commit {commit}, but that c
 RELEASE_MISMATCH_HINT = "the build is not reproducible; deploy the model with --ref {commit} instead"
 COMMIT_MISSING = "release {release} was built from commit {commit}, which this clone does not have"
 COMMIT_MISSING_HINT = "fetch it (git fetch origin), or promote from a clone that has it"
+INTERRUPTED = "interrupted (Ctrl-C): {regions}"
+INTERRUPTED_HINT = ("follow it: modelops watch {model} --env {environment}; roll it back now: modelops rollout abort "
+                    "{model} --env {environment}; or run the same command again to resume")
+UPDATE_GOES_ON = ("{where}: the update to {release} goes on in SageMaker: it will reach 100% unwatched unless an "
+                  "alarm fires{traffic}")
+CREATE_GOES_ON = "{where}: SageMaker goes on creating the endpoint with {release}"
+ROLLING_BACK_GOES_ON = "{where}: SageMaker goes on rolling the update back"
 BUILT_UNCOMMITTED = "release {release} was built from uncommitted changes (on top of commit {commit})"
 BUILT_UNCOMMITTED_HINT = ("a promoted release must be one a commit builds: commit the changes, then deploy that "
                           "commit (modelops deploy {model} --through {environment})")
@@ -134,6 +143,7 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: Repo, ref: st
         release = built.release
         gates.check_ledger(ledger, model.name, (release,))
         verify_artifacts(model, repo.ws.at(ref), environment=env, runtime=runtime)
+        gates.check_not_blocked(ledger, release, env)
         previous = repo.envs.previous(env.name) if env.name in repo.envs.promotion else None
         _check_tests_in(previous, release, model, env, runtime, ledger)
         record = ledger.release(release)
@@ -168,9 +178,12 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: Repo, ref: st
                 locks.enter_context(ledger.lock(model.name, env.name, holder))
             locks.enter_context(region_locks(ledger, model.name, env.name, wanted, holder, runtime, wait,
                                              poll=poll_seconds(env)))
-            outcomes = reconcile_environment(rollout, clients=clients, ledger=ledger, runtime=runtime,
-                                             traffic=traffic_starter(model, env, repo.ws, ref, runtime),
-                                             poll_seconds=poll_seconds(env), regions=wanted)
+            traffic = traffic_starter(model, env, repo.ws, ref, runtime)
+            try:
+                outcomes = reconcile_environment(rollout, clients=clients, ledger=ledger, runtime=runtime,
+                                                 traffic=traffic, poll_seconds=poll_seconds(env), regions=wanted)
+            except KeyboardInterrupt:
+                raise interrupted(rollout, wanted, clients, synthetic_traffic=traffic is not None) from None
         reason = halt_reason(outcomes)
         if regions and reason is not None and rollout.roll_back_completed_regions:
             from modelops.deploy.rollback import roll_back_other_regions
@@ -274,3 +287,36 @@ def desired_release(model: ModelConfig, env: Environment, ref: str | None, runti
         found = build(BuildRequest(model=model.folder or model.name, environment=env.name, ref=ref,
                                    context_only=Path(tmp) / "context"), quiet)
     return found.release, found.commit
+
+
+def interrupted(rollout: EnvironmentRollout, regions: Sequence[str], clients: Clients, *,
+                synthetic_traffic: bool) -> ModelopsError:
+    """Ctrl-C during a rollout: what the cloud will now do without this process, region by region (a
+    SageMaker update goes on), and how to follow or stop it. Exit 130."""
+    from modelops.deploy.cloud import RegionCloud
+    from modelops.deploy.machine import CREATING, ROLLING_BACK, UPDATING
+
+    lines = []
+    for region in regions:
+        target = rollout.targets[region]
+        where = f"{target.environment.name}/{region}"
+        try:
+            ep = RegionCloud(clients, region).endpoint(target.endpoint_name, with_tags=False)
+        except ModelopsError:
+            lines.append(f"{where}: could not ask the cloud what it does now")
+            continue
+        if ep is None:
+            continue
+        if ep.status == UPDATING and ep.pending_config == target.endpoint_config_name:
+            lines.append(UPDATE_GOES_ON.format(where=where, release=target.release, traffic=(
+                " (the synthetic traffic stopped with this run: the alarms see real traffic only)"
+                if synthetic_traffic else "")))
+        elif ep.status == CREATING and ep.config_name == target.endpoint_config_name:
+            lines.append(CREATE_GOES_ON.format(where=where, release=target.release))
+        elif ep.status == ROLLING_BACK:
+            lines.append(ROLLING_BACK_GOES_ON.format(where=where))
+    any_target = next(iter(rollout.targets.values()))
+    return ModelopsError(
+        INTERRUPTED.format(regions="; ".join(lines) or "nothing is changing in the cloud"),
+        hint=INTERRUPTED_HINT.format(model=any_target.model.name, environment=any_target.environment.name),
+        exit_status=ExitStatus.INTERRUPTED)

@@ -170,58 +170,104 @@ LATENCY_ALARM = "p99-latency"
 ERROR_ALARM = "5xx-rate"
 
 
-def alarm_requests(target: RegionTarget) -> list[dict[str, Any]]:
-    """PutMetricAlarm bodies for the rollback alarms of one endpoint.
+@dataclass(frozen=True)
+class SloThresholds:
+    """What an endpoint is held to, between deployments (``status``, ``sync --check``) and while a
+    rollout bakes: the environment's ``rollout.alarms`` where set, else the model's load-test SLOs
+    (p99 and max error rate); None: no threshold for that signal."""
 
-    Thresholds: the environment's ``rollout.alarms`` where set, else the model's load-test SLOs
-    (p99 and max error rate). No bake (wait 0) means nothing would watch them: no alarms then.
+    p99_latency_ms: float | None
+    error_rate_5xx: float | None
+    period_seconds: int
+    evaluation_periods: int
+
+
+def slo_thresholds(model: ModelConfig, environment: Environment) -> SloThresholds:
+    alarms = rollout_for(model, environment).alarms
+    slo = model.tests.load.slo if model.tests.load else None
+    return SloThresholds(
+        p99_latency_ms=alarms.p99_latency_ms if alarms.p99_latency_ms is not None else (slo.p99_ms if slo else None),
+        error_rate_5xx=alarms.error_rate_5xx if alarms.error_rate_5xx is not None else (
+            slo.max_error_rate if slo else None),
+        period_seconds=alarms.period_seconds, evaluation_periods=alarms.evaluation_periods)
+
+
+def alarm_requests(target: RegionTarget) -> list[dict[str, Any]]:
+    """PutMetricAlarm bodies for the SLO alarms of one endpoint (:func:`slo_thresholds`).
+
+    They are part of the desired state: in place from the endpoint's first rollout on, between
+    rollouts too, so a broken endpoint shows in ``status`` and ``sync --check`` with no deployment
+    running; a rollout that bakes also names them as its rollback alarms (:func:`rollback_alarm_names`).
     p99 ModelLatency is in microseconds (ExtendedStatistic p99); the 5xx rate is metric math over
     the Sum of Invocation5XXErrors and Invocations (no invocations: no data, not breaching)."""
-    policy = target.policy
-    if policy.wait_interval_seconds <= 0:
-        return []
-    alarms = policy.alarms
-    slo = target.model.tests.load.slo if target.model.tests.load else None
-    p99_ms = alarms.p99_latency_ms if alarms.p99_latency_ms is not None else (slo.p99_ms if slo else None)
-    rate = alarms.error_rate_5xx if alarms.error_rate_5xx is not None else (slo.max_error_rate if slo else None)
+    slo = slo_thresholds(target.model, target.environment)
     endpoint = target.endpoint_name
     dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": naming.PRIMARY_VARIANT}]
     common: dict[str, Any] = {
-        "EvaluationPeriods": alarms.evaluation_periods,
-        "DatapointsToAlarm": alarms.evaluation_periods,
+        "EvaluationPeriods": slo.evaluation_periods,
+        "DatapointsToAlarm": slo.evaluation_periods,
         "ComparisonOperator": "GreaterThanThreshold",
         "TreatMissingData": "notBreaching",
         "ActionsEnabled": False,
         "Tags": tags(target),
     }
     out: list[dict[str, Any]] = []
-    if p99_ms is not None:
+    if slo.p99_latency_ms is not None:
         out.append({
             "AlarmName": naming.alarm_name(target.model.name, target.environment.name, LATENCY_ALARM),
-            "AlarmDescription": f"modelops: roll {endpoint} back when p99 model latency exceeds {p99_ms:g} ms",
+            "AlarmDescription": f"modelops: {endpoint} p99 model latency above {slo.p99_latency_ms:g} ms",
             "Namespace": "AWS/SageMaker", "MetricName": "ModelLatency", "Dimensions": dims,
-            "ExtendedStatistic": "p99", "Period": alarms.period_seconds,
-            "Threshold": float(p99_ms) * 1000.0,  # ModelLatency is in microseconds
+            "ExtendedStatistic": "p99", "Period": slo.period_seconds,
+            "Threshold": float(slo.p99_latency_ms) * 1000.0,  # ModelLatency is in microseconds
             **common,
         })
-    if rate is not None:
+    if slo.error_rate_5xx is not None:
         def stat(metric_id: str, metric: str) -> dict[str, Any]:
             return {"Id": metric_id, "ReturnData": False, "MetricStat": {
                 "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dims},
-                "Period": alarms.period_seconds, "Stat": "Sum"}}
+                "Period": slo.period_seconds, "Stat": "Sum"}}
 
         out.append({
             "AlarmName": naming.alarm_name(target.model.name, target.environment.name, ERROR_ALARM),
-            "AlarmDescription": f"modelops: roll {endpoint} back when more than {rate:g} of invocations answer 5xx",
+            "AlarmDescription": f"modelops: {endpoint} answers 5xx to more than {slo.error_rate_5xx:g} of invocations",
             "Metrics": [
                 stat("errors", "Invocation5XXErrors"),
                 stat("invocations", "Invocations"),
                 {"Id": "rate", "Expression": "errors / invocations", "Label": "5xx rate", "ReturnData": True},
             ],
-            "Threshold": float(rate),
+            "Threshold": float(slo.error_rate_5xx),
             **common,
         })
     return out
+
+
+def rollback_alarm_names(policy: RolloutPolicy, requests: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The alarms a rollout under ``policy`` names in its DeploymentConfig: the SLO alarms when it bakes
+    (SageMaker watches rollback alarms only while baking), none otherwise."""
+    return alarm_names(requests) if policy.wait_interval_seconds > 0 else ()
+
+
+def target_deployment_config(target: RegionTarget, policy: RolloutPolicy | None = None) -> dict[str, Any]:
+    """The DeploymentConfig a rollout of ``target`` sends (under ``policy``, default the target's)."""
+    policy = policy or target.policy
+    return deployment_config(policy, alarm_names=rollback_alarm_names(policy, alarm_requests(target)),
+                             environment=target.environment.name, instance_count=target.instance_count)
+
+
+def instance_range(target: RegionTarget) -> tuple[int, int]:
+    """The instance counts the serving variant may have: the declared count, or on aws with
+    autoscaling the scalable target's min..max (Application Auto Scaling moves it in between; the
+    local cloud has no autoscaling)."""
+    scaling = target.model.resources_for(target.environment.name).autoscaling
+    if scaling is None or target.environment.is_local:
+        return target.instance_count, target.instance_count
+    return scaling.min_instances, scaling.max_instances
+
+
+def capacity_request(count: int) -> list[dict[str, Any]]:
+    """UpdateEndpointWeightsAndCapacities' DesiredWeightsAndCapacities that bring the serving variant
+    back to the declared weight (1: it is the endpoint's one variant) and ``count`` instances."""
+    return [{"VariantName": naming.PRIMARY_VARIANT, "DesiredWeight": 1.0, "DesiredInstanceCount": count}]
 
 
 def alarm_names(requests: list[dict[str, Any]]) -> tuple[str, ...]:

@@ -27,7 +27,12 @@ Records (frozen dataclasses in :mod:`modelops.ledger.records`; ``.to_dict()`` is
     TestRecord(model, release, environment, region, kind, passed, summary="", metrics={}, at=0.0)
         kind: REGRESSION | LOAD; metrics: p50_ms, p95_ms, p99_ms, rps, error_rate (floats)
     Approval(model, release, environment, by, comment="", at=0.0, source="", authenticated=False, principal="")
-    Entry = ReleaseRecord | BuildRecord | DeploymentStep | TestRecord | Approval
+    ReleaseBlock(model, release, environment, blocked, by, reason="", region=None, at=0.0)
+        # blocked: rolled back there (nothing rolls it out there again); not blocked: unblocked
+    RolloutIntent(model, environment, region, release, action, by, reason="", at=0.0)
+        action: PAUSE | RESUME | ABORT | PROMOTE (what someone asks of a rollout in flight)
+    Entry = ReleaseRecord | BuildRecord | DeploymentStep | TestRecord | Approval | ReleaseBlock | RolloutIntent
+    RolloutControl(paused, abort, promote): the intents in force for a rollout in one region
     LockHolder(user, host, pid); LockHolder.current(runtime.user)
     LockInfo(model, environment, holder, acquired_at, heartbeat_at, token, ttl); .age(now)
     RegionState(model, environment, region, release, last_step); .in_progress
@@ -40,6 +45,8 @@ idempotency key was already there)::
     record_step(DeploymentStep, *, idempotency_key=None) -> bool
     record_test(TestRecord, *, idempotency_key=None) -> bool
     record_approval(Approval, *, idempotency_key=None) -> bool       # default key: once per (release, env, by)
+    record_block(ReleaseBlock) -> bool   # appends only a change (block an unblocked release or the reverse)
+    record_intent(RolloutIntent) -> bool
     append(Entry, *, idempotency_key=None) -> bool
     models() -> tuple[str, ...]
     history(model, *, environment=None, region=None, release=None) -> tuple[Entry, ...]   # time order
@@ -57,6 +64,9 @@ idempotency key was already there)::
     baseline(model, environment, region, *, exclude_release) -> TestRecord | None
         # the last passing load test with metrics (a skipped one has none) of another release
     approvals(release, environment) -> tuple[Approval, ...]
+    block(release, environment) -> ReleaseBlock | None             # the block in force, if any
+    rollout_control(model, environment, region, release) -> RolloutControl
+        # intents since the release's last attempt there ended (and since its last unblock)
     verify(model=None, *, releases=()) -> Verification   # the hash chain (see "Tamper evidence")
         # .ok, .problems, .models (ModelChain: entries, legacy, head, problem), .raise_if_broken()
         #   -> LedgerTamperedError (exit 3): "ledger <file or table>: iris: entry 7 (approval of ...) was changed ..."
@@ -130,10 +140,16 @@ from .base import (
 )
 from .chain import ChainProblem, LedgerTamperedError, ModelChain, Verification
 from .records import (
+    ABORT,
+    ENTRY_KINDS,
     FAILED,
     IN_PROGRESS,
+    INTENT_ACTIONS,
     LOAD,
+    PAUSE,
+    PROMOTE,
     REGRESSION,
+    RESUME,
     ROLLED_BACK,
     STARTED,
     STEP_STATUSES,
@@ -147,7 +163,10 @@ from .records import (
     LockHolder,
     LockInfo,
     RegionState,
+    ReleaseBlock,
     ReleaseRecord,
+    RolloutControl,
+    RolloutIntent,
     TestRecord,
     entry_from_dict,
     entry_from_json,
@@ -164,13 +183,15 @@ LEDGER_FILE = "ledger.sqlite"
 DEFAULT_TABLE = "modelops-ledger"
 
 __all__ = [
-    "DEFAULT_LOCK_TTL", "DEFAULT_TABLE", "FAILED", "IN_PROGRESS", "LEDGER_FILE", "LOAD", "LOCK_HELD",
-    "LOCK_HELD_HINT", "LOCK_LOST", "REGRESSION", "ROLLED_BACK", "STARTED", "STEP_STATUSES", "SUCCEEDED",
-    "TERMINAL_STATUSES", "TEST_KINDS", "Approval", "BuildRecord", "ChainProblem", "DeploymentStep", "DynamoLedger",
-    "Entry", "HeldLock", "Ledger", "LedgerBase", "LedgerTamperedError", "LockHeldError", "LockHolder", "LockInfo",
-    "LockLostError", "ModelChain", "RegionState", "ReleaseRecord", "SqliteLedger", "TestRecord", "Verification",
-    "entry_from_dict", "entry_from_json", "format_age", "idempotency_key", "is_lock_stale", "is_process_alive",
-    "open_ledger", "redact", "serving_release", "sqlite_ledger",
+    "ABORT", "DEFAULT_LOCK_TTL", "DEFAULT_TABLE", "ENTRY_KINDS", "FAILED", "INTENT_ACTIONS", "IN_PROGRESS",
+    "LEDGER_FILE", "LOAD", "LOCK_HELD", "LOCK_HELD_HINT", "LOCK_LOST", "PAUSE", "PROMOTE", "REGRESSION",
+    "RESUME", "ROLLED_BACK", "STARTED", "STEP_STATUSES", "SUCCEEDED", "TERMINAL_STATUSES", "TEST_KINDS",
+    "Approval", "BuildRecord", "ChainProblem", "DeploymentStep", "DynamoLedger", "Entry", "HeldLock", "Ledger",
+    "LedgerBase", "LedgerTamperedError", "LockHeldError", "LockHolder", "LockInfo", "LockLostError",
+    "ModelChain", "RegionState", "ReleaseBlock", "ReleaseRecord", "RolloutControl", "RolloutIntent",
+    "SqliteLedger", "TestRecord", "Verification", "entry_from_dict", "entry_from_json", "format_age",
+    "idempotency_key", "is_lock_stale", "is_process_alive", "open_ledger", "redact", "serving_release",
+    "sqlite_ledger",
 ]
 
 

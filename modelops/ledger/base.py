@@ -36,7 +36,10 @@ from .records import (
     LockHolder,
     LockInfo,
     RegionState,
+    ReleaseBlock,
     ReleaseRecord,
+    RolloutControl,
+    RolloutIntent,
     TestRecord,
     stamped,
 )
@@ -188,6 +191,8 @@ class Ledger(Protocol):
     def record_step(self, record: DeploymentStep, *, idempotency_key: str | None = None) -> bool: ...
     def record_test(self, record: TestRecord, *, idempotency_key: str | None = None) -> bool: ...
     def record_approval(self, record: Approval, *, idempotency_key: str | None = None) -> bool: ...
+    def record_block(self, record: ReleaseBlock) -> bool: ...
+    def record_intent(self, record: RolloutIntent) -> bool: ...
     def append(self, entry: Entry, *, idempotency_key: str | None = None) -> bool: ...
 
     def models(self) -> tuple[str, ...]: ...
@@ -207,6 +212,8 @@ class Ledger(Protocol):
                      kinds: Sequence[str] = TEST_KINDS) -> bool: ...
     def baseline(self, model: str, environment: str, region: str, *, exclude_release: str) -> TestRecord | None: ...
     def approvals(self, release: str, environment: str) -> tuple[Approval, ...]: ...
+    def block(self, release: str, environment: str) -> ReleaseBlock | None: ...
+    def rollout_control(self, model: str, environment: str, region: str, release: str) -> RolloutControl: ...
     def verify(self, model: str | None = None, *, releases: Sequence[str] = ()) -> Verification: ...
 
     def lock(self, model: str, environment: str, holder: LockHolder | None = None, *,
@@ -325,6 +332,22 @@ class LedgerBase:
         key = idempotency_key or f"approval:{record.release}:{record.environment}:{record.by}"
         return self.append(record, idempotency_key=key)
 
+    def record_block(self, record: ReleaseBlock) -> bool:
+        """Block a release in an environment (``record.blocked``) or unblock it. Only a change is
+        appended: blocking a blocked release (a rollback seen by several regions or processes) or
+        unblocking one that is not blocked appends nothing and returns False. The key counts the
+        block entries before it, so two processes recording the same change append it once."""
+        current = self.block(record.release, record.environment)
+        if (current is not None) == record.blocked:
+            return False
+        earlier = len(self._release_entries(record.release, ReleaseBlock, environment=record.environment))
+        key = idempotency_key("block", record.release, record.environment, earlier)
+        return self.append(record, idempotency_key=key)
+
+    def record_intent(self, record: RolloutIntent) -> bool:
+        """Record what someone asks of a rollout in flight (pause, resume, abort, promote)."""
+        return self.append(record)
+
     # -- queries -----------------------------------------------------------------------------
     def history(self, model: str, *, environment: str | None = None, region: str | None = None,
                 release: str | None = None) -> tuple[Entry, ...]:
@@ -423,6 +446,27 @@ class LedgerBase:
     def approvals(self, release: str, environment: str) -> tuple[Approval, ...]:
         """Approvals of ``release`` for ``environment``, oldest first."""
         return tuple(_only(self._release_entries(release, Approval, environment=environment), Approval))
+
+    def block(self, release: str, environment: str) -> ReleaseBlock | None:
+        """The block in force on ``release`` in ``environment`` (its latest block entry, when that
+        one blocks), else None."""
+        entries = list(_only(self._release_entries(release, ReleaseBlock, environment=environment), ReleaseBlock))
+        return entries[-1] if entries and entries[-1].blocked else None
+
+    def rollout_control(self, model: str, environment: str, region: str, release: str) -> RolloutControl:
+        """The intents in force for the current attempt of ``release`` in (environment, region): those
+        recorded since its last attempt there ended and since the release was last unblocked in the
+        environment (an abort blocks the release; unblocking starts afresh), in append order. A region
+        of a later wave has no attempt yet, so a pause recorded for it while earlier waves ran holds it."""
+        in_force: list[RolloutIntent] = []
+        for e in self._release_entries(release, environment=environment):
+            ends = (isinstance(e, DeploymentStep) and e.region == region and e.is_terminal) or (
+                isinstance(e, ReleaseBlock) and not e.blocked)
+            if ends:
+                in_force = []
+            elif isinstance(e, RolloutIntent) and e.region == region and e.model == model:
+                in_force.append(e)
+        return RolloutControl.of(in_force)
 
     # -- tamper evidence ----------------------------------------------------------------------
     def verify(self, model: str | None = None, *, releases: Sequence[str] = ()) -> Verification:

@@ -17,7 +17,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeAlias
@@ -82,7 +82,8 @@ class _Record:
     at: float
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict, ``entry`` (the record type: release, build, step, test, approval) first."""
+        """A JSON-ready dict, ``entry`` (the record type: release, build, step, test, approval, block,
+        intent) first."""
         body: dict[str, Any] = {"entry": self.KIND}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
@@ -227,10 +228,89 @@ class Approval(_Record):
         object.__setattr__(self, "comment", redact(self.comment))
 
 
-Entry: TypeAlias = ReleaseRecord | BuildRecord | DeploymentStep | TestRecord | Approval
+@dataclass(frozen=True)
+class ReleaseBlock(_Record):
+    """A release refused in ``environment`` (``blocked``: it was rolled back there, automatically or
+    by hand, in ``region``) or allowed there again (not ``blocked``: ``modelops release unblock``),
+    by whom and why. The latest of a (release, environment) decides (:meth:`Ledger.block`)."""
+
+    KIND: ClassVar[str] = "block"
+    model: str
+    release: str
+    environment: str
+    blocked: bool
+    by: str
+    reason: str = ""
+    region: str | None = None
+    at: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", redact(self.reason))
+
+
+# What someone asks of a rollout in flight (``modelops rollout ...``).
+PAUSE = "pause"
+RESUME = "resume"
+ABORT = "abort"
+PROMOTE = "promote"
+INTENT_ACTIONS = (PAUSE, RESUME, ABORT, PROMOTE)
+
+
+@dataclass(frozen=True)
+class RolloutIntent(_Record):
+    """Someone asked the rollout of ``release`` in (``environment``, ``region``) to pause, resume,
+    abort (roll back now) or promote (finish without further bake). Recorded, not done: the rollout
+    loop reads the intents at each pass (:meth:`Ledger.rollout_control`) and honours them."""
+
+    KIND: ClassVar[str] = "intent"
+    model: str
+    environment: str
+    region: str
+    release: str
+    action: str
+    by: str
+    reason: str = ""
+    at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.action not in INTENT_ACTIONS:
+            raise ValueError(f"rollout intent {self.action!r} is not one of {INTENT_ACTIONS}")
+        object.__setattr__(self, "reason", redact(self.reason))
+
+
+@dataclass(frozen=True)
+class RolloutControl:
+    """The intents in force for one attempt of a rollout in one region (see
+    :meth:`Ledger.rollout_control`): ``paused`` until a resume, promote or abort; ``abort`` and
+    ``promote`` once asked. The rollout loop consults it at every pass, before every step."""
+
+    paused: RolloutIntent | None = None
+    abort: RolloutIntent | None = None
+    promote: RolloutIntent | None = None
+
+    @classmethod
+    def of(cls, intents: Iterable[RolloutIntent]) -> RolloutControl:
+        """Fold ``intents`` (oldest first) into what is in force."""
+        paused = abort = promote = None
+        for intent in intents:
+            if intent.action == PAUSE:
+                paused = intent
+            elif intent.action == RESUME:
+                paused = None
+            elif intent.action == ABORT:
+                abort, paused = intent, None
+            elif intent.action == PROMOTE:
+                promote, paused = intent, None
+        return cls(paused=paused, abort=abort, promote=promote)
+
+
+Entry: TypeAlias = ReleaseRecord | BuildRecord | DeploymentStep | TestRecord | Approval | ReleaseBlock | RolloutIntent
 ENTRY_TYPES: Mapping[str, type[Any]] = MappingProxyType(
-    {cls.KIND: cls for cls in (ReleaseRecord, BuildRecord, DeploymentStep, TestRecord, Approval)}
+    {cls.KIND: cls for cls in (ReleaseRecord, BuildRecord, DeploymentStep, TestRecord, Approval, ReleaseBlock,
+                               RolloutIntent)}
 )
+#: The ``entry`` names of every record type (``history --kind``).
+ENTRY_KINDS = tuple(ENTRY_TYPES)
 
 
 def entry_from_dict(body: Mapping[str, Any]) -> Entry:

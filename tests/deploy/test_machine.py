@@ -101,3 +101,49 @@ def test_only_an_endpoint_that_has_been_up_serves_its_tagged_release(status: str
     # A Failed endpoint is tagged with the release it was created for; rolling back to it would
     # bring back a release that never worked.
     assert endpoint(status).serving_release == serving
+
+
+# -- what people ask of a rollout in flight (modelops rollout ...) --------------------------------
+
+def _asked(action: str, by: str = "ada@example.com") -> object:
+    from modelops.ledger.records import RolloutControl, RolloutIntent
+
+    return RolloutControl.of([RolloutIntent("iris", "prod", "us-east-1", "new", action, by, "wrong answers")])
+
+
+def test_a_pause_holds_before_the_update_but_not_before_making_the_model() -> None:
+    paused = _asked("pause")
+    step = next_step(obs(endpoint(), control=paused))
+    assert step.action == Action.WAIT and step.reason.startswith("paused by ada@example.com: wrong answers")
+    assert "holding before update-endpoint" in step.reason
+    assert next_step(obs(None, model_exists=False, control=paused)).action == Action.CREATE_MODEL  # moves no traffic
+    # An update SageMaker is making cannot be held: the machine goes on waiting for it like any other.
+    green = VariantWeight("green", NEW, "primary", 0.5, 1.0, 1, ("Baking",))
+    assert next_step(obs(endpoint("Updating", weights=(green,)), control=paused)).reason.startswith("Updating")
+
+
+def test_an_abort_forces_the_rollback_alarm_while_sagemaker_bakes_and_then_is_a_rollback() -> None:
+    aborted = _asked("abort")
+    baking = replace(endpoint("Updating"), pending_config=NEW)
+    step = next_step(obs(baking, control=aborted, rollback_alarms=("modelops-iris-prod-5xx-rate",), update_sent_at=90.0))
+    assert (step.action, step.reason) == (Action.FORCE_ROLLBACK, "aborted by ada@example.com: wrong answers")
+    # Without rollback alarms (no bake) there is nothing to force: wait for the update to end.
+    assert next_step(obs(baking, control=aborted, update_sent_at=90.0)).action == Action.WAIT
+    # SageMaker rolled back: the abort is done.
+    back = next_step(obs(endpoint(modified=120.0), control=aborted, update_sent_at=100.0, rolling_back_seen=True))
+    assert back.action == Action.ROLLED_BACK and back.reason.startswith("aborted by")
+
+
+def test_an_abort_after_the_update_went_through_or_before_it_was_sent_is_aborted() -> None:
+    aborted = _asked("abort")
+    assert next_step(obs(endpoint(config=NEW, release="new"), control=aborted)).action == Action.ABORTED  # take back
+    assert next_step(obs(endpoint(), control=aborted)).action == Action.ABORTED  # nothing moved
+    assert next_step(obs(None, control=aborted)).action == Action.ABORTED
+
+
+def test_counts_or_weights_changed_out_of_band_are_set_back_in_place() -> None:
+    on_target = endpoint(config=NEW, release="new")
+    assert next_step(obs(on_target, capacity_in_place=False)).action == Action.SET_CAPACITY
+    failed = next_step(obs(on_target, capacity_in_place=False, rolling_back_seen=True))
+    assert failed.action == Action.FAILED and "was rolled back" in failed.reason
+

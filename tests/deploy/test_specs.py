@@ -141,10 +141,17 @@ def test_alarms_from_environment_thresholds_in_microseconds(iris, prod) -> None:
     assert errors["Metrics"][0]["MetricStat"]["Metric"]["MetricName"] == "Invocation5XXErrors"
 
 
-def test_alarms_fall_back_to_the_model_slos_and_vanish_without_a_bake(iris, prod) -> None:
+def test_alarms_fall_back_to_the_model_slos_and_stay_without_a_bake_but_watch_no_rollout(iris, prod) -> None:
     no_env_alarms = replace(prod, rollout=replace(prod.rollout, alarms=Alarms(period_seconds=60)))
     latency, errors = specs.alarm_requests(target(iris, no_env_alarms))
     assert latency["Threshold"] == 300_000.0  # the load test's p99 SLO, 300 ms
     assert errors["Threshold"] == 0.01
-    no_bake = replace(prod, rollout=replace(prod.rollout, wait_interval_seconds=0))
-    assert specs.alarm_requests(target(iris, no_bake)) == []
+    # The SLO alarms are the endpoint's between deployments too (status, sync --check read them) ...
+    no_bake = target(iris, replace(prod, rollout=replace(prod.rollout, wait_interval_seconds=0)))
+    assert specs.alarm_names(specs.alarm_requests(no_bake)) == ("modelops-iris-prod-p99-latency",
+                                                                 "modelops-iris-prod-5xx-rate")
+    # ... but a rollout that does not bake names none as rollback alarms: SageMaker would not watch them.
+    assert "AutoRollbackConfiguration" not in specs.target_deployment_config(no_bake)
+    baking = specs.target_deployment_config(target(iris, prod))
+    assert [a["AlarmName"] for a in baking["AutoRollbackConfiguration"]["Alarms"]] == [
+        "modelops-iris-prod-p99-latency", "modelops-iris-prod-5xx-rate"]

@@ -1,23 +1,28 @@
 """The deploy summary and status tables stay readable at 100 columns (release ids whole, no detail
-that only repeats another column); history is a log, one line per entry."""
+that only repeats another column), and at 80 (a CI log) give way to one line per item with region
+names, statuses and release ids whole; history is a log, one line per entry."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 
-from modelops.cli.deploy import deploy_table, status_table
+from modelops.cli.deploy import render_deploy, render_status
 from modelops.deploy.api import DeployResult, EndpointState, StatusReport, Weight
+from modelops.deploy.health import Health
 from modelops.deploy.rollout import RegionOutcome
 
 NEW = "fraud-score-401fd5c68a"
 OLD = "fraud-score-0b9e77c1d2"
 
 
-def _render(table: object, width: int = 100) -> str:
+def _render(render: Callable[[Console, Any], None], result: object, width: int = 100) -> str:
     out = io.StringIO()
-    Console(file=out, width=width, color_system=None).print(table)
+    # The CLI's console: soft wrap (a terminal wraps a long line itself; a CI log keeps it whole).
+    render(Console(file=out, width=width, color_system=None, soft_wrap=True), result)
     return out.getvalue()
 
 
@@ -28,7 +33,7 @@ def test_deploy_summary_fits_100_columns_without_repeating_the_serving_release()
         RegionOutcome("prod", "eu-west-1", "fraud-score-prod", NEW, "rolled_back", rolled, OLD, OLD),
         RegionOutcome("prod", "ap-southeast-2", "fraud-score-prod", NEW, "skipped", "not touched", OLD, OLD),
     ))
-    text = _render(deploy_table(result))
+    text = _render(render_deploy, result)
     lines = text.splitlines()
     assert all(len(line) <= 100 for line in lines), text
     assert "…" not in text, text
@@ -47,7 +52,7 @@ def test_status_names_one_model_in_the_title_and_shortens_the_last_step() -> Non
                       f"{NEW} update-endpoint (in_progress)"),
         EndpointState("fraud-score", "prod", "ap-southeast-2", "fraud-score-prod", None, "absent"),
     ))
-    text = _render(status_table(report))
+    text = _render(render_status, report)
     lines = text.splitlines()
     assert lines[0].strip() == "modelops status: fraud-score", text
     assert all(len(line) <= 100 for line in lines), text
@@ -65,7 +70,7 @@ def test_status_of_several_models_has_a_model_column() -> None:
         EndpointState("iris", "dev", "us-east-1", "iris-dev", "iris-0123456789", "InService"),
         EndpointState("fraud-score", "dev", "us-east-1", "fraud-score-dev", NEW, "InService"),
     ))
-    text = _render(status_table(report))
+    text = _render(render_status, report)
     assert text.splitlines()[0].strip() == "modelops status", text
     assert "model" in text.splitlines()[1] and "iris-0123456789" in text and NEW in text, text
 
@@ -102,3 +107,31 @@ def test_history_is_a_log_with_one_line_per_entry_even_at_80_columns() -> None:
     assert lines[7].endswith("approved by bob@example.com (git user.email, unauthenticated)"), lines
     # The columns before "what" line up.
     assert len({line.index("  " + NEW) for line in lines[2:]}) == 1, lines
+
+
+def test_at_80_columns_deploy_and_status_are_one_line_per_region_with_nothing_cut() -> None:
+    rolled = f"rolled back to {OLD} because the rollout tripped alarm fraud-score-prod-5xx-rate"
+    result = DeployResult("fraud-score", NEW, "rolled_back", (
+        RegionOutcome("prod", "us-east-1", "fraud-score-prod", NEW, "succeeded", f"serving {NEW}", OLD, NEW),
+        RegionOutcome("prod", "ap-southeast-2", "fraud-score-prod", NEW, "rolled_back", rolled, OLD, OLD),
+    ))
+    lines = _render(render_deploy, result, width=80).splitlines()
+    assert lines == [f"fraud-score {NEW}", f"prod/us-east-1: succeeded, serving {NEW}",
+                     f"prod/ap-southeast-2: rolled_back, serving {OLD}: {rolled}"], lines
+
+    degraded = Health("degraded", ("alarm fraud-score-prod-5xx-rate in ALARM",), 20, 31.0, 1.0, 4.0)
+    report = StatusReport((
+        EndpointState("fraud-score", "prod", "ap-southeast-2", "fraud-score-prod", NEW, "UpdateRollbackFailed",
+                      (Weight("blue", "c", "primary", 1.0, 1.0, 2),), f"{NEW} failed (failed)",
+                      health=Health("unhealthy", ("endpoint is UpdateRollbackFailed",))),
+        EndpointState("fraud-score", "prod", "us-east-1", "fraud-score-prod", None, "InService",
+                      config="fraud-score-hotfix-ec", health=degraded, release_tag=NEW),
+    ))
+    text = _render(render_status, report, width=80)
+    lines = text.splitlines()
+    assert "…" not in text, text
+    assert lines[1] == (f"prod/ap-southeast-2: UpdateRollbackFailed, unhealthy, release {NEW}, weights blue 1, "
+                        "last step: failed"), lines
+    assert lines[2].startswith("prod/us-east-1: InService, degraded, release unknown (config fraud-score-hotfix-ec)"), lines
+    # What the health rests on, and that the tag is only a hint, follow the rows.
+    assert "  prod/us-east-1: degraded: alarm fraud-score-prod-5xx-rate in ALARM; its tag says " + NEW in lines, lines

@@ -11,10 +11,14 @@ import pytest
 
 from modelops.errors import ExitStatus, GateError
 from modelops.ledger import (
+    ABORT,
     FAILED,
     IN_PROGRESS,
     LOAD,
+    PAUSE,
+    PROMOTE,
     REGRESSION,
+    RESUME,
     ROLLED_BACK,
     STARTED,
     SUCCEEDED,
@@ -25,7 +29,9 @@ from modelops.ledger import (
     LockHeldError,
     LockHolder,
     LockLostError,
+    ReleaseBlock,
     ReleaseRecord,
+    RolloutIntent,
     TestRecord,
     idempotency_key,
 )
@@ -183,6 +189,62 @@ def test_rollout_attempt_counts_finished_rollouts_of_a_release(ledger: LedgerBas
     ledger.record_step(step("iris-1", SUCCEEDED))
     assert ledger.rollout_attempt(M, DEV, US, "iris-1") == 2
     assert ledger.rollout_attempt(M, DEV, EU, "iris-1") == 1
+
+
+# -- blocked releases and rollout intents ----------------------------------------------------------
+
+def test_a_rolled_back_release_stays_blocked_in_its_environment_until_unblocked(ledger: LedgerBase,
+                                                                                clock: FakeClock) -> None:
+    assert ledger.block("iris-2", PROD) is None
+    assert ledger.record_block(ReleaseBlock(M, "iris-2", PROD, True, "ada@example.com", "alarm 5xx-rate", region=US))
+    clock.advance(1)
+    # The rollback seen again (another region, a re-run): still one block.
+    assert not ledger.record_block(ReleaseBlock(M, "iris-2", PROD, True, "modelops", "restored", region=EU))
+    block = ledger.block("iris-2", PROD)
+    assert block is not None and block.by == "ada@example.com" and block.region == US and block.reason == "alarm 5xx-rate"
+    assert ledger.block("iris-2", DEV) is None and ledger.block("iris-3", PROD) is None  # per release and environment
+
+    assert ledger.record_block(ReleaseBlock(M, "iris-2", PROD, False, "bob@example.com", "fixed the data source"))
+    assert ledger.block("iris-2", PROD) is None
+    assert not ledger.record_block(ReleaseBlock(M, "iris-2", PROD, False, "bob@example.com", "again"))  # nothing to lift
+    assert ledger.record_block(ReleaseBlock(M, "iris-2", PROD, True, "modelops", "rolled back again", region=US))
+    assert ledger.block("iris-2", PROD).reason == "rolled back again"  # type: ignore[union-attr]
+    kinds = [(e.KIND, getattr(e, "blocked", None)) for e in ledger.history(M, release="iris-2")]
+    assert kinds == [("block", True), ("block", False), ("block", True)]
+    assert [e.to_dict()["entry"] for e in ledger.history(M)] == ["block"] * 3
+
+
+def test_rollout_intents_hold_until_the_attempt_ends_or_the_release_is_unblocked(ledger: LedgerBase) -> None:
+    def intent(action: str, region: str = US, release: str = "iris-2") -> RolloutIntent:
+        return RolloutIntent(M, PROD, region, release, action, "ada@example.com", f"{action} please")
+
+    assert ledger.rollout_control(M, PROD, US, "iris-2").paused is None
+    ledger.record_step(step("iris-2", STARTED, env=PROD))
+    ledger.record_intent(intent(PAUSE))
+    ledger.record_intent(intent(PAUSE, region=EU))  # a region of the next wave, not started yet
+    control = ledger.rollout_control(M, PROD, US, "iris-2")
+    assert control.paused is not None and control.paused.by == "ada@example.com" and control.abort is None
+    assert ledger.rollout_control(M, PROD, EU, "iris-2").paused is not None  # held before its first step
+    assert ledger.rollout_control(M, PROD, US, "iris-3").paused is None  # another release's rollout
+
+    ledger.record_intent(intent(RESUME))
+    assert ledger.rollout_control(M, PROD, US, "iris-2").paused is None
+    ledger.record_intent(intent(PAUSE))
+    ledger.record_intent(intent(PROMOTE))  # promote lifts a pause
+    control = ledger.rollout_control(M, PROD, US, "iris-2")
+    assert control.paused is None and control.promote is not None
+
+    ledger.record_intent(intent(ABORT))
+    assert ledger.rollout_control(M, PROD, US, "iris-2").abort is not None
+    ledger.record_step(step("iris-2", ROLLED_BACK, env=PROD))  # the attempt ended: its intents are spent
+    assert ledger.rollout_control(M, PROD, US, "iris-2") == ledger.rollout_control(M, PROD, US, "iris-9")
+    assert ledger.rollout_control(M, PROD, EU, "iris-2").paused is not None  # EU never ran: still held
+
+    ledger.record_block(ReleaseBlock(M, "iris-2", PROD, True, "modelops", "aborted", region=US))
+    ledger.record_block(ReleaseBlock(M, "iris-2", PROD, False, "bob@example.com", "fixed"))
+    assert ledger.rollout_control(M, PROD, EU, "iris-2").paused is None  # unblocking starts afresh
+    with pytest.raises(ValueError, match="not one of"):
+        intent("skip")
 
 
 # -- gates and baselines ---------------------------------------------------------------------------
