@@ -229,7 +229,7 @@ def test_an_instance_draining_when_the_server_dies_is_killed_by_the_next_start_n
 
     restarted = Supervisor(cloud.data_dir, Store(cloud.data_dir))
     try:
-        assert restarted.restore() == []  # the stopping instance is not started again...
+        assert restarted.restore({"i-old"}) == []  # the stopping instance is not started again...
         deadline = time.monotonic() + 10
         while _container_pids(cloud.data_dir):  # ...and the process it left is gone
             assert time.monotonic() < deadline, f"container {pid} outlived the server that was stopping it"
