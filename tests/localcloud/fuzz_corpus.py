@@ -16,6 +16,7 @@ cloud and prints the tally (the figures of the hardening work were measured so).
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import socket
@@ -163,6 +164,14 @@ def _framing() -> Iterator[Case]:
     yield Case("Transfer-Encoding identity", http("POST", "/", [*describe, ("Transfer-Encoding", "identity")], b"{}"))
     yield Case("chunked runtime body", invoke(body=b"2\r\n{}\r\n0\r\n\r\n", headers=[("Transfer-Encoding", "chunked")],
                                              length=None))
+    put = json.dumps({"Namespace": "Fuzz", "MetricData": [{"MetricName": "gz", "Value": 1.0}]}).encode()
+    gzipped = [("X-Amz-Target", f"{CW_TARGET}.PutMetricData"), ("Content-Type", "application/x-amz-json-1.0"),
+               ("Content-Encoding", "gzip")]
+    yield Case("gzip-compressed body", http("POST", "/", gzipped, gzip.compress(put)))
+    yield Case("gzip body that is not gzip", http("POST", "/", gzipped, put))
+    yield Case("gzip body cut short", http("POST", "/", gzipped, gzip.compress(put)[:-9]))
+    yield Case("gzip bomb", http("POST", "/", gzipped, gzip.compress(b" " * (64 * 2**20))))
+    yield Case("Content-Encoding br", http("POST", "/", [*gzipped[:2], ("Content-Encoding", "br")], put))
     yield Case("Expect 100-continue", http("POST", "/", [*describe, ("Expect", "100-continue")], b"{}"))
     yield Case("Expect something else", http("POST", "/", [*describe, ("Expect", "teapot")], b"{}"))
     yield Case("Upgrade to websocket", http("GET", "/", [("Upgrade", "websocket"), ("Connection", "Upgrade")]))

@@ -338,3 +338,19 @@ def test_put_metric_data_and_list_metrics(cw: CloudWatch) -> None:
                   Dimensions=[{"Name": "Model", "Value": "iris"}], StartTime=T0 - 60, EndTime=T0 + 60, Period=60,
                   Statistics=["Average", "SampleCount"])["Datapoints"]
     assert [(p["SampleCount"], p["Average"]) for p in points] == [(4.0, 2.5)]
+
+
+def test_alarms_are_evaluated_on_every_pass_of_the_background_evaluation_not_only_when_read(
+        cw: CloudWatch, clock: FakeClock) -> None:
+    # What the background thread does every second (flush_interval=None here: no thread, the test drives it).
+    call(cw, "json", "PutMetricAlarm", **alarm())
+    cw.evaluate_all()
+    assert cw.alarms.get(REGION, "iris-5xx").state == "OK"  # type: ignore[union-attr]  # no traffic: notBreaching
+    traffic(cw, 2, status=500)
+    clock.t += 1
+    cw.evaluate_all()
+    stored = cw.alarms.get(REGION, "iris-5xx")
+    assert stored is not None and (stored.state, stored.state_updated) == ("ALARM", T0 + 1)  # recorded, unread
+    clock.t += 10  # the errors left the window; still nobody reads
+    cw.evaluate_all()
+    assert cw.alarms.get(REGION, "iris-5xx").state == "OK"  # type: ignore[union-attr]

@@ -20,7 +20,16 @@ import pytest
 
 from modelops.localcloud import stop
 from tests.localcloud import fuzz_corpus
-from tests.localcloud.fuzz_corpus import Case, cloudwatch_cbor, cloudwatch_json, corpus, invoke, judge, sagemaker, send
+from tests.localcloud.fuzz_corpus import (
+    Case,
+    cloudwatch_cbor,
+    cloudwatch_json,
+    corpus,
+    invoke,
+    judge,
+    sagemaker,
+    send,
+)
 from tests.localcloud_fixtures import ECHO_HANDLER, LocalCloud, start_local_cloud
 
 pytestmark = pytest.mark.slow
@@ -131,6 +140,7 @@ def test_connections_past_the_limit_are_told_the_service_is_unavailable(tmp_path
         outcome = send(_port(cloud), Case("one too many", sagemaker("ListModels", b"{}")), half_close=False)
         (status, headers, body), = outcome.answers
         assert (status, headers["x-amzn-errortype"]) == (503, "ServiceUnavailable")
+        assert json.loads(body)["message"] == "The local cloud serves 20 connections at most; retry when one closes."
         for sock in held[:5]:
             sock.close()
         time.sleep(0.5)
