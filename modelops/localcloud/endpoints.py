@@ -192,7 +192,10 @@ class Endpoints:
         step: Callable[[tuple[str, str], dict[str, Any], dict[str, Any]], bool] = getattr(
             self, f"_phase_{pending['phase']}")
         self._started, self._retiring = [], []
-        changed = step(key, doc, pending) or bool(self._started or self._retiring)
+        try:
+            changed = step(key, doc, pending) or bool(self._started or self._retiring)
+        except StateUnavailable as exc:  # an instance could not be recorded: nothing of the step stays
+            return self._undo_step(key, exc)
         if not changed:
             return False
         doc["LastModifiedTime"] = self._now()
@@ -201,18 +204,21 @@ class Endpoints:
     def _save_step(self, key: tuple[str, str], changes: list[Change]) -> bool:
         """Save a step; then stop what it retires. When the save fails, stop what it started: the next
         pass takes the same step again from the saved state."""
-        started, retiring = self._started, self._retiring
-        self._started, self._retiring = [], []
         try:
             self.commit(changes)
         except StateUnavailable as exc:
-            log.warning("endpoint %s: cannot save its next step (%s); trying again", key[1], exc.message)
-            for iid in started:
-                self.supervisor.stop(iid)
-            return False
+            return self._undo_step(key, exc)
+        retiring, self._started, self._retiring = self._retiring, [], []
         for iid, drain in retiring:
             self.supervisor.stop(iid, drain=drain)
         return True
+
+    def _undo_step(self, key: tuple[str, str], exc: StateUnavailable) -> bool:
+        log.warning("endpoint %s: cannot save its next step (%s); trying again", key[1], exc.message)
+        started, self._started, self._retiring = self._started, [], []
+        for iid in started:
+            self.supervisor.stop(iid)
+        return False
 
     def _retire(self, iid: str, drain: float = 0.0) -> None:
         """Stop an instance once the step that retires it is saved."""

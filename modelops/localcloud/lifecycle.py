@@ -38,6 +38,9 @@ BAD_PORT = "port {port} is not a TCP port (0-65535; 0 picks a free one)"
 CANNOT_USE_DATA_DIR = "cannot use the local cloud's data dir {data_dir}: {reason}"
 CANNOT_USE_DATA_DIR_HINT = "point MODELOPS_LOCAL_DATA_DIR (or --data-dir) at a writable folder"
 EXIT_PORT_IN_USE = 98  # the server's exit status when its port is taken
+EXIT_DISK_FULL = 28  # ... when the disk holding its data dir is full (ENOSPC: its log may have no room either)
+DISK_FULL = "the local cloud cannot start: the disk holding its data dir {data_dir} is full"
+DISK_FULL_HINT = "free some space on that disk (or point MODELOPS_LOCAL_DATA_DIR at another one), then try again"
 PORT_IN_USE = "the local cloud cannot listen on 127.0.0.1:{port}: another program uses that port"
 PORT_IN_USE_HINT = "pick another with --port, or leave --port out for a free one"
 SERVER_TIMEOUT = "the local cloud did not answer within {seconds:.0f} s (data dir {data_dir}); its log is {log}"
@@ -155,6 +158,8 @@ def _wait_until_ready(proc: subprocess.Popen[bytes], root: Path, port: int | Non
         if proc.poll() is not None:
             if proc.returncode == EXIT_PORT_IN_USE:
                 raise EnvironmentFailedError(PORT_IN_USE.format(port=port), hint=PORT_IN_USE_HINT)
+            if proc.returncode == EXIT_DISK_FULL:
+                raise EnvironmentFailedError(DISK_FULL.format(data_dir=root), hint=DISK_FULL_HINT)
             raise EnvironmentFailedError(SERVER_FAILED.format(data_dir=root, log=log) + _tail(log, start_of_run),
                                          hint=SERVER_FAILED_HINT)
         info = _read_record(root)

@@ -631,7 +631,7 @@ def main(data_dir: Path, port: int, timing: Timing = FAST) -> int:
             return 3
         except StateUnavailable as exc:
             log.error(CANNOT_START.format(reason=exc.message))
-            return 3
+            return lifecycle.EXIT_DISK_FULL if exc.disk_full else 3
         _run(server.serve(port))
     except OSError as exc:
         log.error("cannot serve on 127.0.0.1:%s: %s", port, exc)
