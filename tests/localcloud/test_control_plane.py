@@ -15,7 +15,12 @@ import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
 from modelops.localcloud import LOCAL_ACCOUNT
-from modelops.localcloud.sagemaker_api import SERVERLESS_MEMORY, SERVERLESS_NOT_EMULATED
+from modelops.localcloud.sagemaker_api import (
+    INSTANCE_QUOTA,
+    QUOTA_EXCEEDED,
+    SERVERLESS_MEMORY,
+    SERVERLESS_NOT_EMULATED,
+)
 from tests.localcloud_fixtures import (
     CRASHING_HANDLER,
     DJL_HANDLER,
@@ -300,6 +305,26 @@ def test_serverless_configs_are_refused_plainly_as_not_emulated(local_cloud: Loc
     assert _error(refused) == ("ValidationException", SERVERLESS_NOT_EMULATED.format(variant="AllTraffic"))
     with pytest.raises(ClientError):
         sm.describe_endpoint_config(EndpointConfigName="serverless-c1")  # nothing was created
+
+
+def test_instances_past_the_accounts_quota_are_refused_not_started(local_cloud: LocalCloud, echo_uri: str) -> None:
+    # A config asking for a million instances was accepted and CreateEndpoint started processes until
+    # the machine gave up. The service refuses with ResourceLimitExceeded, quoting the quota.
+    sm = local_cloud.client("sagemaker", "sa-east-1")
+    local_cloud.create_model("many-m1", echo_uri, region="sa-east-1")
+    local_cloud.create_config("many-c1", {"AllTraffic": "many-m1"}, region="sa-east-1", instances=1_000_000)
+    with pytest.raises(ClientError) as refused:
+        sm.create_endpoint(EndpointName="many", EndpointConfigName="many-c1")
+    assert _error(refused) == ("ResourceLimitExceeded", QUOTA_EXCEEDED.format(
+        instance_type="ml.m5.large", quota=INSTANCE_QUOTA, used=0, delta=1_000_000))
+    assert sm.list_endpoints()["Endpoints"] == []
+
+    local_cloud.create_endpoint("few", echo_uri, region="sa-east-1", instances=2)
+    with pytest.raises(ClientError) as scale_up:
+        sm.update_endpoint_weights_and_capacities(EndpointName="few", DesiredWeightsAndCapacities=[
+            {"VariantName": "AllTraffic", "DesiredInstanceCount": INSTANCE_QUOTA + 1}])
+    assert _error(scale_up)[0] == "ResourceLimitExceeded"
+    assert sm.describe_endpoint(EndpointName="few")["EndpointStatus"] == "InService"
 
 
 def test_update_rules_of_the_spec_are_enforced(local_cloud: LocalCloud, echo_uri: str) -> None:
