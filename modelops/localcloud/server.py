@@ -50,6 +50,8 @@ import httptools
 
 from modelops.localcloud import lifecycle
 from modelops.localcloud.protocol import (
+    CLOUDWATCH_CBOR,
+    CLOUDWATCH_JSON,
     MALFORMED,
     RUNTIME_PREFIX,
     TIMED_OUT,
@@ -80,6 +82,8 @@ RUNTIME_BODY_LIMIT = 6 * 1024 * 1024
 CLOUDWATCH_BODY_LIMIT = 1024 * 1024
 CONTROL_BODY_LIMIT = 6 * 1024 * 1024
 MAX_QUEUED = 64  # requests read ahead of the one being answered (pipelining)
+HEAD_FEED_LIMIT = 16 * MAX_HEAD_BYTES  # bytes fed while a head is unfinished (see data_received)
+_RUNTIME = RUNTIME_PREFIX.encode()
 LINGER_S = 2.0  # after an answer that closes the connection, what the client still sends is read and dropped
 
 HEAD_TOO_LARGE = "The request line and headers exceed {limit} bytes."
@@ -127,7 +131,7 @@ class Request:
 
     __slots__ = ("answer", "body", "close", "headers", "method", "path", "size")
 
-    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes, *, close: bool,
+    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes, close: bool,
                  answer: Response | None = None, size: int = 0):
         self.method = method
         self.path = path
@@ -152,7 +156,6 @@ class HttpConnection(asyncio.Protocol):
     def __init__(self, app: LocalCloudServer):
         self.app = app
         self.limits = app.limits
-        self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.queue: deque[Request] = deque()  # read, not yet answered (the first may be in progress)
         self.busy = False  # a request is being answered
@@ -168,13 +171,22 @@ class HttpConnection(asyncio.Protocol):
         self.reading = "idle"
         self.url = b""
         self.headers: dict[str, str] = {}
+        # The hot path: llhttp hands the URL's pieces and the headers to C-level callables (no Python
+        # frame per header); they are decoded once the head is whole. httptools reads these attributes
+        # when the parser is made.
+        self._url: list[bytes] = []
+        self._raw: dict[bytes, bytes] = {}
+        self.on_url = self._url.append
+        self.on_header = self._raw.__setitem__
         self.parts: list[bytes] = []
         self.size = 0
-        self.head_size = 0
+        self.head_fed = 0  # bytes of the reads the head came in (an upper bound of its size)
+        self.read_size = 0  # bytes of the read being parsed
         self.limit = CONTROL_BODY_LIMIT
         self.discarding = False  # its answer is decided already: its body is dropped as it comes
         self.method = ""
         self.current: Request | None = None
+        self.parser = httptools.HttpRequestParser(self)  # after on_url and on_header exist
 
     # --- the transport's callbacks
 
@@ -189,7 +201,7 @@ class HttpConnection(asyncio.Protocol):
             self._close()
             return
         self.app.connections.add(self)
-        self.deadline = time.monotonic() + self.limits.idle_timeout
+        self.deadline = self.app.now + self.limits.idle_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -200,6 +212,15 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.doomed or self.lingering:
             return
+        self.read_size = len(data)
+        if self.reading == "head":
+            # llhttp hands a header over once it is whole, and the head's size is checked once it is: a
+            # head trickled in without end is bounded here, by the bytes fed while it is unfinished
+            # (loosely: the read that completes a head may carry some of the body).
+            self.head_fed += len(data)
+            if self.head_fed > HEAD_FEED_LIMIT:
+                self._fail(self._error(MALFORMED, HEAD_TOO_LARGE.format(limit=MAX_HEAD_BYTES), 431))
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -217,9 +238,10 @@ class HttpConnection(asyncio.Protocol):
             reason = str(exc).rstrip(".") or "it could not be parsed"
             self._fail(self._error(MALFORMED, BAD_HTTP.format(reason=reason[:1].lower() + reason[1:]), 400))
             return
-        if len(self.queue) > MAX_QUEUED and not self.paused:
-            self.pause()
-        self._next()
+        if self.queue:
+            if len(self.queue) > MAX_QUEUED:
+                self.pause()
+            self._next()
 
     def eof_received(self) -> bool:
         """The client shut its side: answer what it sent (an incomplete request with an error), then close."""
@@ -250,39 +272,40 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.reading = "head"
+        self._url.clear()
+        self._raw.clear()
         self.url = b""
         self.headers = {}
         self.parts = []
-        self.size = self.head_size = 0
+        self.size = 0
+        self.head_fed = self.read_size  # at most this much of the head is in the read that begins it
         self.discarding = False
-        self.deadline = time.monotonic() + self.limits.header_timeout
-
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-        self._count_head(len(url))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value) + 4)
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        self.deadline = self.app.now + self.limits.header_timeout  # (the sweep's clock: deadlines are seconds)
 
     def on_headers_complete(self) -> None:
         parser = self.parser
+        raw = self._raw
+        self.url = url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
+        self.headers = headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw.items()}
+        # A head read in pieces that are together smaller than the limit is within it: measured only otherwise.
+        if self.head_fed > MAX_HEAD_BYTES and \
+                len(url) + sum(map(len, raw)) + sum(map(len, raw.values())) + 4 * len(raw) > MAX_HEAD_BYTES:
+            raise _Refusal(self._error(MALFORMED, HEAD_TOO_LARGE.format(limit=MAX_HEAD_BYTES), 431))
         self.method = parser.get_method().decode("latin-1")
-        path = self.url.decode("latin-1")
-        version = parser.get_http_version()
-        if not version.startswith("1."):
-            raise _Refusal(self._error(MALFORMED, BAD_VERSION.format(version=version), 400))
-        encoding = self.headers.get("transfer-encoding")
+        self.reading = "body"
+        self.deadline = self.app.now + self.limits.body_timeout
+        if parser.get_http_version() not in ("1.1", "1.0"):
+            raise _Refusal(self._error(MALFORMED, BAD_VERSION.format(version=parser.get_http_version()), 400))
+        encoding = headers.get("transfer-encoding")
         if encoding is not None and encoding.strip().lower() != "chunked":
             raise _Refusal(self._error(MALFORMED, BAD_TRANSFER_ENCODING.format(value=encoding), 400))
-        self.limit = _body_limit(path, self.headers)
-        length = self.headers.get("content-length")
-        self.reading = "body"
-        self.deadline = time.monotonic() + self.limits.body_timeout
+        self.limit = RUNTIME_BODY_LIMIT if url.startswith(_RUNTIME) else _body_limit(headers)
+        length = headers.get("content-length")
         if length is not None and int(length) > self.limit:
             self._refuse_body()
             return
-        if self.headers.get("expect", "").lower() == "100-continue" and not self.busy and not self.queue \
+        expect = headers.get("expect")
+        if expect is not None and expect.lower() == "100-continue" and not self.busy and not self.queue \
                 and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -296,23 +319,31 @@ class HttpConnection(asyncio.Protocol):
             return
         self.parts.append(chunk)
         self.held += len(chunk)
-        self.app.hold(self, len(chunk))
+        app = self.app
+        app.buffered += len(chunk)
+        if app.buffered > self.limits.max_buffered_bytes:
+            app.over_budget(self)
 
     def on_message_complete(self) -> None:
         self.reading = "idle"
         self.deadline = 0.0
         if self.discarding:
             return
-        body = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+        parts = self.parts
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
         self.parts = []
         path = self.url.decode("latin-1")
-        encoding = self.headers.get("content-encoding", "identity").strip().lower()
         answer = None
-        if encoding != "identity" and not path.startswith(RUNTIME_PREFIX):
-            body, answer = self._decompressed(body, encoding)
-        self.queue.append(Request(self.method, path, self.headers, body, close=not self.parser.should_keep_alive(),
-                                  size=self.size, answer=answer))
+        encoding = self.headers.get("content-encoding")
+        if encoding is not None and encoding.strip().lower() != "identity" and not path.startswith(RUNTIME_PREFIX):
+            body, answer = self._decompressed(body, encoding.strip().lower())
+        request = Request(self.method, path, self.headers, body, not self.parser.should_keep_alive(), answer,
+                          self.size)
         self.size = 0  # the request holds them now
+        if self.busy or self.queue or answer is not None:
+            self.queue.append(request)
+        else:  # the hot path: nothing before it, answer it now
+            self._dispatch(request)
 
     def _decompressed(self, body: bytes, encoding: str) -> tuple[bytes, Response | None]:
         """The body a compressed request carries (botocore gzips PutMetricData bodies over 10 KB, as the
@@ -347,7 +378,7 @@ class HttpConnection(asyncio.Protocol):
             if self.eof or self.doomed:
                 self._close()
             elif self.reading == "idle":
-                self.deadline = time.monotonic() + self.limits.idle_timeout
+                self.deadline = self.app.now + self.limits.idle_timeout
 
     def _dispatch(self, request: Request) -> None:
         self.busy = True
@@ -378,7 +409,10 @@ class HttpConnection(asyncio.Protocol):
         self.busy = False
         if request is not None and request.size:
             self.held -= request.size
-            self.app.release(self, request.size)
+            app = self.app
+            app.buffered -= request.size
+            if app.waiting:
+                app.release(self, 0)
         if self.transport is None or self.closed:
             return
         status, headers, body = response
@@ -399,19 +433,15 @@ class HttpConnection(asyncio.Protocol):
 
     def _error(self, code: str, message: str, status: int, request: Request | None = None) -> Response:
         """An error of the HTTP layer in the protocol of the request (as far as it was read)."""
-        path = request.path if request is not None else self.url.decode("latin-1")
-        headers = request.headers if request is not None else self.headers
+        path = request.path if request is not None else (self.url or b"".join(self._url)).decode("latin-1")
+        headers = request.headers if request is not None else (self.headers or {
+            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in self._raw.items()})
         return wire_of(path, headers).error(ServiceError(code, message, status))
-
-    def _count_head(self, size: int) -> None:
-        self.head_size += size
-        if self.head_size > MAX_HEAD_BYTES:
-            raise _Refusal(self._error(MALFORMED, HEAD_TOO_LARGE.format(limit=MAX_HEAD_BYTES), 431))
 
     def _refuse_body(self) -> None:
         """Answer a body over its limit now, in its turn, and drop the body as it arrives."""
         self.discarding = True
-        if self.url.startswith(RUNTIME_PREFIX.encode()) and self.method == "POST":
+        if self.url.startswith(_RUNTIME) and self.method == "POST":
             from modelops.localcloud.runtime_api import MAX_PAYLOAD_BYTES, PAYLOAD_TOO_LARGE
 
             answer = self._error("ValidationError", PAYLOAD_TOO_LARGE.format(limit=MAX_PAYLOAD_BYTES), 400)
@@ -460,7 +490,7 @@ class HttpConnection(asyncio.Protocol):
             self._close()
             return
         self.transport.write_eof()
-        self.deadline = time.monotonic() + LINGER_S
+        self.deadline = self.app.now + LINGER_S
         self.resume()
 
     def _close(self) -> None:
@@ -469,13 +499,9 @@ class HttpConnection(asyncio.Protocol):
         self.closed = True
 
 
-def _body_limit(path: str, headers: Mapping[str, str]) -> int:
-    if path.startswith(RUNTIME_PREFIX):
-        return RUNTIME_BODY_LIMIT
-    wire = wire_of(path, headers)
-    from modelops.localcloud.protocol import CLOUDWATCH_CBOR, CLOUDWATCH_JSON
-
-    return CLOUDWATCH_BODY_LIMIT if wire in (CLOUDWATCH_JSON, CLOUDWATCH_CBOR) else CONTROL_BODY_LIMIT
+def _body_limit(headers: Mapping[str, str]) -> int:
+    """The body limit of a request that is not for the runtime (CloudWatch's, or the control plane's)."""
+    return CLOUDWATCH_BODY_LIMIT if wire_of("", headers) in (CLOUDWATCH_JSON, CLOUDWATCH_CBOR) else CONTROL_BODY_LIMIT
 
 
 class LocalCloudServer:
@@ -507,15 +533,15 @@ class LocalCloudServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.connections: set[HttpConnection] = set()
         self.buffered = 0  # request body bytes held, over all connections
+        self.now = time.monotonic()  # the clock of deadlines, read by the sweep (deadlines are seconds long)
         self.waiting: set[HttpConnection] = set()  # connections paused until the budget has room
 
     # --- the budget of held body bytes
 
-    def hold(self, conn: HttpConnection, size: int) -> None:
-        self.buffered += size
-        if self.buffered > self.limits.max_buffered_bytes:
-            self.waiting.add(conn)
-            conn.pause()
+    def over_budget(self, conn: HttpConnection) -> None:
+        """The bodies held went past the budget: ``conn`` waits until others finish."""
+        self.waiting.add(conn)
+        conn.pause()
 
     def release(self, conn: HttpConnection, size: int) -> None:
         self.buffered -= size
@@ -525,7 +551,7 @@ class LocalCloudServer:
                 other.resume()
 
     def _sweep(self) -> None:
-        now = time.monotonic()
+        self.now = now = time.monotonic()
         for conn in list(self.connections):
             conn.check(now)
         assert self.loop is not None

@@ -310,16 +310,17 @@ def test_serverless_configs_are_refused_plainly_as_not_emulated(local_cloud: Loc
 def test_instances_past_the_accounts_quota_are_refused_not_started(local_cloud: LocalCloud, echo_uri: str) -> None:
     # A config asking for a million instances was accepted and CreateEndpoint started processes until
     # the machine gave up. The service refuses with ResourceLimitExceeded, quoting the quota.
-    sm = local_cloud.client("sagemaker", "sa-east-1")
-    local_cloud.create_model("many-m1", echo_uri, region="sa-east-1")
-    local_cloud.create_config("many-c1", {"AllTraffic": "many-m1"}, region="sa-east-1", instances=1_000_000)
+    region = "ap-southeast-3"  # a region of its own: the quota counts the region's instances of the type
+    sm = local_cloud.client("sagemaker", region)
+    local_cloud.create_model("many-m1", echo_uri, region=region)
+    local_cloud.create_config("many-c1", {"AllTraffic": "many-m1"}, region=region, instances=1_000_000)
     with pytest.raises(ClientError) as refused:
         sm.create_endpoint(EndpointName="many", EndpointConfigName="many-c1")
     assert _error(refused) == ("ResourceLimitExceeded", QUOTA_EXCEEDED.format(
         instance_type="ml.m5.large", quota=INSTANCE_QUOTA, used=0, delta=1_000_000))
     assert sm.list_endpoints()["Endpoints"] == []
 
-    local_cloud.create_endpoint("few", echo_uri, region="sa-east-1", instances=2)
+    local_cloud.create_endpoint("few", echo_uri, region=region, instances=2)
     with pytest.raises(ClientError) as scale_up:
         sm.update_endpoint_weights_and_capacities(EndpointName="few", DesiredWeightsAndCapacities=[
             {"VariantName": "AllTraffic", "DesiredInstanceCount": INSTANCE_QUOTA + 1}])
