@@ -54,6 +54,7 @@ ACCESS_DENIED_HINT = "the role modelops uses in this environment lacks a permiss
 THROTTLED = "{resource}: throttled by the service after retries ({code})"
 CLOUD_ERROR = "{resource}: {code}: {message}"
 ASSUME_ROLE = "{env}: assume role {role} (sts, {region})"
+CALLER_IDENTITY = "{env}: who the credentials belong to (sts get-caller-identity, {region})"
 
 _NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity", "NotFound"})
 _ACCESS_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
@@ -80,6 +81,7 @@ class Clients:
         self._local_url: str | None = None
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+        self._caller: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -107,6 +109,21 @@ class Clients:
             raise NoCredentialsError()
         frozen = credentials.get_frozen_credentials()
         return frozen.access_key, frozen.secret_key, frozen.token
+
+    def caller_arn(self) -> str | None:
+        """The ARN STS says this environment's credentials belong to (an IAM user, or an assumed
+        role and its session), asked once; None on the local cloud, which authenticates nobody."""
+        if self.is_local:
+            return None
+        if self._caller is None:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            region = self.environment.regions[0]
+            try:
+                self._caller = str(self.client("sts", region).get_caller_identity()["Arn"])
+            except (BotoCoreError, ClientError) as exc:
+                raise translate(exc, resource=CALLER_IDENTITY.format(env=self.environment.name, region=region)) from exc
+        return self._caller
 
     def local_url(self) -> str:
         """The local cloud's URL (started on demand). Only for local environments."""

@@ -18,6 +18,7 @@ class ExitStatus(IntEnum):
     GATE_FAILED = 1  # findings, failed tests, a rollout rolled back
     BAD_INPUT = 2  # bad usage or unreadable input
     ENVIRONMENT = 3  # the environment failed: cloud unreachable, build tool missing
+    INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C, as shells report it
 
 
 class ModelopsError(Exception):

@@ -93,14 +93,13 @@ class Runtime:
 
     @property
     def user(self) -> str:
-        """Who acts: ``$MODELOPS_USER``, else ``$BUILD_USER_ID`` (Jenkins), else ``$USER``, else "unknown".
+        """Who this process says it acts for, normalised, without asking git or STS: the CI user
+        (``$MODELOPS_CI_USER``), else ``$MODELOPS_USER``, else ``$USER``, else "unknown". Enough to
+        name a lock's holder or an STS session; who acts, and whether that is authenticated, is
+        :func:`modelops.identity.identify`'s to say."""
+        from modelops.identity import CI_USER, claimed, normalise
 
-        Callers that know git's ``user.email`` (deploy's approvals) prefer it over ``$USER``.
-        """
-        for name in ("MODELOPS_USER", "BUILD_USER_ID", "USER"):
-            if self.environ.get(name):
-                return self.environ[name]
-        return "unknown"
+        return normalise(self.environ.get(CI_USER) or "") or claimed(self.environ).name
 
     @classmethod
     def from_environment(cls, *, progress: Progress | None = None, verbose: bool = False) -> Runtime:

@@ -13,7 +13,7 @@ from tests.helpers import run_cli
 COMMANDS = [("validate",), ("schema",), ("init",), ("build",), ("deploy",), ("promote",), ("approve",),
             ("rollback",), ("status",), ("history",), ("plan",), ("sync",), ("invoke",), ("test",),
             ("local", "up"), ("local", "down"), ("local", "status"), ("local", "logs"),
-            ("ci", "changed"), ("ci", "pr"), ("ci", "spinnaker")]
+            ("ci", "changed"), ("ci", "pr"), ("ci", "spinnaker"), ("ledger", "verify")]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

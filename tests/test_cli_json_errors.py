@@ -91,3 +91,10 @@ def test_a_data_dir_that_cannot_be_one_is_an_environment_error_not_an_internal_o
     assert error["message"] == f"cannot use {not_a_dir}: Not a directory", result
     assert "MODELOPS_DATA_DIR" in error["hint"], result
     assert "internal error" not in result.stderr, result
+
+
+def test_a_bad_option_value_before_output_json_is_still_an_error_document(repo: Path) -> None:
+    # --output is read first (eager), whatever its place on the command line.
+    result = run_cli("test", "iris", "--workers", "many", "--output", "json", cwd=repo)
+    assert result.exit_code == 2, result
+    assert "'--workers'" in result.json()["error"]["message"], result

@@ -33,7 +33,7 @@ def test_clean_repo_exits_zero_with_a_table_on_stderr(repo: Path) -> None:
     assert "modelops validate: ok: 3 model(s)" in result.stderr
     pipelines = run_cli("validate", "pipelines/", cwd=repo)  # no model: it says what it checked
     assert pipelines.exit_code == 0, pipelines
-    assert "modelops validate: ok: no models (2 pipeline file(s) checked)" in pipelines.stderr
+    assert "modelops validate: ok: no models (3 pipeline file(s) checked)" in pipelines.stderr  # environments, policy, access
 
 
 def test_findings_exit_one_and_appear_in_every_format(repo: Path, tmp_path: Path) -> None:

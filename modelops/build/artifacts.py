@@ -30,14 +30,19 @@ import sys
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from modelops.config import ModelConfig, Workspace
 from modelops.errors import EnvironmentFailedError, GateError, InputError
+from modelops.runtime import Progress
+from modelops.sizes import human_size
 
 MANIFEST_FILE = "artifacts.manifest.json"
+AT_REF = "at-ref"  # under the artifact cache: files copied out of git per commit
 SIGNATURE_FILE = "artifacts.sig"
 PUBLIC_KEY_FILE = "pipelines/artifact-signing.pub"
 
@@ -99,12 +104,48 @@ class GatheredArtifacts:
     files: Mapping[str, Path]
 
 
-def sha256_file(path: Path) -> str:
+#: Artifacts smaller than this hash and pack in a blink: no progress bar for them.
+PROGRESS_MIN_BYTES = 32 << 20
+
+Advance = Callable[[int], None]
+
+
+@contextmanager
+def byte_progress(progress: Progress | None, task: str, total: int, *, counted: bool = True) -> Iterator[Advance | None]:
+    """A progress bar of ``total`` bytes named ``task (size)`` while the block runs (``counted`` False: a
+    spinner, for work that cannot report its bytes); None (no bar) when there is nowhere to show it or
+    too little to wait for."""
+    if progress is None or total < PROGRESS_MIN_BYTES:
+        yield None
+        return
+    name = f"{task} ({human_size(total)})"
+    progress.start(name, total=total if counted else None)
+    try:
+        yield lambda n: progress.advance(name, n)
+    finally:
+        progress.finish(name)
+
+
+def sha256_file(path: Path, advance: Advance | None = None) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
+            if advance is not None:
+                advance(len(chunk))
     return digest.hexdigest()
+
+
+class _CountingReader:
+    """A file object that reports the bytes read through it (tar reads the members it packs)."""
+
+    def __init__(self, raw: IO[bytes], advance: Advance):
+        self._raw, self._advance = raw, advance
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._advance(len(data))
+        return data
 
 
 def read_file(ws: Workspace, repo_rel: str) -> bytes:
@@ -119,7 +160,7 @@ def _repo_file(model: ModelConfig, rel: str) -> str:
     return model.path_in_repo(rel)
 
 
-def gather(model: ModelConfig, ws: Workspace, *, cache_dir: Path) -> GatheredArtifacts:
+def gather(model: ModelConfig, ws: Workspace, *, cache_dir: Path, progress: Progress | None = None) -> GatheredArtifacts:
     """Find every artifact file, generating missing ones, and check each against its pin.
 
     Files come from the working tree (or, at a ref, from git into ``cache_dir``); a missing file with
@@ -140,15 +181,17 @@ def gather(model: ModelConfig, ws: Workspace, *, cache_dir: Path) -> GatheredArt
     if missing:
         generated = _generate(model, ws, missing, cache_dir)
         files.update(generated)
-    for artifact in model.artifacts:
-        if artifact.path is None:
-            continue
-        path = files[artifact.path]
-        actual = sha256_file(path)
-        if actual != artifact.sha256:
-            raise GateError(ARTIFACT_MISMATCH.format(file=_repo_file(model, artifact.path), actual=actual,
-                                                     expected=artifact.sha256), hint=ARTIFACT_MISMATCH_HINT)
-        entries.append(ManifestEntry(artifact.path, actual, path.stat().st_size))
+    total = sum(files[a.path].stat().st_size for a in model.artifacts if a.path is not None)
+    with byte_progress(progress, f"hashing the artifacts of {model.name}", total) as advance:
+        for artifact in model.artifacts:
+            if artifact.path is None:
+                continue
+            path = files[artifact.path]
+            actual = sha256_file(path, advance)
+            if actual != artifact.sha256:
+                raise GateError(ARTIFACT_MISMATCH.format(file=_repo_file(model, artifact.path), actual=actual,
+                                                         expected=artifact.sha256), hint=ARTIFACT_MISMATCH_HINT)
+            entries.append(ManifestEntry(artifact.path, actual, path.stat().st_size))
     uris = tuple((a.uri, a.sha256) for a in model.artifacts if a.uri is not None)
     return GatheredArtifacts(Manifest(model.name, tuple(entries), uris), files)
 
@@ -161,7 +204,7 @@ def _local_copy(model: ModelConfig, ws: Workspace, rel: str, cache_dir: Path) ->
     if not ws.is_file(repo_rel):
         return None
     # At a ref: copy the blob out of git once, keyed by the commit.
-    out = cache_dir / "at-ref" / ws.commit / repo_rel
+    out = cache_dir / AT_REF / ws.commit / repo_rel
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -251,7 +294,8 @@ def model_data_name(gathered: GatheredArtifacts, extras: Mapping[str, bytes] | N
     return name + ".tar.gz"
 
 
-def write_model_data(gathered: GatheredArtifacts, out: Path, extras: Mapping[str, bytes] | None = None) -> Path:
+def write_model_data(gathered: GatheredArtifacts, out: Path, extras: Mapping[str, bytes] | None = None, *,
+                     progress: Progress | None = None) -> Path:
     """A deterministic ``model.tar.gz`` of the artifact files and ``extras`` (archive name ->
     bytes): sorted, fixed times, modes and owners, gzip header without a timestamp. Written once;
     an existing archive is reused (and checked by :func:`verify_model_data`)."""
@@ -266,8 +310,10 @@ def write_model_data(gathered: GatheredArtifacts, out: Path, extras: Mapping[str
                          hint="rename the artifact or the code file")
     members: list[tuple[str, Path | bytes]] = [(names[rel], gathered.files[rel]) for rel in names]
     members += list((extras or {}).items())
+    total = sum(e.size for e in gathered.manifest.files)
     with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=3) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar, \
+            byte_progress(progress, f"packing the model data of {gathered.manifest.model}", total) as advance:
         for name, source in sorted(members, key=lambda m: m[0]):
             info = tarfile.TarInfo(name)
             info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = 0o644, 0, 0, 0, "", ""
@@ -277,13 +323,13 @@ def write_model_data(gathered: GatheredArtifacts, out: Path, extras: Mapping[str
                 continue
             info.size = source.stat().st_size
             with open(source, "rb") as fh:
-                tar.addfile(info, fh)
+                tar.addfile(info, _CountingReader(fh, advance) if advance else fh)
     os.replace(tmp, out)
     return out
 
 
 def verify_model_data(archive: Path, manifest: Manifest, *, model_folder: str = "",
-                      extras: Mapping[str, bytes] | None = None) -> None:
+                      extras: Mapping[str, bytes] | None = None, progress: Progress | None = None) -> None:
     """Check every member of ``archive`` against what build packs into it; :class:`GateError`
     naming the file.
 
@@ -298,7 +344,8 @@ def verify_model_data(archive: Path, manifest: Manifest, *, model_folder: str = 
     seen: set[str] = set()
     code: dict[str, bytes] = {}
     try:
-        with tarfile.open(archive, "r|gz") as tar:
+        with tarfile.open(archive, "r|gz") as tar, byte_progress(
+                progress, f"checking the model data of {manifest.model}", sum(e.size for e in manifest.files)) as advance:
             for member in tar:
                 handle = tar.extractfile(member) if member.isfile() else None
                 if handle is None or member.name in seen:
@@ -308,6 +355,8 @@ def verify_model_data(archive: Path, manifest: Manifest, *, model_folder: str = 
                 digest = hashlib.sha256()
                 for chunk in iter(lambda h=handle: h.read(1 << 20), b""):  # type: ignore[misc]
                     digest.update(chunk)
+                    if advance is not None:
+                        advance(len(chunk))
                 entry = expected.get(member.name)
                 if entry is None:
                     code[member.name] = digest.digest()
@@ -420,6 +469,7 @@ __all__ = [
     "Manifest",
     "ManifestEntry",
     "archive_names",
+    "byte_progress",
     "check_signature",
     "gather",
     "manifest_of",

@@ -27,13 +27,16 @@ import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelops.build.artifacts import sha256_file
+from modelops.build.artifacts import byte_progress, sha256_file
 from modelops.build.context import BuildContext, ReleaseLabels
 from modelops.config import Environment, ModelConfig
 from modelops.errors import EnvironmentFailedError, InputError
 from modelops.runtime import Runtime
+
+if TYPE_CHECKING:
+    from modelops.clients import Clients
 
 BUILDERS = ("local", "docker", "codebuild")
 
@@ -126,7 +129,9 @@ def build_local(plan: BuildPlan, runtime: Runtime, *, already_published: Callabl
         if regions:
             plan.check_model_data()
         for region in regions:
-            localcloud.put_model_data(store, plan.model_data_urls[region], plan.model_data)
+            with byte_progress(runtime.progress, f"{region}: storing the model data", plan.model_data.stat().st_size,
+                               counted=False):
+                localcloud.put_model_data(store, plan.model_data_urls[region], plan.model_data)
     return hit
 
 
@@ -214,7 +219,7 @@ def _docker_login(ecr: Any, runtime: Runtime, registry_ids: Sequence[str] | None
             raise EnvironmentFailedError(DOCKER_FAILED.format(what="login", image=endpoint, code=code, detail=detail[-200:]))
 
 
-def build_docker(plan: BuildPlan, runtime: Runtime, clients: Any) -> bool:
+def build_docker(plan: BuildPlan, runtime: Runtime, clients: Clients) -> bool:
     """Build and push each region's image; True when every tag was in ECR already (cache hit)."""
     from modelops.clients import translate
 
@@ -250,7 +255,7 @@ def build_docker(plan: BuildPlan, runtime: Runtime, clients: Any) -> bool:
     return all_hit
 
 
-def upload_model_data(plan: BuildPlan, runtime: Runtime, clients: Any) -> None:
+def upload_model_data(plan: BuildPlan, runtime: Runtime, clients: Clients) -> None:
     """Put model.tar.gz at each region's model data URL (skipped when S3 holds it already)."""
     from modelops.clients import translate
 
@@ -273,7 +278,9 @@ def upload_model_data(plan: BuildPlan, runtime: Runtime, clients: Any) -> None:
             kms = plan.kms_key(region)
             if kms:
                 extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms)
-            s3.upload_file(str(plan.model_data), bucket, key, ExtraArgs=extra)
+            with byte_progress(runtime.progress, f"{region}: uploading the model data",
+                               plan.model_data.stat().st_size) as advance:
+                s3.upload_file(str(plan.model_data), bucket, key, ExtraArgs=extra, Callback=advance)
             runtime.progress.step(f"{region}: model data at s3://{bucket}/{key}")
         except Exception as exc:
             raise translate(exc, resource=f"{plan.environment.name}:{region}:s3://{bucket}/{key}") from exc
@@ -350,7 +357,7 @@ def _ensure_project(cb: Any, plan: BuildPlan, source: str) -> None:
     )
 
 
-def build_codebuild(plan: BuildPlan, runtime: Runtime, clients: Any, *, poll_seconds: float = 5.0) -> bool:
+def build_codebuild(plan: BuildPlan, runtime: Runtime, clients: Clients, *, poll_seconds: float = 5.0) -> bool:
     """Build each region's image in CodeBuild; True when every tag was in ECR already."""
     from modelops.clients import translate
 
@@ -382,7 +389,7 @@ def build_codebuild(plan: BuildPlan, runtime: Runtime, clients: Any, *, poll_sec
     return all_hit
 
 
-def _follow(cb: Any, clients: Any, region: str, build_id: str, image: str, runtime: Runtime,
+def _follow(cb: Any, clients: Clients, region: str, build_id: str, image: str, runtime: Runtime,
             poll_seconds: float) -> None:
     """Wait for a CodeBuild build, streaming its CloudWatch log lines as progress."""
     task = f"codebuild {region}"
@@ -432,7 +439,7 @@ def _stream_logs(logs: Any, group: str, stream: str, token: str | None, emit: Ca
     return page.get("nextForwardToken") or token
 
 
-def run_builder(name: str, plan: BuildPlan, runtime: Runtime, clients: Any,
+def run_builder(name: str, plan: BuildPlan, runtime: Runtime, clients: Clients,
                 *, already_published: Callable[[str], bool]) -> bool:
     """Run the builder ``name``; returns whether it was a cache hit."""
     if name == "local":

@@ -13,11 +13,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops import naming
 from modelops.build import artifacts
 from modelops.build.builders import BUILDERS, UNKNOWN_BUILDER, BuildPlan, image_uri, run_builder
+from modelops.build.cache import ARTIFACT_CACHE, CONTEXTS, MODEL_DATA, remember_archive
 from modelops.build.context import BuildContext, ReleaseLabels, model_data_extras, render
 from modelops.build.dlc import DlcResolver
 from modelops.config import (
@@ -30,7 +31,11 @@ from modelops.config import (
     load_policy,
 )
 from modelops.errors import EnvironmentFailedError, InputError
+from modelops.identity import identify, normalise
 from modelops.runtime import Runtime
+
+if TYPE_CHECKING:
+    from modelops.clients import Clients
 
 CLOUD_NOT_SUPPORTED = "{model} runs on {clouds} only (spec.clouds in {file}); environment {env} is on the {cloud} cloud"
 CLOUD_NOT_SUPPORTED_HINT = "build it for an aws environment (--env), or render its context with --context-only DIR"
@@ -42,10 +47,9 @@ CONTEXT_NOT_EMPTY = ("{folder} holds files this build does not render ({files});
 CONTEXT_NOT_EMPTY_HINT = "render into a new or empty folder (--context-only DIR), or remove those files"
 SIGN_AT_REF = "--sign-key signs the working tree's artifacts; it cannot be used with --ref"
 DEFAULT_MODEL_DATA_LOCATION = "s3://modelops-model-artifacts-{account}-{region}/"
-# Under the build's work folder: artifacts fetched or generated, and model data archives (which build
-# writes and verify_artifacts checks again before deploy).
-ARTIFACT_CACHE = "artifacts"
-MODEL_DATA = "model-data"
+
+#: Marks the commit of a release built from a working tree with uncommitted changes in the model folder.
+DIRTY_SUFFIX = "-dirty"
 
 
 @dataclass(frozen=True)
@@ -166,12 +170,43 @@ def _base_images(model: ModelConfig, env: Environment, runtime: Runtime) -> tupl
     return {d.region: d.uri for d in dlcs}, dlcs[0].identity
 
 
+def _author(ws: Workspace, commit: str) -> str:
+    """Who wrote what a build holds, normalised: the commit's author, or for uncommitted changes who
+    made them (git's ``user.email``); empty when git knows neither."""
+    found = ws.user_email() if commit.endswith("-dirty") or commit == "uncommitted" else ws.commit_author(commit)
+    return normalise(found) if found else ""
+
+
 def _signature_required_by(policy: Policy, env_name: str) -> str | None:
     return env_name if env_name in policy.signed_artifacts_required_in else None
 
 
-def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None) -> BuildResult:
+@dataclass(frozen=True)
+class _Prepared:
+    """A model at a commit rendered into a release: everything the builders need, nothing built yet."""
+
+    model: ModelConfig
+    env: Environment
+    context: BuildContext
+    labels: ReleaseLabels
+    gathered: artifacts.GatheredArtifacts
+    data_urls: dict[str, str]  # region -> model data URL ("" when the model has no artifacts)
+    work: Path
+    result: BuildResult  # what the build will answer, before the builder says whether it hit its cache
+    workspace: Workspace  # the repository at the ref built: who wrote it, who builds it
+
+
+def build(request: BuildRequest, runtime: Runtime, *, clients: Clients | None = None) -> BuildResult:
     """Build ``request.model`` for ``request.environment`` (see the module docstring)."""
+    prepared = _prepare(request, runtime)
+    if request.context_only is not None:
+        return _write_contexts(prepared, request.context_only, runtime)
+    return _publish(prepared, runtime, clients)
+
+
+def _prepare(request: BuildRequest, runtime: Runtime) -> _Prepared:
+    """Read the model at the ref, gather and check its artifacts (signing them when asked), resolve each
+    region's DLC and render the build context: the release id is known from here on."""
     ws = Workspace.discover(runtime.cwd)
     if request.ref is not None:
         ws = ws.at(request.ref)
@@ -187,12 +222,12 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
     commit = ws.head_commit or "uncommitted"
     shown = ws.head_commit[:12] if ws.head_commit else commit
     if ws.ref is None and ws.is_git and ws.is_dirty([model.folder]):
-        commit += "-dirty"
-        shown += "-dirty"  # the build holds uncommitted changes: the line says so, not just the commit
+        commit += DIRTY_SUFFIX
+        shown += DIRTY_SUFFIX  # the build holds uncommitted changes: the line says so, not just the commit
     runtime.progress.step(f"building {model.name} for {env.name} ({', '.join(env.regions)}) at {shown}")
 
     work = _work_dir(runtime)
-    gathered = artifacts.gather(model, ws, cache_dir=work / ARTIFACT_CACHE)
+    gathered = artifacts.gather(model, ws, cache_dir=work / ARTIFACT_CACHE, progress=runtime.progress)
     signed = False
     if request.sign_key is not None:
         if ws.ref is not None:
@@ -207,37 +242,50 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
     ctx = render(model, ws, base_images=base_images, base_identity=identity, manifest=gathered.manifest)
     cdigest = config_digest(model)
     release = naming.release_id(model.name, ctx.digest, cdigest)
-    labels = ReleaseLabels(release=release, commit=commit, config_digest=cdigest)
     data_urls = {r: (model_data_location(policy, account=env.account, region=r) + f"{model.name}/{release}/model.tar.gz"
                      if gathered.files else "") for r in env.regions}
     images = tuple(BuildImage(r, image_uri(env.account, r, model.name, ctx.digest), data_urls[r]) for r in env.regions)
     result = BuildResult(release=release, model=model.name, environment=env.name, commit=commit, digest=ctx.digest,
                          config_digest=cdigest, manifest_digest=gathered.manifest.digest, builder=builder,
                          cache_hit=False, images=images, base_images=base_images, signed=signed)
+    return _Prepared(model=model, env=env, context=ctx,
+                     labels=ReleaseLabels(release=release, commit=commit, config_digest=cdigest), gathered=gathered,
+                     data_urls=data_urls, work=work, result=result, workspace=ws)
 
-    if request.context_only is not None:
-        out = request.context_only if request.context_only.is_absolute() else runtime.cwd / request.context_only
-        artifacts.ensure_io_ok(out)
-        for region in env.regions:  # all checked before any is written
-            if foreign := ctx.foreign_files(out / region):
-                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-                raise InputError(CONTEXT_NOT_EMPTY.format(folder=out / region, files=shown), hint=CONTEXT_NOT_EMPTY_HINT)
-        for region in env.regions:
-            ctx.write(out / region, region, labels)
-        runtime.progress.step(f"wrote the build context of {len(env.regions)} region(s) to {out}")
-        return replace(result, context_dir=out, builder="none")
 
+def _write_contexts(prepared: _Prepared, folder: Path, runtime: Runtime) -> BuildResult:
+    """``--context-only DIR``: each region's build context in ``DIR/<region>/``; nothing is built."""
+    out = folder if folder.is_absolute() else runtime.cwd / folder
+    regions = prepared.env.regions
+    artifacts.ensure_io_ok(out)
+    for region in regions:  # all checked before any is written
+        if foreign := prepared.context.foreign_files(out / region):
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise InputError(CONTEXT_NOT_EMPTY.format(folder=out / region, files=shown), hint=CONTEXT_NOT_EMPTY_HINT)
+    for region in regions:
+        prepared.context.write(out / region, region, prepared.labels)
+    runtime.progress.step(f"wrote the build context of {len(regions)} region(s) to {out}")
+    return replace(prepared.result, context_dir=out, builder="none")
+
+
+def _publish(prepared: _Prepared, runtime: Runtime, clients: Clients | None) -> BuildResult:
+    """Run the builder (a cache hit when every region has this digest already) and record the release
+    and one build per region in the environment's ledger, where deploy finds them."""
+    model, env, ctx, gathered, result = prepared.model, prepared.env, prepared.context, prepared.gathered, prepared.result
     archive = None
     extras = model_data_extras(ctx)
     if gathered.files:
         archive = artifacts.write_model_data(
-            gathered, work / MODEL_DATA / artifacts.model_data_name(gathered, extras), extras)
+            gathered, prepared.work / MODEL_DATA / artifacts.model_data_name(gathered, extras), extras,
+            progress=runtime.progress)
+        remember_archive(prepared.work, result.release, archive)
 
     def check_model_data() -> None:
         # The cached archive is what gets published: before it is, check every member against the
         # pins and the code files rendered from this commit (a reused archive may have changed).
         if archive is not None:
-            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder, extras=extras)
+            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder, extras=extras,
+                                        progress=runtime.progress)
 
     if clients is None:
         from modelops.clients import clients_for
@@ -247,26 +295,30 @@ def build(request: BuildRequest, runtime: Runtime, *, clients: Any | None = None
 
     ledger = open_ledger(clients, runtime)
     try:
-        recorded = {b.region: b for b in ledger.builds(release, env.name)}
+        recorded = {b.region: b for b in ledger.builds(result.release, env.name)}
 
         def already_published(region: str) -> bool:
             rec = recorded.get(region)
-            return rec is not None and rec.model_data_url == data_urls[region] and rec.digest == ctx.digest
+            return rec is not None and rec.model_data_url == prepared.data_urls[region] and rec.digest == ctx.digest
 
-        plan = BuildPlan(model=model, environment=env, context=ctx, labels=labels,
-                         image_uris={i.region: i.image_uri for i in images}, model_data=archive,
-                         model_data_urls=data_urls, work_dir=work / "contexts" / release,
+        plan = BuildPlan(model=model, environment=env, context=ctx, labels=prepared.labels,
+                         image_uris={i.region: i.image_uri for i in result.images}, model_data=archive,
+                         model_data_urls=prepared.data_urls, work_dir=prepared.work / CONTEXTS / result.release,
                          check_model_data=check_model_data)
-        hit = run_builder(builder, plan, runtime, clients, already_published=already_published)
-        ledger.record_release(ReleaseRecord(model=model.name, release=release, commit=commit, config_digest=cdigest,
-                                            build_digest=ctx.digest, created_by=runtime.user))
-        for image in images:
-            ledger.record_build(BuildRecord(model=model.name, release=release, environment=env.name, region=image.region,
-                                            image_uri=image.image_uri, model_data_url=image.model_data_url,
-                                            digest=ctx.digest))
+        hit = run_builder(result.builder, plan, runtime, clients, already_published=already_published)
+        builder = identify(runtime.environ, git_email=prepared.workspace.user_email,
+                           caller_arn=None if clients.is_local else clients.caller_arn)
+        ledger.record_release(ReleaseRecord(model=model.name, release=result.release, commit=result.commit,
+                                            config_digest=result.config_digest, build_digest=ctx.digest,
+                                            created_by=builder.name, author=_author(prepared.workspace, result.commit),
+                                            source=builder.source))
+        for image in result.images:
+            ledger.record_build(BuildRecord(model=model.name, release=result.release, environment=env.name,
+                                            region=image.region, image_uri=image.image_uri,
+                                            model_data_url=image.model_data_url, digest=ctx.digest))
     finally:
         ledger.close()
-    runtime.progress.step(f"release {release} ({'cache hit' if hit else 'built'})")
+    runtime.progress.step(f"release {result.release} ({'cache hit' if hit else 'built'})")
     return replace(result, cache_hit=hit)
 
 
@@ -283,12 +335,13 @@ def verify_artifacts(model: ModelConfig, workspace: Workspace, *, environment: E
     policy = policy if policy is not None else load_policy(workspace)
     if runtime is not None:
         work = _work_dir(runtime)
-        gathered = artifacts.gather(model, workspace, cache_dir=work / ARTIFACT_CACHE)
+        gathered = artifacts.gather(model, workspace, cache_dir=work / ARTIFACT_CACHE, progress=runtime.progress)
         # Every cached archive of this manifest (a DJL model's also carries its code files, which
         # must match the tag in its name), checked member by member against the pins.
         hexdigest = gathered.manifest.digest[len("sha256:"):]
         for archive in sorted((work / MODEL_DATA).glob(f"{hexdigest}*.tar.gz")):
-            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder)
+            artifacts.verify_model_data(archive, gathered.manifest, model_folder=model.folder,
+                                        progress=runtime.progress)
         manifest = gathered.manifest
     else:
         manifest = artifacts.manifest_of(model, workspace)

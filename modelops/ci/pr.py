@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from modelops.ci.access import RULE as ACCESS_RULE
+from modelops.ci.access import AccessReview, review_access
 from modelops.ci.plan import (
     CREATE,
     RELEASE,
@@ -28,11 +30,13 @@ from modelops.ci.plan import (
     with_cloud,
 )
 from modelops.config.environments import Environments
-from modelops.config.findings import Finding
-from modelops.config.loading import read_environments, read_model
+from modelops.config.findings import Finding, Severity
+from modelops.config.loading import read_environments, read_model, read_policy
 from modelops.config.model import ModelConfig
+from modelops.config.policy import Policy
 from modelops.config.workspace import MODEL_FILE, MODELS_DIR, PIPELINES_DIR, Workspace
 from modelops.errors import ExitStatus
+from modelops.policy.rules import RULES
 from modelops.policy.validation import ValidateRequest, ValidationResult, validate
 from modelops.report import Item, Report, from_findings, render_markdown
 from modelops.runtime import Runtime
@@ -80,6 +84,8 @@ class PrResult:
     planned: bool = True
     files: tuple[str, ...] = field(default_factory=tuple)
     removed: tuple[tuple[str, str], ...] = ()  # (folder, model name): models the change deletes
+    access: AccessReview | None = None  # the change edits pipelines/access.yaml: whose review it needs
+    access_finding: Finding | None = None  # that, as a finding (severity from the policy; None: turned off)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -88,7 +94,7 @@ class PrResult:
     @property
     def new(self) -> tuple[Finding, ...]:
         before = {_key(f) for f in self.base_findings}
-        return tuple(f for f in self.validation.findings if _key(f) not in before)
+        return tuple(f for f in self.findings if _key(f) not in before)
 
     @property
     def fixed(self) -> tuple[Finding, ...]:
@@ -106,9 +112,16 @@ class PrResult:
         return tuple(v for v in self.verdicts if v[2].gate_failed)
 
     @property
+    def findings(self) -> tuple[Finding, ...]:
+        """Validate's findings, and the access review's when the change edits access.yaml."""
+        return self.validation.findings + ((self.access_finding,) if self.access_finding else ())
+
+    @property
     def exit_status(self) -> ExitStatus:
         status = self.validation.exit_status
-        if status is ExitStatus.OK and self.refused:
+        access_fails = self.access_finding is not None and self.access_finding.severity.at_least(
+            self.validation.fail_on)
+        if status is ExitStatus.OK and (self.refused or access_fails):
             return ExitStatus.GATE_FAILED
         return status
 
@@ -119,7 +132,8 @@ class PrResult:
     def report(self) -> Report:
         """The generic report (findings and refused plans) the JUnit and SARIF renderers take."""
         v = self.validation
-        base = from_findings(TITLE, v.findings, subjects=self.models, summary=self.summary(), rules=v.rules,
+        rules = {**v.rules, **({ACCESS_RULE: RULES[ACCESS_RULE].summary} if self.access_finding else {})}
+        base = from_findings(TITLE, self.findings, subjects=self.models, summary=self.summary(), rules=rules,
                              fail_on=str(v.fail_on))
         # Located at the model's config: code scanning (SARIF) takes no result without a location.
         files = {m.name: m.file for m in v.models}
@@ -152,11 +166,12 @@ class PrResult:
             "passed": not self.failed,
             "exit_status": int(self.exit_status),
             "models": [m.to_dict() for m in self.validation.models],
-            "findings": [f.to_dict() for f in self.validation.findings],
+            "findings": [f.to_dict() for f in self.findings],
             "new": [f.to_dict() for f in self.new],
             "fixed": [f.to_dict() for f in self.fixed],
             "plan": [r.to_dict() for r in self.plan],
             "removed": [{"folder": folder, "name": name} for folder, name in self.removed],
+            "access": self.access.to_dict() if self.access else None,
             "summary": self.summary(),
         }
 
@@ -186,8 +201,12 @@ def check_pr(request: PrRequest, runtime: Runtime, *, cloud_planner: CloudPlanne
     if request.plan:
         plan, verdicts = _plan(ws, base_ws, folders, files, request, runtime,
                                cloud_planner or default_cloud_planner)
+    access = review_access(ws, base_ws, files, runtime.environ)
+    severity = (read_policy(ws).value or read_policy(base_ws).value or Policy()).severity_of(
+        ACCESS_RULE, Severity.warning)
     return PrResult(request.base, base_ws.commit, ws.head_commit, result, base_findings, tuple(plan),
-                    tuple(verdicts), planned=request.plan, files=files, removed=_removed(ws, base_ws, files))
+                    tuple(verdicts), planned=request.plan, files=files, removed=_removed(ws, base_ws, files),
+                    access=access, access_finding=access.finding(severity) if access and severity else None)
 
 
 def _removed(ws: Workspace, base_ws: Workspace, files: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -264,6 +283,14 @@ def render_pr_markdown(result: PrResult) -> str:
         lines += ["", NO_CHANGES.format(base=_cell(result.base))]
     lines += ["", f"**{len(result.new)} new**, **{len(result.fixed)} fixed**, {len(result.kept)} already there "
                   f"(failing at `{v.fail_on}` and above)."]
+    if result.access is not None:
+        review = result.access
+        lines += ["", "### 🔐 Access control changed", "",
+                  f"This change {'adds' if review.status == 'added' else 'deletes' if review.status == 'removed' else 'edits'} "
+                  f"`{review.file}`: who may deploy, approve, roll back and unblock. It needs review by "
+                  f"{_cell(review.needs)}" + (" (a new file: the owners are its own)" if review.status == "added" else "")
+                  + (f"; opened by `{_cell(review.changed_by)}`" if review.changed_by else "") + "."]
+        lines += [""] + [f"- {_cell(change)}" for change in review.changes]
     if result.refused:
         lines += ["", "**A deploy would be refused:**"]
         lines += [f"- `{m}` in `{e}`: {_cell(verdict_.message)}" for m, e, verdict_ in result.refused]

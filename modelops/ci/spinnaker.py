@@ -3,7 +3,7 @@
 One pipeline, parameterized by the model folder and the git ref, with the stages the CLI runs on a
 laptop: validate, build, then per environment in promotion order a deploy and a test; before an
 environment that needs approval, a Manual Judgment followed by ``modelops approve`` (the judge's
-identity goes to ``MODELOPS_USER``); environments with several waves get a deploy and a test stage per
+identity goes to ``MODELOPS_CI_USER``, every other job's is who started the pipeline); environments with several waves get a deploy and a test stage per
 region, the regions of a wave in parallel and each wave waiting for every region of the one before
 (``requisiteStageRefIds``). Every stage is a Kubernetes Run Job that checks the repository out at the
 ref and runs the modelops CLI, so what runs in Spinnaker is what runs on a laptop. A failed stage fails
@@ -77,11 +77,11 @@ def _job(name: str, ref_id: str, requisites: list[str], args: list[str], *,
          extra_env: Mapping[str, str] | None = None, script: str | None = None) -> dict[str, Any]:
     """A Run Job (Kubernetes) stage: check the repo out at the ref, run ``modelops ARGS`` in it (or,
     with ``script``, a POSIX shell script of modelops commands)."""
-    env = [
-        {"name": "MODELOPS_DATA_DIR", "value": "/workspace/.modelops"},
-        {"name": "MODELOPS_PIPELINE_RUN", "value": "${execution.id}"},
-        *({"name": k, "value": v} for k, v in (extra_env or {}).items()),
-    ]
+    # Who acts: the user who started the pipeline, as Spinnaker authenticated them (a stage may say
+    # otherwise: the approval's judge); the run's id marks the job as Spinnaker's (modelops.identity).
+    values = {"MODELOPS_DATA_DIR": "/workspace/.modelops", "MODELOPS_PIPELINE_RUN": "${execution.id}",
+              "MODELOPS_CI_SYSTEM": "spinnaker", "MODELOPS_CI_USER": "${trigger.user}", **(extra_env or {})}
+    env = [{"name": k, "value": v} for k, v in values.items()]
     slug = ref_id[:40]
     return {
         "refId": ref_id,
@@ -148,7 +148,7 @@ def _judgment(env: Environment, ref_id: str, requisites: list[str]) -> dict[str,
 
 
 # The release a commit makes is what build says (rendering the context only: nothing is built); the
-# judge's identity reaches modelops as MODELOPS_USER, so the ledger records who approved.
+# judge's identity reaches modelops as the CI user, so the ledger records who approved.
 APPROVE_SCRIPT = (
     'release="$(modelops build "$MODEL" --env "$MODELOPS_ENV" --ref "$REF" --context-only /tmp/context '
     '--output json | python3 -c \'import json, sys; print(json.load(sys.stdin)["release"])\')"\n'
@@ -177,7 +177,7 @@ def pipeline(envs: Environments) -> dict[str, Any]:
             approve = _ref("approve", env.name)
             judged_by = f"${{#stage('Approve {env.name}')['context']['lastModifiedBy']}}"
             stages.append(_job(f"Record approval {env.name}", approve, [judge], [],
-                               extra_env={"MODELOPS_USER": judged_by, "MODEL": MODEL, "REF": REF,
+                               extra_env={"MODELOPS_CI_USER": judged_by, "MODEL": MODEL, "REF": REF,
                                           "MODELOPS_ENV": env.name},
                                script=APPROVE_SCRIPT))
             previous = [approve]

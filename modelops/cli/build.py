@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from modelops.cli import context as cli_context
-from modelops.cli.context import OutputFormat
+from modelops.cli.context import Output, OutputFormat
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from modelops.build import BuildResult
 
 
@@ -24,7 +26,7 @@ def build(
     builder: Annotated[str | None, typer.Option("--builder", metavar="BUILDER", help="local, docker or codebuild (default: the environment's).")] = None,
     sign_key: Annotated[Path | None, typer.Option("--sign-key", metavar="PEM",
                                                   help="Sign the artifact manifest with this EC private key.")] = None,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")] = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """Build a release: DLC-based image and model data per region, recorded where deploy finds them."""
     from modelops.build import BuildRequest
@@ -33,19 +35,16 @@ def build(
     cli = cli_context.get(ctx)
     result = run_build(BuildRequest(model, environment=env, ref=ref, context_only=context_only, builder=builder,
                                     sign_key=sign_key), cli.runtime)
-    if output is OutputFormat.json:
-        cli.emit_json(result.to_dict())
-    else:
-        _render(cli, result)
+    cli.emit(result, lambda console: _render(console, result))
     return 0
 
 
-def _render(cli: cli_context.CliContext, result: BuildResult) -> None:
+def _render(console: Console, result: BuildResult) -> None:
     how = "context written to " + str(result.context_dir) if result.context_dir else (
         "cache hit" if result.cache_hit else f"built with {result.builder}")
-    cli.console.print(f"[bold]{result.release}[/bold]  {result.digest}  ({how})")
+    console.print(f"[bold]{result.release}[/bold]  {result.digest}  ({how})")
     for line in image_lines(result):
-        cli.console.print(line, soft_wrap=True, markup=False)
+        console.print(line, soft_wrap=True, markup=False)
 
 
 def image_lines(result: BuildResult) -> list[str]:
@@ -61,12 +60,5 @@ def image_lines(result: BuildResult) -> list[str]:
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app, and build's hadolint checker to validate."""
+    """Add this module's commands to the root app."""
     app.command("build")(build)
-    cli_context.before_commands(_add_hadolint_checker)
-
-
-def _add_hadolint_checker() -> None:
-    # validate (and deploy's policy gate, ci pr) runs every registered checker; build's lints the
-    # Dockerfile it would render. Imported when a command runs: it costs `modelops --help` ~70 ms.
-    import modelops.build.lint  # noqa: F401

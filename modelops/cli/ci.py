@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelops.cli import context as cli_context
-from modelops.cli.context import OutputFormat
+from modelops.cli.context import Output, OutputFormat
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 ci_app = typer.Typer(name="ci", help="CI integration: changed models, the pull-request check, Spinnaker pipelines.",
                      no_args_is_help=True)
@@ -22,7 +25,7 @@ def changed(
     ctx: typer.Context,
     since: Annotated[str | None, typer.Option("--since", metavar="REF", help="Compare with the merge base of REF.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every model (a first build: nothing to compare with).")] = False,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")] = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """The models a change touches (all of them when pipelines/ changed), for fan-out in CI."""
     cli = cli_context.get(ctx)
@@ -33,13 +36,14 @@ def changed(
     if (since is None) == (not every):
         raise InputError(SINCE_OR_ALL)
     result = find_changed(ChangedRequest(since=since), cli.runtime)
-    if output is OutputFormat.json:
-        cli.emit_json(result.to_dict())
-        return 0
-    for model in result.models:
-        cli.console.print(f"{model.folder}  ({model.name}{'' if model.valid else ', config does not load'})")
-    cli.console.print(f"{len(result.models)} model(s) " + (f"changed since {since}" if since else "in all")
+
+    def text(console: Console) -> None:
+        for model in result.models:
+            console.print(f"{model.folder}  ({model.name}{'' if model.valid else ', config does not load'})")
+        console.print(f"{len(result.models)} model(s) " + (f"changed since {since}" if since else "in all")
                       + (" (pipelines/ changed: all of them)" if result.pipelines_changed else ""))
+
+    cli.emit(result, text)
     return 0
 
 
@@ -53,7 +57,7 @@ def pr(
     bandit: Annotated[bool, typer.Option("--bandit/--no-bandit", help="Scan inference code with bandit.")] = True,
     cloud_plan: Annotated[bool, typer.Option("--cloud-plan/--no-cloud-plan",
                                              help="Ask the clouds what a deploy would change (read-only).")] = True,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")] = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """The pull-request check: validate the changed models, plan them per environment and region, report."""
     cli = cli_context.get(ctx)
@@ -63,17 +67,18 @@ def pr(
 
     result = check_pr(PrRequest(base=base, bandit=bandit, cloud_plan=cloud_plan), cli.runtime)
     report = result.report()
-    for path, text in ((markdown, result.markdown), (sarif, lambda: render_sarif(report)),
-                       (junit, lambda: render_junit(report))):
+    for path, rendered in ((markdown, result.markdown), (sarif, lambda: render_sarif(report)),
+                           (junit, lambda: render_junit(report))):
         if path is not None:
-            write_text(path, text())
-    if output is OutputFormat.json:
-        cli.emit_json(result.to_dict())
-    else:
-        render_terminal(cli.console, report)
-        cli.console.print(f"{len(result.new)} new, {len(result.fixed)} fixed; plan: {len(result.plan)} row(s)")
+            write_text(path, rendered())
+
+    def text(console: Console) -> None:
+        render_terminal(console, report)
+        console.print(f"{len(result.new)} new, {len(result.fixed)} fixed; plan: {len(result.plan)} row(s)")
         for folder, name in result.removed:
-            cli.console.print(f"removed: {folder} ({name}): its endpoints are not deleted")
+            console.print(f"removed: {folder} ({name}): its endpoints are not deleted")
+
+    cli.emit(result, text)
     return int(result.exit_status)
 
 
@@ -82,7 +87,7 @@ def spinnaker(
     ctx: typer.Context,
     out: Annotated[Path | None, typer.Option("--out", metavar="DIR", help="Where to write (default: spinnaker/).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Fail when the files in spinnaker/ are out of date.")] = False,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")] = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """Generate the Spinnaker pipeline JSON from pipelines/environments.yaml (or check it is current)."""
     cli = cli_context.get(ctx)
@@ -92,11 +97,9 @@ def spinnaker(
     if out is not None and check:
         raise InputError(BOTH_OUT_AND_CHECK)
     result = generate(SpinnakerRequest(out=out, check=check), cli.runtime)
-    if output is OutputFormat.json:
-        cli.emit_json(result.to_dict())
-    else:
-        verb = "up to date" if check else (f"wrote {len(result.written)} file(s)" if result.written else "unchanged")
-        cli.console.print(f"{', '.join(str(f) for f in result.files)}: {verb} ({result.stages} stages)")
+    verb = "up to date" if check else (f"wrote {len(result.written)} file(s)" if result.written else "unchanged")
+    cli.emit(result, lambda console: console.print(f"{', '.join(str(f) for f in result.files)}: {verb} "
+                                                   f"({result.stages} stages)"))
     return 0
 
 

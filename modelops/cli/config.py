@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelops.cli import context as cli_context
-from modelops.cli.context import OutputFormat
+from modelops.cli.context import Output, OutputFormat
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class SchemaKind(StrEnum):
     model = "model"
     environments = "environments"
     policy = "policy"
+    access = "access"
 
 
 def validate(
@@ -24,7 +28,7 @@ def validate(
     ref: Annotated[str | None, typer.Option("--ref", metavar="REF", help="Validate the configs at this git ref (no checkout).")] = None,
     changed_since: Annotated[str | None, typer.Option("--changed-since", metavar="REF",
                                                       help="Only models changed since REF (all when pipelines/ changed).")] = None,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")] = OutputFormat.text,
+    output: Output = OutputFormat.text,
     junit: Annotated[Path | None, typer.Option("--junit", metavar="FILE", help="Write a JUnit XML report.")] = None,
     sarif: Annotated[Path | None, typer.Option("--sarif", metavar="FILE", help="Write a SARIF 2.1.0 report.")] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", metavar="FILE", help="Write a Markdown PR comment.")] = None,
@@ -34,7 +38,7 @@ def validate(
     """Check model configs, pipelines and inference code: schema, security policy, capacity, bandit."""
     cli = cli_context.get(ctx)
     if list_rules:
-        return _list_rules(cli, output)
+        return _list_rules(cli)
     from modelops.policy.validation import ValidateRequest
     from modelops.policy.validation import validate as run_validate
     from modelops.report import from_findings, render_junit, render_markdown, render_sarif, render_terminal
@@ -47,38 +51,35 @@ def validate(
     for path, render in ((junit, render_junit), (sarif, render_sarif), (markdown, render_markdown)):
         if path is not None:
             write_text(path, render(report))
-    if output is OutputFormat.json:
-        cli.emit_json(result.to_dict())
-    else:
-        render_terminal(cli.console, report)
+    cli.emit(result, lambda console: render_terminal(console, report))
     return int(result.exit_status)
 
 
-def _list_rules(cli: cli_context.CliContext, output: OutputFormat) -> int:
+def _list_rules(cli: cli_context.CliContext) -> int:
     from modelops.policy.rules import RULES
 
-    if output is OutputFormat.json:
-        cli.emit_json({"rules": [{"rule": r.id, "severity": str(r.severity), "environments": list(r.environments or []),
-                                  "summary": r.summary} for r in RULES.values()]})
-        return 0
-    from rich.table import Table
+    def text(console: Console) -> None:
+        from rich.table import Table
 
-    table = Table(box=None, header_style="bold")
-    # Rule ids whole (policy.yaml names them): the summary wraps instead.
-    table.add_column("rule", no_wrap=True, min_width=max(len(r) for r in RULES))
-    table.add_column("severity", no_wrap=True)
-    table.add_column("environments", overflow="fold")
-    table.add_column("summary", overflow="fold")
-    for r in RULES.values():
-        table.add_row(r.id, str(r.severity), ", ".join(r.environments or ()), r.summary)
-    cli.console.print(table)
+        table = Table(box=None, header_style="bold")
+        # Rule ids whole (policy.yaml names them): the summary wraps instead.
+        table.add_column("rule", no_wrap=True, min_width=max(len(r) for r in RULES))
+        table.add_column("severity", no_wrap=True)
+        table.add_column("environments", overflow="fold")
+        table.add_column("summary", overflow="fold")
+        for r in RULES.values():
+            table.add_row(r.id, str(r.severity), ", ".join(r.environments or ()), r.summary)
+        console.print(table)
+
+    cli.emit({"rules": [{"rule": r.id, "severity": str(r.severity), "environments": list(r.environments or []),
+                         "summary": r.summary} for r in RULES.values()]}, text)
     return 0
 
 
 def schema(
     kind: Annotated[SchemaKind, typer.Argument(help="Which config file's schema.")] = SchemaKind.model,
 ) -> None:
-    """Print the JSON Schema (draft 2020-12) of model.yaml, environments.yaml or policy.yaml."""
+    """Print the JSON Schema (draft 2020-12) of model.yaml, environments.yaml, policy.yaml or access.yaml."""
     import sys
 
     from modelops.config.schema import schema_text
@@ -91,7 +92,7 @@ def init(
     name: Annotated[str, typer.Argument(help="The model's name (lower case, digits, dashes).")],
     team: Annotated[str, typer.Option("--team", metavar="TEAM", help="The owning team.")] = "my-team",
     description: Annotated[str, typer.Option("--description", metavar="TEXT", help="One line about the model.")] = "",
-    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """Scaffold models/NAME with a config, inference code and regression cases that validate clean."""
     cli = cli_context.get(ctx)
@@ -99,11 +100,12 @@ def init(
     from modelops.config.workspace import Workspace
 
     result = init_model(Workspace.discover(cli.runtime.cwd), name, team=team, description=description)
-    if output is OutputFormat.json:
-        cli.emit_json({"folder": result.folder, "files": list(result.files)})
-    else:
-        cli.console.print(f"created {result.folder}: {', '.join(f.split('/', 2)[2] for f in result.files)}")
-        cli.console.print(f"next: add artifacts, then modelops validate {result.folder}")
+
+    def text(console: Console) -> None:
+        console.print(f"created {result.folder}: {', '.join(f.split('/', 2)[2] for f in result.files)}")
+        console.print(f"next: add artifacts, then modelops validate {result.folder}")
+
+    cli.emit({"folder": result.folder, "files": list(result.files)}, text)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""CLI commands of the deploy concern: deploy, promote, approve, rollback, status, history, plan, sync, invoke."""
+"""CLI commands of the deploy concern: deploy, promote, approve, rollback, status, history, plan, sync, and
+``invoke`` (one request to a deployed model)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from modelops.cli import context as cli_context
-from modelops.cli.context import OutputFormat
+from modelops.cli.context import Output, OutputFormat
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,7 +22,6 @@ BODY_AND_FILE = "give --body or --file, not both"
 NO_BODY = "give the request with --body TEXT, --file PATH or --file - (stdin)"
 CANNOT_READ = "cannot read {path}: {reason}"
 
-_Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")]
 _Env = Annotated[str, typer.Option("--env", "-e", metavar="ENV", help="The environment (pipelines/environments.yaml).")]
 _Ref = Annotated[str | None, typer.Option("--ref", metavar="REF", help="The git ref to read the release from (default: HEAD).")]
 
@@ -35,7 +35,7 @@ def deploy(
         "--region", metavar="REGION", help="Only this region of --env (repeatable); same gates. A rollback here rolls back the "
                          "environment's other regions serving the release too, as the environments config says.")] = None,
     ref: _Ref = None,
-    output: _Output = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """Build, gate and roll a release out: one environment, or --through the promotion order."""
     from modelops.deploy import DeployRequest
@@ -44,7 +44,7 @@ def deploy(
     cli = cli_context.get(ctx)
     request = DeployRequest(model, environment=env, through=through, ref=ref, regions=tuple(region or ()))
     result = run_deploy(request, cli.runtime)
-    _render_deploy(cli, result, output)
+    _render_deploy(cli, result)
     return int(result.exit_status)
 
 
@@ -52,7 +52,7 @@ def promote(
     ctx: typer.Context,
     release: Annotated[str, typer.Argument(help="The release id (iris-0123456789).")],
     to: Annotated[str, typer.Option("--to", metavar="ENV", help="The environment to promote it to.")],
-    output: _Output = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """Deploy a release that passed the previous environment to the next one."""
     from modelops.deploy import PromoteRequest
@@ -60,7 +60,7 @@ def promote(
 
     cli = cli_context.get(ctx)
     result = run_promote(PromoteRequest(release, to), cli.runtime)
-    _render_deploy(cli, result, output)
+    _render_deploy(cli, result)
     return int(result.exit_status)
 
 
@@ -69,7 +69,7 @@ def approve(
     release: Annotated[str, typer.Argument(help="The release id to approve.")],
     env: _Env,
     comment: Annotated[str, typer.Option("--comment", metavar="TEXT", help="Why (kept in the ledger).")] = "",
-    output: _Output = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """Approve a release for an environment (recorded with who and when)."""
     from modelops.deploy import ApproveRequest
@@ -77,11 +77,9 @@ def approve(
 
     cli = cli_context.get(ctx)
     result = run_approve(ApproveRequest(release, env, comment), cli.runtime)
-    if output is OutputFormat.json:
-        cli.emit_json(result.to_dict())
-    else:
-        again = "" if result.recorded else " (already approved by them)"
-        cli.console.print(f"{result.release} approved for {result.environment} by {result.by}{again}")
+    again = "" if result.recorded else " (already approved by them)"
+    cli.emit(result, lambda console: console.print(f"{result.release} approved for {result.environment} by "
+                                                   f"{result.by}{again}"))
     return 0
 
 
@@ -90,7 +88,7 @@ def rollback(
     model: Annotated[str, typer.Argument(help="Model name or folder.")],
     env: _Env,
     region: Annotated[str | None, typer.Option("--region", metavar="REGION", help="Only this region.")] = None,
-    output: _Output = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """Return a model to the release that served before the current one."""
     from modelops.deploy import RollbackRequest
@@ -98,14 +96,14 @@ def rollback(
 
     cli = cli_context.get(ctx)
     result = run_rollback(RollbackRequest(model, env, region), cli.runtime)
-    _render_deploy(cli, result, output)
+    _render_deploy(cli, result)
     return int(result.exit_status)
 
 
 def status(
     ctx: typer.Context,
     model: Annotated[str | None, typer.Argument(help="Model name or folder (default: every model).")] = None,
-    output: _Output = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """What serves where: environment x region -> release, traffic weights, health."""
     from modelops.deploy import StatusRequest
@@ -113,17 +111,15 @@ def status(
 
     cli = cli_context.get(ctx)
     report = run_status(StatusRequest(model), cli.runtime)
-    if output is OutputFormat.json:
-        cli.emit_json(report.to_dict())
-        return 0
-    _print_table(cli.console, status_table(report), empty=not report.endpoints, what="no endpoints deployed")
+    cli.emit(report, lambda console: _print_table(console, status_table(report), empty=not report.endpoints,
+                                                  what="no endpoints deployed"))
     return 0
 
 
 def history(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model name or folder.")],
-    output: _Output = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """Releases, rollout steps, tests and approvals of a model, oldest first."""
     from modelops.deploy import HistoryRequest
@@ -131,10 +127,8 @@ def history(
 
     cli = cli_context.get(ctx)
     report = run_history(HistoryRequest(model), cli.runtime)
-    if output is OutputFormat.json:
-        cli.emit_json(report.to_dict())
-        return 0
-    _print_table(cli.console, history_lines(report), empty=not report.entries, what=f"no history for {report.model}")
+    cli.emit(report, lambda console: _print_table(console, history_lines(report), empty=not report.entries,
+                                                  what=f"no history for {report.model}"))
     return 0
 
 
@@ -143,7 +137,7 @@ def plan(
     model: Annotated[str, typer.Argument(help="Model name or folder.")],
     env: _Env,
     ref: _Ref = None,
-    output: _Output = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """What a deploy would change in each region (nothing is changed)."""
     from modelops.deploy import PlanRequest
@@ -151,10 +145,7 @@ def plan(
 
     cli = cli_context.get(ctx)
     result = run_plan(PlanRequest(model, env, ref), cli.runtime)
-    if output is OutputFormat.json:
-        cli.emit_json(result.to_dict())
-    else:
-        _render_plan(cli.console, result)
+    cli.emit(result, lambda console: _render_plan(console, result))
     return 0
 
 
@@ -163,7 +154,7 @@ def sync(
     env: _Env,
     ref: _Ref = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report drift only; deploy nothing.")] = False,
-    output: _Output = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """Reconcile every model at a git ref with what an environment runs; report drift."""
     from modelops.deploy import SyncRequest
@@ -171,16 +162,17 @@ def sync(
 
     cli = cli_context.get(ctx)
     result = run_sync(SyncRequest(env, ref, dry_run), cli.runtime)
-    if output is OutputFormat.json:
-        cli.emit_json(result.to_dict())
-    else:
+
+    def text(console: Console) -> None:
         for p in result.plans:
-            _render_plan(cli.console, p)
+            _render_plan(console, p)
         for d in result.deployed:
-            cli.console.print(f"{d.model}: {d.release} {d.result}" + (f" ({d.message})" if d.message else ""))
+            console.print(f"{d.model}: {d.release} {d.result}" + (f" ({d.message})" if d.message else ""))
         for err in result.errors:
-            cli.console.print(f"[red]error:[/red] {err}")
-        cli.console.print(f"{env}: {len(result.drift)} of {len(result.plans)} model(s) drifted")
+            console.print(f"[red]error:[/red] {err}")
+        console.print(f"{env}: {len(result.drift)} of {len(result.plans)} model(s) drifted")
+
+    cli.emit(result, text)
     return int(result.exit_status)
 
 
@@ -193,20 +185,52 @@ def invoke(
     file: Annotated[Path | None, typer.Option("--file", metavar="FILE", help="Read the request body from a file (- for stdin).")] = None,
     content_type: Annotated[str, typer.Option("--content-type", metavar="TYPE")] = "application/json",
     accept: Annotated[str, typer.Option("--accept", metavar="TYPE")] = "application/json",
-    output: _Output = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """Send one request to a model's endpoint and print the answer."""
-    from modelops.deploy import InvokeRequest
-    from modelops.deploy import invoke as run_invoke
+    from modelops.verify.invoke import InvokeRequest, invoke_model
 
     cli = cli_context.get(ctx)
-    result = run_invoke(InvokeRequest(model, env, _body(body, file), region, content_type, accept), cli.runtime)
-    if output is OutputFormat.json:
-        cli.emit_json(result.to_dict())
-    else:
-        sys.stdout.write(result.body.decode("utf-8", "replace").rstrip("\n") + "\n")
-        cli.console.print(f"{result.endpoint} ({result.region}): HTTP {result.status}")
-    return 0 if result.status < 400 else 1
+    result = invoke_model(InvokeRequest(model, env, _body(body, file), region, content_type, accept), cli.runtime)
+
+    def text(console: Console) -> None:
+        sys.stdout.write(result.body.decode("utf-8", "replace").rstrip("\n") + "\n")  # the answer is the output
+        console.print(f"{result.endpoint} ({result.region}): {result.describe()}")
+
+    cli.emit(result, text)
+    return 0 if result.ok else 1
+
+
+def gc(
+    ctx: typer.Context,
+    keep: Annotated[int, typer.Option("--keep", metavar="N", help="Keep each model's last N releases (and what serves anywhere).")] = 3,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be freed; free nothing.")] = False,
+    min_age: Annotated[float, typer.Option("--min-age", metavar="SECONDS",
+                                           help="Keep local files younger than this (a build under way has not recorded its release yet).")] = 3600.0,
+    output: Output = OutputFormat.text,
+) -> int:
+    """Free old releases: their SageMaker models and endpoint configs, local images, model data, build cache."""
+    from modelops.deploy.gc import GcRequest
+    from modelops.deploy.gc import gc as run_gc
+
+    cli = cli_context.get(ctx)
+    result = run_gc(GcRequest(keep=keep, dry_run=dry_run, min_age_seconds=min_age), cli.runtime)
+
+    def text(console: Console) -> None:
+        from modelops.sizes import human_size
+
+        verb = "would free" if result.dry_run else "freed"
+        for f in result.freed:
+            console.print(f"{verb} {f.kind} {f.name} ({f.where}" + (f", {human_size(f.bytes)})" if f.bytes else ")"),
+                          markup=False, highlight=False)
+        for line in result.skipped:
+            console.print(line, markup=False)
+        kept = sum(len(r) for r in result.kept.values())
+        console.print(f"{verb} {human_size(result.bytes)} in {len(result.freed)} item(s); kept {kept} release(s) "
+                      f"of {len(result.kept)} model(s)")
+
+    cli.emit(result, text)
+    return 0
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -229,14 +253,14 @@ def _body(body: str | None, file: Path | None) -> bytes:
         raise InputError(CANNOT_READ.format(path=file, reason=exc.strerror or exc)) from exc
 
 
-def _render_deploy(cli: cli_context.CliContext, result: DeployResult, output: OutputFormat) -> None:
-    if output is OutputFormat.json:
-        cli.emit_json(result.to_dict())
-        return
-    cli.console.print(deploy_table(result))
-    style = {"succeeded": "green", "rolled_back": "yellow"}.get(result.result, "red")
-    line = f"[{style}]{result.result.replace('_', ' ')}[/{style}]"
-    cli.console.print(line + (f": {result.message}" if result.message else ""))
+def _render_deploy(cli: cli_context.CliContext, result: DeployResult) -> None:
+    def text(console: Console) -> None:
+        console.print(deploy_table(result))
+        style = {"succeeded": "green", "rolled_back": "yellow"}.get(result.result, "red")
+        line = f"[{style}]{result.result.replace('_', ' ')}[/{style}]"
+        console.print(line + (f": {result.message}" if result.message else ""))
+
+    cli.emit(result, text)
 
 
 def deploy_table(result: DeployResult) -> Any:
@@ -345,10 +369,15 @@ def _what(entry: dict[str, Any]) -> str:
     if kind == "test":  # the region has its own column
         return (f"{entry.get('kind', '')} {'passed' if entry.get('passed') else 'FAILED'}: "
                 f"{entry.get('summary', '')}").rstrip(": ")
-    if kind == "approval":
-        return f"approved by {entry['by']}" + (f": {entry['comment']}" if entry.get("comment") else "")
+    if kind == "approval":  # who, and where that came from (entries from before it was kept: who only)
+        from modelops.identity import Identity
+
+        who = str(Identity(entry["by"], entry["source"], bool(entry.get("authenticated")))) if entry.get(
+            "source") else entry["by"]
+        return f"approved by {who}" + (f": {entry['comment']}" if entry.get("comment") else "")
     if kind == "release":
-        return f"built from {str(entry['commit'])[:12]} by {entry.get('created_by', '')}"
+        author = f" (author {entry['author']})" if entry.get("author") else ""
+        return f"built from {str(entry['commit'])[:12]}{author} by {entry.get('created_by', '')}"
     if kind == "build":
         return f"image {entry['image_uri']}"
     return ""
@@ -358,5 +387,5 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     for name, command in (("deploy", deploy), ("promote", promote), ("approve", approve), ("rollback", rollback),
                           ("status", status), ("history", history), ("plan", plan), ("sync", sync),
-                          ("invoke", invoke)):
+                          ("invoke", invoke), ("gc", gc)):
         app.command(name)(command)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelops.cli import context as cli_context
-from modelops.cli.context import OutputFormat
+from modelops.cli.context import Output, OutputFormat
+
+if TYPE_CHECKING:
+    from modelops.localcloud import LocalCloudInfo
 
 NOT_RUNNING = "the local cloud is not running (data dir {data_dir})"
 NO_LOG = "the local cloud has no log yet in {data_dir}"
@@ -21,24 +24,20 @@ local_app = typer.Typer(name="local", help="The embedded local cloud: start, sto
 
 DataDirOption = Annotated[Path | None, typer.Option(
     "--data-dir", metavar="DIR", help="The local cloud's data dir (default: $MODELOPS_LOCAL_DATA_DIR, else <data dir>/localcloud).")]
-OutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")]
 
 
 def _data_dir(cli: cli_context.CliContext, data_dir: Path | None) -> Path:
     return data_dir.expanduser().absolute() if data_dir is not None else cli.runtime.local_cloud_dir
 
 
-def _render(cli: cli_context.CliContext, info: object | None, data_dir: Path, output: OutputFormat, verb: str) -> None:
-    from modelops.localcloud import LocalCloudInfo
-
-    document = info.to_dict() if isinstance(info, LocalCloudInfo) else {"running": False, "data_dir": str(data_dir)}
-    if output is OutputFormat.json:
-        cli.emit_json(document)
-    elif isinstance(info, LocalCloudInfo):
-        timing = "" if info.timing.get("profile") == "fast" else f", timing {_timing_words(info.timing)}"
-        cli.console.print(f"local cloud {verb} at {info.url} (pid {info.pid}, data dir {info.data_dir}{timing})")
+def _render(cli: cli_context.CliContext, info: LocalCloudInfo | None, data_dir: Path, verb: str) -> None:
+    if info is None:
+        cli.emit({"running": False, "data_dir": str(data_dir)},
+                 lambda console: console.print(NOT_RUNNING.format(data_dir=data_dir)))
     else:
-        cli.console.print(NOT_RUNNING.format(data_dir=data_dir))
+        timing = "" if info.timing.get("profile") == "fast" else f", timing {_timing_words(info.timing)}"
+        cli.emit(info, lambda console: console.print(
+            f"local cloud {verb} at {info.url} (pid {info.pid}, data dir {info.data_dir}{timing})"))
 
 
 def _timing_words(timing: dict[str, object]) -> str:
@@ -56,7 +55,7 @@ def up(ctx: typer.Context,
                 "(SageMaker's: minutes to create, longer to update blue/green).")] = None,
        time_scale: Annotated[float | None, typer.Option(
            "--time-scale", metavar="FACTOR", help="Multiplies the profile's durations (0.05: a twentieth).")] = None,
-       data_dir: DataDirOption = None, output: OutputOption = OutputFormat.text) -> int:
+       data_dir: DataDirOption = None, output: Output = OutputFormat.text) -> int:
     """Start the local cloud in the background (or report the one already running)."""
     from modelops import localcloud
     from modelops.errors import InputError
@@ -69,7 +68,7 @@ def up(ctx: typer.Context,
     root = _data_dir(cli, data_dir)
     running = localcloud.status(root)
     info = running or localcloud.ensure_running(root, port, chosen)
-    _render(cli, info, root, output, "already running" if running else "running")
+    _render(cli, info, root, "already running" if running else "running")
     if running is not None and port and running.port != port:
         cli.console.print(OTHER_PORT.format(port=port, running=running.port))
     if running is not None and (timing or time_scale is not None) and running.timing != chosen.to_dict():
@@ -91,13 +90,13 @@ def down(ctx: typer.Context, data_dir: DataDirOption = None) -> int:
 
 
 @local_app.command()
-def status(ctx: typer.Context, data_dir: DataDirOption = None, output: OutputOption = OutputFormat.text) -> int:
+def status(ctx: typer.Context, data_dir: DataDirOption = None, output: Output = OutputFormat.text) -> int:
     """Whether the local cloud runs, and where."""
     from modelops import localcloud
 
     cli = cli_context.get(ctx)
     root = _data_dir(cli, data_dir)
-    _render(cli, localcloud.status(root), root, output, "running")
+    _render(cli, localcloud.status(root), root, "running")
     return 0
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from modelops.cli import context as cli_context
-from modelops.cli.context import OutputFormat
+from modelops.cli.context import Output, OutputFormat
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,7 +35,7 @@ def test(
     ref: Annotated[str | None, typer.Option("--ref", metavar="REF", help="Read the model's config and cases at this git ref.")] = None,
     junit: Annotated[Path | None, typer.Option("--junit", metavar="FILE", help="Write a JUnit XML report.")] = None,
     html: Annotated[Path | None, typer.Option("--html", metavar="FILE", help="Write an HTML report with charts.")] = None,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, or json (one document on stdout).")] = OutputFormat.text,
+    output: Output = OutputFormat.text,
 ) -> int:
     """Run a model's regression cases and load test against its endpoint; SLOs and the baseline."""
     cli = cli_context.get(ctx)
@@ -48,10 +48,7 @@ def test(
                           workers=workers, ref=ref, users=users, duration_seconds=duration)
     result = run_tests(request, cli.runtime)
     _write_reports(result, junit, html)
-    if output is OutputFormat.json:
-        cli.emit_json(result.to_dict())
-    else:
-        render_summary(cli.console, result)
+    cli.emit(result, lambda console: render_summary(console, result))
     return 0 if result.passed else 1
 
 

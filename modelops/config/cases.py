@@ -35,6 +35,11 @@ BODY_FILE_ESCAPES = "request.file: {reason}"
 BODY_FILE_UNREADABLE = "request.file '{file}': {message}"
 CHECK_KINDS = ("equals", "approx", "range", "regex", "contains")
 BAD_REGEX = "regex {regex!r} is not a regular expression: {reason}"
+MODEL_ERROR = 424  # SageMaker's ModelError: the container answered 4xx/5xx (or did not answer)
+ANY_MODEL_ERROR = ("case {name} expects status 424 (any container error): a model that fails on every request "
+                   "passes it")
+ANY_MODEL_ERROR_HINT = ("pin the error with expect.model_error: {status: <the container's own status>, "
+                        "message: <a regex of its message>}")
 
 
 @dataclass(frozen=True)
@@ -58,11 +63,20 @@ class CaseRequest:
 
 
 @dataclass(frozen=True)
+class ModelErrorExpectation:
+    """Which container error a ``status: 424`` case expects: its own status, a regex of its message."""
+
+    status: int | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
 class Expectation:
     status: int = 200
     latency_ms: float | None = None
     json_schema: Mapping[str, Any] | None = None
     checks: tuple[Check, ...] = ()
+    model_error: ModelErrorExpectation | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +173,24 @@ def _bad_check(check: Check, file: str, path: str, model: str) -> Finding | None
     return None
 
 
+def _model_error(exp: Mapping[str, Any], i: int, file: str, source: SourceMap, name: str,
+                 model: str) -> tuple[ModelErrorExpectation | None, Finding | None]:
+    """``expect.model_error``, or a finding when its message is not a regular expression."""
+    raw = exp.get("model_error")
+    if raw is None:
+        return None, None
+    message = raw.get("message")
+    if message is not None:
+        try:
+            re.compile(message)
+        except re.error as exc:
+            pos = source.position(("cases", i, "expect", "model_error", "message"))
+            return None, Finding("schema.invalid", Severity.error,
+                                 Location(file, pos.line, pos.column, f"$.cases[{i}].expect.model_error.message"),
+                                 BAD_REGEX.format(regex=message, reason=exc), "use Python's re syntax", model)
+    return ModelErrorExpectation(status=raw.get("status"), message=message), None
+
+
 def _body(workspace: Workspace, model: ModelConfig, raw: Mapping[str, Any]) -> bytes:
     if "json" in raw:
         return json.dumps(raw["json"], separators=(",", ":"), ensure_ascii=False).encode()
@@ -210,9 +242,17 @@ def cases_from_document(document: Mapping[str, Any], *, workspace: Workspace, mo
                        for j, c in enumerate(exp.get("json") or ()))
         bad = [f for j, c in enumerate(checks) if (f := _bad_check(c, file, f"$.cases[{i}].expect.json[{j}]",
                                                                    model.name)) is not None]
+        model_error, problem = _model_error(exp, i, file, source, name, model.name)
+        if problem is not None:
+            bad.append(problem)
         if bad:  # `modelops test` could not run the case: the pull-request check says so instead
             findings.extend(bad)
             continue
+        if int(exp.get("status", 200)) == MODEL_ERROR and model_error is None:
+            pos = source.position(("cases", i, "expect", "status"))
+            findings.append(Finding("cases.any-model-error", Severity.warning,
+                                    Location(file, pos.line, pos.column, f"$.cases[{i}].expect.status"),
+                                    ANY_MODEL_ERROR.format(name=name), ANY_MODEL_ERROR_HINT, model.name))
         cases.append(Case(
             name=name,
             request=_request(req, body),
@@ -221,6 +261,7 @@ def cases_from_document(document: Mapping[str, Any], *, workspace: Workspace, mo
                 latency_ms=float(exp["latency_ms"]) if "latency_ms" in exp else None,
                 json_schema=_freeze(exp["json_schema"]) if "json_schema" in exp else None,
                 checks=checks,
+                model_error=model_error,
             ),
             weight=float(raw.get("weight", 1.0)),
             position=where,

@@ -33,6 +33,7 @@ class Policy:
     rules: Mapping[str, RuleSetting] = field(default_factory=lambda: MappingProxyType({}))
     instance_types: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     artifact_locations: tuple[str, ...] = ()
+    artifact_max_size_mb: float = 1024.0
     bandit_severity: str = "medium"
     bandit_confidence: str = "medium"
     signed_artifacts_required_in: tuple[str, ...] = ()
@@ -82,6 +83,7 @@ def policy_from_document(document: Mapping[str, Any], *, file: str, source: Sour
         rules=MappingProxyType(rules),
         instance_types=MappingProxyType({k: tuple(v) for k, v in (document.get("instance_types") or {}).items()}),
         artifact_locations=tuple(document.get("artifact_locations") or ()),
+        artifact_max_size_mb=float(document.get("artifact_max_size_mb", 1024.0)),
         bandit_severity=bandit.get("severity", "medium"),
         bandit_confidence=bandit.get("confidence", "medium"),
         signed_artifacts_required_in=tuple((document.get("signed_artifacts") or {}).get("required_in") or ()),

@@ -24,6 +24,7 @@ SCHEMAS = {
     "environments": "environments.schema.json",
     "policy": "policy.schema.json",
     "cases": "cases.schema.json",
+    "access": "access.schema.json",
 }
 
 UNKNOWN_KEY = "unknown key '{key}'{suggestion}"
@@ -39,7 +40,7 @@ _MISSING = re.compile(r"missing required key '([^']+)'")
 
 
 def schema_text(kind: str) -> str:
-    """The JSON text of the schema of ``kind`` (``model``, ``environments``, ``policy``)."""
+    """The JSON text of the schema of ``kind`` (``model``, ``environments``, ``policy``, ``cases``, ``access``)."""
     return resources.files("modelops.config").joinpath("schemas", SCHEMAS[kind]).read_text(encoding="utf-8")
 
 

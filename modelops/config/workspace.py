@@ -390,6 +390,15 @@ class Workspace:
             digest.update(chunk)
         return digest.hexdigest()
 
+    def size(self, rel: str) -> int:
+        """A file's size in bytes (symlinks followed in the working tree; the blob's at a ref)."""
+        if self.commit is None:
+            return os.stat(self._abs(rel)).st_size
+        entry = self._entry(rel)
+        if entry is None or entry.type != "blob":
+            raise ReadError("config.missing-file", NO_FILE.format(file=rel, where=f" at {self.ref}"))
+        return int(entry.size)
+
     def identity(self, rel: str) -> str | None:
         """A cheap key that changes when the file's content may have (for caches): stat data in
         the working tree, the blob id at a ref. None when the file is absent."""

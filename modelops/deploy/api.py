@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelops.deploy.rollout import FAILED, ROLLED_BACK, SUCCEEDED, RegionOutcome
+from modelops.deploy.rollout import FAILED, ROLLED_BACK, SKIPPED, SUCCEEDED, RegionOutcome
 from modelops.errors import ExitStatus
+from modelops.ledger.chain import LedgerTamperedError, Verification
 
 # -- requests -------------------------------------------------------------------------------------
 
@@ -71,16 +72,6 @@ class SyncRequest:
     dry_run: bool = False
 
 
-@dataclass(frozen=True)
-class InvokeRequest:
-    model: str
-    environment: str
-    body: bytes
-    region: str | None = None
-    content_type: str = "application/json"
-    accept: str = "application/json"
-
-
 # -- results --------------------------------------------------------------------------------------
 
 
@@ -115,6 +106,24 @@ def overall(outcomes: tuple[RegionOutcome, ...]) -> str:
     if ROLLED_BACK in statuses:
         return ROLLED_BACK
     return SUCCEEDED
+
+
+def why(outcomes: tuple[RegionOutcome, ...]) -> str:
+    """One line: where it went wrong first, what that did to the rest."""
+    bad = [o for o in outcomes if o.status in (FAILED, ROLLED_BACK) and "because the rollout" not in o.detail]
+    if not bad:
+        bad = [o for o in outcomes if o.status in (FAILED, ROLLED_BACK)]
+    if not bad:
+        return ""
+    first = bad[0]
+    parts = [f"{first.release} {first.status.replace('_', ' ')} in {first.environment}/{first.region}: {first.detail}"]
+    also = [o.region for o in outcomes if o is not first and o.status == ROLLED_BACK]
+    if also:
+        parts.append(f"also rolled back in {', '.join(also)}")
+    skipped = [o.region for o in outcomes if o.status == SKIPPED]
+    if skipped:
+        parts.append(f"{', '.join(skipped)} not touched")
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -244,26 +253,66 @@ class HistoryReport:
 
 
 @dataclass(frozen=True)
+class LedgerVerifyRequest:
+    """Verify the ledgers' hash chains: of ``model`` only (None: every model), of ``environment``'s
+    ledger only (None: every distinct ledger of the environments)."""
+
+    model: str | None = None
+    environment: str | None = None
+
+
+@dataclass(frozen=True)
+class LedgerCheck:
+    """One ledger's verification and the environments that write to it."""
+
+    environments: tuple[str, ...]
+    verification: Verification
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"environments": list(self.environments), **self.verification.to_dict()}
+
+
+@dataclass(frozen=True)
+class LedgerVerifyReport:
+    """``ledger verify``: exit 0 when every chain verifies, 3 when one does not (the environment's
+    state is damaged: no change of input or gate makes it pass)."""
+
+    ledgers: tuple[LedgerCheck, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.verification.ok for c in self.ledgers)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.OK if self.ok else ExitStatus.ENVIRONMENT
+
+    def first_error(self) -> LedgerTamperedError | None:
+        """The error a deploy of the first broken model would raise."""
+        for check in self.ledgers:
+            if check.verification.problems:
+                return LedgerTamperedError(check.verification.ledger, check.verification.problems[0])
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "ledgers": [c.to_dict() for c in self.ledgers]}
+
+
+@dataclass(frozen=True)
 class ApprovalResult:
+    """``by`` is the approver's normalised identity, ``source`` where it came from (sts, a CI, env,
+    git, os), ``rule`` the access rule that let them (file:line, or none)."""
+
     model: str
     release: str
     environment: str
     by: str
     recorded: bool  # False: this person had approved it already
+    source: str = ""
+    authenticated: bool = False
+    rule: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "release": self.release, "env": self.environment, "by": self.by,
+                "source": self.source, "authenticated": self.authenticated, "rule": self.rule,
                 "recorded": self.recorded}
-
-
-@dataclass(frozen=True)
-class InvokeResult:
-    endpoint: str
-    region: str
-    status: int
-    content_type: str
-    body: bytes
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, "region": self.region, "status": self.status,
-                "content_type": self.content_type, "body": self.body.decode("utf-8", "replace")}

@@ -7,10 +7,13 @@ each rollout, when the new fleet is in service.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops import naming
 from modelops.deploy.specs import RegionTarget
+
+if TYPE_CHECKING:
+    from modelops.deploy.cloud import RegionCloud
 
 NAMESPACE = "sagemaker"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -54,7 +57,7 @@ def _client(cloud: Any) -> Any:
     return cloud.clients.client("application-autoscaling", cloud.region)
 
 
-def is_in_place(cloud: Any, target: RegionTarget) -> bool:
+def is_in_place(cloud: RegionCloud, target: RegionTarget) -> bool:
     """Whether the scalable target (min/max) and the policy are registered as the config says."""
     from modelops.clients import translate
 
@@ -81,7 +84,7 @@ def is_in_place(cloud: Any, target: RegionTarget) -> bool:
                                       f"{target.endpoint_name}") from exc
 
 
-def register(cloud: Any, target: RegionTarget) -> None:
+def register(cloud: RegionCloud, target: RegionTarget) -> None:
     """Register the scalable target and put the target-tracking policy (both idempotent calls)."""
     from modelops.clients import translate
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops import naming
 from modelops.deploy.machine import EndpointView, VariantWeight
+
+if TYPE_CHECKING:
+    from modelops.clients import Clients
 
 
 def _timestamp(value: Any) -> float:
@@ -42,7 +45,7 @@ class AlarmView:
 class RegionCloud:
     """SageMaker, CloudWatch (and on AWS Application Auto Scaling) of one environment in one region."""
 
-    def __init__(self, clients: Any, region: str):
+    def __init__(self, clients: Clients, region: str):
         self.clients = clients
         self.region = region
         self.environment = clients.environment.name
@@ -136,14 +139,38 @@ class RegionCloud:
         self._call("sagemaker", "update_endpoint", f"endpoint {name}", **kwargs)
 
     def delete_endpoint(self, name: str) -> None:
+        self._delete("delete_endpoint", f"endpoint {name}", EndpointName=name)
+
+    def delete_model(self, name: str) -> None:
+        self._delete("delete_model", f"model {name}", ModelName=name)
+
+    def delete_endpoint_config(self, name: str) -> None:
+        self._delete("delete_endpoint_config", f"endpoint config {name}", EndpointConfigName=name)
+
+    def _delete(self, operation: str, resource: str, **kwargs: Any) -> None:
+        """A delete; one already gone counts as done."""
         from modelops.clients import is_not_found, translate
 
         client = self.clients.client("sagemaker", self.region)
         try:
-            client.delete_endpoint(EndpointName=name)
+            getattr(client, operation)(**kwargs)
         except Exception as exc:
             if not is_not_found(exc):
-                raise translate(exc, resource=f"{self.environment}/{self.region}: endpoint {name}") from exc
+                raise translate(exc, resource=f"{self.environment}/{self.region}: {resource}") from exc
+
+    def model_containers(self) -> dict[str, dict[str, Any]]:
+        """Every model of this region: its name -> its primary container (Image, ModelDataUrl)."""
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            page = self._call("sagemaker", "list_models", "models", MaxResults=100,
+                              **({"NextToken": token} if token else {}))
+            names += [m["ModelName"] for m in page.get("Models", [])]
+            token = page.get("NextToken")
+            if not token:
+                break
+        described = {n: self._exists("describe_model", f"model {n}", ModelName=n) for n in names}
+        return {n: dict(d.get("PrimaryContainer") or {}) for n, d in described.items() if d is not None}
 
     def add_tags(self, arn: str, tags: Sequence[Mapping[str, str]]) -> None:
         self._call("sagemaker", "add_tags", arn, ResourceArn=arn, Tags=list(tags))

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modelops.config import RolloutPolicy
 from modelops.deploy import specs
@@ -30,6 +30,10 @@ from modelops.deploy.machine import (
 from modelops.errors import CloudUnreachableError, ModelopsError
 from modelops.ledger.records import FAILED, IN_PROGRESS, ROLLED_BACK, STARTED, SUCCEEDED, TERMINAL_STATUSES
 from modelops.runtime import Runtime
+
+if TYPE_CHECKING:
+    from modelops.clients import Clients
+    from modelops.ledger import Ledger
 
 # Outcomes of a region (and of a deploy), the words of `deploy --output json`: SUCCEEDED, ROLLED_BACK and
 # FAILED are the ledger's terminal step statuses (a region's outcome is recorded as its last step).
@@ -80,8 +84,10 @@ class RegionOutcome:
 class Journal:
     """The ledger's view of one attempt of a rollout in one region (see ``machine``'s words)."""
 
-    def __init__(self, ledger: Any, *, model: str, environment: str, region: str, release: str, endpoint: str):
+    def __init__(self, ledger: Ledger, *, model: str, environment: str, region: str, release: str, endpoint: str,
+                 actor: str = ""):
         self.ledger = ledger
+        self.actor = actor  # who runs this rollout (an identity with its source), for the "started" step
         self.model, self.environment, self.region, self.release, self.endpoint = (
             model, environment, region, release, endpoint)
         self.attempt = ledger.rollout_attempt(model, environment, region, release)
@@ -221,8 +227,8 @@ def reconcile_region(
                               prefix=prefix)
                 if not journal.started and not restore:
                     previous = obs.endpoint.serving_release if obs.endpoint else None
-                    journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}",
-                                   previous_release=previous)
+                    journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}"
+                                   + (f" by {journal.actor}" if journal.actor else ""), previous_release=previous)
                     runtime.progress.step(f"{label}: rolling out {target.release}"
                                           + (f" (replacing {previous})" if previous else ""))
                 _note_phase(obs.endpoint, journal, runtime, label, run, prefix)
@@ -316,13 +322,14 @@ class EnvironmentRollout:
     targets: dict[str, specs.RegionTarget]
     previous_targets: Callable[[str, str], specs.RegionTarget | None]  # (region, release) -> target
     roll_back_completed_regions: bool
+    actor: str = ""  # who runs it ("tester@example.com ($MODELOPS_USER, unauthenticated)"), as the ledger says
 
 
 def reconcile_environment(
     rollout: EnvironmentRollout,
     *,
-    clients: Any,
-    ledger: Any,
+    clients: Clients,
+    ledger: Ledger,
     runtime: Runtime,
     traffic: TrafficStarter | None = None,
     poll_seconds: float = 1.0,
@@ -351,7 +358,8 @@ def reconcile_environment(
                                                  NOT_TOUCHED.format(reason=halted))
             continue
         results = _run_parallel(wave_regions, lambda region: _region(
-            rollout.targets[region], clients, ledger, runtime, traffic=traffic, poll_seconds=poll_seconds))
+            rollout.targets[region], clients, ledger, runtime, traffic=traffic, poll_seconds=poll_seconds,
+            actor=rollout.actor))
         for region in wave_regions:
             outcomes[region] = results[region]
             if results[region].status == SUCCEEDED:
@@ -380,11 +388,11 @@ def _run_parallel(regions: Sequence[str], work: Callable[[str], RegionOutcome]) 
         return {r: f.result() for r, f in futures.items()}
 
 
-def _region(target: specs.RegionTarget, clients: Any, ledger: Any, runtime: Runtime, *,
-            traffic: TrafficStarter | None, poll_seconds: float) -> RegionOutcome:
+def _region(target: specs.RegionTarget, clients: Clients, ledger: Ledger, runtime: Runtime, *,
+            traffic: TrafficStarter | None, poll_seconds: float, actor: str = "") -> RegionOutcome:
     env = target.environment.name
     journal = Journal(ledger, model=target.model.name, environment=env, region=target.region,
-                      release=target.release, endpoint=target.endpoint_name)
+                      release=target.release, endpoint=target.endpoint_name, actor=actor)
     cloud = RegionCloud(clients, target.region)
     if is_converged(target, cloud, ledger):
         runtime.progress.step(f"{env}/{target.region}: serving {target.release} already")
@@ -404,7 +412,7 @@ def _region(target: specs.RegionTarget, clients: Any, ledger: Any, runtime: Runt
     return RegionOutcome(env, target.region, target.endpoint_name, target.release, status, detail, previous, serving)
 
 
-def is_converged(target: specs.RegionTarget, cloud: RegionCloud, ledger: Any) -> bool:
+def is_converged(target: specs.RegionTarget, cloud: RegionCloud, ledger: Ledger) -> bool:
     """The region serves ``target`` and its last rollout there finished: nothing to do, nothing to record."""
     state = ledger.current(target.model.name, target.environment.name, target.region)
     if state is None or state.release != target.release or state.in_progress:
@@ -415,7 +423,7 @@ def is_converged(target: specs.RegionTarget, cloud: RegionCloud, ledger: Any) ->
     return ep.release_tag == target.release
 
 
-def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutcome, clients: Any, ledger: Any,
+def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutcome, clients: Clients, ledger: Ledger,
                    runtime: Runtime, *, poll_seconds: float, why: str) -> RegionOutcome:
     """Take a region that moved back to the release it served before (``roll_back_completed_regions``):
     one this rollout moved, or one another run moved (a single-region deploy whose region rolled back)."""

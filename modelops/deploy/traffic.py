@@ -4,12 +4,15 @@ alarms see data. The sending itself is verify's (``modelops.verify.send_traffic`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from modelops.config import Environment, ModelConfig, Workspace
 from modelops.deploy.rollout import TrafficStarter, TrafficStopper
 from modelops.deploy.specs import RegionTarget
 from modelops.runtime import Runtime
+
+if TYPE_CHECKING:
+    from modelops.deploy.cloud import RegionCloud
 
 # Requests per second on the local cloud when the environment does not say.
 LOCAL_RATE = 2.0
@@ -27,7 +30,7 @@ def traffic_starter(model: ModelConfig, env: Environment, ws: Workspace, ref: st
     cases = load_cases(ws, model, ref)
     rate = env.synthetic_traffic.requests_per_second if env.synthetic_traffic.enabled else LOCAL_RATE
 
-    def start(target: RegionTarget, cloud: Any) -> TrafficStopper | None:
+    def start(target: RegionTarget, cloud: RegionCloud) -> TrafficStopper | None:
         from modelops.verify import send_traffic
 
         runtime.progress.step(f"{env.name}/{target.region}: synthetic traffic at {rate:g}/s while the update bakes")

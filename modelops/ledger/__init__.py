@@ -19,14 +19,14 @@ previous environment: ``open_ledger(clients_for(previous_env, runtime), runtime)
 Records (frozen dataclasses in :mod:`modelops.ledger.records`; ``.to_dict()`` is JSON-ready,
 ``entry_from_dict`` reads it back; ``at`` left at 0.0 is stamped from ``runtime.clock``)::
 
-    ReleaseRecord(model, release, commit, config_digest, build_digest, created_by, at=0.0)
+    ReleaseRecord(model, release, commit, config_digest, build_digest, created_by, at=0.0, author="", source="")
     BuildRecord(model, release, environment, region, image_uri, model_data_url, digest, at=0.0)
     DeploymentStep(model, environment, region, release, step, status, detail="", endpoint="",
                    previous_release=None, at=0.0)
         status: STARTED | IN_PROGRESS | SUCCEEDED | ROLLED_BACK | FAILED (the last three are terminal)
     TestRecord(model, release, environment, region, kind, passed, summary="", metrics={}, at=0.0)
         kind: REGRESSION | LOAD; metrics: p50_ms, p95_ms, p99_ms, rps, error_rate (floats)
-    Approval(model, release, environment, by, comment="", at=0.0)
+    Approval(model, release, environment, by, comment="", at=0.0, source="", authenticated=False, principal="")
     Entry = ReleaseRecord | BuildRecord | DeploymentStep | TestRecord | Approval
     LockHolder(user, host, pid); LockHolder.current(runtime.user)
     LockInfo(model, environment, holder, acquired_at, heartbeat_at, token, ttl); .age(now)
@@ -57,6 +57,9 @@ idempotency key was already there)::
     baseline(model, environment, region, *, exclude_release) -> TestRecord | None
         # the last passing load test with metrics (a skipped one has none) of another release
     approvals(release, environment) -> tuple[Approval, ...]
+    verify(model=None, *, releases=()) -> Verification   # the hash chain (see "Tamper evidence")
+        # .ok, .problems, .models (ModelChain: entries, legacy, head, problem), .raise_if_broken()
+        #   -> LedgerTamperedError (exit 3): "ledger <file or table>: iris: entry 7 (approval of ...) was changed ..."
     lock(model, environment, holder=None, *, ttl=300, heartbeat=True) -> ContextManager[HeldLock]
         # raises LockHeldError (a GateError): "iris in prod is locked by ada@x on host1 (pid 42) for 3m12s"
         # HeldLock: .info, .took_over (the stale LockInfo it replaced, or None), .check() -> LockLostError
@@ -77,8 +80,15 @@ stale, and the next ``lock()`` takes it over, when its holder is on this host an
 is older than the ``ttl`` its holder declared (default 300 s, stored with the lock; the holder's
 daemon thread refreshes the heartbeat every ``ttl / 4``). A live holder on this host is never
 expired, including this very process: locks are not re-entrant. Locks are the only mutable state;
-they are not history. Ordering: SQLite keeps append order; DynamoDB orders by ``at`` (then append
-order within one process), so hosts writing one model's history need roughly synchronised clocks.
+they are not history. Ordering: a model's history is in append order on both backends (its hash
+chain's order; entries from before the chain, on DynamoDB, in the order of their ``at``).
+
+Tamper evidence. Every entry of a model links to the one before it by hash, and each backend keeps
+the model's head; appends move the head atomically, conditional on the head they read, so concurrent
+appenders never fork a chain. ``verify`` finds an entry edited, deleted (in the middle or at the end),
+reordered or inserted outside modelops, and on DynamoDB a per-release copy that does not match the
+history. Deploy verifies the model's chain before it reads the gates. Details and limits in
+:mod:`modelops.ledger.chain`.
 
 Derived state. ``current(...).release`` is the serving release, from the region's terminal steps in
 order: a ``SUCCEEDED`` step serves its release; a ``FAILED`` step leaves what served before; a
@@ -100,7 +110,7 @@ schema) and :class:`DynamoLedger` (one table; key design in ``dynamo.py``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .base import (
     DEFAULT_LOCK_TTL,
@@ -118,6 +128,7 @@ from .base import (
     is_process_alive,
     serving_release,
 )
+from .chain import ChainProblem, LedgerTamperedError, ModelChain, Verification
 from .records import (
     FAILED,
     IN_PROGRESS,
@@ -155,19 +166,29 @@ DEFAULT_TABLE = "modelops-ledger"
 __all__ = [
     "DEFAULT_LOCK_TTL", "DEFAULT_TABLE", "FAILED", "IN_PROGRESS", "LEDGER_FILE", "LOAD", "LOCK_HELD",
     "LOCK_HELD_HINT", "LOCK_LOST", "REGRESSION", "ROLLED_BACK", "STARTED", "STEP_STATUSES", "SUCCEEDED",
-    "TERMINAL_STATUSES", "TEST_KINDS", "Approval", "BuildRecord", "DeploymentStep", "DynamoLedger", "Entry",
-    "HeldLock", "Ledger", "LedgerBase", "LockHeldError", "LockHolder", "LockInfo", "LockLostError",
-    "RegionState", "ReleaseRecord", "SqliteLedger", "TestRecord", "entry_from_dict", "entry_from_json",
-    "format_age", "idempotency_key", "is_lock_stale", "is_process_alive", "open_ledger", "redact",
-    "serving_release", "sqlite_ledger",
+    "TERMINAL_STATUSES", "TEST_KINDS", "Approval", "BuildRecord", "ChainProblem", "DeploymentStep", "DynamoLedger",
+    "Entry", "HeldLock", "Ledger", "LedgerBase", "LedgerTamperedError", "LockHeldError", "LockHolder", "LockInfo",
+    "LockLostError", "ModelChain", "RegionState", "ReleaseRecord", "SqliteLedger", "TestRecord", "Verification",
+    "entry_from_dict", "entry_from_json", "format_age", "idempotency_key", "is_lock_stale", "is_process_alive",
+    "open_ledger", "redact", "serving_release", "sqlite_ledger",
 ]
 
 
-def open_ledger(clients: Any, runtime: Runtime) -> Ledger:
-    """The ledger of the environment ``clients`` serves (a :class:`modelops.clients.Clients`, or any
-    object with ``.cloud`` and ``.client(service, region)``; aws needs ``.environment.regions`` or
-    ``$MODELOPS_LEDGER_REGION``)."""
-    if getattr(clients, "cloud", "local") == "local":
+class EnvironmentClients(Protocol):
+    """What the ledger needs of an environment's clients (a :class:`modelops.clients.Clients`): its
+    cloud, a client per (service, region). The ledger sits below config and clients in the layers, so
+    it names the shape, not the class."""
+
+    @property
+    def cloud(self) -> str: ...
+
+    def client(self, service: str, region: str) -> Any: ...
+
+
+def open_ledger(clients: EnvironmentClients, runtime: Runtime) -> Ledger:
+    """The ledger of the environment ``clients`` serves; aws needs ``clients.environment.regions`` or
+    ``$MODELOPS_LEDGER_REGION``."""
+    if clients.cloud == "local":
         return sqlite_ledger(runtime)
     from .dynamo import DynamoLedger
 
@@ -184,7 +205,7 @@ def sqlite_ledger(runtime: Runtime, path: Path | None = None) -> SqliteLedger:
     return SqliteLedger(path or runtime.local_cloud_dir / LEDGER_FILE, clock=runtime.clock, user=runtime.user)
 
 
-def _first_region(clients: Any) -> str:
+def _first_region(clients: EnvironmentClients) -> str:
     environment = getattr(clients, "environment", None)
     regions = getattr(environment, "regions", None) or ()
     if not regions:

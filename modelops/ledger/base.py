@@ -11,16 +11,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import socket
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Protocol, TypeVar
 
 from modelops.errors import GateError
 from modelops.runtime import Clock, SystemClock
 
+from .chain import ChainProblem, Head, ModelChain, StoredEntry, Verification, verify_copies, verify_model
 from .records import (
     LOAD,
     ROLLED_BACK,
@@ -204,6 +207,7 @@ class Ledger(Protocol):
                      kinds: Sequence[str] = TEST_KINDS) -> bool: ...
     def baseline(self, model: str, environment: str, region: str, *, exclude_release: str) -> TestRecord | None: ...
     def approvals(self, release: str, environment: str) -> tuple[Approval, ...]: ...
+    def verify(self, model: str | None = None, *, releases: Sequence[str] = ()) -> Verification: ...
 
     def lock(self, model: str, environment: str, holder: LockHolder | None = None, *,
              ttl: float = DEFAULT_LOCK_TTL,
@@ -238,6 +242,27 @@ class LedgerBase:
     def models(self) -> tuple[str, ...]:
         """Every model with an entry, sorted."""
         raise NotImplementedError
+
+    def _snapshot(self, model: str) -> tuple[list[StoredEntry], Head | None]:
+        """A model's stored entries (older ones first, then the chain by position) and its head, as of
+        one moment: no append may fall between the two reads."""
+        raise NotImplementedError
+
+    #: Whether the backend keeps a copy of each entry under its release (DynamoDB: its release
+    #: queries read those, so verification checks them against the model's history).
+    keeps_release_copies = False
+
+    def _release_copies(self, release: str) -> list[StoredEntry]:
+        """The per-release copies of entries (backends that keep them)."""
+        raise NotImplementedError
+
+    def _head(self, model: str) -> Head | None:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        """How messages name this ledger (its file, or its table and region)."""
+        return repr(self)
 
     def lock_info(self, model: str, environment: str) -> LockInfo | None:
         """The lock on (model, environment) as stored, held or stale; None when free."""
@@ -399,6 +424,29 @@ class LedgerBase:
         """Approvals of ``release`` for ``environment``, oldest first."""
         return tuple(_only(self._release_entries(release, Approval, environment=environment), Approval))
 
+    # -- tamper evidence ----------------------------------------------------------------------
+    def verify(self, model: str | None = None, *, releases: Sequence[str] = ()) -> Verification:
+        """Check the hash chain of ``model`` (every model when None; see :mod:`modelops.ledger.chain`)
+        and, where the backend keeps per-release copies, those of ``releases`` (every release of the
+        model when verifying all). :meth:`Verification.raise_if_broken` turns a problem into
+        :class:`~modelops.ledger.chain.LedgerTamperedError`."""
+        chains: list[ModelChain] = []
+        for name in (model,) if model else self.models():
+            wanted: tuple[str, ...] = ()
+            if self.keeps_release_copies:
+                wanted = tuple(releases) if model else tuple(dict.fromkeys(
+                    r for r in (_release_of(e) for e in self._snapshot(name)[0]) if r))
+            before = self._head(name)  # read before the copies: entries after it may lack theirs yet
+            copies = {r: self._release_copies(r) for r in wanted}
+            entries, head = self._snapshot(name)
+            chain = verify_model(name, entries, head)
+            for release, found in copies.items():
+                problem = verify_copies(name, release, found, entries, head_before=before.seq if before else 0)
+                if chain.ok and problem:
+                    chain = replace(chain, problem=ChainProblem(name, problem))
+            chains.append(chain)
+        return Verification(self.name, tuple(chains))
+
     # -- locks -------------------------------------------------------------------------------
     def acquire_lock(self, model: str, environment: str, holder: LockHolder | None = None, *,
                      ttl: float = DEFAULT_LOCK_TTL, heartbeat: bool = True) -> HeldLock:
@@ -436,6 +484,14 @@ class LedgerBase:
         if info is not None and self._lock_delete(info):
             return info
         return None
+
+
+def _release_of(entry: StoredEntry) -> str | None:
+    try:
+        release = json.loads(entry.body).get("release")
+    except (ValueError, AttributeError):
+        return None
+    return str(release) if release else None
 
 
 def idempotency_key_for_build(record: BuildRecord) -> str:

@@ -2,29 +2,36 @@
 
 Key design (string partition key ``pk``, string sort key ``sk``; on-demand capacity)::
 
-    pk                          sk                               what
-    MODEL#<model>               ENTRY#<at µs, 17 digits>#<n>#<id>  every entry of the model (history)
-    RELEASE#<release>           ENTRY#<at µs, 17 digits>#<n>#<id>  a copy of every entry naming a release
-    KEY#<idempotency key>       KEY                              marks a key as used (entry id inside)
-    MODELS                      <model>                          the list of models (for ``status``)
-    LOCK#<model>#<environment>  LOCK                             the lock (token, holder, times, expiry)
+    pk                          sk                      what
+    MODEL#<model>               SEQ#<position, 12 digits>  every entry of the model (history), in chain order
+    MODEL#<model>               HEAD                    the model's chain head (position and hash)
+    RELEASE#<release>           SEQ#<position, 12 digits>  a copy of every entry naming a release
+    KEY#<idempotency key>       KEY                     marks a key as used (entry id inside)
+    MODELS                      <model>                 the list of models (for ``status``)
+    LOCK#<model>#<environment>  LOCK                    the lock (token, holder, times, expiry)
 
-An entry's items (its marker, its model item, its release copy) are written in one
-``TransactWriteItems`` whose marker put is conditional on ``attribute_not_exists(pk)``: a retried
-append with a used key cancels the whole transaction, so it adds nothing, and a crash leaves either
-all of an entry or none. Entries are only ever put, never updated or deleted. Reads are strongly
-consistent queries of one partition. ``<n>`` is a per-process counter that keeps entries with the
-same timestamp in append order (a frozen test clock). Lock writes are conditional on the token the
-writer saw, so two takeovers of one stale lock cannot both win.
+An entry's items (its marker, the head, its model item, its release copy) are written in one
+``TransactWriteItems``: the marker put is conditional on ``attribute_not_exists(pk)``, so a retried
+append with a used key cancels the whole transaction and adds nothing; the head put is conditional on
+the head the writer read, so of two concurrent appends to one model (parallel regions, other
+processes or hosts) one wins and the other reads the new head and tries again: the chain never forks
+and its order is the order of appends, whatever the hosts' clocks say. A crash leaves either all of
+an entry or none. Entries are only ever put, never updated or deleted. Reads are strongly consistent
+queries of one partition.
+
+Entries from before the chain (an older modelops wrote ``ENTRY#<at µs, 17 digits>#<n>#<id>`` sort
+keys, in time order) are read first, as they are; the chain starts after them at a genesis hash over
+them (see :mod:`modelops.ledger.chain`).
 
 The item body is the record's JSON in attribute ``body``; ``entry`` (the record type), ``model``, ``release``,
-``environment``, ``region`` and ``at`` are copied out for people reading the table in the console.
+``environment``, ``region`` and ``at`` are copied out for queries and for people reading the table in
+the console; ``seq``, ``prev_hash`` and ``entry_hash`` are the chain.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
+import random
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -33,6 +40,7 @@ from modelops.errors import CloudUnreachableError, EnvironmentFailedError, is_un
 from modelops.runtime import Clock
 
 from .base import LedgerBase
+from .chain import Head, StoredEntry, entry_hash, genesis_hash
 from .records import Entry, LockHolder, LockInfo, entry_from_json
 
 TABLE_ERROR = "ledger table {table} ({region}): {code}: {message}"
@@ -46,8 +54,14 @@ TABLE_NO_CREDENTIALS_HINT = (
     "profile or role under its aws: in pipelines/environments.yaml)"
 )
 TABLE_UNREACHABLE_HINT = "check the network path to DynamoDB in that region (proxy, VPC endpoint)"
+CONTENDED = "ledger table {table} ({region}): {model}: {attempts} appends lost the race for the chain's head"
+CONTENDED_HINT = "many writers append to this model at once; run the command again"
 
-_counter = itertools.count()
+LEGACY_PREFIX = "ENTRY#"  # entries an older modelops wrote, before the chain
+SEQ_PREFIX = "SEQ#"
+HEAD_SK = "HEAD"
+APPEND_ATTEMPTS = 64
+_CHAIN_COLUMNS = ("entry", "model", "release", "environment", "region")
 
 
 class DynamoLedger(LedgerBase):
@@ -71,6 +85,10 @@ class DynamoLedger(LedgerBase):
 
     def __repr__(self) -> str:
         return f"DynamoLedger({self.table!r}, region={self.region!r})"
+
+    @property
+    def name(self) -> str:
+        return f"table {self.table} ({self.region})"
 
     # -- plumbing ------------------------------------------------------------------------------
     def _error(self, exc: Exception) -> EnvironmentFailedError:
@@ -165,50 +183,104 @@ class DynamoLedger(LedgerBase):
     def _append(self, entry: Entry, idempotency_key: str | None) -> bool:
         from botocore.exceptions import ClientError
 
-        entry_id = uuid.uuid4().hex
-        sk = f"ENTRY#{round(entry.at * 1_000_000):017d}#{next(_counter):09d}#{entry_id}"
-        body: dict[str, Any] = {"sk": {"S": sk}, "entry_id": {"S": entry_id}, "entry": {"S": entry.KIND},
-                                "model": {"S": entry.model}, "at": {"N": repr(entry.at)},
-                                "body": {"S": entry.to_json()}}
+        entry_id, body = uuid.uuid4().hex, entry.to_json()
+        columns: dict[str, Any] = {"entry_id": {"S": entry_id}, "entry": {"S": entry.KIND}, "model": {"S": entry.model},
+                                   "at": {"N": repr(entry.at)}, "body": {"S": body}}
         for name, value in (("release", entry.release_id), ("environment", entry.environment_name),
                             ("region", entry.region_name)):
             if value:
-                body[name] = {"S": value}
+                columns[name] = {"S": value}
         # The model index first, outside the transaction: a put of one fixed item from concurrent
         # transactions would conflict, and an index entry without history is harmless.
         if entry.model not in self._indexed:
             self._call("put_item", Item={"pk": {"S": "MODELS"}, "sk": {"S": entry.model}})
             self._indexed.add(entry.model)
-        items: list[dict[str, Any]] = []
-        if idempotency_key is not None:
-            items.append({"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
-                                  "Item": {"pk": {"S": f"KEY#{idempotency_key}"}, "sk": {"S": "KEY"},
-                                           "entry_id": {"S": entry_id}, "at": {"N": repr(entry.at)}}}})
-        items.append({"Put": {"TableName": self.table, "Item": {"pk": {"S": f"MODEL#{entry.model}"}, **body}}})
-        if entry.release_id:
-            items.append({"Put": {"TableName": self.table,
-                                  "Item": {"pk": {"S": f"RELEASE#{entry.release_id}"}, **body}}})
-        try:
-            # The request token makes botocore's own retries of this call (say after a timeout
-            # whose request did land) succeed without writing twice.
-            self._call("transact_write_items", TransactItems=items, ClientRequestToken=entry_id)
-        except ClientError as exc:
-            reasons = exc.response.get("CancellationReasons") or []
-            if idempotency_key is not None and reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return False
-            raise self._error(exc) from exc
-        return True
+        model_pk = f"MODEL#{entry.model}"
+        for attempt in range(APPEND_ATTEMPTS):
+            head = self._head(entry.model)
+            if head is None:
+                seq, prev = 1, genesis_hash(entry.model, (item["body"]["S"] for item in self._query(
+                    model_pk, prefix=LEGACY_PREFIX)))
+                head_condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+            else:
+                seq, prev = head.seq + 1, head.hash
+                head_condition = {"ConditionExpression": "#seq = :seq", "ExpressionAttributeNames": {"#seq": "seq"},
+                                  "ExpressionAttributeValues": {":seq": {"N": str(head.seq)}}}
+            link = entry_hash(model=entry.model, seq=seq, prev_hash=prev, entry_id=entry_id, body=body)
+            item = {"sk": {"S": f"{SEQ_PREFIX}{seq:012d}"}, **columns, "seq": {"N": str(seq)},
+                    "prev_hash": {"S": prev}, "entry_hash": {"S": link}}
+            items: list[dict[str, Any]] = []
+            if idempotency_key is not None:
+                items.append({"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
+                                      "Item": {"pk": {"S": f"KEY#{idempotency_key}"}, "sk": {"S": "KEY"},
+                                               "entry_id": {"S": entry_id}, "at": {"N": repr(entry.at)}}}})
+            items.append({"Put": {"TableName": self.table, **head_condition,
+                                  "Item": {"pk": {"S": model_pk}, "sk": {"S": HEAD_SK}, "seq": {"N": str(seq)},
+                                           "entry_hash": {"S": link}}}})
+            items.append({"Put": {"TableName": self.table, "Item": {"pk": {"S": model_pk}, **item}}})
+            if entry.release_id:
+                items.append({"Put": {"TableName": self.table,
+                                      "Item": {"pk": {"S": f"RELEASE#{entry.release_id}"}, **item}}})
+            try:
+                # The request token makes botocore's own retries of this call (say after a timeout
+                # whose request did land) succeed without writing twice; each attempt has its own.
+                self._call("transact_write_items", TransactItems=items, ClientRequestToken=uuid.uuid4().hex)
+            except ClientError as exc:
+                codes = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+                if idempotency_key is not None and codes[:1] == ["ConditionalCheckFailed"]:
+                    return False
+                if _code(exc) == "TransactionCanceledException" and (
+                        "TransactionConflict" in codes or "ConditionalCheckFailed" in codes):
+                    # Another append moved the head first: read it again, after a short random pause.
+                    self.clock.sleep(random.uniform(0.005, 0.02 * min(attempt + 1, 10)))
+                    continue
+                raise self._error(exc) from exc
+            return True
+        raise EnvironmentFailedError(CONTENDED.format(table=self.table, region=self.region, model=entry.model,
+                                                      attempts=APPEND_ATTEMPTS), hint=CONTENDED_HINT)
+
+    def _head(self, model: str) -> Head | None:
+        item = self._call("get_item", Key={"pk": {"S": f"MODEL#{model}"}, "sk": {"S": HEAD_SK}},
+                          ConsistentRead=True).get("Item")
+        return Head(int(item["seq"]["N"]), item["entry_hash"]["S"]) if item else None
 
     def _entries(self, pk: str, cls: type[Entry] | None, where: dict[str, str]) -> list[Entry]:
         conditions = {**({"entry": cls.KIND} if cls is not None else {}), **where}
-        items = self._query(pk, prefix="ENTRY#", where=conditions)
-        return [entry_from_json(item["body"]["S"]) for item in items]
+        # One query of the partition: older entries (ENTRY#) sort before the head, the chain (SEQ#) after it.
+        items = self._query(pk, where=conditions)
+        return [entry_from_json(item["body"]["S"]) for item in items if item["sk"]["S"] != HEAD_SK]
 
     def _model_entries(self, model: str, cls: type[Entry] | None = None, **where: str) -> list[Entry]:
         return self._entries(f"MODEL#{model}", cls, where)
 
     def _release_entries(self, release: str, cls: type[Entry] | None = None, **where: str) -> list[Entry]:
         return self._entries(f"RELEASE#{release}", cls, where)
+
+    # -- tamper evidence -----------------------------------------------------------------------
+    keeps_release_copies = True
+
+    def _stored(self, pk: str) -> list[StoredEntry]:
+        items = [item for item in self._query(pk) if item["sk"]["S"] != HEAD_SK]
+        return [StoredEntry(entry_id=item.get("entry_id", {}).get("S", item["sk"]["S"]), body=item["body"]["S"],
+                            seq=int(item["seq"]["N"]) if "seq" in item else None,
+                            prev_hash=item.get("prev_hash", {}).get("S"), entry_hash=item.get("entry_hash", {}).get("S"),
+                            columns={c: item.get(c, {}).get("S") for c in _CHAIN_COLUMNS})
+                for item in items]
+
+    def _snapshot(self, model: str) -> tuple[list[StoredEntry], Head | None]:
+        # No transaction spans a query: read the head on both sides of the entries, until no append
+        # came between (an append moves the head in the same transaction that adds its entry).
+        head = self._head(model)
+        for _ in range(5):
+            entries = self._stored(f"MODEL#{model}")
+            after = self._head(model)
+            if after == head:
+                break
+            head = after
+        return entries, head
+
+    def _release_copies(self, release: str) -> list[StoredEntry]:
+        return self._stored(f"RELEASE#{release}")
 
     def models(self) -> tuple[str, ...]:
         return tuple(sorted(item["sk"]["S"] for item in self._query("MODELS")))

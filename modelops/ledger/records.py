@@ -108,7 +108,12 @@ class _Record:
 
 @dataclass(frozen=True)
 class ReleaseRecord(_Record):
-    """A release was built: one model at one git commit with its build and config digests."""
+    """A release was built: one model at one git commit with its build and config digests.
+
+    ``author`` is the commit's author (git's, normalised; for a build of uncommitted changes, who
+    made them: git's ``user.email``), whom four-eyes keeps from approving it; ``created_by`` is who
+    built it and ``source`` where that identity came from (see :mod:`modelops.identity`). Both are
+    empty in records from before they were kept."""
 
     KIND: ClassVar[str] = "release"
     model: str
@@ -118,6 +123,8 @@ class ReleaseRecord(_Record):
     build_digest: str
     created_by: str
     at: float = 0.0
+    author: str = ""
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -201,7 +208,9 @@ class TestRecord(_Record):
 
 @dataclass(frozen=True)
 class Approval(_Record):
-    """Someone approved ``release`` for ``environment``."""
+    """Someone approved ``release`` for ``environment``: ``by`` (a normalised identity), where it came
+    from (``source``: sts, jenkins, github, spinnaker, env, git, os; empty in records from before it
+    was kept), whether that source authenticated it, and the STS ``principal`` a CI user acted through."""
 
     KIND: ClassVar[str] = "approval"
     model: str
@@ -210,6 +219,9 @@ class Approval(_Record):
     by: str
     comment: str = ""
     at: float = 0.0
+    source: str = ""
+    authenticated: bool = False
+    principal: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "comment", redact(self.comment))

@@ -1,16 +1,22 @@
 """The ledger in one SQLite file, for local-cloud environments.
 
 WAL mode lets readers run while one writer writes, from several processes and threads; every
-thread gets its own connection, writes are single statements (atomic), and ``busy_timeout`` makes a
-writer wait for another instead of failing. Triggers refuse UPDATE and DELETE on ``entries``, so
-the history is append-only by construction; only the ``locks`` table changes.
+thread gets its own connection, and ``busy_timeout`` makes a writer wait for another instead of
+failing. An append is one ``BEGIN IMMEDIATE`` transaction (SQLite's write lock, taken up front):
+read the model's chain head, insert the entry linked to it, move the head; so appends from any
+number of threads and processes form one chain per model. Triggers refuse UPDATE and DELETE on
+``entries``, so the history is append-only by construction; only ``locks`` and ``heads`` change.
 
-Schema (version 1)::
+Schema (version 2; a version 1 file gains the chain columns and ``heads`` when first opened, its
+entries left as they are: see :mod:`modelops.ledger.chain` on entries older than the chain)::
 
     entries(seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- append order
             entry_id TEXT UNIQUE, entry, model, release, environment, region, at REAL,
             idempotency_key TEXT UNIQUE,              -- NULL for keyless appends
-            body TEXT)                                -- the record's JSON
+            body TEXT,                                -- the record's JSON
+            chain_seq INTEGER, prev_hash TEXT, entry_hash TEXT,  -- the model's chain (NULL: older)
+            UNIQUE (model, chain_seq))
+    heads(model PRIMARY KEY, chain_seq INTEGER, entry_hash TEXT)   -- each model's last link
     locks(model, environment, token, holder TEXT (JSON), acquired_at REAL, heartbeat_at REAL, ttl REAL,
           PRIMARY KEY (model, environment))
 """
@@ -31,9 +37,10 @@ from modelops.errors import EnvironmentFailedError, is_disk_full
 from modelops.runtime import Clock
 
 from .base import LedgerBase
+from .chain import Head, StoredEntry, entry_hash, genesis_hash
 from .records import Entry, LockHolder, LockInfo, entry_from_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _FILTER_COLUMNS = frozenset({"environment", "region", "release"})
 CANNOT_OPEN = "ledger {path}: cannot open ({error})"
 CANNOT_OPEN_HINT = "check that the directory is writable and the file is not corrupt"
@@ -54,7 +61,10 @@ CREATE TABLE IF NOT EXISTS entries (
     region TEXT,
     at REAL NOT NULL,
     idempotency_key TEXT UNIQUE,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    chain_seq INTEGER,
+    prev_hash TEXT,
+    entry_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_by_model ON entries (model, entry, environment, region, seq);
 CREATE INDEX IF NOT EXISTS entries_release ON entries (release, seq);
@@ -72,6 +82,20 @@ CREATE TABLE IF NOT EXISTS locks (
     ttl REAL NOT NULL,
     PRIMARY KEY (model, environment)
 );
+"""
+# The chain's parts: made with a new file, and added to a version 1 file.
+_CHAIN = """
+CREATE UNIQUE INDEX IF NOT EXISTS entries_chain ON entries (model, chain_seq);
+CREATE TABLE IF NOT EXISTS heads (
+    model TEXT PRIMARY KEY,
+    chain_seq INTEGER NOT NULL,
+    entry_hash TEXT NOT NULL
+);
+"""
+_FROM_VERSION_1 = """
+ALTER TABLE entries ADD COLUMN chain_seq INTEGER;
+ALTER TABLE entries ADD COLUMN prev_hash TEXT;
+ALTER TABLE entries ADD COLUMN entry_hash TEXT;
 """
 
 
@@ -126,10 +150,12 @@ class SqliteLedger(LedgerBase):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     # Another process may have made the schema while this one waited for the write lock.
-                    if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                    version = conn.execute("PRAGMA user_version").fetchone()[0]
+                    if version >= SCHEMA_VERSION:
                         conn.execute("COMMIT")
                         return conn
-                    for statement in _statements(_SCHEMA):
+                    script = _FROM_VERSION_1 if version == 1 else _SCHEMA
+                    for statement in _statements(script + _CHAIN):
                         conn.execute(statement)
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                     conn.execute("COMMIT")
@@ -148,7 +174,7 @@ class SqliteLedger(LedgerBase):
             conn = sqlite3.connect(tmp, isolation_level=None)
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
-                for statement in _statements(_SCHEMA):
+                for statement in _statements(_SCHEMA + _CHAIN):  # what _open makes of a new file
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             finally:
@@ -207,13 +233,79 @@ class SqliteLedger(LedgerBase):
 
     # -- entries -------------------------------------------------------------------------------
     def _append(self, entry: Entry, idempotency_key: str | None) -> bool:
-        cur = self._execute(
-            "INSERT INTO entries (entry_id, entry, model, release, environment, region, at, idempotency_key, body)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-            (uuid.uuid4().hex, entry.KIND, entry.model, entry.release_id, entry.environment_name,
-             entry.region_name, entry.at, idempotency_key, entry.to_json()),
-        )
-        return cur.rowcount == 1
+        conn, body, entry_id = self._conn(), entry.to_json(), uuid.uuid4().hex
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # the write lock first: the head read below stays the head
+            try:
+                if idempotency_key is not None and conn.execute(
+                        "SELECT 1 FROM entries WHERE idempotency_key = ?", (idempotency_key,)).fetchone():
+                    conn.execute("COMMIT")
+                    return False
+                head = self._head_in(conn, entry.model)
+                if head is None:
+                    seq, prev = 1, genesis_hash(entry.model, (b for (b,) in conn.execute(
+                        "SELECT body FROM entries WHERE model = ? AND chain_seq IS NULL ORDER BY seq",
+                        (entry.model,))))
+                else:
+                    seq, prev = head.seq + 1, head.hash
+                link = entry_hash(model=entry.model, seq=seq, prev_hash=prev, entry_id=entry_id, body=body)
+                conn.execute(
+                    "INSERT INTO entries (entry_id, entry, model, release, environment, region, at, idempotency_key,"
+                    " body, chain_seq, prev_hash, entry_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (entry_id, entry.KIND, entry.model, entry.release_id, entry.environment_name, entry.region_name,
+                     entry.at, idempotency_key, body, seq, prev, link))
+                conn.execute("INSERT INTO heads (model, chain_seq, entry_hash) VALUES (?, ?, ?) ON CONFLICT (model)"
+                             " DO UPDATE SET chain_seq = excluded.chain_seq, entry_hash = excluded.entry_hash",
+                             (entry.model, seq, link))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.IntegrityError as exc:
+            # A position already taken: the head was set back or deleted outside modelops.
+            self.verify(entry.model).raise_if_broken()
+            raise EnvironmentFailedError(CANNOT_OPEN.format(path=self.path, error=exc), hint=CANNOT_OPEN_HINT) from exc
+        except sqlite3.OperationalError as exc:
+            raise EnvironmentFailedError(CANNOT_OPEN.format(path=self.path, error=exc),
+                                         hint=CANNOT_OPEN_HINT) from exc
+        return True
+
+    @staticmethod
+    def _head_in(conn: sqlite3.Connection, model: str) -> Head | None:
+        row = conn.execute("SELECT chain_seq, entry_hash FROM heads WHERE model = ?", (model,)).fetchone()
+        return Head(int(row[0]), str(row[1])) if row else None
+
+    def _head(self, model: str) -> Head | None:
+        try:
+            return self._head_in(self._conn(), model)
+        except sqlite3.OperationalError as exc:
+            raise EnvironmentFailedError(CANNOT_OPEN.format(path=self.path, error=exc),
+                                         hint=CANNOT_OPEN_HINT) from exc
+
+    def _snapshot(self, model: str) -> tuple[list[StoredEntry], Head | None]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN")  # one read transaction: WAL gives both reads the same snapshot
+            try:
+                rows = conn.execute(
+                    "SELECT entry_id, body, chain_seq, prev_hash, entry_hash, entry, model, release, environment,"
+                    " region FROM entries WHERE model = ? ORDER BY seq", (model,)).fetchall()
+                head = self._head_in(conn, model)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise EnvironmentFailedError(CANNOT_OPEN.format(path=self.path, error=exc),
+                                         hint=CANNOT_OPEN_HINT) from exc
+        entries = [StoredEntry(entry_id=str(r[0]), body=str(r[1]), seq=r[2], prev_hash=r[3], entry_hash=r[4],
+                               columns=dict(zip(("entry", "model", "release", "environment", "region"), r[5:],
+                                                strict=True)))
+                   for r in rows]
+        return entries, head
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
 
     def _select(self, column: str, value: str, cls: type[Entry] | None, where: dict[str, str]) -> list[Entry]:
         conditions, params = [f"{column} = ?"], [value]

@@ -55,6 +55,7 @@ __all__ = [
     "ensure_running",
     "has_image",
     "log_path",
+    "prune",
     "put_model_data",
     "status",
     "stop",
@@ -98,6 +99,19 @@ def put_model_data(data_dir: Path, url: str, archive: Path) -> str:
     from modelops.localcloud import objects
 
     return objects.put_model_data(data_dir, url, archive)
+
+
+def prune(data_dir: Path, *, keep_image_uris: set[str], keep_model_data_urls: set[str], older_than: float,
+          dry_run: bool = False) -> list[tuple[str, str, int]]:
+    """Free the image and model data stores of what no kept URI names and was stored before
+    ``older_than`` (epoch seconds): ``(kind, name, bytes)`` per image (``image``, its digest) and model
+    data key (``model-data``, its URL) removed."""
+    from modelops.localcloud import images, objects
+
+    return ([("image", digest, size) for digest, size in
+             images.prune_images(data_dir, keep_image_uris, older_than=older_than, dry_run=dry_run)]
+            + [("model-data", url, size) for url, size in
+               objects.prune_model_data(data_dir, keep_model_data_urls, older_than=older_than, dry_run=dry_run)])
 
 
 def __getattr__(name: str) -> Any:

@@ -40,6 +40,7 @@ from pathlib import Path
 from modelops.errors import EnvironmentFailedError, InputError
 from modelops.localcloud._fs import file_lock, read_json, write_json_atomic
 from modelops.runtime import Progress
+from modelops.sizes import tree_size
 
 CONTRACTS = ("inference-toolkit", "djl-python")
 
@@ -398,3 +399,35 @@ def _tags_point_at(root: Path, uris: Sequence[str], digest: str) -> bool:
                 continue
         return False
     return True
+
+
+def prune_images(data_dir: Path, keep_uris: set[str], *, older_than: float,
+                 dry_run: bool = False) -> list[tuple[str, int]]:
+    """Delete the images stored before ``older_than`` that no URI in ``keep_uris`` names (by tag or
+    digest), with their tags; returns (digest, bytes freed) per image. The caller keeps the URIs of
+    every model that exists, so no container can be running from a deleted image."""
+    root = _images_root(data_dir)
+    kept: set[str] = set()
+    for uri in keep_uris:
+        image = resolve_image(data_dir, uri)
+        if image is not None:
+            kept.add(image.digest)
+    removed: list[tuple[str, int]] = []
+    for folder in sorted(root.iterdir()):
+        image = _load(folder) if folder.is_dir() and folder.name != "tags" else None
+        if image is None or image.digest in kept or (folder / "manifest.json").stat().st_mtime > older_than:
+            continue
+        removed.append((image.digest, tree_size(folder)))
+        if dry_run:
+            continue
+        with file_lock(root / ".locks" / f"{folder.name}.lock"):
+            (folder / "manifest.json").unlink(missing_ok=True)  # first: a half-deleted folder is no image
+            shutil.rmtree(folder, ignore_errors=True)
+    gone = {digest for digest, _ in removed}
+    tags = root / "tags"
+    for tag_file in sorted(tags.glob("*.json")) if tags.is_dir() and not dry_run else ():
+        entry = read_json(tag_file)
+        if entry is not None and entry.get("digest") in gone:
+            tag_file.unlink(missing_ok=True)
+    return removed
+

@@ -199,3 +199,36 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def prune_model_data(data_dir: Path, keep_urls: set[str], *, older_than: float,
+                     dry_run: bool = False) -> list[tuple[str, int]]:
+    """Delete the model data put before ``older_than`` that no URL in ``keep_urls`` points at: its
+    keys, then each archive no key points at any more with its extracted folder; returns (url, bytes
+    freed) per key removed (an archive's bytes counted with the first of its keys removed)."""
+    from modelops.sizes import tree_size
+
+    root = _root(data_dir)
+    keys = {path: entry for path in sorted((root / "keys").glob("*.json")) if (entry := read_json(path))}
+    keep = {path for path, e in keys.items() if e.get("url") in keep_urls or path.stat().st_mtime > older_than}
+    kept_digests = {e["digest"] for path, e in keys.items() if path in keep}
+    removed: list[tuple[str, int]] = []
+    freed: set[str] = set()
+    for path, entry in keys.items():
+        if path in keep:
+            continue
+        digest = entry["digest"]
+        size = 0
+        if digest not in kept_digests and digest not in freed:
+            freed.add(digest)
+            blob, extracted = root / "blobs" / f"sha256-{digest}", root / "models" / f"sha256-{digest}"
+            size = (blob.stat().st_size if blob.is_file() else 0) + (tree_size(extracted) if extracted.is_dir() else 0)
+            if not dry_run:
+                with file_lock(root / ".locks" / f"extract-{digest}.lock"):
+                    blob.unlink(missing_ok=True)
+                    _make_writable(extracted)
+                    shutil.rmtree(extracted, ignore_errors=True)
+        if not dry_run:
+            path.unlink(missing_ok=True)
+        removed.append((entry["url"], size))
+    return removed

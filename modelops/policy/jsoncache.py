@@ -35,6 +35,7 @@ class JsonCache:
         self.namespace = namespace
         self.entries: dict[str, Any] = self._read()
         self._new: dict[str, Any] = {}
+        self._forgotten: set[str] = set()
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -52,18 +53,25 @@ class JsonCache:
     def put(self, key: str, value: Any) -> None:
         self.entries[key] = value
         self._new[key] = value
+        self._forgotten.discard(key)
+
+    def forget(self, key: str) -> None:
+        """Drop ``key`` (from the file too, at the next save)."""
+        self.entries.pop(key, None)
+        self._new.pop(key, None)
+        self._forgotten.add(key)
 
     def save(self) -> None:
         """Write new entries, merged with whatever other writers saved meanwhile (atomic replace)."""
-        if not self._new:
+        if not self._new and not self._forgotten:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with _locked(self.path):
-                merged = {**self._read(), **self._new}
+                merged = {k: v for k, v in {**self._read(), **self._new}.items() if k not in self._forgotten}
                 tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
                 tmp.write_text(json.dumps({"namespace": self.namespace, "entries": merged}), encoding="utf-8")
                 os.replace(tmp, self.path)
-            self._new = {}
+            self._new, self._forgotten = {}, set()
         except OSError:
             pass  # a cache that cannot be written only costs time

@@ -15,7 +15,7 @@ from modelops.policy.context import CheckContext
 from modelops.policy.rules import RULES
 
 # Bumped when the cases checks change, so cached answers for unchanged files are asked again.
-CASES_CHECKS = 2  # 2: JSONPaths and regexes must parse
+CASES_CHECKS = 3  # 2: JSONPaths and regexes must parse; 3: expect.model_error, status 424 without it
 MISSING_PATH = "{what} '{path}' does not exist in {folder}"
 LINK_OUT_HINT = "build packages no symlinks: copy the file into the model folder"
 LINK_INSIDE = "'{path}' is a symlink; build packs regular files only, so the image would not have it"

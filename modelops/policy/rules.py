@@ -48,6 +48,9 @@ _ALL = [
     Rule("config.framework-version", E, "the framework version is not a known DLC version"),
     Rule("config.autoscaling", E, "autoscaling bounds are inconsistent"),
     Rule("config.data-capture", E, "data capture is enabled without a destination"),
+    Rule("cases.duplicate-name", E, "two regression cases have the same name"),
+    Rule("cases.missing-file", E, "a case's request file cannot be read"),
+    Rule("cases.any-model-error", W, "a case expects any container error (status 424 without model_error)"),
     # Security.
     Rule("security.image-registry", E, "images must come from an AWS Deep Learning Container registry"),
     Rule("security.image-unpinned", E, "images must be pinned (a version tag that is not latest, or a digest)"),
@@ -72,12 +75,20 @@ _ALL = [
     Rule("capacity.gpu-memory", E, "weights plus headroom must fit the GPUs' memory"),
     Rule("capacity.memory", E, "weights plus headroom must fit the instance's memory"),
     Rule("capacity.gpu-required", E, "GPU serving options on an instance without GPUs"),
+    Rule("capacity.artifact-size", W, "the model's artifact files are larger than the policy allows"),
     # Rollouts.
     Rule("rollout.step-size", E, "canary/linear sizes must be within SageMaker's limits"),
     Rule("rollout.timeout", E, "the execution timeout must exceed the sum of the waits"),
     # The policy file itself.
     Rule("policy.unknown-rule", W, "policy.yaml names a rule that does not exist"),
     Rule("policy.unknown-environment", W, "policy.yaml names an environment that does not exist"),
+    # Access control (pipelines/access.yaml).
+    Rule("access.unknown-group", E, "access.yaml names a group it does not define"),
+    Rule("access.reserved-group", E, "access.yaml defines the built-in group anyone"),
+    Rule("access.unknown-environment", W, "access.yaml names an environment that does not exist"),
+    Rule("access.pattern", E, "a member pattern matches everything, or cannot mean what it says"),
+    Rule("access.empty-group", W, "a group has no members"),
+    Rule("access.changed", W, "the change edits access.yaml: its owners must review it"),
 ]
 
 RULES: dict[str, Rule] = {r.id: r for r in _ALL}

@@ -17,6 +17,7 @@ from modelops.config.model import ModelConfig
 from modelops.config.yamlsource import SourceMap
 from modelops.policy.context import CheckContext
 from modelops.policy.jsoncache import JsonCache
+from modelops.sizes import human_size
 
 IMAGE_REGISTRY = "image registry '{registry}' is not an AWS Deep Learning Container registry"
 IMAGE_REGISTRY_HINT = "use framework + framework_version, or a DLC image (<dlc account>.dkr.ecr.<region>.amazonaws.com)"
@@ -27,6 +28,10 @@ SECRET = "{name} looks like {kind}; secrets do not belong in environment variabl
 SECRET_HINT = "store it in AWS Secrets Manager and pass its ARN, or let the execution role grant access"
 ARTIFACT_SHA = "artifact '{path}' has sha256 {actual}, not the pinned {expected}"
 ARTIFACT_SHA_HINT = "re-generate the artifact, or pin the new content if the change is intended"
+ARTIFACT_SIZE = ("the artifact files of {model} total {size}, more than the policy's {limit} MB: every build hashes "
+                 "and packs them and every region stores a copy")
+ARTIFACT_SIZE_HINT = ("keep large weights in s3 (spec.artifacts[].uri, fetched by the serving stack), or raise "
+                      "artifact_max_size_mb in pipelines/policy.yaml")
 ARTIFACT_MISSING = "artifact '{path}' does not exist in {folder} and has no generated_by script"
 ARTIFACT_LOCATION = "artifact '{uri}' is outside the allowed locations"
 ARTIFACT_SIGNATURE = "artifact '{name}' has no signature, which {environment} requires"
@@ -151,6 +156,7 @@ def check_artifacts(ctx: CheckContext) -> Iterator[Finding | None]:
     cache = JsonCache(ctx.runtime.data_dir / "cache" / "artifact-sha256.json")
     patterns = [_location_pattern(p) for p in ctx.policy.artifact_locations]
     for model in ctx.models:
+        sizes: dict[int, int] = {}  # artifact index -> bytes, for the files that exist
         for i, artifact in enumerate(model.artifacts):
             if artifact.uri is not None:
                 if not any(p.match(artifact.uri) for p in patterns):
@@ -169,6 +175,7 @@ def check_artifacts(ctx: CheckContext) -> Iterator[Finding | None]:
                                  ARTIFACT_MISSING.format(path=artifact.path, folder=model.folder),
                                  "commit the artifact, or name the script that makes it in generated_by")
                 continue
+            sizes[i] = ws.size(rel)
             actual = cache.get(identity)
             if actual is None:
                 actual = ws.sha256(rel)
@@ -177,6 +184,12 @@ def check_artifacts(ctx: CheckContext) -> Iterator[Finding | None]:
                 yield ctx.at(model, "security.artifact-sha256", ("spec", "artifacts", i, "sha256"),
                              ARTIFACT_SHA.format(path=artifact.path, actual=actual, expected=artifact.sha256),
                              ARTIFACT_SHA_HINT)
+        limit = ctx.policy.artifact_max_size_mb
+        if sum(sizes.values()) > limit * 1_000_000:
+            largest = max(sizes, key=lambda i: sizes[i])
+            yield ctx.at(model, "capacity.artifact-size", ("spec", "artifacts", largest, "path"),
+                         ARTIFACT_SIZE.format(model=model.name, size=human_size(sum(sizes.values())), limit=f"{limit:g}"),
+                         ARTIFACT_SIZE_HINT)
     cache.save()
 
 

@@ -1,8 +1,8 @@
 """``modelops validate``: every problem in every selected config, as findings.
 
 The pipeline: find the repository, select models (paths, ``--changed-since``), read
-``pipelines/environments.yaml`` and ``pipelines/policy.yaml`` and every selected ``model.yaml``
-leniently, then run the checkers (a list of functions, each yielding findings; other modules add
+``pipelines/environments.yaml``, ``pipelines/policy.yaml``, ``pipelines/access.yaml`` and every
+selected ``model.yaml`` leniently, then run the checkers (a list of functions, each yielding findings; other modules add
 theirs with :func:`register_checker`). Severity comes from the policy; the result's exit status is
 2 when some input could not be read, 1 when a finding reaches the policy's failing severity, else 0.
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from modelops.config.access import read_access
 from modelops.config.findings import Finding, Severity
 from modelops.config.loading import read_environments, read_model, read_policy
 from modelops.config.policy import Policy
@@ -200,6 +201,7 @@ def validate(request: ValidateRequest, runtime: Runtime,
 
     envs = read_environments(ws)
     pol = read_policy(ws)
+    acc = read_access(ws, envs.value)
     policy = pol.value or Policy()
     base = CheckContext(ws, runtime, (), envs.value, policy, {"bandit": request.bandit})
     shares = _share(folders, ws)
@@ -207,10 +209,11 @@ def validate(request: ValidateRequest, runtime: Runtime,
         parts = _in_processes(base, shares, tuple(extra_checkers))
     else:
         parts = [_check_models(base, folders, tuple(extra_checkers))]
-    findings: list[Finding] = [*envs.findings, *pol.findings]
+    findings: list[Finding] = [*envs.findings, *pol.findings, *acc.findings]
     summaries: list[ModelSummary] = []
     refs: list[ModelRef] = []
-    files: list[str] = [envs.file, *((pol.file,) if policy.file else ())]
+    files: list[str] = [envs.file, *((pol.file,) if policy.file else ()),
+                        *((acc.file,) if acc.value is None or acc.value.file else ())]
     for part in parts:
         findings.extend(part.findings)
         summaries.extend(part.summaries)

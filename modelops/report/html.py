@@ -20,9 +20,14 @@ from modelops.report.items import STATUS_ORDER, Report
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf")
 LIMIT_COLOR = "#d62728"
 BASELINE_COLOR = "#7f7f7f"
-WIDTH, HEIGHT = 840, 300
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 230, 30, 44
-
+WIDTH, PLOT_HEIGHT = 840, 226
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 24, 30, 44
+# The legend sits under the plot, entries flowing in rows as wide as the chart: a label is never cut.
+LEGEND_ROW, LEGEND_SWATCH, LEGEND_GAP = 18, 22, 18
+CHAR_WIDTH = 6.6  # a generous average advance of an 11 px sans-serif character, for laying out labels
+#: A limit further above the data than this factor is named in the legend, not drawn: scaling the axis
+#: to a distant SLO pressed a passing run's lines flat against zero.
+OFF_SCALE = 3.0
 
 @dataclass(frozen=True)
 class Series:
@@ -95,25 +100,48 @@ def _fmt(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 10 or v == int(v) else f"{v:.2g}"
 
 
+def _legend_rows(entries: list[tuple[str, str, bool]]) -> list[list[tuple[float, str, str, bool]]]:
+    """Entries (label, colour, dashed) laid out left to right in rows that fit the chart's width."""
+    rows: list[list[tuple[float, str, str, bool]]] = [[]]
+    x = float(MARGIN_LEFT)
+    for label, color, dashed in entries:
+        width = LEGEND_SWATCH + 6 + CHAR_WIDTH * len(label)
+        if rows[-1] and x + width > WIDTH - MARGIN_RIGHT:
+            rows.append([])
+            x = float(MARGIN_LEFT)
+        rows[-1].append((x, label, color, dashed))
+        x += width + LEGEND_GAP
+    return rows if rows[0] else []
+
+
 def render_svg(chart: Chart) -> str:
-    """One line chart as an inline ``<svg>`` element."""
+    """One line chart as an inline ``<svg>`` element, its legend underneath."""
     points = [p for s in chart.series for p in s.points if all(math.isfinite(c) for c in p)]
     plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
-    plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-           f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{_e(chart.title)}">',
-           f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
+    plot_h = PLOT_HEIGHT
+    data_top = max((p[1] for p in points), default=0.0)
+    in_scale = [lim for lim in chart.limits if data_top <= 0 or lim.value <= data_top * OFF_SCALE]
+    legend: list[tuple[str, str, bool]] = [
+        (f"{lim.label} ({_fmt(lim.value)})" if lim in in_scale else f"{lim.label} ({_fmt(lim.value)}, above the chart)",
+         lim.color, lim.dashed) for lim in chart.limits]
+    legend += [(s.name, s.color or PALETTE[i % len(PALETTE)], s.dashed)
+               for i, s in enumerate(chart.series) if any(all(math.isfinite(c) for c in p) for p in s.points)]
+    rows = _legend_rows(legend) if points else []
+    height = MARGIN_TOP + plot_h + MARGIN_BOTTOM + len(rows) * LEGEND_ROW + (6 if rows else 0)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+           f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{_e(chart.title)}">',
+           f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#ffffff"/>',
            f'<text x="{WIDTH / 2:.0f}" y="18" text-anchor="middle" font-size="14" font-weight="bold">'
            f'{_e(chart.title)}</text>']
     if not points:
-        out.append(f'<text x="{WIDTH / 2:.0f}" y="{HEIGHT / 2:.0f}" text-anchor="middle" fill="#888">no data</text>')
+        out.append(f'<text x="{WIDTH / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle" fill="#888">no data</text>')
         out.append("</svg>")
         return "".join(out)
     x_min = min(p[0] for p in points)
     x_max = max(p[0] for p in points)
     if x_max <= x_min:
         x_max = x_min + 1
-    y_top = max([p[1] for p in points] + [lim.value for lim in chart.limits] + [0.0])
+    y_top = max([data_top] + [lim.value for lim in in_scale] + [0.0])
     step = _nice_step(y_top * 1.1 if y_top > 0 else 1.0)
     y_max = step * math.ceil((y_top * 1.1 if y_top > 0 else 1.0) / step)
 
@@ -141,17 +169,15 @@ def render_svg(chart: Chart) -> str:
                f'y2="{MARGIN_TOP + plot_h}" stroke="#333"/>')
     out.append(f'<line x1="{MARGIN_LEFT}" y1="{MARGIN_TOP}" x2="{MARGIN_LEFT}" y2="{MARGIN_TOP + plot_h}" '
                f'stroke="#333"/>')
-    out.append(f'<text x="{MARGIN_LEFT + plot_w / 2:.0f}" y="{HEIGHT - 8}" text-anchor="middle" font-size="12">'
-               f'{_e(chart.x_label)}</text>')
+    out.append(f'<text x="{MARGIN_LEFT + plot_w / 2:.0f}" y="{MARGIN_TOP + plot_h + 36}" text-anchor="middle" '
+               f'font-size="12">{_e(chart.x_label)}</text>')
     out.append(f'<text x="14" y="{MARGIN_TOP + plot_h / 2:.0f}" text-anchor="middle" font-size="12" '
                f'transform="rotate(-90 14 {MARGIN_TOP + plot_h / 2:.0f})">{_e(chart.y_label)}</text>')
-    legend: list[tuple[str, str, bool]] = []
-    for lim in chart.limits:
+    for lim in in_scale:
         dash = ' stroke-dasharray="6 4"' if lim.dashed else ""
         out.append(f'<line x1="{MARGIN_LEFT}" y1="{sy(lim.value):.1f}" x2="{MARGIN_LEFT + plot_w}" '
                    f'y2="{sy(lim.value):.1f}" stroke="{lim.color}" stroke-width="1.5"{dash}>'
                    f'<title>{_e(lim.label)}: {_fmt(lim.value)}</title></line>')
-        legend.append((f"{lim.label} ({_fmt(lim.value)})", lim.color, lim.dashed))
     for i, s in enumerate(chart.series):
         color = s.color or PALETTE[i % len(PALETTE)]
         pts = [p for p in s.points if all(math.isfinite(c) for c in p)]
@@ -164,13 +190,13 @@ def render_svg(chart: Chart) -> str:
         for px, py in pts if len(pts) <= 60 else ():
             out.append(f'<circle cx="{sx(px):.1f}" cy="{sy(py):.1f}" r="2.5" fill="{color}">'
                        f'<title>{_e(s.name)} at {_fmt(px)}: {_fmt(py)}</title></circle>')
-        legend.append((s.name, color, s.dashed))
-    lx = MARGIN_LEFT + plot_w + 14
-    for i, (label, color, dashed) in enumerate(legend):
-        ly = MARGIN_TOP + 8 + i * 18
-        dash = ' stroke-dasharray="6 4"' if dashed else ""
-        out.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 22}" y2="{ly}" stroke="{color}" stroke-width="2"{dash}/>')
-        out.append(f'<text x="{lx + 28}" y="{ly + 4}" font-size="11">{_e(label)}</text>')
+    for r, row in enumerate(rows):
+        ly = MARGIN_TOP + plot_h + MARGIN_BOTTOM + 6 + r * LEGEND_ROW
+        for lx, label, color, dashed in row:
+            dash = ' stroke-dasharray="6 4"' if dashed else ""
+            out.append(f'<line x1="{lx:.0f}" y1="{ly}" x2="{lx + LEGEND_SWATCH:.0f}" y2="{ly}" stroke="{color}" '
+                       f'stroke-width="2"{dash}/>')
+            out.append(f'<text x="{lx + LEGEND_SWATCH + 6:.0f}" y="{ly + 4}" font-size="11">{_e(label)}</text>')
     out.append("</svg>")
     return "".join(out)
 

@@ -29,9 +29,15 @@ def to_report(result: TestReport) -> Report:
     for reg in result.regions:
         prefix = f"{reg.region}/" if many else ""
         for case in reg.regression or ():
-            items.append(Item(id=f"regression.{case.case}", status="passed" if case.passed else "failed",
-                              message=case.message, subject=f"{prefix}regression/{case.case}", file=case.file,
-                              line=case.line, duration_seconds=case.latency_ms / 1000.0))
+            subject, seconds = f"{prefix}regression/{case.case}", case.latency_ms / 1000.0
+            if case.passed:
+                items.append(Item(id=f"regression.{case.case}", status="passed", message=case.message,
+                                  subject=subject, file=case.file, line=case.line, duration_seconds=seconds))
+            # One item per unmet expectation: a report counts what it lists ("2 problem(s)").
+            for i, failure in enumerate(case.failures):
+                items.append(Item(id=f"regression.{case.case}", status="failed", message=failure.message,
+                                  subject=subject, file=case.file, line=failure.line or case.line,
+                                  duration_seconds=seconds if i == 0 else None))
         if reg.load is not None:
             for check in reg.load.checks:
                 items.append(Item(id=check.name, status="passed" if check.passed else "failed",

@@ -145,41 +145,55 @@ def _percentiles(response_times: dict[int, int], count: int) -> dict[str, float 
 
 
 def _run(spec: dict[str, Any]) -> None:
-    import gevent
+    """Run the load test the spec describes and print its ticks, then its result."""
     from locust.env import Environment
 
-    user = _user_class(spec)
-    env = Environment(user_classes=[user], host=spec["endpoint_url"])
+    env = Environment(user_classes=[_user_class(spec)], host=spec["endpoint_url"])
     workers = int(spec.get("workers") or 0)
-    children: list[subprocess.Popen[bytes]] = []
-    if workers > 0:
-        runner: Any = env.create_master_runner("127.0.0.1", 0)
-        port = runner.server.port
-        worker_spec = json.dumps({**spec, "workers": 0}).encode()
-        for _ in range(workers):
-            child = subprocess.Popen([sys.executable, "-m", "modelops.verify.loadrun", "--worker", f"127.0.0.1:{port}"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=os.environ.copy())
-            assert child.stdin is not None
-            child.stdin.write(worker_spec)
-            child.stdin.close()
-            children.append(child)
-        deadline = time.monotonic() + WORKERS_READY_TIMEOUT
-        while runner.worker_count < workers:
-            if time.monotonic() > deadline or any(c.poll() is not None for c in children):
-                raise SystemExit(f"only {runner.worker_count} of {workers} locust workers connected")
-            gevent.sleep(0.1)
-    else:
-        runner = env.create_local_runner()
-
-    interval = float(spec.get("interval", 1.0))
-    duration = float(spec["duration_seconds"])
+    runner, children = _start_workers(env, spec, workers) if workers > 0 else (env.create_local_runner(), [])
     started = time.monotonic()
     runner.start(int(spec["users"]), spawn_rate=float(spec["spawn_rate"]))
+    series, stopped = _watch(env, runner, started, interval=float(spec.get("interval", 1.0)),
+                             duration=float(spec["duration_seconds"]))
+    runner.stop()
+    elapsed = time.monotonic() - started
+    _stop(runner, children)
+    _emit(_result(env, spec, workers, elapsed, series, stopped))
+
+
+def _start_workers(env: Any, spec: dict[str, Any], workers: int) -> tuple[Any, list[subprocess.Popen[bytes]]]:
+    """Locust's master and ``workers`` worker processes (this module with ``--worker``), once all connected."""
+    import gevent
+
+    runner = env.create_master_runner("127.0.0.1", 0)
+    worker_spec = json.dumps({**spec, "workers": 0}).encode()
+    children: list[subprocess.Popen[bytes]] = []
+    for _ in range(workers):
+        child = subprocess.Popen([sys.executable, "-m", "modelops.verify.loadrun", "--worker",
+                                  f"127.0.0.1:{runner.server.port}"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=os.environ.copy())
+        assert child.stdin is not None
+        child.stdin.write(worker_spec)
+        child.stdin.close()
+        children.append(child)
+    deadline = time.monotonic() + WORKERS_READY_TIMEOUT
+    while runner.worker_count < workers:
+        if time.monotonic() > deadline or any(c.poll() is not None for c in children):
+            raise SystemExit(f"only {runner.worker_count} of {workers} locust workers connected")
+        gevent.sleep(0.1)
+    return runner, children
+
+
+def _watch(env: Any, runner: Any, started: float, *, interval: float, duration: float) -> tuple[list[dict[str, Any]], str]:
+    """Print a tick every ``interval`` seconds until ``duration`` is over, or until every request has
+    failed to connect for :data:`UNREACHABLE_STOP_S`; returns the ticks and why it stopped early ("")."""
+    import gevent
+
     series: list[dict[str, Any]] = []
     previous_times: dict[int, int] = {}
     previous = (0, 0)
     last = started
-    unreachable_before, unreachable_for, stopped = 0, 0.0, ""
+    unreachable_before, unreachable_for = 0, 0.0
     while True:
         gevent.sleep(max(0.0, min(interval, started + duration - time.monotonic())))
         now = time.monotonic()
@@ -201,13 +215,15 @@ def _run(spec: dict[str, Any]) -> None:
         cut_off = requests > 0 and unreachable - unreachable_before >= requests
         unreachable_for, unreachable_before = (unreachable_for + span if cut_off else 0.0), unreachable
         if unreachable_for >= UNREACHABLE_STOP_S:
-            stopped = STOPPED.format(seconds=round(now - started, 1), window=round(unreachable_for, 1))
-            break
+            return series, STOPPED.format(seconds=round(now - started, 1), window=round(unreachable_for, 1))
         if now - started >= duration:
-            break
-    runner.stop()
-    elapsed = time.monotonic() - started
-    if workers > 0:
+            return series, ""
+
+
+def _stop(runner: Any, children: list[subprocess.Popen[bytes]]) -> None:
+    import gevent
+
+    if children:
         gevent.sleep(1.5)  # the workers' last stats reports arrive after stop
     runner.quit()
     for child in children:
@@ -215,6 +231,11 @@ def _run(spec: dict[str, Any]) -> None:
             child.wait(timeout=15)
         except subprocess.TimeoutExpired:
             child.kill()
+
+
+def _result(env: Any, spec: dict[str, Any], workers: int, elapsed: float, series: list[dict[str, Any]],
+            stopped: str) -> dict[str, Any]:
+    """The run's ``result`` line: totals, percentiles, errors by text, per-case figures, the ticks."""
     total = env.stats.total
     requests = total.num_requests
     errors: dict[str, int] = {}
@@ -226,7 +247,7 @@ def _run(spec: dict[str, Any]) -> None:
                "p95_ms": float(e.get_response_time_percentile(0.95)) if e.num_requests else None}
         for (name, _method), e in env.stats.entries.items()
     }
-    _emit({
+    return {
         "type": "result",
         "requests": requests,
         "failures": total.num_failures,
@@ -242,7 +263,7 @@ def _run(spec: dict[str, Any]) -> None:
         "per_case": per_case,
         "series": series,
         "stopped": stopped,
-    })
+    }
 
 
 def _unreachable(env: Any) -> int:

@@ -121,6 +121,20 @@ def _schema_failures(case: Case, document: Any) -> list[Failure]:
     return failures
 
 
+def _model_error_failures(case: Case, answer: Invocation, line: int | None) -> list[Failure]:
+    """The container's own status and message against ``expect.model_error`` (a 424 case)."""
+    wanted = case.expect.model_error
+    assert wanted is not None
+    failures = []
+    if wanted.status is not None and answer.original_status != wanted.status:
+        failures.append(Failure(case.name, "model_error.status", str(wanted.status),
+                                answer.describe(), line))
+    message = answer.body.decode("utf-8", "replace")
+    if wanted.message is not None and re.search(wanted.message, message) is None:
+        failures.append(Failure(case.name, "model_error.message", f"to match /{wanted.message}/", show(message), line))
+    return failures
+
+
 def evaluate(case: Case, answer: Invocation) -> CaseResult:
     """Compare one answer with the case's expectations."""
     expect = case.expect
@@ -128,6 +142,8 @@ def evaluate(case: Case, answer: Invocation) -> CaseResult:
     line = case.position.line if case.position else None
     if answer.status != expect.status:
         failures.append(Failure(case.name, "status", str(expect.status), answer.describe(), line))
+    elif expect.model_error is not None:
+        failures.extend(_model_error_failures(case, answer, line))
     if expect.latency_ms is not None and answer.latency_ms > expect.latency_ms:
         failures.append(Failure(case.name, "latency_ms", f"<= {expect.latency_ms:g}", f"{answer.latency_ms:.1f}",
                                 line))

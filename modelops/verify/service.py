@@ -18,6 +18,7 @@ from modelops.verify.slo import LimitCheck, baseline_checks, slo_checks
 
 if TYPE_CHECKING:
     from modelops.clients import Clients
+    from modelops.ledger import Ledger
 
 KINDS = ("regression", "load")
 BAD_ONLY = "--only must be one of regression, load (got {only!r})"
@@ -218,7 +219,7 @@ def _regression(clients: Clients, region: str, endpoint: str, cases: Cases, runt
 
 
 def _load(clients: Clients, region: str, endpoint: str, release: str, model: ModelConfig, cases: Cases,
-          plan: LoadPlan, policy: Policy, ledger: Any, environment: str, runtime: Runtime) -> LoadResult:
+          plan: LoadPlan, policy: Policy, ledger: Ledger | None, environment: str, runtime: Runtime) -> LoadResult:
     from modelops.clients import translate
 
     client = clients.client("sagemaker-runtime", region)
@@ -256,7 +257,7 @@ def _check_still_reachable(clients: Clients, region: str, endpoint: str, environ
                                          hint=error.hint) from exc
 
 
-def _record(ledger: Any, report: RegionReport, model: str, environment: str) -> None:
+def _record(ledger: Ledger | None, report: RegionReport, model: str, environment: str) -> None:
     from modelops.ledger import LOAD, REGRESSION, TestRecord
 
     if ledger is None or report.release == UNTAGGED:

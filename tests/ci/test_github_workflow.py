@@ -60,6 +60,8 @@ def test_it_runs_the_pr_check_and_publishes_its_reports(workflow: dict[str, Any]
     for flag in ("--base \"$BASE_REF\"", "--markdown reports/pr.md", "--sarif reports/modelops.sarif",
                  "--junit reports/modelops.xml"):
         assert flag in check["run"]
+    # The pull request's actor, as GitHub authenticated them, is the CI user ci pr names.
+    assert check["env"]["MODELOPS_CI_SYSTEM"] == "github" and check["env"]["MODELOPS_CI_USER"] == "${{ github.actor }}"
     uses = {s.get("uses", "").split("@")[0]: s for s in steps}
     assert uses["github/codeql-action/upload-sarif"]["with"]["sarif_file"] == "reports/modelops.sarif"
     assert uses["marocchino/sticky-pull-request-comment"]["with"]["path"] == "reports/pr.md"

@@ -104,7 +104,9 @@ def test_validate_publishes_junit_and_sarif_and_archives_reports() -> None:
 def test_prod_needs_an_input_whose_submitter_is_the_approver() -> None:
     body = _stage_body("Approve prod")
     assert "input {" in body and "submitterParameter 'APPROVER'" in body and "submitter " in body
-    assert 'withEnv(["MODELOPS_USER=${env.APPROVER}"])' in body
+    assert 'withEnv(["MODELOPS_CI_USER=${env.APPROVER}"])' in body
+    # Every other stage acts for whoever started the build, as Jenkins' own CI user.
+    assert "MODELOPS_CI_SYSTEM = 'jenkins'" in TEXT and "env.MODELOPS_CI_USER = startedBy()" in _stage_body("Changes")
     assert "sh 'modelops approve \"$RELEASE\" --env prod'" in body
 
 

@@ -292,3 +292,59 @@ def test_a_renamed_folder_is_not_a_removed_model(repo: Path) -> None:
     result = run_cli("ci", "pr", "--base", "main", "--no-bandit", "--no-cloud-plan", "--output", "json", cwd=repo)
 
     assert result.json()["removed"] == []
+
+
+def test_a_change_to_access_yaml_is_flagged_for_its_owners_in_every_format(repo: Path, tmp_path: Path) -> None:
+    git(repo, "checkout", "-q", "-b", "let-bob-approve")
+    _edit(repo, "pipelines/access.yaml", "emails: [reviewer@example.com]", "emails: [reviewer@example.com, bob@example.com]")
+    _edit(repo, "pipelines/access.yaml", "owners: [platform]", "owners: [release-reviewers]")
+    _edit(repo, "pipelines/access.yaml", "    approve: [release-reviewers]", "    approve: [release-reviewers]\n"
+                                                                            "    authenticated: [approve]")
+    commit_all(repo, "bob reviews releases now")
+    md, sarif, junit = tmp_path / "pr.md", tmp_path / "pr.sarif", tmp_path / "pr.xml"
+    # As the GitHub workflow runs it: the pull request's actor passed as the CI user.
+    result = run_cli("ci", "pr", "--base", "main", "--no-bandit", "--no-cloud-plan", "--markdown", md, "--sarif", sarif,
+                     "--junit", junit, "--output", "json", cwd=repo,
+                     env={"MODELOPS_CI_USER": "octocat", "MODELOPS_CI_SYSTEM": "github", "GITHUB_ACTIONS": "true",
+                          "GITHUB_RUN_ID": "1"})
+    assert result.exit_code == 0, result  # a warning: the forge's required review decides, not this check
+    doc = result.json()
+    access = doc["access"]
+    # The owners as main names them, not as the change would have them.
+    assert (access["owners"], access["reviewers"], access["status"]) == (["platform"], ["platform@example.com"], "changed")
+    assert access["changes"] == ["owners: platform -> release-reviewers",
+                                 "group release-reviewers: +bob@example.com",
+                                 "prod approve: release-reviewers -> release-reviewers (authenticated)"]
+    assert access["changed_by"] == "github:octocat"
+    [flag] = [f for f in doc["findings"] if f["rule"] == "access.changed"]
+    assert flag["severity"] == "warning" and flag["file"] == "pipelines/access.yaml"
+    assert flag["message"] == ("pipelines/access.yaml changes who may deploy, approve, roll back or unblock: it needs "
+                               "review by platform (platform@example.com)")
+    changed_line = (repo / "pipelines/access.yaml").read_text().splitlines()[flag["line"] - 1]
+    assert changed_line == "owners: [release-reviewers]"  # the first line the change touches
+    text = md.read_text()
+    assert "### 🔐 Access control changed" in text and "opened by `github:octocat`" in text
+    assert "- group release-reviewers: +bob@example.com" in text
+    [res] = [r for r in json.loads(sarif.read_text())["runs"][0]["results"] if r["ruleId"] == "access.changed"]
+    assert res["level"] == "warning"
+    assert res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "pipelines/access.yaml"
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    out = cases["repository"].find("system-out")
+    assert out is not None and (out.text or "").startswith("WARNING access.changed pipelines/access.yaml:")
+
+
+def test_an_owner_changing_access_yaml_needs_another_owner_and_policy_may_make_it_fail(repo: Path) -> None:
+    _edit(repo, "pipelines/access.yaml", "emails: [platform@example.com]",
+          'emails: [platform@example.com]\n    ci_users: ["github:octocat"]')
+    _edit(repo, "pipelines/policy.yaml", "rules:\n", "rules:\n  access.changed: {severity: error}\n")
+    commit_all(repo, "octocat owns the pipelines")
+    git(repo, "checkout", "-q", "-b", "loosen")
+    _edit(repo, "pipelines/access.yaml", "    approve: [release-reviewers]", "    approve: [anyone]")
+    commit_all(repo, "anyone approves")
+    result = run_cli("ci", "pr", "--base", "main", "--no-bandit", "--no-cloud-plan", "--output", "json", cwd=repo,
+                     env={"MODELOPS_CI_USER": "octocat", "MODELOPS_CI_SYSTEM": "github"})
+    assert result.exit_code == 1, result
+    [flag] = [f for f in result.json()["findings"] if f["rule"] == "access.changed"]
+    assert flag["severity"] == "error"
+    assert "needs review by another member of platform (platform@example.com, github:octocat)" in flag["message"]
+    assert result.json()["access"]["changes"] == ["prod approve: release-reviewers -> anyone"]

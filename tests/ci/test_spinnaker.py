@@ -65,7 +65,12 @@ def test_a_manual_judgment_precedes_every_prod_stage_and_records_the_judge(docum
     assert container["command"][:2] == ["sh", "-ec"]
     assert 'modelops approve "$release" --env "$MODELOPS_ENV"' in container["command"][2]
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["MODELOPS_USER"] == "${#stage('Approve prod')['context']['lastModifiedBy']}"
+    assert env["MODELOPS_CI_USER"] == "${#stage('Approve prod')['context']['lastModifiedBy']}"
+    assert env["MODELOPS_CI_SYSTEM"] == "spinnaker" and env["MODELOPS_PIPELINE_RUN"] == "${execution.id}"
+    assert len(env) == len(container["env"])  # each variable once
+    # Every other job acts for whoever started the pipeline, as Spinnaker authenticated them.
+    [deployer] = stages["deploy-prod-us-east-1"]["manifest"]["spec"]["template"]["spec"]["containers"]
+    assert {e["name"]: e["value"] for e in deployer["env"]}["MODELOPS_CI_USER"] == "${trigger.user}"
     assert env["MODELOPS_ENV"] == "prod" and env["MODEL"] == "${parameters.model}"
     for ref in stages:
         if ref.startswith("deploy-prod"):

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from modelops.config import Workspace, load_environments, load_model
+from modelops.config.access import OPEN
 from modelops.deploy import gates
 from modelops.errors import GateError
+from modelops.identity import identify
 from modelops.ledger import sqlite_ledger
-from modelops.ledger.records import LOAD, REGRESSION, Approval, TestRecord
+from modelops.ledger.records import LOAD, REGRESSION, Approval, ReleaseRecord, TestRecord
 from modelops.runtime import Runtime
 from tests.helpers import git
 
@@ -23,54 +25,65 @@ def ledger(tmp_path: Path):
         yield opened
 
 
-def test_identity_is_modelops_user_then_jenkins_submitter_then_git_email(repo: Path) -> None:
-    assert gates.acting_user({"MODELOPS_USER": "m@x", "BUILD_USER_ID": "j@x"}, repo) == "m@x"
-    assert gates.acting_user({"BUILD_USER_ID": "j@x", "USER": "u"}, repo) == "j@x"
-    assert gates.acting_user({"USER": "u"}, repo) == "ada@example.com"  # init_repo's user.email
-    assert gates.acting_user({"USER": "u"}, repo / "no-such-dir") == "u"
+def test_identity_is_the_claim_modelops_user_then_git_email_on_the_local_cloud(repo: Path) -> None:
+    ws = Workspace.discover(repo)
+    runtime = Runtime(cwd=repo, data_dir=repo / "data", environ={"MODELOPS_USER": " M@X ", "USER": "u"})
+    assert gates.acting_identity(runtime, ws).name == "m@x"
+    git_only = gates.acting_identity(replace(runtime, environ={"USER": "u"}), ws)
+    assert (git_only.name, git_only.source, git_only.authenticated) == ("ada@example.com", "git", False)
 
 
 def test_four_eyes_counts_only_someone_other_than_the_author(repo: Path, ledger) -> None:
     prod = load_environments(Workspace.discover(repo)).get("prod")
-    commit = git(repo, "rev-parse", "HEAD")
-    author = gates.commit_author(repo, commit)
-    assert author == "ada@example.com"
+    author = "ada@example.com"
     with pytest.raises(GateError) as err:
-        gates.check_approval(ledger, "iris-0123456789", prod, author)
+        gates.check_approval(ledger, "iris-0123456789", prod, author, OPEN)
     assert "needs an approval for prod from someone other than its author (ada@example.com)" in err.value.message
-    ledger.record_approval(Approval(model="iris", release="iris-0123456789", environment="prod", by="ADA@example.com"))
-    with pytest.raises(GateError):
-        gates.check_approval(ledger, "iris-0123456789", prod, author)
-    ledger.record_approval(Approval(model="iris", release="iris-0123456789", environment="prod", by="bob@example.com"))
-    gates.check_approval(ledger, "iris-0123456789", prod, author)
-    with pytest.raises(GateError):  # an author nobody can tell fails closed
-        gates.check_approval(ledger, "iris-0123456789", prod, None)
-    staging = load_environments(Workspace.discover(repo)).get("staging")
-    gates.check_approval(ledger, "iris-other", staging, author)  # no approval required there
-
-
-def test_the_author_may_not_approve(repo: Path) -> None:
-    prod = load_environments(Workspace.discover(repo)).get("prod")
+    # Recorded before names were normalised: the author with a space and capitals is still the author.
+    ledger.record_approval(Approval(model="iris", release="iris-0123456789", environment="prod", by=" ADA@example.com"))
     with pytest.raises(GateError) as err:
-        gates.check_approver("ada@example.com", "ada@example.com", release="iris-1", commit="c" * 40, environment=prod)
+        gates.check_approval(ledger, "iris-0123456789", prod, author, OPEN)
+    assert "(not counted: ada@example.com is its author)" in err.value.message
+    ledger.record_approval(Approval(model="iris", release="iris-0123456789", environment="prod", by="bob@example.com"))
+    gates.check_approval(ledger, "iris-0123456789", prod, author, OPEN)
+    with pytest.raises(GateError):  # an author nobody can tell fails closed
+        gates.check_approval(ledger, "iris-0123456789", prod, None, OPEN)
+    staging = load_environments(Workspace.discover(repo)).get("staging")
+    gates.check_approval(ledger, "iris-other", staging, author, OPEN)  # no approval required there
+
+
+@pytest.mark.parametrize("claim", ["ada@example.com", " ada@example.com", "ADA@Example.com", "ada@example.com\n",
+                                   "\u200bAda@example.com"])
+def test_the_author_may_not_approve_with_whitespace_or_case_changes(repo: Path, claim: str) -> None:
+    prod = load_environments(Workspace.discover(repo)).get("prod")
+    who = identify({"MODELOPS_USER": claim})
+    with pytest.raises(GateError) as err:
+        gates.check_approver(who, "ada@example.com", OPEN, release="iris-1", commit="c" * 40, environment=prod)
     assert err.value.message.startswith("four-eyes: ada@example.com wrote commit cccccccccccc")
-    gates.check_approver("bob@example.com", "ada@example.com", release="iris-1", commit="c" * 40, environment=prod)
+    gates.check_approver(identify({"MODELOPS_USER": "bob@example.com"}), "ada@example.com", OPEN, release="iris-1",
+                         commit="c" * 40, environment=prod)
     no_four_eyes = replace(prod, approval=replace(prod.approval, four_eyes=False))
-    gates.check_approver("ada@example.com", "ada@example.com", release="iris-1", commit="c" * 40, environment=no_four_eyes)
+    gates.check_approver(who, "ada@example.com", OPEN, release="iris-1", commit="c" * 40, environment=no_four_eyes)
 
 
 def test_an_approver_whose_commit_author_is_unknown_is_refused_without_being_called_its_author(repo: Path) -> None:
     # A checkout without the release's commit (another clone, a shallow one, no git) cannot tell the author:
     # four-eyes fails closed, but it used to say "bob@example.com (author unknown) wrote commit ...".
     prod = load_environments(Workspace.discover(repo)).get("prod")
-    assert gates.commit_author(repo, "d" * 40) is None
+    record = ReleaseRecord("iris", "iris-1", "d" * 40, "cfg", "bld", "tester@example.com")
+    assert gates.release_author(record, Workspace.discover(repo)) is None
     with pytest.raises(GateError) as err:
-        gates.check_approver("bob@example.com", None, release="iris-1", commit="d" * 40, environment=prod)
+        gates.check_approver(identify({"MODELOPS_USER": "bob@example.com"}), None, OPEN, release="iris-1",
+                             commit="d" * 40, environment=prod)
     assert err.value.message == ("four-eyes: the author of commit dddddddddddd of release iris-1 is not known here "
                                  "(this checkout does not hold that commit), so bob@example.com cannot be told "
                                  "apart from the author for prod")
     assert "wrote" not in err.value.message
     assert err.value.hint == gates.UNKNOWN_AUTHOR_HINT
+    # The author the build recorded is known wherever the ledger is, normalised.
+    assert gates.release_author(replace(record, author=" Ada@Example.com"), Workspace.discover(repo)) == "ada@example.com"
+    head = git(repo, "rev-parse", "HEAD")
+    assert gates.release_author(replace(record, commit=head), Workspace.discover(repo)) == "ada@example.com"
 
 
 def test_tests_gate_fails_closed_and_needs_every_kind_in_every_region(repo: Path, ledger) -> None:

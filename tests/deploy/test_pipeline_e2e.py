@@ -84,9 +84,11 @@ def test_a_release_goes_through_prod_and_a_failing_one_rolls_back_in_the_first_w
     assert f"release {release} needs an approval for prod" in unapproved.stderr
     assert {r["release"] for r in prod_rows(cloud_repo).values()} == {earlier}
 
+    # The author is no release reviewer (pipelines/access.yaml); four-eyes would refuse her too
+    # (tests/deploy/test_access.py makes her one to show it).
     self_approval = run_cli("approve", release, "--env", "prod", cwd=cloud_repo, env={"MODELOPS_USER": "ada@example.com"})
     assert self_approval.exit_code == 1, self_approval
-    assert "four-eyes" in self_approval.stderr
+    assert "access: ada@example.com ($MODELOPS_USER, unauthenticated) may not approve in prod" in self_approval.stderr
 
     approved = run_cli("approve", release, "--env", "prod", "--comment", "looks good", cwd=cloud_repo, env=REVIEWER)
     assert approved.exit_code == 0, approved
@@ -131,6 +133,13 @@ def test_a_release_goes_through_prod_and_a_failing_one_rolls_back_in_the_first_w
     assert sum(1 for k in kinds if k == ("step", "prod", "succeeded", release)) == 3
     [approval] = [e for e in history.json()["entries"] if e["entry"] == "approval" and e["release"] == release]
     assert (approval["release"], approval["by"], approval["comment"]) == (release, "reviewer@example.com", "looks good")
+    assert (approval["source"], approval["authenticated"]) == ("env", False)
+    started = [e for e in history.json()["entries"] if e["entry"] == "step" and e["step"] == "started"
+               and e["release"] == release and e["environment"] == "prod"]
+    assert len(started) == 3 and all(  # who rolled it out, and where that identity came from
+        e["detail"].endswith(" by tester@example.com ($MODELOPS_USER, unauthenticated)") for e in started), started
+    [built] = [e for e in history.json()["entries"] if e["entry"] == "release" and e["release"] == release]
+    assert (built["author"], built["created_by"], built["source"]) == ("ada@example.com", "tester@example.com", "env")
     text = run_cli("history", "iris", cwd=cloud_repo)
     assert text.exit_code == 0 and "history of iris" in text.stderr and "approval" in text.stderr, text
 

@@ -48,6 +48,18 @@ def test_promote_deploys_the_release_at_its_commit_and_refuses_what_it_cannot_pr
                                             config_digest="sha256:0", build_digest="sha256:0", created_by="x"))
     finally:
         ledger.close()
+    # A release built from uncommitted changes (dev allows them) says so, not "not reproducible".
+    readme = cloud_repo / "models" / "iris" / "code" / "inference.py"
+    saved = readme.read_text()
+    readme.write_text(saved + "\n# an uncommitted edit\n")
+    dirty = run_cli("build", "models/iris", "--output", "json", cwd=cloud_repo).json()
+    readme.write_text(saved)
+    assert dirty["commit"].endswith("-dirty"), dirty
+    uncommitted = run_cli("promote", dirty["release"], "--to", "staging", "--output", "json", cwd=cloud_repo)
+    assert uncommitted.exit_code == 2, uncommitted
+    assert uncommitted.json()["error"]["message"] == (
+        f"release {dirty['release']} was built from uncommitted changes (on top of commit {dirty['commit'][:12]})")
+    assert "modelops deploy iris --through staging" in uncommitted.json()["error"]["hint"], uncommitted
     missing = run_cli("promote", "iris-00000000aa", "--to", "staging", cwd=cloud_repo)
     assert missing.exit_code == 2, missing
     assert "release iris-00000000aa was built from commit 000000000000, which this clone does not have" in missing.stderr
@@ -60,3 +72,20 @@ def test_promote_deploys_the_release_at_its_commit_and_refuses_what_it_cannot_pr
     assert promoted.json()["release"] == release and promoted.json()["result"] == "succeeded", promoted
     [staging] = _endpoints(cloud_repo, "staging")
     assert staging["release"] == release and staging["status"] == "InService", staging
+
+
+@pytest.mark.slow
+def test_deploy_through_an_environment_runs_its_tests_so_the_next_promotion_is_not_refused(cloud_repo: Path) -> None:
+    # `deploy --through staging` used to stop before staging's tests: the next `promote --to prod` was
+    # then refused for "no passing tests in staging" that nobody had been asked to run.
+    shutil.rmtree(cloud_repo / "models" / "minilm-embeddings")
+    commit_all(cloud_repo, "only iris")
+    through = run_cli("deploy", "models/iris", "--through", "staging", "--output", "json", cwd=cloud_repo)
+    assert through.exit_code == 0, through
+    release = str(through.json()["release"])
+    assert "staging: testing " + release in through.stderr, through
+    ledger = _ledger(cloud_repo, "staging")
+    try:
+        assert ledger.tests_passed(release, "staging", regions=("us-east-1",))
+    finally:
+        ledger.close()

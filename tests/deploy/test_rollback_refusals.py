@@ -61,11 +61,16 @@ def test_invoke_answers_with_the_containers_status_and_a_missing_endpoint_is_bad
     ok = run_cli("invoke", "iris", "--env", "dev", "--body", "[[5.1, 3.5, 1.4, 0.2]]", cwd=cloud_repo)
     assert ok.exit_code == 0 and "iris-dev (us-east-1): HTTP 200" in ok.stderr, ok
     assert json.loads(ok.stdout)["predictions"][0]["label"] == "setosa", ok
-    # A ModelError is the container's answer: its status (not SageMaker's 424) and its message.
+    # A ModelError reads as in every report (and as a case expects it): SageMaker's 424, the container's
+    # own status inside it, and its message.
     bad = run_cli("invoke", "iris", "--env", "dev", "--body", "[[1]]", "--output", "json", cwd=cloud_repo)
     assert bad.exit_code == 1, bad
-    assert bad.json()["status"] == 500 and bad.json()["content_type"] == "text/plain", bad
-    assert "expected rows of 4 numbers" in bad.json()["body"], bad
+    doc = bad.json()
+    assert (doc["status"], doc["error"], doc["model_status"], doc["content_type"]) == (
+        424, "ModelError", 500, "text/plain"), bad
+    assert "expected rows of 4 numbers" in doc["body"], bad
+    text = run_cli("invoke", "iris", "--env", "dev", "--body", "[[1]]", cwd=cloud_repo)
+    assert "iris-dev (us-east-1): HTTP 424 ModelError (the container answered 500)" in text.stderr, text
 
 
 @pytest.mark.slow
@@ -88,4 +93,5 @@ def test_a_model_that_cannot_run_on_the_environments_cloud_says_so_instead_of_de
     missing = run_cli("invoke", "iris", "--env", "prod", "--body", "{}", "--output", "json", cwd=cloud_repo)
     assert missing.exit_code == 2, missing
     assert missing.json()["error"] == {"message": "endpoint iris-prod not found in us-east-1 (prod)",
-                                       "hint": "deploy it first: modelops deploy iris --env prod", "exit_status": 2}
+                                       "hint": "deploy the model first: modelops deploy iris --env prod",
+                                       "exit_status": 2}

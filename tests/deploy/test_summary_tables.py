@@ -83,16 +83,22 @@ def test_history_is_a_log_with_one_line_per_entry_even_at_80_columns() -> None:
         {"entry": "test", "at": 3.0, "release": NEW, "environment": "dev", "region": "us-east-1",
          "kind": "load", "passed": False, "summary": "p95 210 ms > 150 ms"},
         {"entry": "approval", "at": 4.0, "release": NEW, "environment": "prod", "by": "ana@example.com"},
+        {"entry": "approval", "at": 5.0, "release": NEW, "environment": "prod", "by": "carol", "source": "jenkins",
+         "authenticated": True},
+        {"entry": "approval", "at": 6.0, "release": NEW, "environment": "prod", "by": "bob@example.com",
+         "source": "git", "authenticated": False},
     ))
     out = io.StringIO()
     # The CLI's console (soft wrap: the terminal, if any, wraps a long line; a CI log keeps it whole).
     Console(file=out, width=80, color_system=None, soft_wrap=True).print(history_lines(report))
     lines = out.getvalue().splitlines()
     assert lines[0] == "history of fraud-score" and lines[1].split() == ["time", "(UTC)", "kind", "release", "where", "what"]
-    assert len(lines) == 2 + 4, lines  # one line per entry, nothing folded
+    assert len(lines) == 2 + 6, lines  # one line per entry, nothing folded
     assert lines[2].endswith(f"dev/us-east-1  image {image}"), lines
     assert lines[3].endswith("dev/us-east-1  succeeded"), lines  # not "succeeded (succeeded)"
     assert lines[4].endswith("load FAILED: p95 210 ms > 150 ms"), lines
-    assert "prod  " in lines[5] and lines[5].endswith("approved by ana@example.com"), lines
+    assert "prod  " in lines[5] and lines[5].endswith("approved by ana@example.com"), lines  # an older entry
+    assert lines[6].endswith("approved by carol (jenkins)"), lines  # who, and where that came from
+    assert lines[7].endswith("approved by bob@example.com (git user.email, unauthenticated)"), lines
     # The columns before "what" line up.
     assert len({line.index("  " + NEW) for line in lines[2:]}) == 1, lines

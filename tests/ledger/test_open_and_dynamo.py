@@ -78,23 +78,26 @@ def test_region_and_table_can_be_set_by_the_environment(tmp_path: Path, clock: F
                                           MODELOPS_LEDGER_TABLE="team-ledger"))
     ledger.record_approval(Approval("iris", "iris-1", "prod", "ada"))
     assert clients.asked == [("dynamodb", "eu-west-1")]
-    assert len(scan(dynamodb, "team-ledger")) == 4  # models index, key marker, model item, release copy
+    assert len(scan(dynamodb, "team-ledger")) == 5  # models index, key marker, chain head, model item, release copy
 
 
-def test_key_design_one_entry_is_a_marker_a_model_item_and_a_release_copy(dynamodb: Any, clock: FakeClock) -> None:
+def test_key_design_one_entry_is_a_marker_a_head_a_model_item_and_a_release_copy(dynamodb: Any,
+                                                                                 clock: FakeClock) -> None:
     ledger = DynamoLedger(dynamodb, clock=clock)
     test = TestRecord("iris", "iris-1", "prod", "eu-west-1", "load", True, "ok", {"p95_ms": 12.0})
     assert ledger.record_test(test, idempotency_key="test:iris-1:prod:eu-west-1:load:run-1")
     items = {(i["pk"]["S"], i["sk"]["S"].split("#")[0]): i for i in scan(dynamodb)}
     assert set(items) == {("MODELS", "iris"), ("KEY#test:iris-1:prod:eu-west-1:load:run-1", "KEY"),
-                          ("MODEL#iris", "ENTRY"), ("RELEASE#iris-1", "ENTRY")}
-    model_item = items[("MODEL#iris", "ENTRY")]
-    assert model_item["sk"]["S"].startswith(f"ENTRY#{round(clock.t * 1e6):017d}#")
+                          ("MODEL#iris", "HEAD"), ("MODEL#iris", "SEQ"), ("RELEASE#iris-1", "SEQ")}
+    model_item = items[("MODEL#iris", "SEQ")]
+    assert model_item["sk"]["S"] == "SEQ#000000000001" and model_item["seq"]["N"] == "1"
     assert model_item["entry"]["S"] == "test" and model_item["region"]["S"] == "eu-west-1"
-    assert items[("RELEASE#iris-1", "ENTRY")]["body"] == model_item["body"]
+    assert items[("MODEL#iris", "HEAD")]["entry_hash"] == model_item["entry_hash"]
+    assert {k: v for k, v in items[("RELEASE#iris-1", "SEQ")].items() if k != "pk"} == {
+        k: v for k, v in model_item.items() if k != "pk"}
 
     assert not ledger.record_test(test, idempotency_key="test:iris-1:prod:eu-west-1:load:run-1")
-    assert len(scan(dynamodb)) == 4  # the cancelled transaction wrote nothing
+    assert len(scan(dynamodb)) == 5  # the cancelled transaction wrote nothing
 
 
 def test_a_missing_table_is_an_environment_error_when_creation_is_off(dynamodb: Any) -> None:

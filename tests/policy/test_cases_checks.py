@@ -36,3 +36,16 @@ def test_a_missing_body_file_is_found_on_every_run(repo: Path) -> None:
     for _ in ("cold", "warm"):
         rules = [f["rule"] for f in _findings(repo)]
         assert rules == ["cases.missing-file"], rules
+
+
+def test_a_case_expecting_any_container_error_is_a_warning_naming_the_fix(repo: Path) -> None:
+    text = (repo / CASES).read_text()
+    pinned = "      model_error:  # ...this one, not any (a model failing every request would pass a bare 424)\n" \
+             "        message: \"expected rows of 4 numbers\"\n"
+    assert pinned in text
+    (repo / CASES).write_text(text.replace(pinned, ""))
+    line = next(i for i, t in enumerate((repo / CASES).read_text().splitlines(), 1) if "status: 424" in t)
+    [finding] = _findings(repo)
+    assert (finding["rule"], finding["severity"], finding["line"]) == ("cases.any-model-error", "warning", line)
+    assert "a model that fails on every request passes it" in finding["message"], finding
+    assert "expect.model_error" in finding["hint"], finding

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelops.config import Workspace, jsonpath, load_cases, load_model, read_cases
-from modelops.config.cases import Case, CaseRequest, Check, Expectation
+from modelops.config.cases import Case, CaseRequest, Check, Expectation, ModelErrorExpectation
 from modelops.errors import InputError
 from modelops.runtime import SystemClock
 from modelops.verify.invoke import Invocation, invoke
@@ -170,6 +170,23 @@ def test_status_latency_and_schema() -> None:
     assert [(f.path, f.expected) for f in result.failures] == [("status", "200")]
     assert result.failures[0].actual == "424 ModelError (container 400): boom"
     assert evaluate(case(status=424), error).passed
+
+
+def test_a_424_case_pins_which_container_error_so_a_broken_model_does_not_pass_it() -> None:
+    rejected = Invocation(status=424, body=b"ValueError: expected rows of 4 numbers, got shape (1, 2)", latency_ms=1.0,
+                          error_code="ModelError", original_status=500)
+    broken = Invocation(status=424, body=b"RuntimeError: model exploded", latency_ms=1.0, error_code="ModelError",
+                        original_status=500)
+    by_message = Case("wrong-width", CaseRequest(body=b"{}"), Expectation(
+        status=424, model_error=ModelErrorExpectation(message="expected rows of 4 numbers")))
+    assert evaluate(by_message, rejected).passed
+    failed = evaluate(by_message, broken)
+    assert [(f.path, f.expected, f.actual) for f in failed.failures] == [
+        ("model_error.message", "to match /expected rows of 4 numbers/", '"RuntimeError: model exploded"')]
+    by_status = Case("rejects", CaseRequest(body=b"{}"), Expectation(status=424, model_error=ModelErrorExpectation(400)))
+    [failure] = evaluate(by_status, broken).failures
+    assert (failure.path, failure.expected, failure.actual) == (
+        "model_error.status", "400", "424 ModelError (container 500): RuntimeError: model exploded")
 
 
 def test_not_json_answer() -> None:

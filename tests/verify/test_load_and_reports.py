@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from modelops.config.cases import Case, CaseRequest, Expectation
+from modelops.config.cases import Case, CaseRequest, Check, Expectation
 from modelops.config.model import Slo
 from modelops.config.policy import Policy
 from modelops.runtime import Runtime
@@ -125,7 +125,8 @@ def sample_report(stats: LoadStats, *, with_baseline: bool = True) -> TestReport
     checks = slo_checks(stats, slo) + (baseline_checks(stats, baseline.metrics, baseline.release, Policy())
                                        if baseline else ())
     good = evaluate(PAYLOADS[0], Invocation(200, b'{"echo": {"x": 1}}', 2.0))
-    bad = evaluate(Case("answers-changed", CaseRequest(), Expectation(status=503)), Invocation(200, b"{}", 2.0))
+    bad = evaluate(Case("answers-changed", CaseRequest(), Expectation(
+        latency_ms=1.0, checks=(Check("$.label", "equals", "setosa"),))), Invocation(200, b"{}", 2.0))
     region = RegionReport("us-east-1", "iris-dev", "iris-0000000002", regression=(good, bad),
                           load=LoadResult(stats, LoadPlan(users=4, spawn_rate=4, duration_seconds=3), checks, baseline))
     return TestReport("iris", "dev", "iris-0000000002", (region,), "models/iris/tests/cases.yaml",
@@ -141,12 +142,17 @@ def test_json_and_junit_shapes(tmp_path: Path) -> None:
     doc = report.to_dict()
     assert doc["passed"] is False
     assert [(r["case"], r["passed"]) for r in doc["regression"]] == [("small", True), ("answers-changed", False)]
-    assert doc["regression"][1]["message"] == "answers-changed: status: expected 503, got 200"
+    assert doc["regression"][1]["message"] == ("answers-changed: latency_ms: expected <= 1, got 2.0; "
+                                               "answers-changed: $.label: expected equals \"setosa\", got (not found)")
     assert {k: doc["load"][k] for k in ("p50_ms", "p95_ms", "p99_ms", "rps", "error_rate")} == {
         "p50_ms": 2, "p95_ms": 6, "p99_ms": 8, "rps": 10, "error_rate": 0}
     assert doc["load"]["passed"] is False  # 10 req/s < SLO 20 and far below the baseline's 400
     junit = ET.fromstring(render_junit(to_report(report)))
     cases = {c.get("name"): c.find("failure") is not None for c in junit.iter("testcase")}
+    # A case with two unmet expectations is two problems, listed and counted alike.
+    [failure] = [c.find("failure") for c in junit.iter("testcase") if c.get("name") == "regression/answers-changed"]
+    assert failure.get("message").startswith("2 problem(s); first: ")
+    assert len(failure.text.splitlines()) == 2
     assert cases == {"regression/small": False, "regression/answers-changed": True, "slo/p50_ms": False,
                      "slo/p95_ms": False, "slo/p99_ms": False, "slo/error_rate": False, "slo/rps": True,
                      "baseline/p95_ms": False, "baseline/rps": True}
@@ -210,3 +216,61 @@ def test_a_run_whose_requests_cannot_connect_stops_instead_of_waiting_out_its_du
     assert all(e.startswith(loadrun.UNREACHABLE + ": ConnectionRefusedError") for e in stats.errors), stats.errors
     assert stats.stopped.startswith("stopped after ") and "failed to connect" in stats.stopped, stats.stopped
     assert stats.duration_seconds < 120  # it did not wait out the profile
+
+
+# Measures every chart of a page as Chromium lays it out: text that runs past its SVG's edges (a clipped
+# legend label) and how much of the plot's height each drawn line spans.
+_MEASURE = """
+<script>
+window.addEventListener('load', () => {
+  const charts = [...document.querySelectorAll('svg')].map(svg => {
+    const box = svg.getBoundingClientRect();
+    const clipped = [...svg.querySelectorAll('text')].filter(t => {
+      const b = t.getBoundingClientRect();
+      return b.left < box.left || b.right > box.right || b.top < box.top || b.bottom > box.bottom;
+    }).map(t => t.textContent);
+    const lines = [...svg.querySelectorAll('polyline')].map(p => {
+      const ys = [...p.points].map(pt => pt.y); return Math.max(...ys) - Math.min(...ys);
+    });
+    return {title: svg.getAttribute('aria-label'), clipped, lines};
+  });
+  document.body.innerHTML = '<pre id="measured">' + JSON.stringify(charts) + '</pre>';
+});
+</script>
+"""
+
+
+def _measure(page: str, tmp_path: Path) -> list[dict]:
+    html_file = tmp_path / "measure.html"
+    html_file.write_text(page.replace("</body>", _MEASURE + "</body>"))
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tmp_path / 'profile-measure'}", "--virtual-time-budget=5000",
+                          "--dump-dom", html_file.as_uri()], check=True, capture_output=True, text=True,
+                         timeout=120).stdout
+    return json.loads(dom.split('<pre id="measured">', 1)[1].split("</pre>", 1)[0])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is installed by `make system-deps`")
+def test_a_passing_runs_chart_is_scaled_to_its_lines_and_no_legend_label_is_cut(tmp_path: Path) -> None:
+    # The latency axis used to reach up to a distant SLO (300 ms against lines under 10 ms), pressing a
+    # passing run's lines flat on zero; legend labels ran past the chart's right edge.
+    from modelops.report import render_html
+    from modelops.report.testrun import to_charts, to_report, to_tables
+    from modelops.verify.load import SeriesPoint
+
+    series = tuple(SeriesPoint(t=float(t), users=4, rps=400.0 + 30 * (t % 3), error_rate=0.0, p50_ms=2.0 + t % 2,
+                               p95_ms=5.0 + t % 3, p99_ms=7.0 + t % 4) for t in range(1, 11))
+    stats = LoadStats(requests=4000, failures=0, duration_seconds=10, rps=410, error_rate=0, p50_ms=2, p95_ms=6,
+                      p99_ms=9, series=series)
+    report = sample_report(stats)
+    page = render_html(to_report(report), charts=to_charts(report), tables=to_tables(report))
+    assert "SLO p99 (300, above the chart)" in page  # named, not drawn
+    charts = _measure(page, tmp_path)
+    assert [c["title"] for c in charts] == ["Latency percentiles over time", "Throughput over time"]
+    for chart in charts:
+        assert chart["clipped"] == [], chart
+    latency = charts[0]["lines"]
+    # p99 goes 7..10 ms: on an axis scaled to its lines it spans a good part of the 226 px plot.
+    assert max(latency) > 40, latency

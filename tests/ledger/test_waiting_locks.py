@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from modelops.deploy import service
 from modelops.ledger import LockHeldError, sqlite_ledger
+from modelops.ledger.locks import waiting_lock
 from modelops.ledger.records import LockHolder
 from modelops.runtime import Runtime
 
@@ -61,13 +61,13 @@ def test_a_held_region_lock_is_waited_for_then_taken(tmp_path: Path) -> None:
     with sqlite_ledger(runtime) as ledger:
         # another host's live lock (fresh heartbeat): not stale, so it must be waited for
         releases.append(ledger.acquire_lock("iris", "prod/eu-west-1", other, heartbeat=False))
-        with service._waiting_lock(ledger, "iris", "prod/eu-west-1", me, runtime, 60.0, poll=1.0) as held:
+        with waiting_lock(ledger, "iris", "prod/eu-west-1", me, runtime, 60.0, poll=1.0) as held:
             info = ledger.lock_info("iris", "prod/eu-west-1")
             assert info is not None and info.holder == me
             assert held.info.holder == me
         assert ledger.lock_info("iris", "prod/eu-west-1") is None  # released after the block
         # a lock on another region of the same model and environment does not wait at all
-        with service._waiting_lock(ledger, "iris", "prod/us-east-1", me, runtime, 60.0, poll=1.0):
+        with waiting_lock(ledger, "iris", "prod/us-east-1", me, runtime, 60.0, poll=1.0):
             pass
     assert len(steps.lines) == 1
     assert steps.lines[0].startswith("prod/eu-west-1: waiting for the lock (iris in prod/eu-west-1 is locked by "
@@ -80,7 +80,7 @@ def test_a_region_lock_held_past_the_wait_fails_naming_the_holder(tmp_path: Path
     runtime = _runtime(tmp_path, clock, steps)
     with sqlite_ledger(runtime) as ledger:
         held = ledger.acquire_lock("iris", "prod/eu-west-1", other, heartbeat=False)
-        with pytest.raises(LockHeldError) as err, service._waiting_lock(
+        with pytest.raises(LockHeldError) as err, waiting_lock(
                 ledger, "iris", "prod/eu-west-1", LockHolder.current("me@example.com"), runtime, 25.0, poll=1.0):
             pass
         held.release()
