@@ -256,8 +256,8 @@ class SageMakerApi(Service):
         for variant in variants:
             wanted[str(variant.get("InstanceType"))] += int(variant["Count"])
         used = Counter[str]()
-        for doc in self.reg.endpoints.values():
-            if doc.get("EndpointStatus") == "Deleting":
+        for (doc_region, _), doc in self.reg.endpoints.items():
+            if doc_region != region or doc.get("EndpointStatus") == "Deleting":
                 continue
             for variant in [*doc["fleet"], *((doc.get("pending") or {}).get("variants") or [])]:
                 used[str(variant.get("InstanceType"))] += int(variant["Count"])

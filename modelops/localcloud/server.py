@@ -299,7 +299,7 @@ class HttpConnection(asyncio.Protocol):
         encoding = headers.get("transfer-encoding")
         if encoding is not None and encoding.strip().lower() != "chunked":
             raise _Refusal(self._error(MALFORMED, BAD_TRANSFER_ENCODING.format(value=encoding), 400))
-        self.limit = RUNTIME_BODY_LIMIT if url.startswith(_RUNTIME) else _body_limit(headers)
+        self.limit = RUNTIME_BODY_LIMIT if url.startswith(_RUNTIME) else _body_limit(url.decode("latin-1"), headers)
         length = headers.get("content-length")
         if length is not None and int(length) > self.limit:
             self._refuse_body()
@@ -499,9 +499,9 @@ class HttpConnection(asyncio.Protocol):
         self.closed = True
 
 
-def _body_limit(headers: Mapping[str, str]) -> int:
+def _body_limit(path: str, headers: Mapping[str, str]) -> int:
     """The body limit of a request that is not for the runtime (CloudWatch's, or the control plane's)."""
-    return CLOUDWATCH_BODY_LIMIT if wire_of("", headers) in (CLOUDWATCH_JSON, CLOUDWATCH_CBOR) else CONTROL_BODY_LIMIT
+    return CLOUDWATCH_BODY_LIMIT if wire_of(path, headers) in (CLOUDWATCH_JSON, CLOUDWATCH_CBOR) else CONTROL_BODY_LIMIT
 
 
 class LocalCloudServer:

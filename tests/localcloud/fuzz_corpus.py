@@ -145,6 +145,8 @@ def _framing() -> Iterator[Case]:
     yield Case("Content-Length short of the body", http("POST", "/", describe, b'{"a": 1}', length="2"), answers=2)
     yield Case("Content-Length of 65 MB", http("POST", "/", describe, b"{}", length=str(65 * 2**20)))
     yield Case("Content-Length of 7 MB to the runtime", invoke(body=b"{}", length=str(7 * 2**20)))
+    yield Case("CloudWatch body over 1 MB (json)", cloudwatch_json("PutMetricData", b" " * (2**20 + 1)))
+    yield Case("CloudWatch body over 1 MB (cbor)", cloudwatch_cbor("PutMetricData", b"\xa0" * (2**20 + 1)))
     chunked = [*describe, ("Transfer-Encoding", "chunked")]
     yield Case("chunked body", http("POST", "/", chunked, b"2\r\n{}\r\n0\r\n\r\n", length=None))
     yield Case("chunked body with extension and trailer",

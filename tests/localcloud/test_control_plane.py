@@ -311,6 +311,7 @@ def test_instances_past_the_accounts_quota_are_refused_not_started(local_cloud: 
     # A config asking for a million instances was accepted and CreateEndpoint started processes until
     # the machine gave up. The service refuses with ResourceLimitExceeded, quoting the quota.
     region = "ap-southeast-3"  # a region of its own: the quota counts the region's instances of the type
+    local_cloud.create_endpoint("elsewhere", echo_uri, region="ap-southeast-2", instances=2)  # another region's
     sm = local_cloud.client("sagemaker", region)
     local_cloud.create_model("many-m1", echo_uri, region=region)
     local_cloud.create_config("many-c1", {"AllTraffic": "many-m1"}, region=region, instances=1_000_000)
