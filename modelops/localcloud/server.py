@@ -111,7 +111,7 @@ class Limits:
     body_timeout: float = 60.0  # from the end of its head to the end of its body
     idle_timeout: float = 75.0  # a keep-alive connection waiting for its next request
     max_connections: int = 1000
-    max_buffered_bytes: int = 256 * 1024 * 1024  # request bodies held at once, over all connections
+    max_buffered_bytes: int = 64 * 1024 * 1024  # request bodies held at once, over all connections
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Limits:
