@@ -174,6 +174,20 @@ class LocalCloud:
             time.sleep(0.1)
 
 
+def container_pids(data_dir: Path) -> list[int]:
+    """The pids of the model containers running from ``data_dir`` (its instances' processes)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(data_dir).encode() in cmdline and b"serve.py" in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
 def start_local_cloud(data_dir: Path, env: Mapping[str, str] | None = None, timing: Timing | None = None) -> LocalCloud:
     """Start a local cloud in ``data_dir`` (the server inherits this process's environment plus ``env``;
     ``timing``: how long its phases take, ``modelops.localcloud.timing``)."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from modelops.localcloud import metric_math
 from modelops.localcloud.metrics import PERCENTILE, STATISTICS
-from modelops.localcloud.protocol import ServiceError, partition_of
+from modelops.localcloud.protocol import ServiceError, number_text, partition_of
 
 STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 TREAT_MISSING = ("breaching", "notBreaching", "ignore", "missing")
@@ -90,7 +90,7 @@ def alarm_config(params: dict[str, Any]) -> dict[str, Any]:
         raise _error(BAD_LOW_SAMPLE_OPTION.format(value=low_sample))
     threshold = config.get("Threshold")
     if threshold is not None and not math.isfinite(threshold):
-        raise ServiceError("InvalidParameterValue", BAD_NUMBER.format(value=_number(threshold), name="Threshold"))
+        raise ServiceError("InvalidParameterValue", BAD_NUMBER.format(value=number_text(threshold), name="Threshold"))
     for required in ("EvaluationPeriods", "ComparisonOperator"):
         if config.get(required) is None:
             raise _error(f"{required} must be specified for a metric alarm.")
@@ -308,14 +308,6 @@ def describe_alarm(region: str, account: str, row: Any, current: dict[str, Any])
     if "Namespace" in config:
         alarm["Dimensions"] = config.get("Dimensions") or []
     return alarm
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return f"{value:g}"
 
 
 def _datetime(epoch: float) -> dt.datetime:

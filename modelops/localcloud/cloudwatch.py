@@ -54,6 +54,7 @@ from modelops.localcloud.protocol import (
     Response,
     ServiceError,
     epoch,
+    number_text,
     partition_of,
 )
 from modelops.localcloud.service import Service
@@ -567,7 +568,7 @@ def _datum(index: int, datum: dict[str, Any], now: float) -> tuple[int, Aggregat
             _check_value(value, f"{where}.Values")
         for count in counts or []:
             if not (math.isfinite(count) and count >= 0):  # inferred
-                raise _error("InvalidParameterValue", INVALID_VALUE.format(value=_number(count), name=f"{where}.Counts"))
+                raise _error("InvalidParameterValue", INVALID_VALUE.format(value=number_text(count), name=f"{where}.Counts"))
         agg.add_values([float(v) for v in values], counts, histogram=True)
     else:
         _check_value(datum["Value"], f"{where}.Value")
@@ -579,7 +580,7 @@ def _check_value(value: float, name: str) -> None:
     """A value CloudWatch takes: finite and within -2^360..2^360 (reported: 'The value NaN for
     parameter MetricData.member.1.Value is invalid.')."""
     if not (math.isfinite(value) and -VALUE_LIMIT <= value <= VALUE_LIMIT):
-        raise _error("InvalidParameterValue", INVALID_VALUE.format(value=_number(value), name=name))
+        raise _error("InvalidParameterValue", INVALID_VALUE.format(value=number_text(value), name=name))
 
 
 def _check_tags(tags: Sequence[dict[str, str]]) -> None:
@@ -631,14 +632,6 @@ def _windows(store: MetricStore, key: SeriesKey, stat: str, unit: str | None, no
         if value is not None:
             values[window] = value
     return values
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return repr(value)
 
 
 def _dimensions(dimensions: Any) -> metrics.Dimensions:

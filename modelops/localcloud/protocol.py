@@ -260,12 +260,17 @@ def _show(value: Any) -> str:
     if isinstance(value, str):
         return f"'{value}'"
     if isinstance(value, float) and not math.isfinite(value):
-        return f"'{_special(value)}'"
+        return f"'{number_text(value)}'"
     return f"'{json.dumps(value, default=str)}'"
 
 
-def _special(value: float) -> str:
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+def number_text(value: float) -> str:
+    """A number as the services write it in messages: NaN and Infinity by name (as smithy sends them)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(value)
 
 
 def _constraint_errors(shape: Any, value: Any, path: list[str], errors: list[str], finite: bool) -> None:

@@ -27,7 +27,7 @@ from modelops.localcloud.protocol import CLOUDWATCH_JSON
 from modelops.localcloud.state import StateUnavailable
 from tests.faults import fill, in_small_filesystem
 from tests.helpers import run_cli
-from tests.localcloud_fixtures import ECHO_HANDLER, ROLE, LocalCloud, start_local_cloud
+from tests.localcloud_fixtures import ECHO_HANDLER, ROLE, LocalCloud, container_pids, start_local_cloud
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def full_disk_scenario(disk: Path) -> None:
         # The endpoint's provisioning step cannot record its instance: it stays Creating, nothing runs.
         time.sleep(4)
         assert sm.describe_endpoint(EndpointName="heavy")["EndpointStatus"] == "Creating"
-        assert _container_pids(cloud.data_dir) == []
+        assert container_pids(cloud.data_dir) == []
 
         filler.unlink()  # room again: everything proceeds, and retries succeed
         sm.create_model(ModelName="during", PrimaryContainer=_container(uri), ExecutionRoleArn=ROLE)
@@ -113,19 +113,6 @@ def _heavy_alarm(name: str) -> dict[str, Any]:
     return {"AlarmName": name, "EvaluationPeriods": 1, "Threshold": 1.0, "ComparisonOperator": "GreaterThanThreshold",
             "Metrics": [*queries, {"Id": "total", "Expression": " + ".join(q["Id"] for q in queries),
                                    "ReturnData": True}]}
-
-
-def _container_pids(data_dir: Path) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if str(data_dir).encode() in cmdline and b"serve.py" in cmdline:
-                pids.append(int(proc.name))
-    return pids
 
 
 def test_metrics_that_cannot_be_flushed_to_a_full_disk_stay_counted_and_are_written_later(tmp_path: Path) -> None:
@@ -209,7 +196,7 @@ def test_after_a_restart_an_endpoint_reported_in_service_answers_its_first_reque
                                                                                    Body=b'"first"')
         assert answer["Body"].read() == b'"first"'
 
-        (pid,) = _container_pids(cloud.data_dir)
+        (pid,) = container_pids(cloud.data_dir)
         os.killpg(pid, signal.SIGKILL)  # a crashed instance: requests wait for its replacement too
         time.sleep(0.5)
         answer = restored.client("sagemaker-runtime", "ap-south-1").invoke_endpoint(EndpointName="restored",
