@@ -75,7 +75,7 @@ def test_a_canary_update_to_a_healthy_model_moves_traffic_step_by_step(local_clo
     local_cloud.create_endpoint("canary", v1)
     local_cloud.create_model("canary-m2", v2)
     local_cloud.create_config("canary-c2", {"AllTraffic": "canary-m2"})
-    deployment = _canary(wait=3, termination=1)
+    deployment = _canary(wait=4, termination=1)  # bakes long enough to be seen from a stalling test process
     sm.update_endpoint(EndpointName="canary", EndpointConfigName="canary-c2", DeploymentConfig=deployment)
 
     answers: Counter[bytes] = Counter()
@@ -86,14 +86,14 @@ def test_a_canary_update_to_a_healthy_model_moves_traffic_step_by_step(local_clo
         if pending and pending["ProductionVariants"][0]["CurrentWeight"] == 0.5:
             canary = ("Updating", described["ProductionVariants"][0]["CurrentWeight"], 0.5,
                       pending["ProductionVariants"][0]["VariantStatus"][0]["Status"], described["EndpointConfigName"])
-            for _ in range(60):
+            for _ in range(40):
                 answers[runtime.invoke_endpoint(EndpointName="canary", Body=b"x")["Body"].read()] += 1
             break
         assert described["EndpointStatus"] == "Updating", described
         time.sleep(0.05)
     assert answers[b"v1:x"] > 5 and answers[b"v2:x"] > 5, answers
 
-    # The canary's state as seen above (on a loaded machine the 60 calls may outlast its 3 s bake), then the rest.
+    # The canary's state as seen above (on a loaded machine the 40 calls may outlast its 4 s bake), then the rest.
     seen = [canary, *_observe(local_cloud, "canary")]
     # (status, blue weight, green weight, green status, serving config)
     assert ("Updating", 0.5, 0.5, "Baking", "canary-c1") in seen  # the canary: half the capacity, half the traffic
@@ -195,8 +195,9 @@ def test_a_linear_update_moves_traffic_one_step_at_a_time(local_cloud: LocalClou
     local_cloud.create_endpoint("linear", v1)
     local_cloud.create_model("linear-m2", v2)
     local_cloud.create_config("linear-c2", {"AllTraffic": "linear-m2"})
+    # Bakes of 3 s: a test process that stalls a second on a loaded CI machine still sees every step.
     deployment = {"BlueGreenUpdatePolicy": {
-        "TrafficRoutingConfiguration": {"Type": "LINEAR", "WaitIntervalInSeconds": 1,
+        "TrafficRoutingConfiguration": {"Type": "LINEAR", "WaitIntervalInSeconds": 3,
                                         "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 34}},
         "TerminationWaitInSeconds": 0, "MaximumExecutionTimeoutInSeconds": 600}}
     sm.update_endpoint(EndpointName="linear", EndpointConfigName="linear-c2", DeploymentConfig=deployment)
