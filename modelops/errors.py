@@ -7,6 +7,7 @@ short line for it and shows the traceback only with ``--debug``.
 
 from __future__ import annotations
 
+import os
 from enum import IntEnum
 
 
@@ -63,3 +64,24 @@ def is_unreachable(exc: BaseException | None) -> bool:
 
     return isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError
                       | bx.ConnectionClosedError)
+
+
+def is_disk_full(exc: BaseException | None, directory: str | os.PathLike[str] | None = None) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) holding ``directory`` is full: an OSError
+    ENOSPC or EDQUOT, or SQLite's SQLITE_FULL. SQLite reports a full disk met while it sets up or grows
+    a WAL database's shared memory as a plain I/O error (SQLITE_IOERR_SHMSIZE, "disk I/O error"): an
+    I/O error counts when ``directory``'s file system has no room left."""
+    import errno
+
+    if isinstance(exc, OSError) and not hasattr(exc, "sqlite_errorname"):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    if name == "SQLITE_FULL":
+        return True
+    if not name.startswith("SQLITE_IOERR") or directory is None:
+        return False
+    try:
+        stat = os.statvfs(directory)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < 64 * 1024

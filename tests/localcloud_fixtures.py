@@ -22,9 +22,12 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from modelops.localcloud import Timing
 
 ROLE = "arn:aws:iam::000000000000:role/modelops-local"
 
@@ -171,14 +174,29 @@ class LocalCloud:
             time.sleep(0.1)
 
 
-def start_local_cloud(data_dir: Path, env: Mapping[str, str] | None = None) -> LocalCloud:
-    """Start a local cloud in ``data_dir`` (the server inherits this process's environment plus ``env``)."""
+def container_pids(data_dir: Path) -> list[int]:
+    """The pids of the model containers running from ``data_dir`` (its instances' processes)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(data_dir).encode() in cmdline and b"serve.py" in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
+def start_local_cloud(data_dir: Path, env: Mapping[str, str] | None = None, timing: Timing | None = None) -> LocalCloud:
+    """Start a local cloud in ``data_dir`` (the server inherits this process's environment plus ``env``;
+    ``timing``: how long its phases take, ``modelops.localcloud.timing``)."""
     from modelops.localcloud import ensure_running
 
     saved = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})
     try:
-        info = ensure_running(data_dir)
+        info = ensure_running(data_dir, timing=timing)
     finally:
         for key, value in saved.items():
             if value is None:

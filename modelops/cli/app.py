@@ -25,6 +25,8 @@ _ROLLOUT_COMMANDS = frozenset({"deploy", "promote", "rollback", "sync", "rollout
 CANNOT_WRITE = "cannot use {path}: {reason}"
 CANNOT_WRITE_HINT = ("modelops keeps its state in MODELOPS_DATA_DIR (or --data-dir) and the local cloud's in "
                      "MODELOPS_LOCAL_DATA_DIR: point them at a writable directory")
+DISK_FULL = "cannot write {path}: the disk is full"
+DISK_FULL_HINT = "free space on that disk, or point MODELOPS_DATA_DIR (or --data-dir) at a directory on another one"
 # What an unwritable or full state directory raises, wherever modelops first writes to it.
 _UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.ENOSPC, errno.EDQUOT})
 
@@ -138,9 +140,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return int(ExitStatus.OK)
     except OSError as exc:
-        if exc.errno not in _UNWRITABLE or not exc.filename:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)  # a write() that fails so names no file
+        if exc.errno not in _UNWRITABLE or not (exc.filename or full):
             return _internal_error(cli, exc)
         _traceback(cli)
+        if full:
+            return _user_error(cli, ModelopsError(DISK_FULL.format(path=exc.filename or "modelops' state"),
+                                                  hint=DISK_FULL_HINT, exit_status=ExitStatus.ENVIRONMENT))
         return _user_error(cli, ModelopsError(
             CANNOT_WRITE.format(path=exc.filename, reason=exc.strerror),
             hint=CANNOT_WRITE_HINT if _in_state_dir(cli, exc.filename) else None, exit_status=ExitStatus.ENVIRONMENT))

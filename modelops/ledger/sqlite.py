@@ -23,7 +23,9 @@ entries left as they are: see :mod:`modelops.ledger.chain` on entries older than
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -31,7 +33,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from modelops.errors import EnvironmentFailedError
+from modelops.errors import EnvironmentFailedError, is_disk_full
 from modelops.runtime import Clock
 
 from .base import LedgerBase
@@ -42,6 +44,9 @@ SCHEMA_VERSION = 2
 _FILTER_COLUMNS = frozenset({"environment", "region", "release"})
 CANNOT_OPEN = "ledger {path}: cannot open ({error})"
 CANNOT_OPEN_HINT = "check that the directory is writable and the file is not corrupt"
+EMPTY_FILE = "the file is empty, 0 bytes: not a database"
+DISK_FULL = "ledger {path}: the disk is full ({error})"
+DISK_FULL_HINT = "free space on the disk holding {directory}, then run the command again"
 NEWER_SCHEMA = "ledger {path}: written by a newer modelops (schema {found}, this one reads {supported})"
 NEWER_SCHEMA_HINT = "upgrade modelops"
 
@@ -123,6 +128,13 @@ class SqliteLedger(LedgerBase):
     def _open(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                self._create()
+            # A new ledger appears complete (_create), so an empty file is a damaged one (truncated, or
+            # written when the disk filled up): refused like a truncated file, never read as "no history".
+            if self.path.is_file() and self.path.stat().st_size == 0:
+                raise EnvironmentFailedError(CANNOT_OPEN.format(path=self.path, error=EMPTY_FILE),
+                                             hint=CANNOT_OPEN_HINT)
             # isolation_level=None: autocommit; each statement below is its own transaction.
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
@@ -151,12 +163,35 @@ class SqliteLedger(LedgerBase):
                     conn.execute("ROLLBACK")
                     raise
             return conn
-        except sqlite3.Error as exc:
-            raise EnvironmentFailedError(CANNOT_OPEN.format(path=self.path, error=exc),
-                                         hint=CANNOT_OPEN_HINT) from exc
-        except OSError as exc:
-            raise EnvironmentFailedError(CANNOT_OPEN.format(path=self.path, error=exc.strerror or exc),
-                                         hint=CANNOT_OPEN_HINT) from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise self._failure(exc) from exc
+
+    def _create(self) -> None:
+        """Make a complete ledger under a temporary name and link it into place: no reader ever sees
+        a half-made (empty) file. Another process that got there first wins; its file is as complete."""
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                for statement in _statements(_SCHEMA + _CHAIN):  # what _open makes of a new file
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            finally:
+                conn.close()
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, self.path)
+        finally:
+            for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+                leftover.unlink(missing_ok=True)
+
+    def _failure(self, exc: BaseException) -> EnvironmentFailedError:
+        """What SQLite (or the file system) failing says to the user: a full disk, or a file that cannot be used."""
+        error = (exc.strerror or exc) if isinstance(exc, OSError) else exc
+        if is_disk_full(exc, self.path.parent):
+            return EnvironmentFailedError(DISK_FULL.format(path=self.path, error=error),
+                                          hint=DISK_FULL_HINT.format(directory=self.path.parent))
+        return EnvironmentFailedError(CANNOT_OPEN.format(path=self.path, error=error), hint=CANNOT_OPEN_HINT)
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:
         """Switch the file to WAL (a persistent setting, so only its first opener changes it).
@@ -194,8 +229,7 @@ class SqliteLedger(LedgerBase):
         try:
             return self._conn().execute(sql, params)
         except sqlite3.OperationalError as exc:
-            raise EnvironmentFailedError(CANNOT_OPEN.format(path=self.path, error=exc),
-                                         hint=CANNOT_OPEN_HINT) from exc
+            raise self._failure(exc) from exc
 
     # -- entries -------------------------------------------------------------------------------
     def _append(self, entry: Entry, idempotency_key: str | None) -> bool:

@@ -8,6 +8,7 @@ inside the functions that need them.
 Lifecycle::
 
     info = ensure_running(data_dir)          # starts a detached server when none runs, waits for it
+    ensure_running(data_dir, timing=timing("aws", 0.05))  # SageMaker's phase lengths, scaled (timing.py)
     boto3.client("sagemaker", endpoint_url=info.url, region_name="eu-west-1", ...)  # any key, any region
     status(data_dir)                          # LocalCloudInfo, or None (stale records are cleaned)
     stop(data_dir)                            # True when a server was stopped
@@ -37,6 +38,7 @@ from modelops.localcloud.lifecycle import (
     status,
     stop,
 )
+from modelops.localcloud.timing import PROFILES, Timing, timing
 
 if TYPE_CHECKING:
     from modelops.localcloud.images import LocalImage
@@ -44,8 +46,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOCAL_ACCOUNT",
+    "PROFILES",
     "LocalCloudInfo",
     "LocalImage",
+    "Timing",
     "add_image",
     "botocore_session",
     "ensure_running",
@@ -55,6 +59,7 @@ __all__ = [
     "put_model_data",
     "status",
     "stop",
+    "timing",
 ]
 
 

@@ -8,6 +8,16 @@ thread) takes at most one step per endpoint per pass, persists the document when
 publishes the routing table the runtime reads. Any pass may be the last before a crash: a restarted
 server reloads the documents, restarts their instances, and carries on from the recorded phase.
 
+Nothing is lost when a write fails (a full disk): a step works on a copy of the endpoint's document,
+which replaces the one in memory only once it is saved (:meth:`Endpoints.commit`); the instances a
+step retires are stopped after that, and those it started are stopped again when the save fails, so
+the next pass takes the same step from the same state. The documents are the truth about instances:
+a restart brings back the instances they name, and only those.
+
+How long the service's own phases take (provisioning an instance, shifting traffic, retiring a fleet,
+rolling back, deleting) comes from the timing profile (``timing.Timing``): next to nothing by
+default, SageMaker's proportions with ``--timing aws``.
+
 Phases of an update: ``provision`` (start the new instances) -> ``health`` (all pings pass) ->
 ``shift`` (move the next share of traffic) -> ``bake`` (WaitIntervalInSeconds, alarms watched) ->
 ``shift`` ... -> ``terminate_wait`` (TerminationWaitInSeconds) -> done. Rolling updates provision a
@@ -18,25 +28,25 @@ InService on the old config with the reason in FailureReason.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import threading
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from modelops.localcloud.runtime_api import Route, RouteEntry, RuntimeApi
-from modelops.localcloud.state import Store
-from modelops.localcloud.supervisor import FAILED, HEALTHY, InstanceSpec, Supervisor
+from modelops.localcloud.state import StateUnavailable, Store
+from modelops.localcloud.supervisor import FAILED, HEALTHY, STARTING, InstanceSpec, Supervisor
+from modelops.localcloud.timing import FAST, Timing
+from modelops.runtime import Clock, SystemClock
 
 log = logging.getLogger("modelops.localcloud.endpoints")
 
 TICK_S = 0.1
 DRAIN_S = 1.0  # an instance leaves the routes this long before it is terminated: requests in flight finish
-ROLLBACK_SETTLE_S = 1.5  # RollingBack stays visible this long (a poller sees it), while green drains
-DELETE_SETTLE_S = 0.5
 
 ALARM_ROLLBACK = ("Rolled back the update because the alarm(s) {alarms} went into ALARM state while baking; "
                   "the endpoint serves {config} again")
@@ -44,23 +54,24 @@ TIMEOUT_ROLLBACK = ("Rolled back the update because it did not finish within Max
                     "({seconds} s); the endpoint serves {config} again")
 GREEN_FAILED = "Rolled back the update: the new fleet could not start. {reason}"
 CAPACITY_ROLLBACK = "Rolled back the change of instance counts and weights: {reason}"
-RESTART_ROLLBACK = "Rolled back the update: the local cloud restarted before green was healthy. {reason}"
 
-
-def _now() -> float:
-    return time.time()
+# One change of the registry: (kind, key, the new document or None to delete it). Kinds: model,
+# endpoint-config, endpoint (key: region, lower-cased name) and tags (key: "", ARN; document {"Tags": [...]}).
+Change = tuple[str, tuple[str, str], Any]
 
 
 class Endpoints:
     """The registry of models, endpoint configs, endpoints and tags, and the reconcile loop."""
 
     def __init__(self, data_dir: Path, store: Store, supervisor: Supervisor, cloudwatch: Any,
-                 runtime: RuntimeApi):
+                 runtime: RuntimeApi, *, clock: Clock | None = None, timing: Timing = FAST):
         self.data_dir = data_dir
         self.store = store
         self.supervisor = supervisor
         self.cloudwatch = cloudwatch
         self.runtime = runtime
+        self.clock: Clock = clock or SystemClock()
+        self.timing = timing
         self.lock = threading.RLock()
         self.models = store.load("model")
         self.configs = store.load("endpoint-config")
@@ -70,31 +81,37 @@ class Endpoints:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._dirty = True
+        self._started: list[str] = []  # instances the step under way started
+        self._retiring: list[tuple[str, float]] = []  # instances it retires (with their drain) once saved
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, kind: str, key: tuple[str, str], doc: dict[str, Any] | None) -> None:
-        table = {"model": self.models, "endpoint-config": self.configs, "endpoint": self.endpoints}[kind]
-        if doc is None:
-            table.pop(key, None)
-            self.store.delete(kind, *key)
-        else:
-            table[key] = doc
-            self.store.put(kind, key[0], key[1], doc)
+    def commit(self, changes: Iterable[Change]) -> None:
+        """Save ``changes`` in one transaction, then apply them to memory (StateUnavailable, and memory
+        untouched, when the save fails)."""
+        changes = list(changes)
+        self.store.write([(kind, key[0], key[1], doc) for kind, key, doc in changes])
+        for kind, key, doc in changes:
+            if kind == "tags":
+                if doc is None:
+                    self.tags.pop(key[1], None)
+                else:
+                    self.tags[key[1]] = doc["Tags"]
+                continue
+            table = {"model": self.models, "endpoint-config": self.configs, "endpoint": self.endpoints}[kind]
+            if doc is None:
+                table.pop(key, None)
+            else:
+                table[key] = doc
         self._dirty = True
-
-    def set_tags(self, arn: str, tags: list[dict[str, str]] | None) -> None:
-        if tags is None:
-            self.tags.pop(arn, None)
-            self.store.delete("tags", "", arn)
-        else:
-            self.tags[arn] = tags
-            self.store.put("tags", "", arn, {"Tags": tags})
 
     # ------------------------------------------------------------------ the loop
 
     def start(self) -> None:
-        self.supervisor.restore()
+        referenced = {iid for doc in self.endpoints.values()
+                      for variant in [*doc["fleet"], *((doc.get("pending") or {}).get("variants") or [])]
+                      for iid in variant["instances"]}
+        self.supervisor.restore(referenced)
         self._publish()
         self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
         self._thread.start()
@@ -132,10 +149,10 @@ class Endpoints:
                 continue
             pending = doc.get("pending")
             share = pending.get("fraction", 0.0) if pending and pending["kind"] in ("blue_green", "rolling") else 0.0
-            entries = [RouteEntry(v["VariantName"], v["Weight"] * (1.0 - share), self._ports(v))
+            entries = [RouteEntry(v["VariantName"], v["Weight"] * (1.0 - share), self._ports(v), self._starting(v))
                        for v in doc["fleet"]]
             if pending and share > 0:
-                entries += [RouteEntry(v["VariantName"], v["Weight"] * share, self._ports(v))
+                entries += [RouteEntry(v["VariantName"], v["Weight"] * share, self._ports(v), self._starting(v))
                             for v in pending["variants"]]
             routes[key] = Route(doc["EndpointName"], key[0], tuple(entries))
         self.runtime.publish(routes)
@@ -144,37 +161,76 @@ class Endpoints:
         ports = (self.supervisor.port(iid) for iid in variant["instances"])
         return tuple(p for p in ports if p)
 
+    def _starting(self, variant: dict[str, Any]) -> bool:
+        """Whether an instance of the variant is (re)starting: a request finding no healthy one waits
+        for it (after a restart of the local cloud, or of a crashed instance) instead of failing."""
+        return any(self.supervisor.state(iid)[0] == STARTING for iid in variant["instances"])
+
     def healthy_count(self, variant: dict[str, Any]) -> int:
         return sum(1 for iid in variant["instances"] if self.supervisor.state(iid)[0] == HEALTHY)
 
     # ------------------------------------------------------------------ one step per endpoint
 
+    def _now(self) -> float:
+        return self.clock.now()
+
+    def _waited(self, pending: dict[str, Any], seconds: float) -> bool:
+        """Whether the current phase has lasted ``seconds``."""
+        return self._now() - pending["phase_started"] >= seconds
+
     def reconcile_endpoint(self, key: tuple[str, str]) -> bool:
         """Take at most one step for one endpoint; True when it changed (routes rebuilt, doc saved)."""
-        doc = self.endpoints[key]
-        status = doc["EndpointStatus"]
-        if status == "Deleting":
-            if _now() - doc["LastModifiedTime"] >= DELETE_SETTLE_S:
-                self.save("endpoint", key, None)
-                self.set_tags(doc["EndpointArn"], None)
-                return True
+        current = self.endpoints[key]
+        if current["EndpointStatus"] == "Deleting":
+            if self._now() - current["LastModifiedTime"] < self.timing.seconds("delete"):
+                return False
+            return self._save_step(key, [("endpoint", key, None), ("tags", ("", current["EndpointArn"]), None)])
+        if current.get("pending") is None:
             return False
-        pending = doc.get("pending")
-        if pending is None:
-            return False
+        doc = copy.deepcopy(current)
+        pending = doc["pending"]
         step: Callable[[tuple[str, str], dict[str, Any], dict[str, Any]], bool] = getattr(
             self, f"_phase_{pending['phase']}")
-        changed = step(key, doc, pending)
-        if changed:
-            doc["LastModifiedTime"] = _now()
-            self.save("endpoint", key, doc)
-        return changed
+        self._started, self._retiring = [], []
+        try:
+            changed = step(key, doc, pending) or bool(self._started or self._retiring)
+        except StateUnavailable as exc:  # an instance could not be recorded: nothing of the step stays
+            return self._undo_step(key, exc)
+        if not changed:
+            return False
+        doc["LastModifiedTime"] = self._now()
+        return self._save_step(key, [("endpoint", key, doc)])
+
+    def _save_step(self, key: tuple[str, str], changes: list[Change]) -> bool:
+        """Save a step; then stop what it retires. When the save fails, stop what it started: the next
+        pass takes the same step again from the saved state."""
+        try:
+            self.commit(changes)
+        except StateUnavailable as exc:
+            return self._undo_step(key, exc)
+        retiring, self._started, self._retiring = self._retiring, [], []
+        for iid, drain in retiring:
+            self.supervisor.stop(iid, drain=drain)
+        return True
+
+    def _undo_step(self, key: tuple[str, str], exc: StateUnavailable) -> bool:
+        log.warning("endpoint %s: cannot save its next step (%s); trying again", key[1], exc.message)
+        started, self._started, self._retiring = self._started, [], []
+        for iid in started:
+            self.supervisor.stop(iid)
+        return False
+
+    def _retire(self, iid: str, drain: float = 0.0) -> None:
+        """Stop an instance once the step that retires it is saved."""
+        self._retiring.append((iid, drain))
 
     def _set_phase(self, pending: dict[str, Any], phase: str) -> None:
         pending["phase"] = phase
-        pending["phase_started"] = _now()
+        pending["phase_started"] = self._now()
 
     def _phase_provision(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
+        if not self._waited(pending, self.timing.seconds("provision")):
+            return False  # the instances are being launched (the timing profile's provisioning time)
         for variant in pending["variants"]:
             want = variant["target"] if pending["kind"] == "rolling" else variant["Count"]
             while len(variant["instances"]) < want:
@@ -182,7 +238,7 @@ class Endpoints:
         if pending["kind"] == "capacity":
             for variant in pending["variants"]:
                 while len(variant["instances"]) > variant["Count"]:
-                    self.supervisor.stop(variant["instances"].pop(), drain=DRAIN_S)
+                    self._retire(variant["instances"].pop(), DRAIN_S)
         self._set_phase(pending, "health")
         return True
 
@@ -194,6 +250,7 @@ class Endpoints:
             environment=dict(variant.get("Environment") or {}),
             startup_timeout=float(variant.get("StartupTimeout") or 600)))
         variant["instances"].append(iid)
+        self._started.append(iid)
 
     def _phase_health(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
         states = [self.supervisor.state(iid) for v in pending["variants"] for iid in v["instances"]]
@@ -214,13 +271,15 @@ class Endpoints:
     def _phase_shift(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
         if self._timed_out(doc, pending):
             return True
+        if not self._waited(pending, self.timing.seconds("traffic_shift")):
+            return False
         pending["fraction"] = pending["fractions"][pending["step"]]
         if pending["kind"] == "rolling":
             # Rolling: the batch that now takes traffic replaces as many old instances.
             for blue, green in zip(doc["fleet"], pending["variants"], strict=False):
                 keep = max(0, blue["Count"] - green["target"])
                 while len(blue["instances"]) > keep:
-                    self.supervisor.stop(blue["instances"].pop(), drain=DRAIN_S)
+                    self._retire(blue["instances"].pop(), DRAIN_S)
         self._set_phase(pending, "bake")
         return True
 
@@ -235,7 +294,7 @@ class Endpoints:
                 self._set_phase(pending, "rollback")
                 doc["EndpointStatus"] = "RollingBack"
                 return True
-        if _now() - pending["phase_started"] < pending["wait"]:
+        if not self._waited(pending, pending["wait"]):
             return False
         pending["step"] += 1
         if pending["step"] < len(pending["fractions"]):
@@ -250,7 +309,8 @@ class Endpoints:
         return True
 
     def _phase_terminate_wait(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
-        if _now() - pending["phase_started"] < pending.get("termination_wait", 0):
+        # TerminationWaitInSeconds as asked, then the time the service takes to retire the old fleet
+        if not self._waited(pending, pending.get("termination_wait", 0) + self.timing.seconds("retire")):
             return False
         return self._finish(doc, pending)
 
@@ -286,7 +346,7 @@ class Endpoints:
         return True
 
     def _phase_rollback_drain(self, key: tuple[str, str], doc: dict[str, Any], pending: dict[str, Any]) -> bool:
-        if _now() - pending["phase_started"] < ROLLBACK_SETTLE_S:
+        if not self._waited(pending, self.timing.seconds("rollback")):
             return False
         # Ends InService on the OLD config, the reason kept in FailureReason (the spec's reading).
         doc["EndpointStatus"] = "InService"
@@ -298,7 +358,7 @@ class Endpoints:
 
     def _timed_out(self, doc: dict[str, Any], pending: dict[str, Any]) -> bool:
         limit = pending.get("max_time")
-        if not limit or _now() - pending["started"] <= limit:
+        if not limit or self._now() - pending["started"] <= limit:
             return False
         pending["reason"] = TIMEOUT_ROLLBACK.format(seconds=limit, config=doc["EndpointConfigName"])
         self._set_phase(pending, "rollback")
@@ -322,12 +382,12 @@ class Endpoints:
             for variant in pending["variants"]:
                 for iid in list(variant["instances"]):
                     if self.supervisor.state(iid)[0] == FAILED:
-                        self.supervisor.stop(iid)
+                        self._retire(iid)
                         variant["instances"].remove(iid)
                 variant["Count"] = previous.get(variant["VariantName"], variant["Count"])
                 variant.pop("DesiredWeight", None)
                 while len(variant["instances"]) > variant["Count"]:
-                    self.supervisor.stop(variant["instances"].pop(), drain=DRAIN_S)
+                    self._retire(variant["instances"].pop(), DRAIN_S)
             doc["fleet"] = pending["variants"]
             pending["reason"] = CAPACITY_ROLLBACK.format(reason=reason)
             doc["EndpointStatus"] = "RollingBack"
@@ -356,7 +416,7 @@ class Endpoints:
     def _stop_variants(self, variants: list[dict[str, Any]], drain: float = 0.0) -> None:
         for variant in variants:
             for iid in variant["instances"]:
-                self.supervisor.stop(iid, drain=drain)
+                self._retire(iid, drain)
             variant["instances"] = []
 
     # ------------------------------------------------------------------ what DescribeEndpoint shows

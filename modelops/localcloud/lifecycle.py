@@ -16,10 +16,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelops.errors import EnvironmentFailedError, InputError
+
+if TYPE_CHECKING:
+    from modelops.localcloud.timing import Timing
 
 LOCAL_ACCOUNT = "000000000000"
 RECORD_FILE = "server.json"
@@ -34,6 +38,9 @@ BAD_PORT = "port {port} is not a TCP port (0-65535; 0 picks a free one)"
 CANNOT_USE_DATA_DIR = "cannot use the local cloud's data dir {data_dir}: {reason}"
 CANNOT_USE_DATA_DIR_HINT = "point MODELOPS_LOCAL_DATA_DIR (or --data-dir) at a writable folder"
 EXIT_PORT_IN_USE = 98  # the server's exit status when its port is taken
+EXIT_DISK_FULL = 28  # ... when the disk holding its data dir is full (ENOSPC: its log may have no room either)
+DISK_FULL = "the local cloud cannot start: the disk holding its data dir {data_dir} is full"
+DISK_FULL_HINT = "free some space on that disk (or point MODELOPS_LOCAL_DATA_DIR at another one), then try again"
 PORT_IN_USE = "the local cloud cannot listen on 127.0.0.1:{port}: another program uses that port"
 PORT_IN_USE_HINT = "pick another with --port, or leave --port out for a free one"
 SERVER_TIMEOUT = "the local cloud did not answer within {seconds:.0f} s (data dir {data_dir}); its log is {log}"
@@ -47,10 +54,11 @@ class LocalCloudInfo:
     port: int
     pid: int
     data_dir: Path
+    timing: dict[str, object] = field(default_factory=lambda: {"profile": "fast", "scale": 1.0})
 
     def to_dict(self) -> dict[str, object]:
         return {"running": True, "url": self.url, "port": self.port, "pid": self.pid,
-                "data_dir": str(self.data_dir)}
+                "data_dir": str(self.data_dir), "timing": dict(self.timing)}
 
 
 def log_path(data_dir: Path) -> Path:
@@ -61,11 +69,9 @@ def log_path(data_dir: Path) -> Path:
 def status(data_dir: Path) -> LocalCloudInfo | None:
     """The running local cloud of ``data_dir``, or None. A stale record (its process gone) is removed."""
     root = _resolve(data_dir)
-    record = _read_record(root)
-    if record is None:
+    info = _read_record(root)
+    if info is None:
         return None
-    info = LocalCloudInfo(url=f"http://127.0.0.1:{record['port']}", port=int(record["port"]),
-                          pid=int(record["pid"]), data_dir=root)
     if not _is_server_process(info.pid):
         _remove_record(root, info.pid)
         return None
@@ -81,11 +87,12 @@ def status(data_dir: Path) -> LocalCloudInfo | None:
     return None
 
 
-def ensure_running(data_dir: Path, port: int | None = None) -> LocalCloudInfo:
+def ensure_running(data_dir: Path, port: int | None = None, timing: Timing | None = None) -> LocalCloudInfo:
     """The running local cloud of ``data_dir``, started as a detached process when none runs.
 
-    ``port`` None picks a free port. When a server already runs, it is returned as is (whatever its
-    port). Raises :class:`EnvironmentFailedError` naming the log when the server cannot start.
+    ``port`` None picks a free port; ``timing`` None is the fast profile. When a server already runs,
+    it is returned as is (whatever its port and timing). Raises :class:`EnvironmentFailedError`
+    naming the log when the server cannot start.
     """
     if port is not None and not 0 <= port <= 65535:
         raise InputError(BAD_PORT.format(port=port))
@@ -99,7 +106,7 @@ def ensure_running(data_dir: Path, port: int | None = None) -> LocalCloudInfo:
         running = status(root)
         if running is not None:
             return running
-        return _start(root, port)
+        return _start(root, port, timing)
 
 
 def stop(data_dir: Path, timeout: float = 20.0) -> bool:
@@ -108,7 +115,7 @@ def stop(data_dir: Path, timeout: float = 20.0) -> bool:
     record = _read_record(root)
     if record is None:
         return False
-    pid = int(record["pid"])
+    pid = record.pid
     if not _is_server_process(pid):
         _remove_record(root, pid)
         return False
@@ -126,9 +133,11 @@ def stop(data_dir: Path, timeout: float = 20.0) -> bool:
     return True
 
 
-def _start(root: Path, port: int | None) -> LocalCloudInfo:
+def _start(root: Path, port: int | None, timing: Timing | None) -> LocalCloudInfo:
     log = root / LOG_FILE
     command = [sys.executable, "-m", "modelops.localcloud", "--data-dir", str(root), "--port", str(port or 0)]
+    if timing is not None:
+        command += ["--timing", timing.profile, "--time-scale", repr(timing.scale)]
     with log.open("ab") as out:
         start_of_run = out.tell()  # the log keeps earlier runs; a failure quotes only this one
         # A new session: the server outlives the command that started it and gets no terminal signals.
@@ -149,14 +158,13 @@ def _wait_until_ready(proc: subprocess.Popen[bytes], root: Path, port: int | Non
         if proc.poll() is not None:
             if proc.returncode == EXIT_PORT_IN_USE:
                 raise EnvironmentFailedError(PORT_IN_USE.format(port=port), hint=PORT_IN_USE_HINT)
+            if proc.returncode == EXIT_DISK_FULL:
+                raise EnvironmentFailedError(DISK_FULL.format(data_dir=root), hint=DISK_FULL_HINT)
             raise EnvironmentFailedError(SERVER_FAILED.format(data_dir=root, log=log) + _tail(log, start_of_run),
                                          hint=SERVER_FAILED_HINT)
-        record = _read_record(root)
-        if record is not None and int(record["pid"]) == proc.pid:
-            info = LocalCloudInfo(url=f"http://127.0.0.1:{record['port']}", port=int(record["port"]),
-                                  pid=proc.pid, data_dir=root)
-            if _answers(info):
-                return info
+        info = _read_record(root)
+        if info is not None and info.pid == proc.pid and _answers(info):
+            return info
         time.sleep(0.05)
     raise EnvironmentFailedError(SERVER_TIMEOUT.format(seconds=START_TIMEOUT_S, data_dir=root, log=log),
                                  hint=SERVER_FAILED_HINT)
@@ -189,24 +197,28 @@ def _resolve(data_dir: Path) -> Path:
     return Path(data_dir).expanduser().absolute()
 
 
-def _read_record(root: Path) -> dict[str, int] | None:
+def _read_record(root: Path) -> LocalCloudInfo | None:
+    """What ``server.json`` says (the process may be gone: see :func:`status`)."""
     try:
         record = json.loads((root / RECORD_FILE).read_text())
-        return {"pid": int(record["pid"]), "port": int(record["port"])}
-    except (OSError, ValueError, KeyError, TypeError):
+        port = int(record["port"])
+        return LocalCloudInfo(url=f"http://127.0.0.1:{port}", port=port, pid=int(record["pid"]), data_dir=root,
+                              timing=dict(record.get("timing") or {"profile": "fast", "scale": 1.0}))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def write_record(root: Path, *, pid: int, port: int) -> None:
+def write_record(root: Path, *, pid: int, port: int, timing: dict[str, object] | None = None) -> None:
     """Called by the server once it listens (atomic: a reader never sees half a record)."""
     tmp = root / f".{RECORD_FILE}.{pid}.tmp"
-    tmp.write_text(json.dumps({"pid": pid, "port": port, "url": f"http://127.0.0.1:{port}"}))
+    tmp.write_text(json.dumps({"pid": pid, "port": port, "url": f"http://127.0.0.1:{port}",
+                               "timing": timing or {"profile": "fast", "scale": 1.0}}))
     os.replace(tmp, root / RECORD_FILE)
 
 
 def _remove_record(root: Path, pid: int) -> None:
     record = _read_record(root)
-    if record is not None and record["pid"] == pid:
+    if record is not None and record.pid == pid:
         with contextlib.suppress(FileNotFoundError):
             (root / RECORD_FILE).unlink()
 

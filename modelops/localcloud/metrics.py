@@ -1,10 +1,13 @@
 """CloudWatch's metric store: per-second aggregates, buffered in memory, persisted in SQLite.
 
-A series is (region, namespace, metric name, dimensions). Each second of a series is an aggregate:
-sample count, sum, minimum, maximum and, for latency-like metrics, a log-bucketed histogram (1%
-wide buckets, so percentiles are within 0.5% of the exact value, clamped to the exact min/max).
-Recording is O(1) under one lock and touches no disk; a flush moves completed seconds to SQLite.
-Queries merge SQLite rows with the unflushed seconds, so they never miss or double-count data.
+A series is (region, namespace, metric name, dimensions). Each second of a series holds one
+aggregate per unit (CloudWatch keeps data published with different units apart: a query that names
+a unit sees only that unit's data, one that names none sees all of it): sample count, sum, minimum,
+maximum and, for latency-like metrics, a log-bucketed histogram (1% wide buckets, so percentiles are
+within 0.5% of the exact value, clamped to the exact min/max). Recording is O(1) under one lock and
+touches no disk; a flush moves completed seconds to SQLite, and puts them back if the write fails (a
+full disk), so they are written by a later flush. Queries merge SQLite rows with the unflushed
+seconds, so they never miss or double-count data.
 """
 
 from __future__ import annotations
@@ -17,20 +20,26 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelops.localcloud.state import writing
 
 Dimensions = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
 SeriesKey = tuple[str, str, str, Dimensions]  # region, namespace, metric name, dimensions
+Slot = tuple[int, str | None]  # a second of a series and the unit of its data
 # One InvokeEndpoint as recorded: its variant's five series keys (Invocations, Invocation4XXErrors,
 # Invocation5XXErrors, ModelLatency, OverheadLatency), second, status, model and overhead latency.
 VariantKeys = tuple[SeriesKey, SeriesKey, SeriesKey, SeriesKey, SeriesKey]
 Invocation = tuple[VariantKeys, int, int, float | None, float | None]
 
 _LOG_BASE = math.log(1.01)
+# The units of an invocation's five samples (SageMaker's: counts have none, latencies are in microseconds).
+_INVOCATION_UNITS = ("None", "None", "None", "Microseconds", "Microseconds")
 PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d{1,2})?|100)$")
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
 RETENTION_SECONDS = 3 * 86400
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS datapoints (
     region TEXT NOT NULL, namespace TEXT NOT NULL, metric TEXT NOT NULL, dimensions TEXT NOT NULL,
     second INTEGER NOT NULL, count REAL NOT NULL, sum REAL NOT NULL, min REAL NOT NULL,
@@ -151,25 +160,11 @@ class MetricStore:
 
     connection: sqlite3.Connection
     db_lock: threading.Lock
-    _pending: dict[SeriesKey, dict[int, Aggregate]] = field(default_factory=dict)
+    path: Path  # the database file (named in errors)
+    _pending: dict[SeriesKey, dict[Slot, Aggregate]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # Invocations not yet folded into ``_pending`` (deque appends and pops are thread-safe).
     _raw: deque[Invocation] = field(default_factory=deque)
-
-    def __post_init__(self) -> None:
-        with self.db_lock:
-            self.connection.executescript(_SCHEMA)
-
-    def add(self, key: SeriesKey, second: int, value: float, *, histogram: bool, unit: str | None) -> None:
-        """Record one sample (the hot path: a dict lookup and a few additions under the lock)."""
-        with self._lock:
-            seconds = self._pending.get(key)
-            if seconds is None:
-                seconds = self._pending[key] = {}
-            agg = seconds.get(second)
-            if agg is None:
-                agg = seconds[second] = Aggregate(unit=unit)
-            agg.add(value, histogram=histogram)
 
     def add_invocation(
         self,
@@ -203,70 +198,84 @@ class MetricStore:
                 seconds = pending.get(key)
                 if seconds is None:
                     seconds = pending[key] = {}
-                agg = seconds.get(second)
+                unit = _INVOCATION_UNITS[i]
+                agg = seconds.get((second, unit))
                 if agg is None:
-                    agg = seconds[second] = Aggregate(unit="Microseconds" if i >= 3 else "None")
+                    agg = seconds[(second, unit)] = Aggregate(unit=unit)
                 agg.add(value, histogram=i >= 3)
 
     def add_aggregate(self, key: SeriesKey, second: int, agg: Aggregate) -> None:
+        """Record samples put together (PutMetricData), under their own unit."""
         with self._lock:
-            seconds = self._pending.setdefault(key, {})
-            if second in seconds:
-                seconds[second].merge(agg)
-            else:
-                seconds[second] = agg
+            self._merge(key, (second, agg.unit), agg)
+
+    def _merge(self, key: SeriesKey, slot: Slot, agg: Aggregate) -> None:
+        seconds = self._pending.setdefault(key, {})
+        if slot in seconds:
+            seconds[slot].merge(agg)
+        else:
+            seconds[slot] = agg
 
     def flush(self, before: int | None = None) -> int:
-        """Persist the seconds before ``before`` (all when None); returns how many rows were written."""
+        """Persist the seconds before ``before`` (all when None); returns how many rows were written.
+        When SQLite fails, the seconds go back to the buffer (merged with what came meanwhile) and the
+        error is raised: nothing recorded is lost."""
         with self._lock:
             self._fold()
-            taken: list[tuple[SeriesKey, int, Aggregate]] = []
+            taken: list[tuple[SeriesKey, Slot, Aggregate]] = []
             for key, seconds in list(self._pending.items()):
-                for second in [s for s in seconds if before is None or s < before]:
-                    taken.append((key, second, seconds.pop(second)))
+                for slot in [s for s in seconds if before is None or s[0] < before]:
+                    taken.append((key, slot, seconds.pop(slot)))
                 if not seconds:
                     del self._pending[key]
         if not taken:
             return 0
         rows = [
             (
-                key[0], key[1], key[2], json.dumps(key[3]), second, agg.count, agg.total, agg.minimum,
-                agg.maximum, json.dumps(agg.histogram) if agg.histogram else None, agg.unit,
+                key[0], key[1], key[2], json.dumps(key[3]), slot[0], agg.count, agg.total, agg.minimum,
+                agg.maximum, json.dumps(agg.histogram) if agg.histogram else None, slot[1],
             )
-            for key, second, agg in taken
+            for key, slot, agg in taken
         ]  # fmt: skip
-        with self.db_lock, self.connection:
-            self.connection.executemany("INSERT INTO datapoints VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+        try:
+            with writing(self.path, self.db_lock, self.connection) as db:
+                db.executemany("INSERT INTO datapoints VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+        except BaseException:
+            with self._lock:
+                for key, slot, agg in taken:
+                    self._merge(key, slot, agg)
+            raise
         return len(rows)
 
     def purge(self, before: int) -> None:
-        with self.db_lock, self.connection:
-            self.connection.execute("DELETE FROM datapoints WHERE second < ?", (before,))
+        with writing(self.path, self.db_lock, self.connection) as db:
+            db.execute("DELETE FROM datapoints WHERE second < ?", (before,))
 
-    def seconds(self, key: SeriesKey, start: float, end: float) -> list[tuple[int, Aggregate]]:
-        """Every per-second aggregate of ``key`` in [start, end), persisted and pending, in time order."""
+    def seconds(self, key: SeriesKey, start: float, end: float, unit: str | None = None) -> list[tuple[int, Aggregate]]:
+        """Every per-second aggregate of ``key`` in [start, end), persisted and pending, in time order;
+        only the data of ``unit`` when one is given."""
         region, namespace, metric, dims = key
         with self.db_lock:
             rows = self.connection.execute(
                 "SELECT second, count, sum, min, max, hist, unit FROM datapoints WHERE region=? AND "
-                "namespace=? AND metric=? AND dimensions=? AND second>=? AND second<? ",
-                (region, namespace, metric, json.dumps(dims), math.floor(start), math.ceil(end)),
+                "namespace=? AND metric=? AND dimensions=? AND second>=? AND second<? AND (? IS NULL OR unit=?)",
+                (region, namespace, metric, json.dumps(dims), math.floor(start), math.ceil(end), unit, unit),
             ).fetchall()
         out = [
             (
                 second,
                 Aggregate(
                     count, total, low, high,
-                    {int(k): v for k, v in json.loads(hist).items()} if hist else None, unit,
+                    {int(k): v for k, v in json.loads(hist).items()} if hist else None, row_unit,
                 ),
             )
-            for second, count, total, low, high, hist, unit in rows
+            for second, count, total, low, high, hist, row_unit in rows
             if start <= second < end
         ]  # fmt: skip
         with self._lock:
             self._fold()
-            for second, agg in self._pending.get(key, {}).items():
-                if start <= second < end:
+            for (second, slot_unit), agg in self._pending.get(key, {}).items():
+                if start <= second < end and (unit is None or slot_unit == unit):
                     copy = Aggregate(agg.count, agg.total, agg.minimum, agg.maximum, None, agg.unit)
                     if agg.histogram:
                         copy.histogram = dict(agg.histogram)
@@ -274,17 +283,18 @@ class MetricStore:
         out.sort(key=lambda item: item[0])
         return out
 
-    def window(self, key: SeriesKey, start: float, end: float) -> Aggregate:
-        """All samples of ``key`` in [start, end) merged into one aggregate."""
+    def window(self, key: SeriesKey, start: float, end: float, unit: str | None = None) -> Aggregate:
+        """All samples of ``key`` (of ``unit``, if given) in [start, end) merged into one aggregate."""
         total = Aggregate()
-        for _, agg in self.seconds(key, start, end):
+        for _, agg in self.seconds(key, start, end, unit):
             total.merge(agg)
         return total
 
-    def periods(self, key: SeriesKey, start: float, end: float, period: int) -> dict[int, Aggregate]:
+    def periods(self, key: SeriesKey, start: float, end: float, period: int,
+                unit: str | None = None) -> dict[int, Aggregate]:
         """Aggregates per period (aligned to multiples of ``period`` since the epoch) in [start, end)."""
         out: dict[int, Aggregate] = {}
-        for second, agg in self.seconds(key, start, end):
+        for second, agg in self.seconds(key, start, end, unit):
             bucket = second - second % period
             if bucket in out:
                 out[bucket].merge(agg)

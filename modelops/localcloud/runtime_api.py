@@ -4,6 +4,10 @@ The reconcile loop publishes a routing table (endpoint -> weighted entries of he
 ports) by swapping one dict; a request picks an entry by weight (the blue/green split included),
 an instance round-robin, and forwards over a pooled keep-alive connection. Nothing here writes
 SQLite or starts a thread; metrics go to CloudWatch's in-memory buffer.
+
+InService means the endpoint answers: when none of the instances a request may go to is healthy but
+one is starting (the local cloud restarted, or a crashed instance is being replaced), the request
+waits for it, up to the container timeout, instead of failing with ModelNotReadyException.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from urllib.parse import unquote
 
 from modelops.localcloud.lifecycle import LOCAL_ACCOUNT
 from modelops.localcloud.protocol import (
+    RUNTIME_JSON,
     Response,
     ServiceError,
     header_errors,
-    json_error,
     region_of,
     request_id,
     tcp_transport,
@@ -58,6 +62,7 @@ class RouteEntry:
     variant: str
     weight: float
     ports: tuple[int, ...]
+    starting: bool = False  # an instance of it is starting: a request may wait for it
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,22 @@ class Route:
             return weighted[0]
         cumulative = list(itertools.accumulate(e.weight for e in weighted))
         return weighted[min(bisect.bisect_right(cumulative, random.random() * cumulative[-1]), len(weighted) - 1)]
+
+
+class _Starting(Exception):
+    """No healthy instance to route to, but one is starting: the request waits."""
+
+
+@dataclass
+class _Held:
+    """An InvokeEndpoint waiting for an instance to start, until its deadline."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    done: Callable[[Response], None]
+    started: float
+    deadline: float
 
 
 class _Call:
@@ -239,6 +260,7 @@ class RuntimeApi:
         self._inflight: dict[_Call, None] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_interval = min(1.0, max(0.01, container_timeout / 20))
+        self._held: list[_Held] = []  # requests waiting for an instance that is starting
         header_errors("sagemaker-runtime", "InvokeEndpoint", {})  # loads botocore's model now, not on a request
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -250,18 +272,27 @@ class RuntimeApi:
         if self.loop is not None:
             live = {p for route in routes.values() for e in route.entries for p in e.ports}
             self.loop.call_soon_threadsafe(self.pool.drop_ports, live)
+            if self._held:
+                self.loop.call_soon_threadsafe(self._retry_held)
 
-    def invoke(self, path: str, headers: dict[str, str], body: bytes, done: Callable[[Response], None]) -> None:
+    def invoke(self, path: str, headers: dict[str, str], body: bytes, done: Callable[[Response], None],
+               held: _Held | None = None) -> None:
         """Answer ``POST /endpoints/{name}/invocations`` through ``done`` (called exactly once)."""
-        started = time.perf_counter()
+        started = time.perf_counter() if held is None else held.started
         try:
             route, entry = self._route(path, headers, body)
+        except _Starting:
+            if held is None:
+                held = _Held(path, headers, body, done, started, started + self.timeout)
+            self._held.append(held)
+            self._arm_sweeper()
+            return
         except ServiceError as err:
-            done(json_error(err, "application/json"))
+            done(_error(err))
             return
         except Exception:  # a bug here must still answer in the service's shape, not reset the connection
             log.exception("InvokeEndpoint failed inside the local cloud")
-            done(json_error(ServiceError("InternalFailure", "An internal error occurred.", 500), "application/json"))
+            done(_error(ServiceError("InternalFailure", "An internal error occurred.", 500)))
             return
         port = entry.ports[next(self._counter) % len(entry.ports)] if len(entry.ports) > 1 else entry.ports[0]
         head = ["POST /invocations HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}"]
@@ -271,18 +302,34 @@ class RuntimeApi:
         call.model_started = now = time.perf_counter()
         call.deadline = now + self.timeout
         self._inflight[call] = None
+        self._arm_sweeper()
+        self._send(call)
+
+    def _arm_sweeper(self) -> None:
         if self._sweeper is None:
             assert self.loop is not None
             self._sweeper = self.loop.call_later(self._sweep_interval, self._sweep)
-        self._send(call)
+
+    def _retry_held(self) -> None:
+        """The routes changed: the requests waiting for an instance try again (in their order)."""
+        held, self._held = self._held, []
+        for request in held:
+            self.invoke(request.path, request.headers, request.body, request.done, request)
 
     def _sweep(self) -> None:
-        """Time out the calls past their deadline (so a timeout fires up to one sweep interval late)."""
+        """Time out the calls past their deadline (so a timeout fires up to one sweep interval late), and
+        the requests that waited for an instance for as long."""
         now = time.perf_counter()
         for call in [c for c in self._inflight if c.deadline <= now]:
             self._timed_out(call)
+        expired = [h for h in self._held if h.deadline <= now]
+        if expired:
+            self._held = [h for h in self._held if h.deadline > now]
+            for request in expired:
+                request.done(_error(ServiceError("ModelNotReadyException", NOT_READY.format(
+                    name=unquote(request.path.split("/")[2]), what="any variant"), 429)))
         self._sweeper = None
-        if self._inflight and self.loop is not None:
+        if (self._inflight or self._held) and self.loop is not None:
             self._sweeper = self.loop.call_later(self._sweep_interval, self._sweep)
 
     def _route(self, path: str, headers: dict[str, str], body: bytes) -> tuple[Route, RouteEntry]:
@@ -297,7 +344,8 @@ class RuntimeApi:
             raise ServiceError("ValidationError", invalid)
         route = self.routes.get((region_of(headers), name.lower()))
         if route is None:
-            raise ServiceError("ValidationError", ENDPOINT_NOT_FOUND.format(name=name, account=LOCAL_ACCOUNT))
+            invalid = header_errors("sagemaker-runtime", "InvokeEndpoint", {}, {"endpointname": name})
+            raise ServiceError("ValidationError", invalid or ENDPOINT_NOT_FOUND.format(name=name, account=LOCAL_ACCOUNT))
         if len(body) > MAX_PAYLOAD_BYTES:
             raise ServiceError("ValidationError", PAYLOAD_TOO_LARGE.format(limit=MAX_PAYLOAD_BYTES))
         target = headers.get("x-amzn-sagemaker-target-variant")
@@ -305,6 +353,8 @@ class RuntimeApi:
             raise ServiceError("ValidationError", VARIANT_NOT_FOUND.format(variant=target, name=route.name))
         entry = route.pick(target)
         if entry is None:
+            if any(e.starting for e in route.entries if target is None or e.variant == target):
+                raise _Starting()
             raise ServiceError("ModelNotReadyException",
                                NOT_READY.format(name=route.name, what=target or "any variant"), 429)
         return route, entry
@@ -340,9 +390,9 @@ class RuntimeApi:
         if not self._finish(call):
             return
         self._record(call, 502)
-        call.done(json_error(ServiceError(
+        call.done(_error(ServiceError(
             "ModelError", f"The container of variant {call.entry.variant} is unreachable: {exc}.", 424,
-            extra={"OriginalStatusCode": 502, "LogStreamArn": self._log_arn(call.route)}), "application/json"))
+            extra={"OriginalStatusCode": 502, "LogStreamArn": self._log_arn(call.route)})))
 
     def _timed_out(self, call: _Call) -> None:
         if not self._finish(call):
@@ -350,8 +400,8 @@ class RuntimeApi:
         if call.upstream is not None:
             call.upstream.close()
         self._record(call, 504)
-        call.done(json_error(ServiceError("ModelError", MODEL_TIMEOUT, 424, extra={
-            "OriginalStatusCode": 504, "LogStreamArn": self._log_arn(call.route)}), "application/json"))
+        call.done(_error(ServiceError("ModelError", MODEL_TIMEOUT, 424, extra={
+            "OriginalStatusCode": 504, "LogStreamArn": self._log_arn(call.route)})))
 
     def _finish(self, call: _Call) -> bool:
         """Mark the call answered; False when it already was (by the timeout)."""
@@ -367,11 +417,11 @@ class RuntimeApi:
         self._record(call, status)
         if status >= 400:
             message = body.decode("utf-8", errors="replace")
-            call.done(json_error(ServiceError("ModelError", MODEL_ERROR.format(
+            call.done(_error(ServiceError("ModelError", MODEL_ERROR.format(
                 side="client" if status < 500 else "server", status=status, message=message, account=LOCAL_ACCOUNT,
                 log_url=f"/aws/sagemaker/Endpoints/{call.route.name}"), 424,
                 extra={"OriginalStatusCode": status, "OriginalMessage": message,
-                       "LogStreamArn": self._log_arn(call.route)}), "application/json"))
+                       "LogStreamArn": self._log_arn(call.route)})))
             return
         out = [("Content-Type", headers.get("content-type", "application/octet-stream")),
                ("x-Amzn-Invoked-Production-Variant", call.entry.variant), ("x-amzn-RequestId", request_id())]
@@ -390,6 +440,10 @@ class RuntimeApi:
     @staticmethod
     def _log_arn(route: Route) -> str:
         return f"arn:aws:logs:{route.region}:{LOCAL_ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{route.name}"
+
+
+def _error(err: ServiceError) -> Response:
+    return RUNTIME_JSON.error(err)
 
 
 def routes_json(routes: Sequence[Route]) -> str:

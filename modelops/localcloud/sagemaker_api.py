@@ -1,34 +1,34 @@
 """The SageMaker control plane (json 1.1): models, endpoint configs, endpoints and tags.
 
-Every request is validated against botocore's input shape (``protocol.validate_input``) and then
+Every request is validated against botocore's input shape (``service.Service.call``) and then
 against the service-side rules of ``shared/specs/sagemaker-endpoints.md``; every answer is cut to
 the operation's output shape. Errors carry the real codes and message forms.
+
+A handler never changes the registry's memory itself: it builds the new documents (copies of the
+ones it changes) and hands them to ``Endpoints.commit``, which writes them first and changes memory
+after; so a request that fails to save (a full disk) changes nothing, and its retry is not told that
+what it creates "already exists". Instances are stopped only once the change that stops them is saved.
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import copy
 import math
-from collections.abc import Callable
+from collections import Counter
 from typing import Any
 
-from modelops.localcloud.endpoints import Endpoints, _now, traffic_steps
+from modelops.localcloud.endpoints import Change, Endpoints, traffic_steps
 from modelops.localcloud.lifecycle import LOCAL_ACCOUNT
 from modelops.localcloud.protocol import (
+    SAGEMAKER_JSON,
     Response,
     ServiceError,
-    json_error,
-    request_id,
-    service_model,
-    shape_output,
-    validate_input,
+    epoch,
+    partition_of,
     validation_error,
 )
-
-log = logging.getLogger("modelops.localcloud.sagemaker")
-
-CONTENT_TYPE = "application/x-amz-json-1.1"
+from modelops.localcloud.service import Handler, Service
+from modelops.runtime import Clock
 
 NOT_FOUND = 'Could not find {what} "{arn}".'
 ALREADY_EXISTS = 'Cannot create already existing {what} "{arn}".'
@@ -44,57 +44,53 @@ CANARY_TOO_BIG = "CanarySize must be at most 50% of the instance count of varian
 LINEAR_OUT_OF_RANGE = "LinearStepSize must be between 10% and 50% of the instance count of variant {variant} ({count})."
 BATCH_OUT_OF_RANGE = "MaximumBatchSize must be between 5% and 50% of the instance count of variant {variant} ({count})."
 ROLLING_MULTI_VARIANT = "Rolling updates are not supported for endpoints with more than one production variant."
-ROLLING_SERVERLESS = "Rolling updates are not supported for serverless endpoints."
+SERVERLESS_MEMORY = ("MemorySizeInMB {memory} of production variant {variant} is not valid: serverless memory comes in 1 GB "
+                     "increments (1024, 2048, 3072, 4096, 5120 or 6144 MB).")
+SERVERLESS_NOT_EMULATED = ("Production variant {variant} is serverless (ServerlessConfig): the local cloud does not "
+                           "emulate serverless inference; give the variant an InstanceType and an InitialInstanceCount.")
+# The account's quota of instances of one type for endpoints (a default: the real quotas vary by type and
+# account). The service's words; the local cloud counts the instances of every endpoint of the region.
+INSTANCE_QUOTA = 20
+QUOTA_EXCEEDED = ("The account-level service limit '{instance_type} for endpoint usage' is {quota} Instances, with "
+                  "current utilization of {used} Instances and a request delta of {delta} Instances. Please use AWS "
+                  "Service Quotas to request an increase for this quota. If AWS Service Quotas is not available, "
+                  "contact AWS support to request an increase for this quota.")
 TIMEOUT_TOO_SHORT = ("MaximumExecutionTimeoutInSeconds ({limit}) must be greater than the sum of the wait intervals "
                      "and TerminationWaitInSeconds ({total}).")
 DUPLICATE_VARIANT = "Production variant names must be unique within an endpoint config; {variant} is repeated."
 NO_CONTAINER = "Either PrimaryContainer or Containers must be specified."
 UNKNOWN_VARIANT = "The variant(s) \"[{variant}]\" is/are not present in the endpoint {arn}."
 BAD_ARN = "Invalid resource ARN: {arn}."
-UNKNOWN_OPERATION = "The operation {operation} is not supported by the local cloud."
 BAD_TOKEN = "Invalid pagination token {token!r}: pass the NextToken of the previous answer."
-MALFORMED = "The request body is not valid JSON: {reason}"
 
 
-class SageMakerApi:
+class SageMakerApi(Service):
     """Handles ``X-Amz-Target: SageMaker.<Operation>`` requests (called in a worker thread)."""
 
-    def __init__(self, endpoints: Endpoints):
+    MODEL = "sagemaker"
+    OPERATIONS = ("CreateModel", "DescribeModel", "DeleteModel", "ListModels",
+                  "CreateEndpointConfig", "DescribeEndpointConfig", "DeleteEndpointConfig", "ListEndpointConfigs",
+                  "CreateEndpoint", "DescribeEndpoint", "ListEndpoints", "UpdateEndpoint",
+                  "UpdateEndpointWeightsAndCapacities", "DeleteEndpoint", "AddTags", "ListTags", "DeleteTags")
+
+    def __init__(self, endpoints: Endpoints, clock: Clock | None = None):
+        super().__init__(clock)
         self.reg = endpoints
-        self.model = service_model("sagemaker")
-        self.operations: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
-            name: getattr(self, _snake(name)) for name in (
-                "CreateModel", "DescribeModel", "DeleteModel", "ListModels",
-                "CreateEndpointConfig", "DescribeEndpointConfig", "DeleteEndpointConfig", "ListEndpointConfigs",
-                "CreateEndpoint", "DescribeEndpoint", "ListEndpoints", "UpdateEndpoint",
-                "UpdateEndpointWeightsAndCapacities", "DeleteEndpoint", "AddTags", "ListTags", "DeleteTags")}
 
     def handle(self, operation: str, body: bytes, region: str) -> Response:
-        try:
-            handler = self.operations.get(operation)
-            if handler is None:
-                raise ServiceError("UnknownOperationException", UNKNOWN_OPERATION.format(operation=operation))
-            try:
-                params = json.loads(body or b"{}")
-            except ValueError as exc:
-                raise ServiceError("SerializationException", MALFORMED.format(reason=exc)) from None
-            params = validate_input("sagemaker", operation, params)
-            with self.reg.lock:
-                result = handler(region, params)
-            self.reg.kick()
-            output = shape_output(self.model.operation_model(operation).output_shape, result) or {}
-            return 200, [("Content-Type", CONTENT_TYPE), ("x-amzn-RequestId", request_id())], json.dumps(output).encode()
-        except ServiceError as err:
-            return json_error(err, CONTENT_TYPE)
-        except Exception:
-            log.exception("SageMaker.%s failed inside the local cloud", operation)
-            return json_error(ServiceError("InternalFailure", "An internal error occurred.", 500), CONTENT_TYPE)
+        return self.call(operation, body, SAGEMAKER_JSON, region)
+
+    def run(self, handler: Handler, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        with self.reg.lock:
+            result = handler(region, params)
+        self.reg.kick()
+        return result
 
     # ------------------------------------------------------------------ helpers
 
     @staticmethod
     def arn(region: str, kind: str, name: str) -> str:
-        return f"arn:aws:sagemaker:{region}:{LOCAL_ACCOUNT}:{kind}/{name.lower()}"
+        return f"arn:{partition_of(region)}:sagemaker:{region}:{LOCAL_ACCOUNT}:{kind}/{name.lower()}"
 
     def _get(self, table: dict[tuple[str, str], Any], region: str, name: str, kind: str, what: str) -> Any:
         doc = table.get((region, name.lower()))
@@ -102,9 +98,13 @@ class SageMakerApi:
             raise validation_error(NOT_FOUND.format(what=what, arn=self.arn(region, kind, name)))
         return doc
 
-    def _tag_on_create(self, arn: str, tags: list[dict[str, str]] | None) -> None:
-        if tags:
-            self.reg.set_tags(arn, list(tags))
+    def _endpoint(self, region: str, name: str) -> dict[str, Any]:
+        """A copy of an endpoint's document, to change and commit."""
+        return copy.deepcopy(self._get(self.reg.endpoints, region, name, "endpoint", "endpoint"))
+
+    @staticmethod
+    def _tags_on_create(arn: str, tags: list[dict[str, str]] | None) -> list[Change]:
+        return [("tags", ("", arn), {"Tags": list(tags)})] if tags else []
 
     @staticmethod
     def _page(items: list[dict[str, Any]], params: dict[str, Any], key: str, sort_keys: dict[str, str]) -> dict[str, Any]:
@@ -118,7 +118,7 @@ class SageMakerApi:
                                      ("LastModifiedTimeBefore", "LastModifiedTime", True),
                                      ("LastModifiedTimeAfter", "LastModifiedTime", False)):
             if params.get(bound) is not None:
-                limit = float(params[bound])
+                limit = epoch(params[bound])
                 items = [i for i in items if (i[field] < limit if before else i[field] > limit)]
         if params.get("StatusEquals"):
             items = [i for i in items if i.get("EndpointStatus") == params["StatusEquals"]]
@@ -141,9 +141,8 @@ class SageMakerApi:
         if not p.get("PrimaryContainer") and not p.get("Containers"):
             raise validation_error(NO_CONTAINER)
         doc = {k: v for k, v in p.items() if k != "Tags"}
-        doc.update(ModelArn=arn, CreationTime=_now())
-        self.reg.save("model", (region, name.lower()), doc)
-        self._tag_on_create(arn, p.get("Tags"))
+        doc.update(ModelArn=arn, CreationTime=self.clock.now())
+        self.reg.commit([("model", (region, name.lower()), doc), *self._tags_on_create(arn, p.get("Tags"))])
         return {"ModelArn": arn}
 
     def describe_model(self, region: str, p: dict[str, Any]) -> dict[str, Any]:
@@ -151,8 +150,7 @@ class SageMakerApi:
 
     def delete_model(self, region: str, p: dict[str, Any]) -> dict[str, Any]:
         doc = self._get(self.reg.models, region, p["ModelName"], "model", "model")
-        self.reg.save("model", (region, p["ModelName"].lower()), None)
-        self.reg.set_tags(doc["ModelArn"], None)
+        self.reg.commit([("model", (region, p["ModelName"].lower()), None), ("tags", ("", doc["ModelArn"]), None)])
         return {}
 
     def list_models(self, region: str, p: dict[str, Any]) -> dict[str, Any]:
@@ -174,10 +172,17 @@ class SageMakerApi:
             seen.add(variant["VariantName"])
             if variant.get("ModelName"):
                 self._get(self.reg.models, region, variant["ModelName"], "model", "model")
+            serverless = variant.get("ServerlessConfig")
+            if serverless is not None:
+                # The API reference: "Valid values are in 1 GB increments"; the model only bounds 1024-6144.
+                # The wording of the service's refusal is inferred.
+                if serverless["MemorySizeInMB"] % 1024:
+                    raise validation_error(SERVERLESS_MEMORY.format(memory=serverless["MemorySizeInMB"],
+                                                                    variant=variant["VariantName"]))
+                raise validation_error(SERVERLESS_NOT_EMULATED.format(variant=variant["VariantName"]))
         doc = {k: v for k, v in p.items() if k != "Tags"}
-        doc.update(EndpointConfigArn=arn, CreationTime=_now())
-        self.reg.save("endpoint-config", (region, name.lower()), doc)
-        self._tag_on_create(arn, p.get("Tags"))
+        doc.update(EndpointConfigArn=arn, CreationTime=self.clock.now())
+        self.reg.commit([("endpoint-config", (region, name.lower()), doc), *self._tags_on_create(arn, p.get("Tags"))])
         return {"EndpointConfigArn": arn}
 
     def describe_endpoint_config(self, region: str, p: dict[str, Any]) -> dict[str, Any]:
@@ -186,8 +191,8 @@ class SageMakerApi:
 
     def delete_endpoint_config(self, region: str, p: dict[str, Any]) -> dict[str, Any]:
         doc = self._get(self.reg.configs, region, p["EndpointConfigName"], "endpoint-config", "endpoint configuration")
-        self.reg.save("endpoint-config", (region, p["EndpointConfigName"].lower()), None)
-        self.reg.set_tags(doc["EndpointConfigArn"], None)
+        self.reg.commit([("endpoint-config", (region, p["EndpointConfigName"].lower()), None),
+                         ("tags", ("", doc["EndpointConfigArn"]), None)])
         return {}
 
     def list_endpoint_configs(self, region: str, p: dict[str, Any]) -> dict[str, Any]:
@@ -213,10 +218,9 @@ class SageMakerApi:
             variants.append({
                 "VariantName": pv["VariantName"], "ModelName": pv["ModelName"],
                 "InstanceType": pv.get("InstanceType"), "Weight": float(pv.get("InitialVariantWeight", 1.0)),
-                "Count": count, "Image": image_uri, "ResolvedImage": resolved, "ResolutionTime": _now(),
+                "Count": count, "Image": image_uri, "ResolvedImage": resolved, "ResolutionTime": self.clock.now(),
                 "ModelDataUrl": container.get("ModelDataUrl"), "Environment": container.get("Environment") or {},
                 "StartupTimeout": pv.get("ContainerStartupHealthCheckTimeoutInSeconds") or 600,
-                "Serverless": bool(pv.get("ServerlessConfig")),
                 # The spec: AWS Marketplace containers and Inf1 endpoints fall back to all at once.
                 "AllAtOnceOnly": bool(container.get("ModelPackageName"))
                 or str(pv.get("InstanceType") or "").startswith("ml.inf1."),
@@ -230,19 +234,38 @@ class SageMakerApi:
         if (region, name.lower()) in self.reg.endpoints:
             raise validation_error(ALREADY_EXISTS.format(what="endpoint", arn=arn))
         config = self._get(self.reg.configs, region, p["EndpointConfigName"], "endpoint-config", "endpoint configuration")
-        now = _now()
+        now = self.clock.now()
+        variants = self._variants_of(region, config)
+        self._check_quota(region, variants, {})
         doc = {
             "EndpointName": name, "EndpointArn": arn, "EndpointConfigName": config["EndpointConfigName"],
             "EndpointStatus": "Creating", "CreationTime": now, "LastModifiedTime": now, "fleet": [],
             "pending": {"kind": "create", "config": config["EndpointConfigName"],
-                        "variants": self._variants_of(region, config), "phase": "provision",
+                        "variants": variants, "phase": "provision",
                         "phase_started": now, "started": now, "step": 0, "fractions": [1.0], "fraction": 0.0},
         }
         if p.get("DeploymentConfig"):
             doc["LastDeploymentConfig"] = p["DeploymentConfig"]
-        self.reg.save("endpoint", (region, name.lower()), doc)
-        self._tag_on_create(arn, p.get("Tags"))
+        self.reg.commit([("endpoint", (region, name.lower()), doc), *self._tags_on_create(arn, p.get("Tags"))])
         return {"EndpointArn": arn}
+
+    def _check_quota(self, region: str, variants: list[dict[str, Any]], replacing: dict[str, int]) -> None:
+        """ResourceLimitExceeded when ``variants`` would take the region past the quota of an instance
+        type (``replacing``: instances of the endpoint being changed that the change gives back, by type)."""
+        wanted = Counter[str]()
+        for variant in variants:
+            wanted[str(variant.get("InstanceType"))] += int(variant["Count"])
+        used = Counter[str]()
+        for (doc_region, _), doc in self.reg.endpoints.items():
+            if doc_region != region or doc.get("EndpointStatus") == "Deleting":
+                continue
+            for variant in [*doc["fleet"], *((doc.get("pending") or {}).get("variants") or [])]:
+                used[str(variant.get("InstanceType"))] += int(variant["Count"])
+        for instance_type, delta in wanted.items():
+            current = used[instance_type] - replacing.get(instance_type, 0)
+            if current + delta > INSTANCE_QUOTA:
+                raise ServiceError("ResourceLimitExceeded", QUOTA_EXCEEDED.format(
+                    instance_type=instance_type, quota=INSTANCE_QUOTA, used=current, delta=delta))
 
     def describe_endpoint(self, region: str, p: dict[str, Any]) -> dict[str, Any]:
         doc = self._get(self.reg.endpoints, region, p["EndpointName"], "endpoint", "endpoint")
@@ -256,7 +279,7 @@ class SageMakerApi:
                                                   "Status": "EndpointStatus"})
 
     def update_endpoint(self, region: str, p: dict[str, Any]) -> dict[str, Any]:
-        doc = self._get(self.reg.endpoints, region, p["EndpointName"], "endpoint", "endpoint")
+        doc = self._endpoint(region, p["EndpointName"])
         arn = doc["EndpointArn"]
         # A Failed endpoint can only be deleted: the spec marks "or updated" unsure, and the developer
         # guide's troubleshooting says to delete and recreate a failed endpoint.
@@ -271,14 +294,15 @@ class SageMakerApi:
         variants = self._variants_of(region, config)
         if p.get("RetainAllVariantProperties"):
             self._retain_variant_properties(doc, variants, p.get("ExcludeRetainedVariantProperties") or [])
+        self._check_quota(region, variants, {})  # green runs beside blue until blue is retired
         pending = self._plan_update(doc, config, variants, deployment)
         doc["pending"] = pending
         doc["EndpointStatus"] = "Updating"
         doc["FailureReason"] = None
-        doc["LastModifiedTime"] = _now()
+        doc["LastModifiedTime"] = self.clock.now()
         if deployment is not None:
             doc["LastDeploymentConfig"] = deployment
-        self.reg.save("endpoint", (region, doc["EndpointName"].lower()), doc)
+        self.reg.commit([("endpoint", (region, doc["EndpointName"].lower()), doc)])
         return {"EndpointArn": arn}
 
     @staticmethod
@@ -301,7 +325,7 @@ class SageMakerApi:
     def _plan_update(self, doc: dict[str, Any], config: dict[str, Any], variants: list[dict[str, Any]],
                      deployment: dict[str, Any] | None) -> dict[str, Any]:
         """Check the DeploymentConfig against the spec's rules and lay out the steps of the update."""
-        now = _now()
+        now = self.clock.now()
         blue_green = (deployment or {}).get("BlueGreenUpdatePolicy")
         rolling = (deployment or {}).get("RollingUpdatePolicy")
         if blue_green and rolling:
@@ -321,8 +345,6 @@ class SageMakerApi:
         if rolling:
             if len(variants) > 1:
                 raise validation_error(ROLLING_MULTI_VARIANT)
-            if any(v.get("Serverless") for v in variants + doc["fleet"]):
-                raise validation_error(ROLLING_SERVERLESS)
             batch = rolling["MaximumBatchSize"]
             share = _share(batch, count)
             if not 0.05 - 1e-9 <= share <= 0.5 + 1e-9:
@@ -375,7 +397,7 @@ class SageMakerApi:
             raise validation_error(TIMEOUT_TOO_SHORT.format(limit=limit, total=total))
 
     def update_endpoint_weights_and_capacities(self, region: str, p: dict[str, Any]) -> dict[str, Any]:
-        doc = self._get(self.reg.endpoints, region, p["EndpointName"], "endpoint", "endpoint")
+        doc = self._endpoint(region, p["EndpointName"])
         arn = doc["EndpointArn"]
         if doc["EndpointStatus"] != "InService":
             raise validation_error(UPDATE_IN_PROGRESS.format(arn=arn))
@@ -392,18 +414,22 @@ class SageMakerApi:
                 variant["DesiredWeight"] = float(desired["DesiredWeight"])
             if desired.get("DesiredInstanceCount") is not None:
                 variant["Count"] = int(desired["DesiredInstanceCount"])
-        now = _now()
+        given_back = Counter[str]()
+        for variant in doc["fleet"]:
+            given_back[str(variant.get("InstanceType"))] += previous_counts[variant["VariantName"]]
+        self._check_quota(region, doc["fleet"], given_back)
+        now = self.clock.now()
         # Instance counts converge in the reconcile loop; the weights change when they have.
         doc["pending"] = {"kind": "capacity", "config": doc["EndpointConfigName"], "variants": doc["fleet"],
                           "phase": "provision", "phase_started": now, "started": now, "step": 0,
                           "fractions": [], "fraction": 0.0, "previous_counts": previous_counts}
         doc["EndpointStatus"] = "Updating"
         doc["LastModifiedTime"] = now
-        self.reg.save("endpoint", (region, doc["EndpointName"].lower()), doc)
+        self.reg.commit([("endpoint", (region, doc["EndpointName"].lower()), doc)])
         return {"EndpointArn": arn}
 
     def delete_endpoint(self, region: str, p: dict[str, Any]) -> dict[str, Any]:
-        doc = self._get(self.reg.endpoints, region, p["EndpointName"], "endpoint", "endpoint")
+        doc = self._endpoint(region, p["EndpointName"])
         if doc["EndpointStatus"] == "Deleting":
             return {}
         # An endpoint whose deployment is in progress cannot be deleted: the service answers
@@ -412,15 +438,17 @@ class SageMakerApi:
         # deleted". Updating and RollingBack are in progress the same way; wait for InService or Failed.
         if doc["EndpointStatus"] in IN_PROGRESS:
             raise validation_error(DELETE_IN_PROGRESS.format(arn=doc["EndpointArn"]))
+        stopping = []
         for fleet in (doc["fleet"], (doc.get("pending") or {}).get("variants") or []):
             for variant in fleet:
-                for iid in variant["instances"]:
-                    self.reg.supervisor.stop(iid)
+                stopping += variant["instances"]
                 variant["instances"] = []
         doc["pending"] = None
         doc["EndpointStatus"] = "Deleting"
-        doc["LastModifiedTime"] = _now()
-        self.reg.save("endpoint", (region, doc["EndpointName"].lower()), doc)
+        doc["LastModifiedTime"] = self.clock.now()
+        self.reg.commit([("endpoint", (region, doc["EndpointName"].lower()), doc)])
+        for iid in stopping:  # once Deleting is saved: a failed save leaves the endpoint serving
+            self.reg.supervisor.stop(iid)
         return {}
 
     # ------------------------------------------------------------------ tags
@@ -431,7 +459,7 @@ class SageMakerApi:
             raise validation_error(BAD_ARN.format(arn=arn))
         kind, name = parts[5].split("/", 1)
         table = {"model": self.reg.models, "endpoint-config": self.reg.configs, "endpoint": self.reg.endpoints}.get(kind)
-        if table is None or (parts[3], name.lower()) not in table:
+        if table is None or (parts[3], name.lower()) not in table or parts[1] != partition_of(parts[3]):
             what = {"endpoint-config": "endpoint configuration"}.get(kind, kind)
             raise validation_error(NOT_FOUND.format(what=what, arn=arn))
         return parts[3], kind, name
@@ -442,7 +470,7 @@ class SageMakerApi:
         tags = {t["Key"]: t for t in self.reg.tags.get(arn, [])}
         for tag in p["Tags"]:
             tags[tag["Key"]] = {"Key": tag["Key"], "Value": tag.get("Value", "")}
-        self.reg.set_tags(arn, list(tags.values()))
+        self.reg.commit([("tags", ("", arn), {"Tags": list(tags.values())})])
         return {"Tags": p["Tags"]}
 
     def list_tags(self, region: str, p: dict[str, Any]) -> dict[str, Any]:
@@ -460,7 +488,7 @@ class SageMakerApi:
         arn = p["ResourceArn"]
         self._resource_of(arn)
         drop = set(p["TagKeys"])
-        self.reg.set_tags(arn, [t for t in self.reg.tags.get(arn, []) if t["Key"] not in drop])
+        self.reg.commit([("tags", ("", arn), {"Tags": [t for t in self.reg.tags.get(arn, []) if t["Key"] not in drop]})])
         return {}
 
 
@@ -477,12 +505,3 @@ def _page_start(token: str | None) -> int:
 def _share(size: dict[str, Any], count: int) -> float:
     value = float(size["Value"])
     return value / max(1, count) if size["Type"] == "INSTANCE_COUNT" else value / 100.0
-
-
-def _snake(name: str) -> str:
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i:
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)

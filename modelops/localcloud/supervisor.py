@@ -4,8 +4,10 @@ The supervisor starts an instance (``images.container_command``), polls ``GET /p
 answers 200 (the instance is then *healthy*), fails it with its log tail when the process exits or
 does not become healthy in time, restarts a healthy instance whose process dies, and drains an
 instance for a moment before terminating it so requests in flight finish. Every instance it runs is
-recorded in the state store, so a restarted local cloud kills what a crash left behind and starts
-the same instances again.
+recorded in the state store (before it starts), so a restarted local cloud kills what a crash left
+behind and starts again the instances the endpoints still name. Later updates of a record (its pid,
+that it is stopping) are best effort: with the disk full an instance still stops, and a restart
+still kills what runs under a recorded pid.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelops.localcloud.state import Store
+from modelops.localcloud.state import StateUnavailable, Store
 
 log = logging.getLogger("modelops.localcloud.supervisor")
 
@@ -102,8 +104,7 @@ class Supervisor:
         # The record stays, marked, until the process is gone: a server killed while the instance
         # drains kills it on its next start instead of leaving it running with nobody to stop it.
         proc = instance.proc
-        self.store.put(KIND, instance.spec.region, iid,
-                       {**asdict(instance.spec), "pid": proc.pid if proc is not None else None, "stopping": True})
+        self._record(instance.spec, pid=proc.pid if proc is not None else None, stopping=True)
         instance.state = STOPPING
         instance.stop_at = time.monotonic() + drain
         if drain <= 0:
@@ -168,15 +169,19 @@ class Supervisor:
                 changed = True
         return changed
 
-    def restore(self) -> list[InstanceSpec]:
-        """Kill what a crashed server left running, and start every recorded instance again."""
+    def restore(self, referenced: set[str]) -> list[InstanceSpec]:
+        """Kill what a crashed server left running, and start again every recorded instance that an
+        endpoint still names (``referenced``); forget the others (stopping, or started by a step
+        whose save failed)."""
         specs = []
         for (region, iid), doc in self.store.load(KIND).items():
             pid = doc.pop("pid", None)
             if pid:
                 self._kill_orphan(int(pid))
-            if doc.pop("stopping", False):  # it was being stopped when the server died: stays stopped
-                self.store.delete(KIND, region, iid)
+            stopping = doc.pop("stopping", False)
+            if stopping or iid not in referenced:
+                with contextlib.suppress(StateUnavailable):
+                    self.store.delete(KIND, region, iid)
                 continue
             specs.append(InstanceSpec(**doc))
         for spec in specs:
@@ -244,14 +249,22 @@ class Supervisor:
             out.flush()
             instance.proc = subprocess.Popen(argv, env=env, cwd=image.path, stdin=subprocess.DEVNULL,
                                              stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.store.put(KIND, spec.region, spec.iid, {**asdict(spec), "pid": instance.proc.pid})
+        self._record(spec, pid=instance.proc.pid)
+
+    def _record(self, spec: InstanceSpec, **extra: Any) -> None:
+        """Update an instance's record, best effort (see the module's docstring)."""
+        try:
+            self.store.put(KIND, spec.region, spec.iid, {**asdict(spec), **extra})
+        except StateUnavailable as exc:
+            log.warning("instance %s: cannot update its record (%s)", spec.iid, exc.message)
 
     def _terminate(self, instance: Instance, *, forget: bool = True) -> None:
         proc = instance.proc
         spec = instance.spec
 
         def forget_record() -> None:
-            with contextlib.suppress(sqlite3.Error):  # the server may have shut its store meanwhile
+            # the server may have shut its store meanwhile, or the disk be full: the next start forgets it
+            with contextlib.suppress(StateUnavailable, sqlite3.ProgrammingError):
                 self.store.delete(KIND, spec.region, spec.iid)
 
         if proc is not None and proc.poll() is None:

@@ -4,6 +4,7 @@ alarm evaluation on recorded traffic under an injected clock (no real waiting)."
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,8 @@ def test_errors_carry_the_service_codes(cw: CloudWatch, protocol: str) -> None:
     with pytest.raises(CallError) as no_stats:
         call(cw, protocol, "GetMetricStatistics", Namespace="AWS/SageMaker", MetricName="Invocations",
              StartTime=T0 - 60, EndTime=T0, Period=60)
-    assert no_stats.value.code == "MissingParameter"
+    assert (no_stats.value.code, no_stats.value.message) == (
+        "InvalidParameterCombination", "Must specify either Statistics or ExtendedStatistics")
 
     with pytest.raises(CallError) as bad_state:
         call(cw, protocol, "SetAlarmState", AlarmName="nope", StateValue="ALARM", StateReason="x",
@@ -148,12 +150,15 @@ def test_malformed_bodies_and_unknown_operations_get_error_shapes(cw: CloudWatch
 
 
 def test_botocore_validation_rejects_what_the_model_rejects(cw: CloudWatch) -> None:
-    status, _, body = cw.handle(
+    status, headers, body = cw.handle(
         "POST", "/", {"X-Amz-Target": "GraniteServiceVersion20100801.PutMetricAlarm"},
         b'{"AlarmName": "a", "EvaluationPeriods": "two"}', REGION,
     )
-    assert status == 400
-    assert b"ValidationError" in body and b"Invalid type for parameter EvaluationPeriods, value: two" in body
+    assert status == 400 and ("x-amzn-query-error", "ValidationError;Sender") in headers
+    # The model's shape of the query code ValidationError is ValidationException.
+    assert json.loads(body)["__type"] == "com.amazonaws.cloudwatch#ValidationException"
+    assert json.loads(body)["message"].startswith(
+        "1 validation error detected: Invalid type for parameter EvaluationPeriods, value: two")
 
     status, _, body = cw.handle(
         "POST", "/", {"X-Amz-Target": "GraniteServiceVersion20100801.PutMetricAlarm"},
@@ -333,3 +338,19 @@ def test_put_metric_data_and_list_metrics(cw: CloudWatch) -> None:
                   Dimensions=[{"Name": "Model", "Value": "iris"}], StartTime=T0 - 60, EndTime=T0 + 60, Period=60,
                   Statistics=["Average", "SampleCount"])["Datapoints"]
     assert [(p["SampleCount"], p["Average"]) for p in points] == [(4.0, 2.5)]
+
+
+def test_alarms_are_evaluated_on_every_pass_of_the_background_evaluation_not_only_when_read(
+        cw: CloudWatch, clock: FakeClock) -> None:
+    # What the background thread does every second (flush_interval=None here: no thread, the test drives it).
+    call(cw, "json", "PutMetricAlarm", **alarm())
+    cw.evaluate_all()
+    assert cw.alarms.get(REGION, "iris-5xx").state == "OK"  # type: ignore[union-attr]  # no traffic: notBreaching
+    traffic(cw, 2, status=500)
+    clock.t += 1
+    cw.evaluate_all()
+    stored = cw.alarms.get(REGION, "iris-5xx")
+    assert stored is not None and (stored.state, stored.state_updated) == ("ALARM", T0 + 1)  # recorded, unread
+    clock.t += 10  # the errors left the window; still nobody reads
+    cw.evaluate_all()
+    assert cw.alarms.get(REGION, "iris-5xx").state == "OK"  # type: ignore[union-attr]

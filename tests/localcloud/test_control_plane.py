@@ -9,11 +9,18 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
 from modelops.localcloud import LOCAL_ACCOUNT
+from modelops.localcloud.sagemaker_api import (
+    INSTANCE_QUOTA,
+    QUOTA_EXCEEDED,
+    SERVERLESS_MEMORY,
+    SERVERLESS_NOT_EMULATED,
+)
 from tests.localcloud_fixtures import (
     CRASHING_HANDLER,
     DJL_HANDLER,
@@ -220,8 +227,8 @@ def test_bad_input_gets_the_service_error_shapes(local_cloud: LocalCloud) -> Non
                        "Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
     with pytest.raises(ClientError) as missing:
         sm.create_endpoint(EndpointName="x")
-    assert _error(missing)[0] == "ValidationException"
-    assert "EndpointConfigName" in _error(missing)[1]
+    assert _error(missing) == ("ValidationException", "1 validation error detected: Value null at 'endpointConfigName' "
+                                                      "failed to satisfy constraint: Member must not be null")
     with pytest.raises(ClientError) as too_long:
         sm.update_endpoint(EndpointName="iris-dev", EndpointConfigName="iris-dev-c1", DeploymentConfig={
             "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 4000}}})
@@ -269,14 +276,57 @@ def test_the_other_protocols_answer_bad_input_in_their_shapes_too(local_cloud: L
         404, "UnknownOperationException", "UnknownOperationException")
     status, _, body = raw("GET", "/nothing/here", b"", {})
     assert (status, body["__type"]) == (404, "UnknownOperationException")
-    # Not HTTP at all: a 400 with a JSON message, and the connection closed.
+    # Not HTTP at all: a 400 in AWS's shape (the common MalformedHttpRequestException), and the connection closed.
     port = int(local_cloud.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"NONSENSE\r\n\r\n")
         answer = b""
         while chunk := sock.recv(4096):
             answer += chunk
-    assert answer.startswith(b"HTTP/1.1 400 ") and b'"message"' in answer
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"x-amzn-ErrorType: MalformedHttpRequestException\r\n" in answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["__type"] == "MalformedHttpRequestException"
+
+
+def test_serverless_configs_are_refused_plainly_as_not_emulated(local_cloud: LocalCloud, echo_uri: str) -> None:
+    # A serverless config used to be accepted, then served by an instance as if it were not serverless.
+    sm = local_cloud.client("sagemaker")
+    local_cloud.create_model("serverless-m1", echo_uri)
+
+    def config(name: str, memory: int) -> dict[str, Any]:
+        return {"EndpointConfigName": name, "ProductionVariants": [{
+            "VariantName": "AllTraffic", "ModelName": "serverless-m1",
+            "ServerlessConfig": {"MemorySizeInMB": memory, "MaxConcurrency": 1}}]}
+
+    with pytest.raises(ClientError) as odd_memory:  # the API reference: 1 GB increments
+        sm.create_endpoint_config(**config("serverless-c0", 1500))
+    assert _error(odd_memory) == ("ValidationException", SERVERLESS_MEMORY.format(memory=1500, variant="AllTraffic"))
+    with pytest.raises(ClientError) as refused:
+        sm.create_endpoint_config(**config("serverless-c1", 2048))
+    assert _error(refused) == ("ValidationException", SERVERLESS_NOT_EMULATED.format(variant="AllTraffic"))
+    with pytest.raises(ClientError):
+        sm.describe_endpoint_config(EndpointConfigName="serverless-c1")  # nothing was created
+
+
+def test_instances_past_the_accounts_quota_are_refused_not_started(local_cloud: LocalCloud, echo_uri: str) -> None:
+    # A config asking for a million instances was accepted and CreateEndpoint started processes until
+    # the machine gave up. The service refuses with ResourceLimitExceeded, quoting the quota.
+    region = "ap-southeast-3"  # a region of its own: the quota counts the region's instances of the type
+    local_cloud.create_endpoint("elsewhere", echo_uri, region="ap-southeast-2", instances=2)  # another region's
+    sm = local_cloud.client("sagemaker", region)
+    local_cloud.create_model("many-m1", echo_uri, region=region)
+    local_cloud.create_config("many-c1", {"AllTraffic": "many-m1"}, region=region, instances=1_000_000)
+    with pytest.raises(ClientError) as refused:
+        sm.create_endpoint(EndpointName="many", EndpointConfigName="many-c1")
+    assert _error(refused) == ("ResourceLimitExceeded", QUOTA_EXCEEDED.format(
+        instance_type="ml.m5.large", quota=INSTANCE_QUOTA, used=0, delta=1_000_000))
+    assert sm.list_endpoints()["Endpoints"] == []
+
+    local_cloud.create_endpoint("few", echo_uri, region=region, instances=2)
+    with pytest.raises(ClientError) as scale_up:
+        sm.update_endpoint_weights_and_capacities(EndpointName="few", DesiredWeightsAndCapacities=[
+            {"VariantName": "AllTraffic", "DesiredInstanceCount": INSTANCE_QUOTA + 1}])
+    assert _error(scale_up)[0] == "ResourceLimitExceeded"
+    assert sm.describe_endpoint(EndpointName="few")["EndpointStatus"] == "InService"
 
 
 def test_update_rules_of_the_spec_are_enforced(local_cloud: LocalCloud, echo_uri: str) -> None:

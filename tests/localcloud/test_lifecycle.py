@@ -18,7 +18,7 @@ from modelops.errors import EnvironmentFailedError
 from modelops.localcloud import ensure_running, log_path, status, stop
 from modelops.localcloud.lifecycle import PORT_IN_USE, PORT_IN_USE_HINT
 from tests.helpers import run_cli
-from tests.localcloud_fixtures import LocalCloud, start_local_cloud
+from tests.localcloud_fixtures import LocalCloud, container_pids, start_local_cloud
 
 pytestmark = pytest.mark.slow
 
@@ -123,19 +123,6 @@ def test_a_server_that_cannot_start_names_its_log_and_quotes_only_this_attempt(t
             assert failed.value.message.count(ALREADY_SERVING.format(data_dir=root)) == 1
 
 
-def _container_pids(data_dir: Path) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if str(data_dir).encode() in cmdline and b"serve.py" in cmdline:
-                pids.append(int(proc.name))
-    return pids
-
-
 @pytest.mark.parametrize("damaged", ["state.sqlite", "cloudwatch.sqlite"])
 def test_a_damaged_state_file_is_named_in_one_line_not_quoted_as_a_traceback(tmp_path: Path, damaged: str) -> None:
     # The server died on sqlite3.DatabaseError with a traceback, and the CLI quoted its tail:
@@ -170,7 +157,7 @@ def test_state_survives_a_restart_and_crashed_containers_come_back(tmp_path: Pat
             "metrics for each container in Amazon CloudWatch, resolve the issue, and try again.")
 
         assert stop(cloud.data_dir)
-        assert _container_pids(cloud.data_dir) == []  # containers stop with the server
+        assert container_pids(cloud.data_dir) == []  # containers stop with the server
         cloud = start_local_cloud(cloud.data_dir)
         sm = cloud.client("sagemaker", "eu-west-1")
         assert sm.describe_endpoint(EndpointName="durable")["EndpointStatus"] == "InService"
@@ -188,7 +175,7 @@ def test_state_survives_a_restart_and_crashed_containers_come_back(tmp_path: Pat
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
 
-        (pid,) = _container_pids(cloud.data_dir)
+        (pid,) = container_pids(cloud.data_dir)
         os.killpg(pid, signal.SIGKILL)  # a crashed instance is restarted
         deadline = time.monotonic() + 60
         while True:
@@ -199,7 +186,7 @@ def test_state_survives_a_restart_and_crashed_containers_come_back(tmp_path: Pat
                 assert exc.response["Error"]["Code"] in ("ModelNotReadyException", "ModelError")
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
-        assert _container_pids(cloud.data_dir) != [pid]
+        assert container_pids(cloud.data_dir) != [pid]
     finally:
         stop(cloud.data_dir)
 
@@ -224,19 +211,19 @@ def test_an_instance_draining_when_the_server_dies_is_killed_by_the_next_start_n
         assert time.monotonic() < deadline, crashed.state("i-old")
         crashed.tick()
         time.sleep(0.1)
-    (pid,) = _container_pids(cloud.data_dir)
+    (pid,) = container_pids(cloud.data_dir)
     crashed.stop("i-old", drain=600)  # draining; the server dies now, never ticking again
 
     restarted = Supervisor(cloud.data_dir, Store(cloud.data_dir))
     try:
-        assert restarted.restore() == []  # the stopping instance is not started again...
+        assert restarted.restore({"i-old"}) == []  # the stopping instance is not started again...
         deadline = time.monotonic() + 10
-        while _container_pids(cloud.data_dir):  # ...and the process it left is gone
+        while container_pids(cloud.data_dir):  # ...and the process it left is gone
             assert time.monotonic() < deadline, f"container {pid} outlived the server that was stopping it"
             time.sleep(0.05)
         assert restarted.store.load("instance") == {}
     finally:
-        for left in _container_pids(cloud.data_dir):
+        for left in container_pids(cloud.data_dir):
             os.killpg(left, signal.SIGKILL)
 
 
