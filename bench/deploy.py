@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import math
 import os
 import sys
 import tempfile
@@ -108,23 +107,17 @@ def _configured_waits(repo: Path, model_folder: str, through: str) -> float:
     """Seconds the rollout policies tell SageMaker to wait on an update, once per wave per environment:
     a bake (WaitIntervalInSeconds) after each traffic shift (canary: the canary, then all; linear: each
     step; all at once: one) and the termination wait."""
-    from modelops.config import Workspace, load_environments, load_model
+    from modelops.config import Workspace, effective, load_environments, load_model
+    from modelops.config.rollout import total_wait
 
     ws = Workspace.discover(repo)
     envs = load_environments(ws)
     model = load_model(ws, model_folder)
     total = 0.0
     for env in envs.in_promotion_order()[: envs.promotion.index(through) + 1]:
-        policy = model.rollout_for(env)
-        shifts = 1
-        if policy.strategy == "canary":
-            shifts = 2
-        elif policy.strategy == "linear" and policy.step_size is not None:
-            count = model.resources_for(env.name).instance_count
-            share = (policy.step_size.value / 100 if policy.step_size.type == "CAPACITY_PERCENT"
-                     else policy.step_size.value / max(1, count))
-            shifts = math.ceil(1 / min(1.0, share) - 1e-9)
-        total += (policy.wait_interval_seconds * shifts + policy.termination_wait_seconds) * len(env.waves)
+        config = effective(model, env)
+        counted = total_wait(config.rollout, config.resources.instance_count)
+        total += (counted[0] if counted else 0) * len(env.waves)
     return total
 
 

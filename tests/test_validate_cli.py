@@ -301,18 +301,39 @@ def test_a_secret_is_reported_even_when_the_schema_fails(repo: Path) -> None:
     assert "tok-9f8e7d6c5b4a" not in result.stdout + result.stderr
 
 
-def test_prod_can_require_signed_artifacts(repo: Path) -> None:
+def test_prod_can_require_signed_artifacts_as_deploy_verifies_them(repo: Path, tmp_path: Path) -> None:
+    from modelops.build.artifacts import NO_PUBLIC_KEY, SIGNATURE_REQUIRED
+    from tests.build.conftest import ec_key_pair
+
     policy = repo / "pipelines/policy.yaml"
     policy.write_text(policy.read_text().replace("required_in: []", "required_in: [prod]"))
     result = run_cli("validate", "models/iris", "--output", "json", cwd=repo)
     assert result.exit_code == 1
     [finding] = result.json()["findings"]
-    assert finding["rule"] == "security.artifact-signature" and "prod requires" in finding["message"]
-    model = repo / MODEL
-    model.write_text(model.read_text().replace(
-        "      parameters: 15\n",
-        "      parameters: 15\n      signature: {key: 'arn:aws:kms:us-east-1:000000000000:alias/release', value: 'c2lnbmF0dXJlLW9mLWFydGlmYWN0'}\n"))
+    assert finding["rule"] == "security.artifact-signature"
+    assert finding["message"] == SIGNATURE_REQUIRED.format(model="iris", environment="prod",
+                                                           file="models/iris/artifacts.sig")
+    private, public = ec_key_pair(tmp_path)
+    key = repo / "pipelines/artifact-signing.pub"
+    key.write_bytes(public.read_bytes())
+    signed = run_cli("build", "iris", "--context-only", tmp_path / "ctx", "--sign-key", private, cwd=repo)
+    assert signed.exit_code == 0, signed
     assert run_cli("validate", "models/iris", cwd=repo).exit_code == 0
+    key.unlink()
+    [finding] = run_cli("validate", "models/iris", "--output", "json", cwd=repo).json()["findings"]
+    assert finding["message"] == NO_PUBLIC_KEY.format(file="pipelines/artifact-signing.pub",
+                                                      signature="models/iris/artifacts.sig")
+    key.write_bytes(public.read_bytes())
+    # A signature over other artifacts is refused, as deploy refuses it (and found though cached).
+    artifact = repo / "models/iris/artifacts/model.json"
+    artifact.write_bytes(artifact.read_bytes() + b"\n")
+    model = repo / MODEL
+    import hashlib
+
+    model.write_text(model.read_text().replace(
+        "d1b75e902d14d45090d10ede85aee32af7f1ad2c54ddf4ebc17b46916ed01e35", hashlib.sha256(artifact.read_bytes()).hexdigest()))
+    [finding] = run_cli("validate", "models/iris", "--output", "json", cwd=repo).json()["findings"]
+    assert "the artifacts differ from the ones that were signed" in finding["message"]
 
 
 @pytest.mark.parametrize(("cloud", "builder", "allowed"), [("local", "codebuild", "local"),

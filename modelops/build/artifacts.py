@@ -42,6 +42,8 @@ from modelops.runtime import Progress
 from modelops.sizes import human_size
 
 MANIFEST_FILE = "artifacts.manifest.json"
+MODEL_DATA_CLASH = "model data: {names} is both an artifact and a code file"
+MODEL_DATA_CLASH_HINT = "rename the artifact or the code file"
 AT_REF = "at-ref"  # under the artifact cache: files copied out of git per commit
 SIGNATURE_FILE = "artifacts.sig"
 PUBLIC_KEY_FILE = "pipelines/artifact-signing.pub"
@@ -265,6 +267,12 @@ def _run_generator(model: ModelConfig, ws: Workspace, script: str, stage: Path) 
 # -- model data --------------------------------------------------------------------------------------
 
 
+def clashing_names(artifact_paths: Iterable[str], extras: Iterable[str]) -> list[str]:
+    """Names the model data archive would hold twice: an artifact's and a code file's (DJL models
+    carry their code there too); validate reports them, write_model_data refuses them."""
+    return sorted(set(archive_names(artifact_paths).values()) & set(extras))
+
+
 def archive_names(paths: Iterable[str]) -> dict[str, str]:
     """Name of each artifact inside model.tar.gz: relative to the artifacts' common folder
     (``artifacts/model.json`` -> ``model.json``), as the serving code reads them from /opt/ml/model."""
@@ -304,10 +312,9 @@ def write_model_data(gathered: GatheredArtifacts, out: Path, extras: Mapping[str
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     names = archive_names(gathered.files)
-    clash = set(names.values()) & set(extras or {})
+    clash = clashing_names(gathered.files, extras or {})
     if clash:
-        raise InputError(f"model data: {', '.join(sorted(clash))} is both an artifact and a code file",
-                         hint="rename the artifact or the code file")
+        raise InputError(MODEL_DATA_CLASH.format(names=", ".join(clash)), hint=MODEL_DATA_CLASH_HINT)
     members: list[tuple[str, Path | bytes]] = [(names[rel], gathered.files[rel]) for rel in names]
     members += list((extras or {}).items())
     total = sum(e.size for e in gathered.manifest.files)

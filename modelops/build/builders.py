@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelops.build.artifacts import byte_progress, sha256_file
 from modelops.build.context import BuildContext, ReleaseLabels
-from modelops.config import Environment, ModelConfig
+from modelops.config import Environment, ModelConfig, security_for
 from modelops.errors import EnvironmentFailedError, InputError
 from modelops.runtime import Runtime
 
@@ -81,7 +81,7 @@ class BuildPlan:
         return next(iter(self.image_uris.values())).rsplit(":", 1)[1]
 
     def kms_key(self, region: str) -> str | None:
-        return self.model.security_for(self.environment, region).kms_key
+        return security_for(self.model, self.environment, region).kms_key
 
 
 def repository_name(model: str) -> str:

@@ -219,12 +219,25 @@ def model_data_extras(ctx: BuildContext) -> dict[str, bytes]:
     """Files a DJL model's data archive carries besides its artifacts: DJL loads ``serving.properties``
     and the handler from the model dir (``/opt/ml/model``, where SageMaker extracts model data), so
     they travel there too (requirements stay in the image: DJL would pip-install them at start-up)."""
-    if ctx.contract != "djl-python":
+    return _extras(ctx.contract, ctx.files)
+
+
+def model_data_code_names(model: ModelConfig, ws: Workspace) -> frozenset[str]:
+    """The names :func:`model_data_extras` gives a model's code files in its model data archive,
+    without rendering the rest of the context (validate checks them against the artifacts')."""
+    if model.container.handler.contract != "djl-python":
+        return frozenset()
+    files = {**_code_files(model, ws), "serving.properties": b""}
+    return frozenset(_extras(model.container.handler.contract, files))
+
+
+def _extras(contract: str, files: Mapping[str, bytes]) -> dict[str, bytes]:
+    if contract != "djl-python":
         return {}
-    extras = {rel[len("code/"):]: data for rel, data in ctx.files.items()
+    extras = {rel[len("code/"):]: data for rel, data in files.items()
               if rel.startswith("code/") and rel.endswith(".py")}
-    if "serving.properties" in ctx.files:
-        extras["serving.properties"] = ctx.files["serving.properties"]
+    if "serving.properties" in files:
+        extras["serving.properties"] = files["serving.properties"]
     return extras if any(name.endswith(".py") for name in extras) else {}
 
 

@@ -23,13 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from modelops.config import catalog
+from modelops.config.catalog import DLC_HINT, DLC_REFUSED, UNKNOWN_FRAMEWORK, UNKNOWN_REGION, UNKNOWN_VERSION
 from modelops.errors import InputError
 
-UNKNOWN_FRAMEWORK = "{where}: framework '{framework}' has no Deep Learning Container (frameworks: {known})"
-UNKNOWN_VERSION = "{where}: {framework} {version} has no Deep Learning Container (versions: {known})"
-UNKNOWN_REGION = "{where}: {framework} {version} has no Deep Learning Container in {region} (regions: {known})"
 REGION_TAGS_DIFFER = "{where}: the {framework} {version} DLC has different tags per region ({tags})"
-DLC_HINT = "pick one of the listed values in spec.container, or set spec.container.image"
 
 #: The DJL repository serves both the LMI (GPU) and the CPU images.
 _DJL_CPU = "djl-cpu"
@@ -190,7 +187,8 @@ class DlcResolver:
         except ValueError as exc:
             # sagemaker-core's messages list what is supported; keep the first sentence and that list.
             message = " ".join(str(exc).split())
-            raise InputError(f"{where}: {framework} {version} in {region}: {message}", hint=DLC_HINT) from exc
+            raise InputError(DLC_REFUSED.format(where=where, framework=framework, version=version, region=region,
+                                                detail=message), hint=DLC_HINT) from exc
         return Dlc.from_uri(uri, framework=framework, version=version, processor=processor, region=region)
 
     def _djl_registry(self, region: str, where: str, framework: str, version: str) -> str:
@@ -227,3 +225,60 @@ def _regions(framework: str, version: str) -> frozenset[str]:
     entry = scope.get("versions", {}).get(resolved, {})
     registries = entry.get("registries")
     return frozenset(registries) if isinstance(registries, dict) else frozenset()
+
+
+# -- what validate knows without sagemaker-core -----------------------------------------------------
+
+#: The instance types whose processor the availability table asks about.
+_PROCESSOR_PROBES = {"cpu": "ml.m5.large", "gpu": "ml.g5.xlarge"}
+
+
+def availability_table() -> dict[str, Any]:
+    """For every framework version of modelops' catalog, each processor and each Python version
+    sagemaker-core lists for it (and none: ``""``): the regions that have its DLC, or why
+    sagemaker-core refuses it. Shipped as
+    ``modelops/config/data/dlc_availability.json`` for validate (``catalog.dlc_availability``), which
+    must not import sagemaker-core; the catalog test regenerates it and compares. Slow: sagemaker-core
+    takes ~0.1 s per image."""
+    resolver = DlcResolver(None)
+    region_sets: list[list[str]] = []
+    images: dict[str, dict[str, dict[str, dict[str, int | str]]]] = {}
+    for framework, known in sorted(catalog.frameworks().items()):
+        for version in known.versions:
+            regions = _djl_regions() if framework == _DJL_CPU else sorted(_regions(framework, version))
+            if regions not in region_sets:
+                region_sets.append(regions)
+            row: dict[str, dict[str, int | str]] = {}
+            for processor, instance_type in _PROCESSOR_PROBES.items():
+                answers: dict[str, int | str] = {}
+                for py in ("", *_py_versions(framework, version)):
+                    try:
+                        resolver._retrieve(framework, version, processor, py or None, instance_type,
+                                           regions[0] if regions else "us-east-1", "")
+                        answers[py] = region_sets.index(regions)
+                    except InputError as err:
+                        answers[py] = err.message.split(": ", 2)[-1]  # sagemaker-core's own words
+                row[processor] = answers
+            images.setdefault(framework, {})[version] = row
+    return {"sagemaker_core": _sagemaker_version(), "region_sets": region_sets, "images": images}
+
+
+def _py_versions(framework: str, version: str) -> list[str]:
+    if framework == _DJL_CPU:
+        return []
+    from sagemaker.core import image_uris
+
+    config = image_uris.config_for_framework(framework)
+    scope = config if "versions" in config else config.get("inference", {})
+    resolved = scope.get("version_aliases", {}).get(version, version)
+    found = scope.get("versions", {}).get(resolved, {}).get("py_versions")
+    return list(found) if isinstance(found, list) else []
+
+
+def _djl_regions() -> list[str]:
+    from sagemaker.core import image_uris
+
+    config = image_uris.config_for_framework(_DJL_REGISTRY_SOURCE)
+    latest = sorted((v for v in config["versions"] if v[0].isdigit()),
+                    key=lambda v: tuple(int(p) for p in v.split(".") if p.isdigit()))[-1]
+    return sorted(config["versions"][latest]["registries"])

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from modelops.config.effective import rollout_for, security_for
 from modelops.config.environments import Environment, Environments
 from modelops.config.model import ModelConfig
 from modelops.naming import endpoint_name
@@ -78,8 +79,8 @@ def desired_state(model: ModelConfig, env: Environment, region: str) -> dict[str
     """The values a deploy of ``model`` sets in one environment and region, as short strings (no
     secrets: environment variables are listed by name only)."""
     res = model.resources_for(env.name)
-    roll = model.rollout_for(env)
-    sec = model.security_for(env, region)
+    roll = rollout_for(model, env)
+    sec = security_for(model, env, region)
     return {
         "instance": f"{res.instance_type} x {res.instance_count}",
         "autoscaling": (f"{res.autoscaling.min_instances}-{res.autoscaling.max_instances}"

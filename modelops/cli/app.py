@@ -51,9 +51,9 @@ def _version(value: bool) -> None:
 
 
 # Modules that plug checkers into validate (and deploy's policy gate, ci pr) when a command runs, not
-# at start-up: build's hadolint checker lints the Dockerfile it would render (~70 ms of imports that
-# `modelops --help` does not need).
-_CHECKER_MODULES = ("modelops.build.lint",)
+# at start-up: build's say what build and deploy would refuse (signatures, model data names, hadolint
+# over the Dockerfile it would render: ~70 ms of imports that `modelops --help` does not need).
+_CHECKER_MODULES = ("modelops.build.checks",)
 
 
 @app.callback()

@@ -14,11 +14,17 @@ from modelops.cli.context import Output, OutputFormat
 if TYPE_CHECKING:
     from rich.console import Console
 
+NAME_NEEDED = "give the model's NAME (modelops init NAME), or --repo to start a repository"
+INIT_REPO_NEXT = ("next: git add -A && git commit -m 'modelops init'; modelops validate; then deploy: "
+                  "modelops deploy {folder} --through prod (prod needs an approval from someone else: "
+                  "modelops approve RELEASE --env prod)")
+
 
 class SchemaKind(StrEnum):
     model = "model"
     environments = "environments"
     policy = "policy"
+    cases = "cases"
     access = "access"
 
 
@@ -79,7 +85,7 @@ def _list_rules(cli: cli_context.CliContext) -> int:
 def schema(
     kind: Annotated[SchemaKind, typer.Argument(help="Which config file's schema.")] = SchemaKind.model,
 ) -> None:
-    """Print the JSON Schema (draft 2020-12) of model.yaml, environments.yaml, policy.yaml or access.yaml."""
+    """Print the JSON Schema (draft 2020-12) of model.yaml, environments.yaml, policy.yaml, cases.yaml or access.yaml."""
     import sys
 
     from modelops.config.schema import schema_text
@@ -89,23 +95,43 @@ def schema(
 
 def init(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The model's name (lower case, digits, dashes).")],
+    name: Annotated[str | None, typer.Argument(help="The model's name (lower case, digits, dashes).")] = None,
     team: Annotated[str, typer.Option("--team", metavar="TEAM", help="The owning team.")] = "my-team",
     description: Annotated[str, typer.Option("--description", metavar="TEXT", help="One line about the model.")] = "",
+    repo: Annotated[bool, typer.Option("--repo", help="Start a repository here: pipelines, CI files and a first "
+                                                      "model NAME (default my-model).")] = False,
     output: Output = OutputFormat.text,
 ) -> int:
-    """Scaffold models/NAME with a config, inference code and regression cases that validate clean."""
+    """Scaffold models/NAME with a config, inference code and regression cases that every environment accepts."""
     cli = cli_context.get(ctx)
+    if repo:
+        return _init_repo(cli, name, team, description)
     from modelops.config.scaffold import init_model
-    from modelops.config.workspace import Workspace
+    from modelops.errors import InputError
 
-    result = init_model(Workspace.discover(cli.runtime.cwd), name, team=team, description=description)
+    if name is None:
+        raise InputError(NAME_NEEDED)
+    result = init_model(cli.runtime.cwd, name, team=team, description=description)
 
     def text(console: Console) -> None:
         console.print(f"created {result.folder}: {', '.join(f.split('/', 2)[2] for f in result.files)}")
         console.print(f"next: add artifacts, then modelops validate {result.folder}")
 
     cli.emit({"folder": result.folder, "files": list(result.files)}, text)
+    return 0
+
+
+def _init_repo(cli: cli_context.CliContext, name: str | None, team: str, description: str) -> int:
+    from modelops.ci.repository import InitRepoRequest, init_repo
+
+    result = init_repo(InitRepoRequest(model=name or "my-model", team=team, description=description), cli.runtime)
+
+    def text(console: Console) -> None:
+        console.print(f"created {len(result.files)} files in {result.root}" + (
+            " (a new git repository)" if result.git_initialized else "") + f": {', '.join(result.files)}")
+        console.print(INIT_REPO_NEXT.format(folder=result.model.folder))
+
+    cli.emit(result, text)
     return 0
 
 

@@ -32,14 +32,11 @@ Config objects (frozen dataclasses)
     (``("local", "aws")`` by default; ``supports_cloud(cloud)``), ``container`` (framework +
     framework_version or image; ``handler`` with contract ``inference-toolkit`` | ``djl-python``
     and entry_point; ``serving`` DJL/LMI options with ``properties()`` and ``environment()``;
-    ``env``; ``requirements``), ``artifacts`` (path | uri, sha256, parameters, generated_by,
-    signature), ``resources`` (instance_type, instance_count, autoscaling), ``security``,
+    ``env``; ``requirements``), ``artifacts`` (path | uri, sha256, parameters, generated_by;
+    signed as a whole by ``artifacts.sig``), ``resources`` (instance_type, instance_count, autoscaling), ``security``,
     ``tests`` (cases file, load profile with SLOs), ``rollout`` (overrides), ``environments``
     (per-environment overrides), ``folder``/``file`` (repo-relative), ``ref``, ``source``.
-    Effective values per environment: ``resources_for(env_name)``,
-    ``security_for(environment, region)`` (environment defaults <- model <- model's env override,
-    placeholders ``{account}``/``{region}``/``{environment}`` filled), ``rollout_for(environment)``.
-    Positions: ``model.position("spec", "resources", "instance_type") -> Position(file, line, column)``.
+    ``resources_for(env_name)`` (the base with the environment's override merged). Positions: ``model.position("spec", "resources", "instance_type") -> Position(file, line, column)``.
 
     :class:`Environments`: iterable of :class:`Environment` in file order; ``get(name)`` (InputError
     with "did you mean"), ``promotion``, ``previous(name)``, ``next(name)``, ``deploy_targets(clouds)``,
@@ -50,6 +47,18 @@ Config objects (frozen dataclasses)
     max_execution_timeout_seconds, alarms), builder, synthetic_traffic, aws (role_arn, profile),
     security defaults (execution_role, kms_key, vpc per region); ``check_regions(regions)``
     (InputError naming a region it does not have).
+
+Effective config (``modelops.config.effective``: where a model and an environment meet)
+    ``effective(model, environment) -> Effective`` (resources, rollout, ``security(region)``,
+    ``rollout_problems()``); ``rollout_for(model, environment)``; ``security_for(model, environment,
+    region)`` (environment defaults <- model <- model's env override, placeholders
+    ``{account}``/``{region}``/``{environment}`` filled); ``check_runs(model, environment)``
+    (InputError when the model does not run on the environment's cloud).
+
+Rollout strategies (``modelops.config.rollout``: the one table)
+    :data:`STRATEGIES` name -> :class:`Strategy` (SageMaker routing type, size member, allowed share
+    of the fleet, traffic steps); ``problems(policy, environment=, instance_count=)`` (what SageMaker
+    would refuse), ``total_wait(policy, count)``, ``routing(policy)`` (TrafficRoutingConfiguration).
 
     :class:`Policy`: fail_on, per-rule settings (``severity_of``, ``environments_of``),
     ``allows_instance_type(env, type)``, artifact_locations, bandit thresholds,
@@ -72,6 +81,7 @@ Catalog (data files, no sagemaker import)
 """
 
 from modelops.config.cases import Case, Cases, load_cases, read_cases
+from modelops.config.effective import Effective, check_runs, effective, rollout_for, security_for
 from modelops.config.environments import Environment, Environments
 from modelops.config.findings import Finding, Location, Severity
 from modelops.config.loading import (
@@ -84,27 +94,22 @@ from modelops.config.loading import (
     read_model,
     read_policy,
 )
-from modelops.config.model import (
-    Artifact,
-    CapacitySize,
-    Container,
-    ModelConfig,
-    Resources,
-    RolloutPolicy,
-    Security,
-    ServingOptions,
-)
+from modelops.config.model import Artifact, Container, ModelConfig, Resources, ServingOptions
 from modelops.config.policy import Policy
+from modelops.config.rollout import STRATEGIES, CapacitySize, RolloutPolicy, Strategy
 from modelops.config.schema import schema_text
+from modelops.config.security import Security
 from modelops.config.workspace import Workspace
 from modelops.config.yamlsource import Position, SourceMap
 
 __all__ = [
+    "STRATEGIES",
     "Artifact",
     "CapacitySize",
     "Case",
     "Cases",
     "Container",
+    "Effective",
     "Environment",
     "Environments",
     "Finding",
@@ -119,7 +124,10 @@ __all__ = [
     "ServingOptions",
     "Severity",
     "SourceMap",
+    "Strategy",
     "Workspace",
+    "check_runs",
+    "effective",
     "find_model_folder",
     "load_cases",
     "load_environments",
@@ -129,5 +137,7 @@ __all__ = [
     "read_environments",
     "read_model",
     "read_policy",
+    "rollout_for",
     "schema_text",
+    "security_for",
 ]

@@ -35,6 +35,11 @@ BODY_FILE_ESCAPES = "request.file: {reason}"
 BODY_FILE_UNREADABLE = "request.file '{file}': {message}"
 CHECK_KINDS = ("equals", "approx", "range", "regex", "contains")
 BAD_REGEX = "regex {regex!r} is not a regular expression: {reason}"
+# Why `modelops test` (and so deploy's tests between environments) cannot run a model's cases.
+NO_CASES = "{file}: no regression cases"
+NO_CASES_HINT = "add tests/cases.yaml to the model (`modelops schema cases` prints its format)"
+NO_PAYLOADS = "{file}: no case expecting success (weight above 0) to send as load test or synthetic traffic"
+NO_PAYLOADS_HINT = "add a regression case that expects status 200 (weight > 0)"
 MODEL_ERROR = 424  # SageMaker's ModelError: the container answered 4xx/5xx (or did not answer)
 ANY_MODEL_ERROR = ("case {name} expects status 424 (any container error): a model that fails on every request "
                    "passes it")
@@ -110,6 +115,23 @@ class Cases:
     def load_mix(self) -> tuple[Case, ...]:
         """The cases the load test sends: those expecting success with a weight above 0."""
         return tuple(c for c in self.cases if c.expects_success and c.weight > 0)
+
+    def cannot_run(self, where: str, *, regression: bool, load: bool) -> tuple[str, str] | None:
+        """:func:`cannot_run` for these cases (``where`` names the model when it has no cases file)."""
+        return cannot_run(self.file or where, cases=len(self.cases), load_mix=len(self.load_mix()),
+                          regression=regression, load=load)
+
+
+def cannot_run(file: str, *, cases: int, load_mix: int, regression: bool, load: bool) -> tuple[str, str] | None:
+    """(message, hint) when a model's ``cases`` cannot run its regression tests (``regression``), or
+    its ``load_mix`` (cases expecting success, weight above 0) cannot feed a load test or synthetic
+    traffic (``load``); None when they can. ``modelops test`` refuses with it, and validate reports it
+    first."""
+    if regression and not cases:
+        return NO_CASES.format(file=file), NO_CASES_HINT
+    if load and not load_mix:
+        return NO_PAYLOADS.format(file=file), NO_PAYLOADS_HINT
+    return None
 
 
 def cases_file(model: ModelConfig) -> str:
@@ -286,7 +308,10 @@ def read_cases(workspace: Workspace, model: ModelConfig) -> Loaded[Cases]:
 
     loaded = _build(file, data, source, findings, build)
     if extra:
-        return Loaded(file, None, (*loaded.findings, *extra), loaded.document, loaded.source)
+        # A warning (a bare 424 case) leaves the cases usable; `modelops test` runs them.
+        usable = not any(f.severity is Severity.error for f in extra)
+        return Loaded(file, loaded.value if usable else None, (*loaded.findings, *extra), loaded.document,
+                      loaded.source)
     return loaded
 
 

@@ -11,6 +11,14 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+# What build says when a framework has no Deep Learning Container for a model (validate says it first).
+UNKNOWN_FRAMEWORK = "{where}: framework '{framework}' has no Deep Learning Container (frameworks: {known})"
+UNKNOWN_VERSION = "{where}: {framework} {version} has no Deep Learning Container (versions: {known})"
+UNKNOWN_REGION = "{where}: {framework} {version} has no Deep Learning Container in {region} (regions: {known})"
+DLC_REFUSED = "{where}: {framework} {version} in {region}: {detail}"
+DLC_HINT = "pick one of the listed values in spec.container, or set spec.container.image"
+PY_UNKNOWN = "no Deep Learning Container for python_version {python_version} (python versions: {listed})"
+
 
 @dataclass(frozen=True)
 class InstanceType:
@@ -80,3 +88,25 @@ def frameworks() -> dict[str, Framework]:
         name: Framework(name, row.get("repository"), tuple(row["versions"]), row.get("tag"))
         for name, row in _dlc()["frameworks"].items()
     }
+
+
+@functools.cache
+def _availability() -> dict[str, Any]:
+    return _data("dlc_availability.json")
+
+
+def dlc_availability(framework: str, version: str, processor: str,
+                     python_version: str | None = None) -> frozenset[str] | str | None:
+    """Where the DLC of ``framework`` ``version`` for ``processor`` (``cpu`` | ``gpu``) and
+    ``python_version`` (None: the default) exists: the regions (empty: sagemaker-core lists none, so
+    build asks in each), or why it has none; None when the catalog does not know the version.
+    Generated from sagemaker-core by ``modelops.build.dlc.availability_table``."""
+    data = _availability()
+    row = data["images"].get(framework, {}).get(version, {}).get(processor)
+    if row is None:
+        return None
+    found = row.get(python_version or "")
+    if found is None:
+        listed = ", ".join(k for k in row if k) or "none"
+        return PY_UNKNOWN.format(python_version=python_version, listed=listed)
+    return found if isinstance(found, str) else frozenset(data["region_sets"][found])

@@ -13,14 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from modelops.config.model import (
-    ModelConfig,
-    RolloutPolicy,
-    Security,
-    Vpc,
-    rollout_override,
-    vpc,
-)
+from modelops.config.rollout import RolloutPolicy, rollout_override
+from modelops.config.security import Security, Vpc, vpc
 from modelops.config.yamlsource import SourceMap
 from modelops.errors import InputError
 
@@ -30,8 +24,6 @@ LOCAL_ACCOUNT = "000000000000"
 UNKNOWN_ENVIRONMENT = "unknown environment '{name}'{suggestion}"
 UNKNOWN_ENVIRONMENT_HINT = "environments are defined in {file}: {names}"
 UNKNOWN_REGION = "environment {environment} has no region {region} (it has {regions})"
-NOT_ON_CLOUD = "model {model} does not run on the {cloud} cloud of environment {environment}{consequence}"
-NOT_ON_CLOUD_HINT = "list the cloud under spec.clouds in {file}, or pick another environment"
 
 
 @dataclass(frozen=True)
@@ -83,14 +75,6 @@ class Environment:
     @property
     def is_local(self) -> bool:
         return self.cloud == "local"
-
-    def check_runs(self, model: ModelConfig, *, consequence: str = "") -> None:
-        """:class:`InputError` when ``model`` does not run on this environment's cloud (its
-        ``spec.clouds``); ``consequence`` says what that means for the command (", so it has no
-        endpoint there")."""
-        if not model.supports_cloud(self.cloud):
-            raise InputError(NOT_ON_CLOUD.format(model=model.name, cloud=self.cloud, environment=self.name,
-                                                 consequence=consequence), hint=NOT_ON_CLOUD_HINT.format(file=model.file))
 
     def check_regions(self, regions: Iterable[str]) -> None:
         """:class:`InputError` naming the first of ``regions`` this environment does not have."""

@@ -78,6 +78,17 @@ class Finding:
             "model": self.model,
         }
 
+    def to_row(self) -> list[Any]:
+        """A compact JSON form for caches (:meth:`from_row` reads it back)."""
+        loc = self.location
+        return [self.rule, str(self.severity), loc.file, loc.line, loc.column, loc.path, self.message, self.hint,
+                self.model, self.fatal]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Finding:
+        rule, severity, file, line, column, path, message, hint, model, fatal = row
+        return cls(rule, Severity(severity), Location(file, line, column, path), message, hint, model, fatal)
+
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.location.file, self.location.line or 0, self.location.column or 0, self.rule)
 

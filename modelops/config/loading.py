@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import posixpath
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -25,13 +25,14 @@ from modelops.config.model import ModelConfig, model_from_document
 from modelops.config.policy import Policy, policy_from_document
 from modelops.config.workspace import (
     ENVIRONMENTS_FILE,
+    INIT_REPO_HINT,
     MODEL_FILE,
     MODELS_DIR,
     POLICY_FILE,
     ReadError,
     Workspace,
 )
-from modelops.config.yamlsource import SourceMap, YamlError, parse
+from modelops.config.yamlsource import ParsedYaml, SourceMap, YamlError, parse
 from modelops.errors import InputError
 
 T = TypeVar("T")
@@ -48,7 +49,6 @@ WAVE_DUPLICATE_REGION = "region '{region}' is in more than one wave"
 WAVE_MISSING_REGION = "region '{region}' is in no wave"
 PROMOTION_UNKNOWN = "promotion lists '{name}', which is not an environment{suggestion}"
 PROMOTION_MISSING = "environment '{name}' is not in the promotion order"
-STEP_SIZE_NEEDED = "a {strategy} rollout needs step_size (the canary size or linear step)"
 
 # Files the rules of yaml.*/config.* read problems from are fatal: the file could not be read.
 _FATAL_RULES = {"yaml.syntax", "yaml.encoding", "yaml.too-large", "yaml.alias-bomb", "yaml.too-deep",
@@ -66,6 +66,11 @@ class Loaded(Generic[T]):
     #: schema), so that checks that need no typed object (secrets) can still look at it.
     document: Any = None
     source: SourceMap | None = None
+    #: When the file parsed but failed its schema: the object built from what is valid in it
+    #: (``schema.usable_document``), for the checks whose inputs are not among the ``broken`` JSON
+    #: paths. None when no such object could be built (or the file passed: ``value`` is it then).
+    partial: T | None = None
+    broken: frozenset[tuple[str | int, ...]] = frozenset()
 
     @property
     def fatal(self) -> bool:
@@ -79,8 +84,12 @@ def _finding(rule: str, file: str, message: str, line: int | None = None, column
                    fatal=rule in _FATAL_RULES)
 
 
-def read_document(workspace: Workspace, file: str, kind: str,
-                  model: str | None = None) -> tuple[Any, SourceMap | None, list[Finding]]:
+#: Parses a file's bytes (``parse``, or a cache of its answers keyed by the bytes).
+Parser = Callable[[bytes, str], ParsedYaml]
+
+
+def read_document(workspace: Workspace, file: str, kind: str, model: str | None = None, *,
+                  parser: Parser = parse) -> tuple[Any, SourceMap | None, list[Finding]]:
     """Read and parse one YAML file and check it against its schema: (data, source map, findings).
     Data is None when the file could not be read or parsed."""
     try:
@@ -88,7 +97,7 @@ def read_document(workspace: Workspace, file: str, kind: str,
     except ReadError as exc:
         return None, None, [_finding(exc.rule, file, exc.message, hint=exc.hint or "", model=model)]
     try:
-        parsed = parse(raw, file)
+        parsed = parser(raw, file)
     except YamlError as exc:
         return None, None, [_finding(exc.rule, file, exc.message, exc.line, exc.column, model=model)]
     findings = [_finding(p.rule, file, p.message, p.line, p.column, p.path, model=model) for p in parsed.problems]
@@ -112,30 +121,42 @@ def _build(file: str, data: Any, source: SourceMap | None, findings: list[Findin
     return Loaded(file, factory() if usable else None, tuple(findings), data, source)
 
 
-def read_model(workspace: Workspace, folder: str) -> Loaded[ModelConfig]:
+def read_model(workspace: Workspace, folder: str, *, parser: Parser = parse) -> Loaded[ModelConfig]:
     """Read ``<folder>/model.yaml`` leniently (``folder`` is repo-relative, e.g. ``models/iris``)."""
     file = f"{folder}/{MODEL_FILE}"
     hint_name = posixpath.basename(folder)
-    data, source, findings = read_document(workspace, file, "model", hint_name)
+    data, source, findings = read_document(workspace, file, "model", hint_name, parser=parser)
     if isinstance(data, dict):
         name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
         if isinstance(name, str) and name != hint_name:
             findings = [f if f.model != hint_name else _with_model(f, name) for f in findings]
-    return _build(file, data, source, findings, lambda: model_from_document(
+    loaded = _build(file, data, source, findings, lambda: model_from_document(
         data, folder=folder, file=file, source=source, ref=workspace.ref))  # type: ignore[arg-type]
+    if loaded.value is None and source is not None and not loaded.fatal:
+        # Every check that can still run on what parsed runs (validate reports every problem at once).
+        usable = schemas.usable_document("model", data, fill={("metadata", "name"): hint_name})
+        if usable is not None:
+            document, broken = usable
+            try:
+                partial = model_from_document(document, folder=folder, file=file, source=source, ref=workspace.ref)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                return loaded  # what is left cannot make a model: only the document-level checks run
+            return replace(loaded, partial=partial, broken=broken)
+    return loaded
 
 
 def _with_model(f: Finding, name: str) -> Finding:
-    from dataclasses import replace
-
     return replace(f, model=name)
 
 
 def read_environments(workspace: Workspace) -> Loaded[Environments]:
     """Read ``pipelines/environments.yaml`` leniently, with its consistency checks (waves cover the
-    regions exactly once, promotion names exist, canary/linear rollouts have a step size)."""
+    regions exactly once, promotion names exist). Rollout policies are checked by validate's rollout
+    rules (``modelops.policy.rollout``), as deploy checks them."""
     file = ENVIRONMENTS_FILE
     data, source, findings = read_document(workspace, file, "environments")
+    if workspace.ref is None:  # no environments at all: not a modelops repository yet
+        findings = [replace(f, hint=INIT_REPO_HINT) if f.rule == "config.missing-file" else f for f in findings]
     if data is not None and source is not None and not any(f.rule.startswith("schema.") for f in findings):
         findings.extend(environment_consistency(data, source))
     return _build(file, data, source, findings, lambda: environments_from_document(
@@ -167,10 +188,6 @@ def environment_consistency(document: Mapping[str, Any], source: SourceMap) -> l
             for i, region in enumerate(regions):
                 if region not in seen:
                     add("config.waves", WAVE_MISSING_REGION.format(region=region), ("environments", name, "regions", i))
-        rollout = env.get("rollout") or {}
-        if rollout.get("strategy") in ("canary", "linear") and "step_size" not in rollout:
-            add("config.rollout", STEP_SIZE_NEEDED.format(strategy=rollout["strategy"]),
-                ("environments", name, "rollout", "strategy"))
     promotion = document.get("promotion")
     if promotion is not None:
         for i, name in enumerate(promotion):

@@ -5,10 +5,8 @@ Words used here:
 - the **model folder** is the folder holding ``model.yaml`` (``folder``, repo-relative, posix);
   every path in the config (entry point, requirements, artifacts, cases) is relative to it;
 - **per-environment overrides** (``spec.environments.<env>``) are merged over the base values by
-  :meth:`ModelConfig.resources_for`, :meth:`ModelConfig.security_for` and
-  :meth:`ModelConfig.rollout_for`;
-- **placeholders** ``{account}``, ``{region}``, ``{environment}`` in security values are filled in
-  per environment and region by :meth:`Security.filled`.
+  :meth:`ModelConfig.resources_for`, and over the environment's own security and rollout by
+  :mod:`modelops.config.effective` (which knows both the model and the environment).
 
 Objects are built only from documents that passed the schema; building from anything else is a bug.
 """
@@ -16,14 +14,13 @@ Objects are built only from documents that passed the schema; building from anyt
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from modelops.config.rollout import RolloutOverride, rollout_override
+from modelops.config.security import Security, security
 from modelops.config.yamlsource import Position, SourceMap
-
-if TYPE_CHECKING:
-    from modelops.config.environments import Environment
 
 API_VERSION = "modelops/v1"
 CLOUDS = ("local", "aws")
@@ -116,12 +113,6 @@ class Container:
 
 
 @dataclass(frozen=True)
-class Signature:
-    key: str
-    value: str
-
-
-@dataclass(frozen=True)
 class Artifact:
     """One artifact file: ``path`` in the model folder or an s3 ``uri``, pinned by ``sha256``."""
 
@@ -130,11 +121,6 @@ class Artifact:
     uri: str | None = None
     parameters: int | None = None
     generated_by: str | None = None
-    signature: Signature | None = None
-
-    @property
-    def name(self) -> str:
-        return self.path or self.uri or ""
 
 
 @dataclass(frozen=True)
@@ -161,50 +147,6 @@ class ResourcesOverride:
 
 
 @dataclass(frozen=True)
-class Vpc:
-    subnets: tuple[str, ...]
-    security_groups: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class DataCapture:
-    enabled: bool
-    sampling_percentage: int | None = None
-    destination: str | None = None
-
-
-def fill(text: str | None, *, account: str, region: str, environment: str) -> str | None:
-    """Fill the ``{account}``, ``{region}``, ``{environment}`` placeholders of ``text``."""
-    if text is None:
-        return None
-    return text.replace("{account}", account).replace("{region}", region).replace("{environment}", environment)
-
-
-@dataclass(frozen=True)
-class Security:
-    """Security settings; None means "not set here" (inherit, or the policy may complain)."""
-
-    execution_role: str | None = None
-    kms_key: str | None = None
-    vpc: Vpc | None = None
-    network_isolation: bool | None = None
-    data_capture: DataCapture | None = None
-
-    def merged(self, over: Security) -> Security:
-        """These settings with the ones set in ``over`` taking precedence."""
-        return replace(self, **{f.name: getattr(over, f.name) for f in fields(over) if getattr(over, f.name) is not None})
-
-    def filled(self, *, account: str, region: str, environment: str) -> Security:
-        """Placeholders filled in for one environment and region."""
-        kw = {"account": account, "region": region, "environment": environment}
-        capture = self.data_capture
-        if capture is not None and capture.destination:
-            capture = replace(capture, destination=fill(capture.destination, **kw))
-        return replace(self, execution_role=fill(self.execution_role, **kw), kms_key=fill(self.kms_key, **kw),
-                       data_capture=capture)
-
-
-@dataclass(frozen=True)
 class Slo:
     p50_ms: float | None = None
     p95_ms: float | None = None
@@ -225,53 +167,6 @@ class LoadProfile:
 class Tests:
     cases: str | None = None
     load: LoadProfile | None = None
-
-
-@dataclass(frozen=True)
-class CapacitySize:
-    """SageMaker's CapacitySize: ``INSTANCE_COUNT`` or ``CAPACITY_PERCENT``."""
-
-    type: str
-    value: int
-
-
-@dataclass(frozen=True)
-class Alarms:
-    """Rollback alarms derived from SLOs: p99 ModelLatency and the 5xx rate."""
-
-    p99_latency_ms: float | None = None
-    error_rate_5xx: float | None = None
-    period_seconds: int = 60
-    evaluation_periods: int = 1
-
-
-@dataclass(frozen=True)
-class RolloutPolicy:
-    """A complete rollout policy (blue/green traffic shifting). ``step_size`` is the canary size
-    (canary) or the step (linear); None for all at once."""
-
-    strategy: str = "all_at_once"
-    step_size: CapacitySize | None = None
-    wait_interval_seconds: int = 300
-    termination_wait_seconds: int = 0
-    max_execution_timeout_seconds: int = 3600
-    alarms: Alarms = field(default_factory=Alarms)
-
-
-@dataclass(frozen=True)
-class RolloutOverride:
-    """Rollout settings a model (or one of its environments) overrides; None: keep the policy's."""
-
-    strategy: str | None = None
-    step_size: CapacitySize | None = None
-    wait_interval_seconds: int | None = None
-    termination_wait_seconds: int | None = None
-    max_execution_timeout_seconds: int | None = None
-    alarms: Alarms | None = None
-
-    def apply(self, policy: RolloutPolicy) -> RolloutPolicy:
-        changes = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
-        return replace(policy, **changes)
 
 
 @dataclass(frozen=True)
@@ -336,51 +231,8 @@ class ModelConfig:
             autoscaling=r.autoscaling or self.resources.autoscaling,
         )
 
-    def security_for(self, environment: Environment, region: str) -> Security:
-        """Effective security in one environment and region: the environment's defaults, then the
-        model's values, then the model's per-environment overrides; placeholders filled."""
-        base = environment.security.for_region(region)
-        merged = base.merged(self.security)
-        over = self.environments.get(environment.name)
-        if over is not None:
-            merged = merged.merged(over.security)
-        return merged.filled(account=environment.account, region=region, environment=environment.name)
-
-    def rollout_for(self, environment: Environment) -> RolloutPolicy:
-        """The environment's rollout policy with this model's overrides applied."""
-        policy = self.rollout.apply(environment.rollout)
-        over = self.environments.get(environment.name)
-        return over.rollout.apply(policy) if over is not None else policy
-
 
 # -- building from a schema-valid document -------------------------------------------------------
-
-
-def _alarms(d: Mapping[str, Any] | None) -> Alarms | None:
-    if d is None:
-        return None
-    return Alarms(
-        p99_latency_ms=d.get("p99_latency_ms"),
-        error_rate_5xx=d.get("error_rate_5xx"),
-        period_seconds=d.get("period_seconds", 60),
-        evaluation_periods=d.get("evaluation_periods", 1),
-    )
-
-
-def _size(d: Mapping[str, Any] | None) -> CapacitySize | None:
-    return None if d is None else CapacitySize(d["type"], d["value"])
-
-
-def rollout_override(d: Mapping[str, Any] | None) -> RolloutOverride:
-    d = d or {}
-    return RolloutOverride(
-        strategy=d.get("strategy"),
-        step_size=_size(d.get("step_size")),
-        wait_interval_seconds=d.get("wait_interval_seconds"),
-        termination_wait_seconds=d.get("termination_wait_seconds"),
-        max_execution_timeout_seconds=d.get("max_execution_timeout_seconds"),
-        alarms=_alarms(d.get("alarms")),
-    )
 
 
 def _autoscaling(d: Mapping[str, Any] | None) -> Autoscaling | None:
@@ -392,23 +244,6 @@ def _autoscaling(d: Mapping[str, Any] | None) -> Autoscaling | None:
         target_invocations_per_instance=d.get("target_invocations_per_instance"),
         scale_in_cooldown_seconds=d.get("scale_in_cooldown_seconds"),
         scale_out_cooldown_seconds=d.get("scale_out_cooldown_seconds"),
-    )
-
-
-def vpc(d: Mapping[str, Any] | None) -> Vpc | None:
-    return None if d is None else Vpc(tuple(d["subnets"]), tuple(d["security_groups"]))
-
-
-def security(d: Mapping[str, Any] | None) -> Security:
-    d = d or {}
-    capture = d.get("data_capture")
-    return Security(
-        execution_role=d.get("execution_role"),
-        kms_key=d.get("kms_key"),
-        vpc=vpc(d.get("vpc")),
-        network_isolation=d.get("network_isolation"),
-        data_capture=None if capture is None else DataCapture(
-            capture["enabled"], capture.get("sampling_percentage"), capture.get("destination")),
     )
 
 
@@ -452,7 +287,6 @@ def model_from_document(document: Mapping[str, Any], *, folder: str, file: str, 
             Artifact(
                 sha256=a["sha256"], path=a.get("path"), uri=a.get("uri"), parameters=a.get("parameters"),
                 generated_by=a.get("generated_by"),
-                signature=Signature(a["signature"]["key"], a["signature"]["value"]) if a.get("signature") else None,
             )
             for a in spec.get("artifacts") or ()
         ),

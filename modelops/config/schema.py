@@ -39,15 +39,28 @@ _SUGGESTION = re.compile(r"did you mean '([^']+)'")
 _MISSING = re.compile(r"missing required key '([^']+)'")
 
 
+@functools.cache
 def schema_text(kind: str) -> str:
-    """The JSON text of the schema of ``kind`` (``model``, ``environments``, ``policy``, ``cases``, ``access``)."""
-    return resources.files("modelops.config").joinpath("schemas", SCHEMAS[kind]).read_text(encoding="utf-8")
+    """The JSON text of the schema of ``kind`` (``model``, ``environments``, ``policy``, ``cases``,
+    ``access``), as validate uses it (what ``modelops schema`` prints)."""
+    return json.dumps(schema(kind), indent=2, ensure_ascii=False) + "\n"
 
 
 @functools.cache
 def schema(kind: str) -> dict[str, Any]:
-    """The schema of ``kind`` as a dict (cached)."""
-    result: dict[str, Any] = json.loads(schema_text(kind))
+    """The schema of ``kind`` as a dict (cached): the shipped file, with the values that are data
+    elsewhere filled in (rollout strategies come from the rollout table)."""
+    text = resources.files("modelops.config").joinpath("schemas", SCHEMAS[kind]).read_text(encoding="utf-8")
+    result: dict[str, Any] = json.loads(text)
+    rollout = result.get("$defs", {}).get("rollout")
+    if rollout is not None:
+        from modelops.config.rollout import STRATEGIES
+
+        rollout["properties"]["strategy"] = {
+            "enum": list(STRATEGIES),
+            "description": "How traffic moves to the new release: "
+                           + "; ".join(f"{s.name}: {s.summary}" for s in STRATEGIES.values()) + ".",
+        }
     return result
 
 
@@ -93,6 +106,96 @@ def schema_findings(kind: str, document: Any, source: SourceMap, *, model: str |
     for f in findings:
         unique.setdefault((f.rule, f.location.path, f.message), f)
     return sorted(unique.values(), key=Finding.sort_key)
+
+
+Path = tuple[str | int, ...]
+#: Rounds of repair :func:`usable_document` tries before it gives up on a document.
+_REPAIR_ROUNDS = 8
+
+
+def usable_document(kind: str, document: Any, *,
+                    fill: dict[Path, Any] | None = None) -> tuple[dict[str, Any], frozenset[Path]] | None:
+    """What can still be checked in a document that fails its schema: a copy with every invalid
+    value taken out, and the JSON paths that are **broken** (a checker reading one of them, or
+    anything under or above it, must not run; the rest may). None when even that fails (the root is
+    not a mapping, or the repair does not converge).
+
+    Invalid values are removed; a required key that is then (or was) missing gets a placeholder of
+    its type (``fill`` gives placeholders by path, e.g. the folder's name for ``metadata.name``) and
+    is broken; an unknown key is removed, and the key it most likely misspells is broken (a typo'd
+    ``instance_cont: 2`` leaves the count at its default, which no check may take for the user's)."""
+    import copy
+
+    if not isinstance(document, dict):
+        return None
+    doc: dict[str, Any] = copy.deepcopy(document)
+    broken: set[Path] = set()
+    placeholders: set[Path] = set()
+    validator = _validator(kind)
+    for _ in range(_REPAIR_ROUNDS):
+        # Placeholders need not be valid values (nothing reads them), only complete mappings.
+        errors = [e for e in validator.iter_errors(doc) if e.validator == "required"
+                  or not any(_under(tuple(e.absolute_path), p) for p in placeholders)]
+        if not errors:
+            return doc, frozenset(broken)
+        # Deepest first, so that removing a value does not move what a later error points at.
+        for error in sorted(errors, key=lambda e: len(e.absolute_path), reverse=True):
+            path: Path = tuple(error.absolute_path)
+            parent = _get(doc, path)
+            if error.validator == "required" and isinstance(parent, dict):
+                for key in error.validator_value:
+                    if key not in parent:
+                        at = (*path, key)
+                        parent[key] = (fill or {}).get(at, _placeholder(kind, error.schema, key))
+                        placeholders.add(at)
+                        broken.add(at)
+            elif error.validator == "additionalProperties" and isinstance(parent, dict):
+                allowed = sorted(error.schema.get("properties", {}))
+                for key in [k for k in parent if k not in allowed]:
+                    del parent[key]
+                    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+                    if close:
+                        broken.add((*path, close[0]))
+            elif not path:
+                return None  # the document as a whole is wrong
+            else:
+                holder = _get(doc, path[:-1])
+                if isinstance(holder, dict):
+                    holder.pop(path[-1], None)
+                elif isinstance(holder, list) and isinstance(path[-1], int) and path[-1] < len(holder):
+                    holder[path[-1]] = _placeholder(kind, {"properties": {"x": error.schema}}, "x")
+                    placeholders.add(path)
+                broken.add(path)
+    return None
+
+
+def _under(path: Path, prefix: Path) -> bool:
+    return path[: len(prefix)] == prefix
+
+
+def _get(doc: Any, path: Path) -> Any:
+    for part in path:
+        try:
+            doc = doc[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return doc
+
+
+def _placeholder(kind: str, schema_of_parent: Any, key: str) -> Any:
+    """A value of the type the schema gives ``key`` (no check may read it: it is broken)."""
+    sub = schema_of_parent.get("properties", {}).get(key, {}) if isinstance(schema_of_parent, dict) else {}
+    if isinstance(sub, dict) and isinstance(sub.get("$ref"), str) and sub["$ref"].startswith("#/$defs/"):
+        sub = schema(kind).get("$defs", {}).get(sub["$ref"][len("#/$defs/"):], {})
+    if not isinstance(sub, dict):
+        return ""
+    if "const" in sub:
+        return sub["const"]
+    if sub.get("enum"):
+        return sub["enum"][0]
+    of = sub.get("type")
+    of = of[0] if isinstance(of, list) else of
+    return {"object": {}, "array": [], "integer": 1, "number": 1, "boolean": False}.get(str(of), "")
 
 
 def _leaf_errors(errors: Iterator[Any]) -> Iterator[Any]:

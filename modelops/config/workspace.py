@@ -29,7 +29,10 @@ ENVIRONMENTS_FILE = "pipelines/environments.yaml"
 POLICY_FILE = "pipelines/policy.yaml"
 
 NOT_A_REPO = "{path} is not inside a modelops repository (no pipelines/ folder or .git found above it)"
-NOT_A_REPO_HINT = "run modelops inside the repository, or pass a path in it"
+NOT_A_REPO_HINT = "run modelops inside the repository, or pass a path in it; `modelops init --repo` starts one"
+#: What to do when a folder has no pipelines/environments.yaml: it is not a modelops repository (yet).
+INIT_REPO_HINT = ("`modelops init --repo` starts a modelops repository here (pipelines/ with a local dev, "
+                  "staging and prod, CI files and a first model)")
 NOT_GIT = ("{path} is not a git repository, and this needs git: a --ref, --changed-since, --since or --base, "
            "or a deploy beyond dev (only committed content goes there)")
 NOT_GIT_HINT = "run git init and commit; without git, validate, build and deploy to dev use the working tree"
@@ -118,6 +121,22 @@ class Workspace:
     @property
     def is_git(self) -> bool:
         return (self.root / ".git").exists()
+
+    def init_git(self) -> bool:
+        """Make the root a git repository on branch ``main`` unless it is in one already (its own or
+        an enclosing one). Returns True when it made one."""
+        import git
+
+        try:
+            git.Repo(self.root, search_parent_directories=True)
+            return False
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            pass
+        try:
+            git.Repo.init(self.root, initial_branch="main")
+        except git.GitError as exc:
+            raise InputError(GIT_FAILED.format(path=self.root, detail=_one_line(exc))) from exc
+        return True
 
     def at(self, ref: str | None) -> Workspace:
         """The same repository read at ``ref`` (None: the working tree)."""
@@ -410,6 +429,112 @@ class Workspace:
             return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
         entry = self._entry(rel)
         return None if entry is None else f"git:{entry.hexsha}"
+
+    def folder_identities(self, folders: Iterable[str], *, settled_before_ns: int) -> dict[str, str | None]:
+        """:meth:`folder_identity` of many folders at once. In a git working tree this asks git
+        (two commands, whatever the number of folders): a folder's key is its tree id at HEAD (its
+        content) plus the stat data of its files that ``git status`` lists as changed, untracked or
+        ignored; without git (or when git fails), each folder is walked."""
+        wanted = list(folders)
+        if self.commit is not None or not self.is_git or not wanted:
+            return {f: self.folder_identity(f, settled_before_ns=settled_before_ns) for f in wanted}
+        import subprocess
+
+        def git_out(*args: str, check: bool = True) -> bytes:
+            done = subprocess.run(["git", "--no-optional-locks", *args], cwd=self.root, capture_output=True,
+                                  check=check, timeout=120)
+            return done.stdout if done.returncode == 0 else b""
+
+        parents = sorted({f.rsplit("/", 1)[0] + "/" if "/" in f else "." for f in wanted})
+        try:
+            listed = git_out("ls-tree", "-z", "HEAD", "--", *parents, check=False)  # nothing before a first commit
+            # The folders' parents as pathspecs: git matches a thousand pathspecs one by one.
+            status = git_out("status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching",
+                             "--", *parents)
+        except (OSError, subprocess.SubprocessError):
+            return {f: self.folder_identity(f, settled_before_ns=settled_before_ns) for f in wanted}
+        trees: dict[str, str] = {}
+        for line in listed.decode("utf-8", "surrogateescape").split("\0"):
+            meta, _, path = line.partition("\t")
+            parts = meta.split()
+            if len(parts) == 3 and parts[1] == "tree":
+                trees[path] = parts[2]
+        changed: dict[str, list[str]] = {f: [] for f in wanted}
+        entries = status.decode("utf-8", "surrogateescape").split("\0")
+        i = 0
+        while i < len(entries):
+            entry = entries[i]
+            i += 1
+            if len(entry) < 4:
+                continue
+            code, path = entry[:2], entry[3:]
+            if code[0] in "RC":
+                i += 1  # a rename's or copy's source path follows
+            if "/__pycache__/" in f"/{path}":
+                continue
+            folder = next((f for f in (path.rsplit("/", k)[0] for k in range(1, path.count("/") + 1)) if f in changed),
+                          None)
+            if folder is None:
+                continue
+            if path.endswith("/"):  # an ignored folder: what is in it counts (generated artifacts...)
+                inside = self.folder_identity(path.rstrip("/"), settled_before_ns=settled_before_ns)
+                changed[folder].append(f"{path}\0{code}\0{inside}" if inside else "unsettled")
+                continue
+            try:
+                st = os.lstat(self.root / path)
+            except OSError:
+                changed[folder].append(f"{path}\0{code}\0gone")
+                continue
+            if st.st_mtime_ns >= settled_before_ns:
+                changed[folder].append("unsettled")
+                continue
+            changed[folder].append(f"{path}\0{code}\0{st.st_mode}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+        out: dict[str, str | None] = {}
+        for folder in wanted:
+            lines = changed[folder]
+            if "unsettled" in lines:
+                out[folder] = None
+                continue
+            if folder not in trees and not lines:
+                out[folder] = self.folder_identity(folder, settled_before_ns=settled_before_ns)
+                continue
+            text = trees.get(folder, "untracked") + "\n" + "\n".join(sorted(lines))
+            out[folder] = "git-wt:" + hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+        return out
+
+    def folder_identity(self, rel: str, *, settled_before_ns: int | None = None) -> str | None:
+        """A key that changes when anything under the folder ``rel`` may have changed (files added,
+        removed, renamed, written; links re-pointed), for caches of results that read the folder:
+        the tree id at a ref; in the working tree, a digest of every entry's path and stat data
+        (``__pycache__`` and ``.git`` left out). None when the folder is absent, or when an entry
+        was written at or after ``settled_before_ns`` (a write in the same clock tick could keep its
+        stat data: such a folder is not safe to cache yet, as git treats "racy" index entries)."""
+        if self.commit is not None:
+            entry = self._entry(rel)
+            return None if entry is None or entry.type != "tree" else f"git:{entry.hexsha}"
+        lines: list[str] = []
+        pending = [self._abs(rel)]
+        try:
+            while pending:
+                path = pending.pop()
+                with os.scandir(path) as entries:
+                    for item in entries:
+                        name = item.name
+                        if name == "__pycache__" or name == ".git":
+                            continue
+                        st = item.stat(follow_symlinks=False)
+                        if settled_before_ns is not None and st.st_mtime_ns >= settled_before_ns:
+                            return None
+                        if item.is_symlink():
+                            lines.append(f"{item.path}\0{st.st_mode}\0{os.readlink(item.path)}")
+                            continue
+                        lines.append(f"{item.path}\0{st.st_mode}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+                        if item.is_dir(follow_symlinks=False):
+                            pending.append(item.path)
+        except OSError:
+            return None
+        lines.sort()
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
     def _has_link(self, folder: str, joined: str) -> bool:
         """True when a component of ``joined`` below ``folder`` is a symlink (lstat per component,

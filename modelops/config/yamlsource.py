@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -75,14 +75,44 @@ class Position:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True)
 class SourceMap:
     """Where each value of a document came from: JSON path (a tuple of keys and indexes) to the
-    position of the value, and of the key that holds it."""
+    position of the value, and of the key that holds it.
 
-    file: str
-    values: dict[Path, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
-    keys: dict[Path, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
+    ``text`` instead of the tables: they are made from it when first asked for (a document read from
+    the parse cache has its data; most are never asked where a value is)."""
+
+    __slots__ = ("_keys", "_text", "_values", "file")
+
+    def __init__(self, file: str, values: dict[Path, tuple[int, int]] | None = None,
+                 keys: dict[Path, tuple[int, int]] | None = None, *, text: bytes | str | None = None):
+        self.file = file
+        lazy = text is not None and values is None
+        self._text = text if lazy else None
+        self._values: dict[Path, tuple[int, int]] | None = None if lazy else (values if values is not None else {})
+        self._keys: dict[Path, tuple[int, int]] | None = None if lazy else (keys if keys is not None else {})
+
+    def _tables(self) -> None:
+        assert self._text is not None
+        source = parse(self._text, self.file).source
+        self._values, self._keys, self._text = source.values, source.keys, None
+
+    @property
+    def values(self) -> dict[Path, tuple[int, int]]:
+        if self._values is None:
+            self._tables()
+        assert self._values is not None
+        return self._values
+
+    @property
+    def keys(self) -> dict[Path, tuple[int, int]]:
+        if self._keys is None:
+            self._tables()
+        assert self._keys is not None
+        return self._keys
+
+    def __repr__(self) -> str:
+        return f"SourceMap({self.file!r})"
 
     def position(self, path: Sequence[str | int] = (), *, key: bool = False) -> Position:
         """The position of the value at ``path`` (or of its key, with ``key=True``). A path that is
@@ -129,6 +159,16 @@ class ParsedYaml:
     data: Any
     source: SourceMap
     problems: tuple[YamlProblem, ...] = ()
+
+    def to_row(self) -> list[Any]:
+        """A JSON form for caches: the data and the problems. The positions are left out (they are
+        most of the size, and rarely asked for): :meth:`from_row` makes them from the text if asked."""
+        return [self.data, [[p.rule, p.message, p.line, p.column, p.path] for p in self.problems]]
+
+    @classmethod
+    def from_row(cls, row: list[Any], file: str, text: bytes | str) -> ParsedYaml:
+        data, problems = row
+        return cls(data, SourceMap(file, text=text), tuple(YamlProblem(*p) for p in problems))
 
 
 def decode(data: bytes) -> str:

@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from modelops.config import Environment, ModelConfig, load_model
+from modelops.config import Environment, ModelConfig, check_runs, effective, load_model
 from modelops.deploy import drift, gates, specs
 from modelops.deploy.api import (
     DeployRequest,
@@ -160,7 +160,10 @@ def plan(request: PlanRequest, runtime: Runtime) -> Plan:
     repo = open_repo(runtime, request.ref)
     env = repo.envs.get(request.environment)
     model = load_model(repo.ws, request.model, ref=request.ref)
-    env.check_runs(model)
+    check_runs(model, env)
+    # What deploy would refuse of the effective rollout (validate reports it as findings first).
+    config = effective(model, env)
+    specs.validate_policy(config.rollout, environment=env.name, instance_count=config.resources.instance_count)
     with opened(env, runtime) as (clients, ledger):
         release, commit = desired_release(model, env, request.ref, runtime)
         block = ledger.block(release, env.name)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from modelops import naming
-from modelops.config import Environment, ModelConfig, Workspace, load_model
+from modelops.config import Environment, ModelConfig, Workspace, check_runs, load_model
 from modelops.config.access import ROLLBACK
 from modelops.deploy import gates
 from modelops.deploy.api import DeployResult, RollbackRequest, why
@@ -67,7 +67,7 @@ def rollback(request: RollbackRequest, runtime: Runtime) -> DeployResult:
         # which is bad input (exit 2), not a cloud failure (exit 3).
         first = outcomes[0]
         if not first.release:  # never deployed here: say why when it cannot be (its clouds)
-            env.check_runs(model)
+            check_runs(model, env)
         hint = (NOT_DEPLOYED_HINT.format(model=model.name, environment=env.name) if not first.release
                 else NOTHING_TO_ROLL_BACK_HINT.format(model=model.name))
         raise InputError(first.detail, hint=hint)

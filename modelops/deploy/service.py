@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from modelops.config import Environment, Environments, ModelConfig, load_model
+from modelops.config import Environment, Environments, ModelConfig, check_runs, load_model
 from modelops.config.access import DEPLOY
 from modelops.deploy import gates, specs
 from modelops.deploy.api import (
@@ -92,7 +92,7 @@ def deploy(request: DeployRequest, runtime: Runtime) -> DeployResult:
     model = load_model(repo.ws, request.model, ref=request.ref)
     chain = _chain(repo.envs, request)
     for env in chain:
-        env.check_runs(model)
+        check_runs(model, env)
         env.check_regions(request.regions)
     gates.check_policy(repo.ws, model, request.ref, runtime)
     outcomes: list[RegionOutcome] = []

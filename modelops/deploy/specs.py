@@ -6,34 +6,18 @@ the shapes are unit-tested against botocore's service model and the spec (../sha
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from modelops import naming
-from modelops.config import CapacitySize, Environment, ModelConfig, RolloutPolicy, Security
+from modelops.config import Environment, ModelConfig, RolloutPolicy, Security, rollout_for, security_for
+from modelops.config import rollout as strategies
 from modelops.errors import InputError
 
-# SageMaker's limits on a blue/green DeploymentConfig (the spec, "Names and limits").
-WAIT_MAX = 3600
-TERMINATION_MAX = 3600
-TIMEOUT_MIN, TIMEOUT_MAX = 600, 28800
 MAX_ALARMS = 10
-# CloudWatch accepts these periods for standard resolution: 10, 30 or a multiple of 60.
-ALARM_PERIODS = (10, 30)
-
-BAD_WAIT = "{environment}: rollout.{field} {value} is outside SageMaker's 0..{limit} s"
-BAD_TIMEOUT = "{environment}: rollout.max_execution_timeout_seconds {value} is outside SageMaker's 600..28800 s"
-TIMEOUT_TOO_SHORT = ("{environment}: rollout.max_execution_timeout_seconds {value} does not exceed the {total} s "
-                     "the rollout waits ({detail}); SageMaker would roll every update back")
-BAD_SIZE = "{environment}: rollout.step_size {value} {type} is not a valid {strategy} size ({why})"
-NO_SIZE = "{environment}: rollout.strategy {strategy} needs a step_size"
-BAD_PERIOD = "{environment}: rollout.alarms.period_seconds {value} is not 10, 30 or a multiple of 60"
 ROLLOUT_HINT = "fix the rollout policy in pipelines/environments.yaml or the model's spec.rollout"
-
-STRATEGY_TYPES = {"all_at_once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
 
 
 @dataclass(frozen=True)
@@ -68,11 +52,11 @@ class RegionTarget:
 
     @property
     def security(self) -> Security:
-        return self.model.security_for(self.environment, self.region)
+        return security_for(self.model, self.environment, self.region)
 
     @property
     def policy(self) -> RolloutPolicy:
-        return self.model.rollout_for(self.environment)
+        return rollout_for(self.model, self.environment)
 
     @property
     def instance_count(self) -> int:
@@ -154,56 +138,13 @@ def create_endpoint_config_request(target: RegionTarget) -> dict[str, Any]:
 # -- rollout policy -> DeploymentConfig ------------------------------------------------------------
 
 
-def total_wait_seconds(policy: RolloutPolicy, instance_count: int) -> int:
-    """Seconds a blue/green update spends baking and waiting under ``policy`` (the timeout must exceed it)."""
-    from modelops.policy.rollout import total_wait_seconds as count
-
-    return count(policy, instance_count)[0]
-
-
-def _size_problem(policy: RolloutPolicy, size: CapacitySize, count: int) -> str | None:
-    if size.value < 1:
-        return "CapacitySize.Value must be at least 1"
-    if size.type not in ("INSTANCE_COUNT", "CAPACITY_PERCENT"):
-        return "the type must be INSTANCE_COUNT or CAPACITY_PERCENT"
-    instances = size.value if size.type == "INSTANCE_COUNT" else math.ceil(count * size.value / 100)
-    share = instances / count
-    if policy.strategy == "canary" and (share > 0.5 or (size.type == "CAPACITY_PERCENT" and size.value > 50)):
-        return f"a canary may hold at most 50% of the {count} instances"
-    if policy.strategy == "linear":
-        percent = size.value if size.type == "CAPACITY_PERCENT" else 100 * size.value / count
-        if not 10 <= percent <= 50:
-            return f"a linear step must be 10%..50% of the {count} instances"
-    return None
-
-
 def validate_policy(policy: RolloutPolicy, *, environment: str, instance_count: int) -> None:
-    """Refuse a policy SageMaker would refuse (or that would roll back every update), before any call."""
-    for name, value, limit in (("wait_interval_seconds", policy.wait_interval_seconds, WAIT_MAX),
-                               ("termination_wait_seconds", policy.termination_wait_seconds, TERMINATION_MAX)):
-        if not 0 <= value <= limit:
-            raise InputError(BAD_WAIT.format(environment=environment, field=name, value=value, limit=limit),
-                             hint=ROLLOUT_HINT)
-    timeout = policy.max_execution_timeout_seconds
-    if not TIMEOUT_MIN <= timeout <= TIMEOUT_MAX:
-        raise InputError(BAD_TIMEOUT.format(environment=environment, value=timeout), hint=ROLLOUT_HINT)
-    from modelops.policy.rollout import total_wait_seconds as count
-
-    total, detail = count(policy, instance_count)
-    if timeout <= total:
-        raise InputError(TIMEOUT_TOO_SHORT.format(environment=environment, value=timeout, total=total, detail=detail),
-                         hint=ROLLOUT_HINT)
-    if policy.strategy in ("canary", "linear"):
-        if policy.step_size is None:
-            raise InputError(NO_SIZE.format(environment=environment, strategy=policy.strategy), hint=ROLLOUT_HINT)
-        why = _size_problem(policy, policy.step_size, instance_count)
-        if why:
-            raise InputError(BAD_SIZE.format(environment=environment, value=policy.step_size.value,
-                                             type=policy.step_size.type, strategy=policy.strategy, why=why),
-                             hint=ROLLOUT_HINT)
-    period = policy.alarms.period_seconds
-    if period not in ALARM_PERIODS and (period <= 0 or period % 60):
-        raise InputError(BAD_PERIOD.format(environment=environment, value=period), hint=ROLLOUT_HINT)
+    """Refuse a policy SageMaker would refuse (or that would roll back every update), before any call:
+    the first of the rollout table's problems (``modelops.config.rollout.problems``, which validate
+    reports as findings first)."""
+    found = strategies.problems(policy, environment=environment, instance_count=instance_count)
+    if found:
+        raise InputError(found[0].message, hint=found[0].hint or ROLLOUT_HINT)
 
 
 def deployment_config(policy: RolloutPolicy, *, alarm_names: tuple[str, ...], environment: str,
@@ -211,15 +152,9 @@ def deployment_config(policy: RolloutPolicy, *, alarm_names: tuple[str, ...], en
     """The ``DeploymentConfig`` of CreateEndpoint/UpdateEndpoint: blue/green traffic shifting as the
     policy says, watched by ``alarm_names`` (AutoRollbackConfiguration)."""
     validate_policy(policy, environment=environment, instance_count=instance_count)
-    routing: dict[str, Any] = {"Type": STRATEGY_TYPES[policy.strategy],
-                               "WaitIntervalInSeconds": policy.wait_interval_seconds}
-    if policy.strategy == "canary" and policy.step_size is not None:
-        routing["CanarySize"] = {"Type": policy.step_size.type, "Value": policy.step_size.value}
-    if policy.strategy == "linear" and policy.step_size is not None:
-        routing["LinearStepSize"] = {"Type": policy.step_size.type, "Value": policy.step_size.value}
     config: dict[str, Any] = {
         "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": routing,
+            "TrafficRoutingConfiguration": strategies.routing(policy),
             "TerminationWaitInSeconds": policy.termination_wait_seconds,
             "MaximumExecutionTimeoutInSeconds": policy.max_execution_timeout_seconds,
         },
@@ -248,7 +183,7 @@ class SloThresholds:
 
 
 def slo_thresholds(model: ModelConfig, environment: Environment) -> SloThresholds:
-    alarms = model.rollout_for(environment).alarms
+    alarms = rollout_for(model, environment).alarms
     slo = model.tests.load.slo if model.tests.load else None
     return SloThresholds(
         p99_latency_ms=alarms.p99_latency_ms if alarms.p99_latency_ms is not None else (slo.p99_ms if slo else None),

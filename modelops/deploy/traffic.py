@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelops.config import Environment, ModelConfig, Workspace
+from modelops.config import Environment, ModelConfig, Workspace, effective
 from modelops.deploy.rollout import TrafficStarter, TrafficStopper
 from modelops.deploy.specs import RegionTarget
 from modelops.runtime import Runtime
@@ -14,21 +14,16 @@ from modelops.runtime import Runtime
 if TYPE_CHECKING:
     from modelops.deploy.cloud import RegionCloud
 
-# Requests per second on the local cloud when the environment does not say.
-LOCAL_RATE = 2.0
-
 
 def traffic_starter(model: ModelConfig, env: Environment, ws: Workspace, ref: str | None,
                     runtime: Runtime) -> TrafficStarter | None:
     """A starter for ``reconcile_region`` (None when the environment gets no synthetic traffic)."""
-    if not (env.is_local or env.synthetic_traffic.enabled) or model.tests.cases is None:
+    rate = effective(model, env).synthetic_traffic_rate
+    if rate is None:
         return None
-    if env.rollout.wait_interval_seconds <= 0 and model.rollout_for(env).wait_interval_seconds <= 0:
-        return None  # no bake: nothing watches the alarms
     from modelops.config.cases import load_cases
 
     cases = load_cases(ws, model, ref)
-    rate = env.synthetic_traffic.requests_per_second if env.synthetic_traffic.enabled else LOCAL_RATE
 
     def start(target: RegionTarget, cloud: RegionCloud) -> TrafficStopper | None:
         from modelops.verify import send_traffic

@@ -11,7 +11,7 @@ from modelops.config import catalog
 from modelops.config.catalog import InstanceType
 from modelops.config.findings import Finding
 from modelops.config.model import ModelConfig
-from modelops.policy.context import CheckContext
+from modelops.policy.context import CheckContext, reads
 
 UNKNOWN_TYPE = "{type} is not a SageMaker instance type{suggestion}"
 UNKNOWN_TYPE_HINT = "the instance types modelops knows are in modelops/config/data/instance_types.json"
@@ -58,6 +58,8 @@ def _instance_places(model: ModelConfig) -> Iterator[tuple[str, tuple[str | int,
             yield over.resources.instance_type, ("spec", "environments", env, "resources", "instance_type")
 
 
+@reads(("spec", "resources", "instance_type"), ("spec", "environments", "*", "resources", "instance_type"),
+       ("spec", "container", "serving"), ("spec", "artifacts"))
 def check_capacity(ctx: CheckContext) -> Iterator[Finding | None]:
     headroom = ctx.policy.capacity_headroom
     for model in ctx.models:

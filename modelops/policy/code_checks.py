@@ -8,7 +8,7 @@ from modelops.config.findings import Finding, Location
 from modelops.config.model import ModelConfig
 from modelops.config.workspace import ReadError
 from modelops.policy import bandit_scan
-from modelops.policy.context import CheckContext
+from modelops.policy.context import CheckContext, reads
 
 BANDIT = "bandit {test_id} ({severity} severity, {confidence} confidence): {text}"
 BANDIT_HINT = "fix the code, or mark a reviewed false positive with '# nosec {test_id}'"
@@ -29,6 +29,7 @@ def code_files(ctx: CheckContext, model: ModelConfig) -> list[str]:
     return files
 
 
+@reads(("spec", "container", "handler"))
 def check_bandit(ctx: CheckContext) -> Iterator[Finding | None]:
     if not ctx.options.get("bandit", True):
         return

@@ -23,8 +23,6 @@ class ModelRef:
     name: str
     folder: str
     file: str
-    name_line: int
-    name_column: int
 
 
 @dataclass(frozen=True)
@@ -83,10 +81,37 @@ class CheckContext:
 
 
 def model_ref(model: ModelConfig) -> ModelRef:
-    pos = model.position("metadata", "name")
-    return ModelRef(model.name, model.folder, model.file, pos.line, pos.column)
+    return ModelRef(model.name, model.folder, model.file)
 
 
 #: A checker: looks at the context and yields findings (None entries are skipped, so checkers can
 #: pass on what :meth:`CheckContext.at` returns).
 Checker = Callable[[CheckContext], Iterable[Finding | None]]
+
+Path = tuple[str | int, ...]
+_READS: dict[Checker, tuple[Path, ...]] = {}
+
+
+def reads(*paths: Path) -> Callable[[Checker], Checker]:
+    """Declare the parts of ``model.yaml`` a model checker reads (JSON paths under the document
+    root; ``*`` stands for any key, e.g. each environment override). A model that fails its schema
+    is still checked by every checker whose parts are intact in it (validate reports every problem at
+    once); a checker that declares nothing runs on valid models only."""
+    def declare(checker: Checker) -> Checker:
+        _READS[checker] = paths
+        return checker
+    return declare
+
+
+def runs_on(checker: Checker, broken: frozenset[Path]) -> bool:
+    """Whether ``checker`` may look at a model whose ``broken`` JSON paths failed the schema: it
+    declared what it reads, and none of that is broken (or holds, or is held by, a broken value)."""
+    paths = _READS.get(checker)
+    if paths is None:
+        return False
+    return not any(_overlap(b, r) for b in broken for r in paths)
+
+
+def _overlap(broken: Path, read: Path) -> bool:
+    """One path holds the other (or is it): a read of ``a.*.b`` overlaps ``a.x.b.c`` and ``a``."""
+    return all(r == "*" or r == b for b, r in zip(broken, read, strict=False))

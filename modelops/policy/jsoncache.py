@@ -30,9 +30,10 @@ class JsonCache:
     """``entries`` maps a key (a content digest, a file identity) to a JSON value. ``namespace``
     invalidates the whole file when it changes (e.g. the bandit version)."""
 
-    def __init__(self, path: Path, namespace: str = ""):
+    def __init__(self, path: Path, namespace: str = "", *, max_entries: int | None = None):
         self.path = path
         self.namespace = namespace
+        self.max_entries = max_entries  # beyond it, the oldest entries are dropped on save
         self.entries: dict[str, Any] = self._read()
         self._new: dict[str, Any] = {}
         self._forgotten: set[str] = set()
@@ -69,6 +70,8 @@ class JsonCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with _locked(self.path):
                 merged = {k: v for k, v in {**self._read(), **self._new}.items() if k not in self._forgotten}
+                if self.max_entries is not None and len(merged) > self.max_entries:
+                    merged = dict(list(merged.items())[-self.max_entries:])
                 tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
                 tmp.write_text(json.dumps({"namespace": self.namespace, "entries": merged}), encoding="utf-8")
                 os.replace(tmp, self.path)

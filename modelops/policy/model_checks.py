@@ -9,13 +9,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from modelops.config import catalog
-from modelops.config.findings import Finding, Location, Severity, json_path
+from modelops.config.findings import Finding, Location, json_path
 from modelops.config.model import ModelConfig
-from modelops.policy.context import CheckContext
+from modelops.policy.context import CheckContext, reads
 from modelops.policy.rules import RULES
 
 # Bumped when the cases checks change, so cached answers for unchanged files are asked again.
-CASES_CHECKS = 3  # 2: JSONPaths and regexes must parse; 3: expect.model_error, status 424 without it
+# 2: JSONPaths and regexes must parse; 3: expect.model_error, status 424 without it; 4: the counts deploy's
+# tests need are kept too.
+CASES_CHECKS = 4
 MISSING_PATH = "{what} '{path}' does not exist in {folder}"
 LINK_OUT_HINT = "build packages no symlinks: copy the file into the model folder"
 LINK_INSIDE = "'{path}' is a symlink; build packs regular files only, so the image would not have it"
@@ -31,6 +33,11 @@ COUNT_OUTSIDE = "instance_count {count} is outside autoscaling's {min}..{max}"
 CAPTURE_DESTINATION = "data capture is enabled but has no destination"
 POLICY_RULE = "policy.yaml configures rule '{rule}', which does not exist{suggestion}"
 POLICY_ENV = "policy.yaml names environment '{name}', which pipelines/environments.yaml does not define"
+TESTS_NEEDED = "{why}: {environment} takes only releases whose tests passed in {previous}, so deploy stops there"
+TRAFFIC_NEEDED = "{why}: deploy sends them to {environment} while an update bakes, and would stop there"
+GAP = ("{environment} takes only releases whose tests passed in {previous}, and {model} does not run on {previous}'s "
+       "{cloud} cloud: no release of it can reach {environment}")
+GAP_HINT = "add {cloud} to spec.clouds, or give the environments on the model's clouds their own promotion order"
 
 
 def _paths(model: ModelConfig) -> Iterator[tuple[tuple[str | int, ...], str, str, bool]]:
@@ -51,6 +58,8 @@ def _paths(model: ModelConfig) -> Iterator[tuple[tuple[str | int, ...], str, str
             yield ("spec", "artifacts", i, "generated_by"), a.generated_by, "generator script", False
 
 
+@reads(("spec", "container", "handler"), ("spec", "container", "requirements"), ("spec", "tests"),
+       ("spec", "artifacts"))
 def check_paths(ctx: CheckContext) -> Iterator[Finding | None]:
     """Paths stay inside the model folder (symlinks included) and the files exist (artifacts with a
     generator may be absent: the artifact checks handle them)."""
@@ -111,6 +120,7 @@ def paths_in_document(ctx: CheckContext, file: str, folder: str, model: str | No
                               "keep code, artifacts and cases inside the model folder", model=model)
 
 
+@reads(("spec", "tests"), ("spec", "clouds"), ("spec", "rollout"), ("spec", "environments", "*", "rollout"))
 def check_cases(ctx: CheckContext) -> Iterator[Finding | None]:
     """The regression cases file (``spec.tests.cases``, else ``tests/cases.yaml`` when present) parses
     and matches its schema, located at its file:line: a broken one passed the pull-request check and
@@ -128,15 +138,71 @@ def check_cases(ctx: CheckContext) -> Iterator[Finding | None]:
         key = f"{model.name}\0{file}\0{identity}"
         cached = cache.get(key) if identity is not None else None
         if cached is not None:
-            yield from (_finding_from(row) for row in cached)
-            continue
-        loaded = read_cases(ws, model)
-        yield from loaded.findings
-        if identity is not None and not _names_body_files(loaded.document):
-            # The findings depend on this file alone (no request.file to look up): cache them by its
-            # identity, so a re-run over 1,000 models costs a stat each, not a parse (~0.35 ms).
-            cache.put(key, [_finding_row(f) for f in loaded.findings])
+            findings = [Finding.from_row(row) for row in cached["findings"]]
+            counts = cached["counts"]
+        else:
+            loaded = read_cases(ws, model)
+            findings = list(loaded.findings)
+            cases = loaded.value
+            counts = None if cases is None else [len(cases), len(cases.load_mix()), cases.file]
+            if identity is not None and not _names_body_files(loaded.document):
+                # The findings depend on this file alone (no request.file to look up): cache them by its
+                # identity, so a re-run over 1,000 models costs a stat each, not a parse (~0.35 ms).
+                cache.put(key, {"findings": [f.to_row() for f in findings], "counts": counts})
+        yield from findings
+        if counts is not None:  # the cases load: can deploy's tests (and synthetic traffic) use them?
+            total, mix, where = counts
+            yield from _tests_runnable(ctx, model, where or model.folder, total, mix)
     cache.save()
+
+
+def _tests_runnable(ctx: CheckContext, model: ModelConfig, file: str, total: int, mix: int) -> Iterator[Finding | None]:
+    """What deploy needs of the cases: tests it can run before every environment that takes only
+    tested releases, and requests to send as synthetic traffic where an update bakes."""
+    from modelops.config.cases import cannot_run
+    from modelops.config.effective import effective
+
+    envs = ctx.environments
+    if envs is None:
+        return
+    for env in ctx.deploy_targets(model):
+        previous = envs.previous(env.name) if env.name in envs.promotion else None
+        if previous is not None:
+            cannot = cannot_run(file, cases=total, load_mix=mix, regression=True, load=model.tests.load is not None)
+            if cannot is not None:
+                yield ctx.at(model, "config.tests", _tests_at(model), TESTS_NEEDED.format(
+                    why=cannot[0], environment=env.name, previous=previous.name), cannot[1])
+                return
+        if effective(model, env).synthetic_traffic_rate is not None and not mix:
+            cannot = cannot_run(file, cases=total, load_mix=mix, regression=False, load=True)
+            if cannot is not None:
+                yield ctx.at(model, "config.tests", _tests_at(model), TRAFFIC_NEEDED.format(why=cannot[0], environment=env.name),
+                             cannot[1])
+                return
+
+
+def _tests_at(model: ModelConfig) -> tuple[str | int, ...]:
+    return next(p for p in (("spec", "tests", "cases"), ("spec", "tests"), ("spec",)) if model.source.has(p) or p == ("spec",))
+
+
+@reads(("spec", "clouds"))
+def check_clouds(ctx: CheckContext) -> Iterator[Finding | None]:
+    """Where a model runs (``spec.clouds``) against the promotion order: deploy refuses an
+    environment whose previous one the model never reaches (it never has tests passed there). A
+    model that runs on no environment's cloud at all (the AWS-only example in a local repository)
+    is the model's choice: its summary lists no environments, and deploy says why per environment."""
+    envs = ctx.environments
+    if envs is None:
+        return
+    for model in ctx.models:
+        for env in ctx.deploy_targets(model):
+            previous = envs.previous(env.name) if env.name in envs.promotion else None
+            if previous is not None and not model.supports_cloud(previous.cloud):
+                at = ("spec", "clouds") if model.source.has(("spec", "clouds")) else ("metadata", "name")
+                yield ctx.at(model, "config.environment-gap", at, GAP.format(
+                    environment=env.name, previous=previous.name, model=model.name, cloud=previous.cloud),
+                    GAP_HINT.format(cloud=previous.cloud))
+                break
 
 
 def _cases_cache(ctx: CheckContext) -> Any:
@@ -156,16 +222,7 @@ def _names_body_files(document: Any) -> bool:
         isinstance(c, dict) and isinstance(c.get("request"), dict) and "file" in c["request"] for c in cases)
 
 
-def _finding_row(f: Finding) -> list[Any]:
-    loc = f.location
-    return [f.rule, str(f.severity), loc.file, loc.line, loc.column, loc.path, f.message, f.hint, f.model, f.fatal]
-
-
-def _finding_from(row: list[Any]) -> Finding:
-    rule, severity, file, line, column, path, message, hint, model, fatal = row
-    return Finding(rule, Severity(severity), Location(file, line, column, path), message, hint, model, fatal)
-
-
+@reads(("metadata", "name"))
 def check_name_matches_folder(ctx: CheckContext) -> Iterator[Finding | None]:
     for model in ctx.models:
         folder = posixpath.basename(model.folder)
@@ -183,11 +240,18 @@ def check_unique_names(ctx: CheckContext) -> Iterator[Finding | None]:
         if other != ref.folder:
             severity = ctx.severity("config.duplicate-name")
             if severity is not None:
+                # Where the name is written, found now (most runs have no duplicate to place).
+                from modelops.config.loading import read_model
+
+                source = read_model(ctx.workspace, ref.folder).source
+                at = source.position(("metadata", "name")) if source is not None else None
                 yield Finding("config.duplicate-name", severity,
-                              Location(ref.file, ref.name_line, ref.name_column, "$.metadata.name"),
+                              Location(ref.file, at.line if at else None, at.column if at else None,
+                                       "$.metadata.name"),
                               DUPLICATE_NAME.format(name=ref.name, other=other), "", ref.name)
 
 
+@reads(("spec", "environments"))
 def check_environment_overrides(ctx: CheckContext) -> Iterator[Finding | None]:
     if ctx.environments is None:
         return
@@ -201,6 +265,7 @@ def check_environment_overrides(ctx: CheckContext) -> Iterator[Finding | None]:
                              f"environments: {', '.join(names)}", key=True)
 
 
+@reads(("spec", "container"))
 def check_container(ctx: CheckContext) -> Iterator[Finding | None]:
     frameworks = catalog.frameworks()
     for model in ctx.models:
@@ -221,6 +286,40 @@ def check_container(ctx: CheckContext) -> Iterator[Finding | None]:
                              f"known versions: {', '.join(known.versions[-8:])}")
 
 
+@reads(("spec", "container"), ("spec", "clouds"), ("spec", "resources", "instance_type"),
+       ("spec", "environments", "*", "resources", "instance_type"))
+def check_dlc(ctx: CheckContext) -> Iterator[Finding | None]:
+    """The Deep Learning Container build resolves exists for the processor of the model's instance
+    type in each region of each environment it deploys to (sagemaker-core's answers, shipped as the
+    catalog's availability table: validate does not import sagemaker-core). Models with an explicit
+    image are build's to check."""
+    for model in ctx.models:
+        c = model.container
+        if not c.framework or not c.framework_version:
+            continue
+        at = ("spec", "container", "framework_version")
+        for env in ctx.deploy_targets(model):
+            itype = catalog.instance_type(model.resources_for(env.name).instance_type)
+            if itype is None:
+                continue  # capacity.unknown-instance-type says so
+            found = catalog.dlc_availability(c.framework, c.framework_version, "gpu" if itype.gpus else "cpu",
+                                             c.python_version)
+            kw = {"where": env.name, "framework": c.framework, "version": c.framework_version}
+            if isinstance(found, str):
+                yield ctx.at(model, "config.dlc", at, catalog.DLC_REFUSED.format(**kw, region=env.regions[0],
+                                                                                 detail=found), catalog.DLC_HINT)
+                break
+            missing = [r for r in env.regions if found and r not in found]
+            if missing:
+                yield ctx.at(model, "config.dlc", at, catalog.UNKNOWN_REGION.format(
+                    **kw, region=missing[0], known=", ".join(sorted(found or ()))), catalog.DLC_HINT)
+
+
+def _autoscaling_at(model: ModelConfig, base: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    return (*base, "autoscaling") if model.source.has((*base, "autoscaling")) else ("spec", "resources", "autoscaling")
+
+
+@reads(("spec", "resources"), ("spec", "environments", "*", "resources"), ("spec", "security", "data_capture"))
 def check_resources(ctx: CheckContext) -> Iterator[Finding | None]:
     for model in ctx.models:
         places: list[tuple[tuple[str | int, ...], str | None]] = [(("spec", "resources"), None)]
@@ -230,12 +329,11 @@ def check_resources(ctx: CheckContext) -> Iterator[Finding | None]:
             scaling = res.autoscaling
             if scaling is None:
                 continue
-            at = (*base, "autoscaling") if model.source.has((*base, "autoscaling")) else ("spec", "resources", "autoscaling")
             if scaling.min_instances > scaling.max_instances:
-                yield ctx.at(model, "config.autoscaling", at,
+                yield ctx.at(model, "config.autoscaling", _autoscaling_at(model, base),
                              AUTOSCALING_BOUNDS.format(min=scaling.min_instances, max=scaling.max_instances))
             elif not scaling.min_instances <= res.instance_count <= scaling.max_instances:
-                yield ctx.at(model, "config.autoscaling", at, COUNT_OUTSIDE.format(
+                yield ctx.at(model, "config.autoscaling", _autoscaling_at(model, base), COUNT_OUTSIDE.format(
                     count=res.instance_count, min=scaling.min_instances, max=scaling.max_instances))
         capture = model.security.data_capture
         if capture is not None and capture.enabled and not capture.destination:

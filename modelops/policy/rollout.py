@@ -1,91 +1,58 @@
-"""Rollout rules: canary and linear sizes within SageMaker's limits, and an execution timeout that
-exceeds the waits (otherwise SageMaker rolls the update back for running out of time)."""
+"""Rollout rules, as deploy applies them: each environment's own policy, then every model's
+effective policy in each environment it deploys to (its overrides, with its effective instance
+count), through the rollout table's :func:`~modelops.config.rollout.problems`, the same function
+deploy refuses with. A problem of the environment's own policy is reported once, in
+``pipelines/environments.yaml``; a problem the model brings (its override, or a fleet too small for
+the environment's canary) is reported in its ``model.yaml``."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
+from modelops.config.effective import effective
 from modelops.config.findings import Finding
-from modelops.config.model import ModelConfig, RolloutPolicy
-from modelops.policy.context import CheckContext
-
-CANARY_PERCENT = "canary size {value}% is more than the 50% of capacity SageMaker allows"
-CANARY_COUNT = "canary size {value} instances is more than half of the {count} instances in {environment}"
-LINEAR_PERCENT = "linear step {value}% is outside the 10%..50% SageMaker allows"
-LINEAR_COUNT = "linear step {value} instances is outside 10%..50% of the {count} instances in {environment}"
-TIMEOUT = ("max_execution_timeout_seconds {timeout} does not exceed the {total} s of waits in {environment} "
-           "({detail})")
-TIMEOUT_HINT = "raise max_execution_timeout_seconds (600..28800) or shorten the waits"
-
-
-def total_wait_seconds(policy: RolloutPolicy, instance_count: int | None = None) -> tuple[int, str]:
-    """The seconds a blue/green update spends baking and waiting, and how that was counted."""
-    wait, term = policy.wait_interval_seconds, policy.termination_wait_seconds
-    if policy.strategy == "canary":
-        return 2 * wait + term, f"2 bakes of {wait} s + {term} s termination wait"
-    if policy.strategy == "linear" and policy.step_size is not None:
-        size = policy.step_size
-        if size.type == "CAPACITY_PERCENT":
-            steps = math.ceil(100 / size.value)
-        else:
-            steps = math.ceil((instance_count or size.value) / size.value)
-        return steps * wait + term, f"{steps} steps of {wait} s + {term} s termination wait"
-    return wait + term, f"a bake of {wait} s + {term} s termination wait"
-
-
-def _problems(policy: RolloutPolicy, count: int | None, environment: str) -> list[tuple[str, str, str]]:
-    """(rule, field, message) for one effective policy; ``count`` None when not known."""
-    out = []
-    size = policy.step_size
-    if size is not None and policy.strategy == "canary":
-        if size.type == "CAPACITY_PERCENT" and size.value > 50:
-            out.append(("rollout.step-size", "step_size", CANARY_PERCENT.format(value=size.value)))
-        if size.type == "INSTANCE_COUNT" and count is not None and size.value * 2 > count:
-            out.append(("rollout.step-size", "step_size", CANARY_COUNT.format(
-                value=size.value, count=count, environment=environment)))
-    if size is not None and policy.strategy == "linear":
-        if size.type == "CAPACITY_PERCENT" and not 10 <= size.value <= 50:
-            out.append(("rollout.step-size", "step_size", LINEAR_PERCENT.format(value=size.value)))
-        if size.type == "INSTANCE_COUNT" and count is not None and not count * 0.1 <= size.value <= count * 0.5:
-            out.append(("rollout.step-size", "step_size", LINEAR_COUNT.format(
-                value=size.value, count=count, environment=environment)))
-    total, detail = total_wait_seconds(policy, count)
-    if policy.max_execution_timeout_seconds <= total:
-        out.append(("rollout.timeout", "max_execution_timeout_seconds", TIMEOUT.format(
-            timeout=policy.max_execution_timeout_seconds, total=total, environment=environment, detail=detail)))
-    return out
+from modelops.config.model import ModelConfig
+from modelops.config.rollout import problems
+from modelops.policy.context import CheckContext, reads
 
 
 def check_environment_rollouts(ctx: CheckContext) -> Iterator[Finding | None]:
-    """The environments' own rollout policies (instance counts unknown here)."""
+    """The environments' own rollout policies: what is wrong whatever a model's instance count."""
     envs = ctx.environments
     if envs is None:
         return
     for env in envs:
-        for rule, name, message in _problems(env.rollout, None, env.name):
-            path = ("environments", env.name, "rollout", name)
-            yield ctx.in_file(envs.file, envs.source, rule, path, message, TIMEOUT_HINT if rule == "rollout.timeout" else "")
+        base = ("environments", env.name, "rollout")
+        for p in problems(env.rollout, environment=env.name):
+            path = (*base, p.field) if envs.source.has((*base, p.field)) else base
+            yield ctx.in_file(envs.file, envs.source, p.rule, path, p.message, p.hint)
 
 
-def _model_sets_rollout(model: ModelConfig, env: str) -> tuple[str | int, ...] | None:
-    for path in (("spec", "environments", env, "rollout"), ("spec", "rollout")):
-        if model.source.has(path):
-            return path
-    return None
+def _located(model: ModelConfig, env: str, field: str) -> tuple[str | int, ...]:
+    """Where in the model config the value behind a problem is set: its environment override, its
+    own rollout, or (for the fleet) its instance count."""
+    if field == "instance_count":
+        places: tuple[tuple[str | int, ...], ...] = (
+            ("spec", "environments", env, "resources", "instance_count"), ("spec", "resources", "instance_count"),
+            ("spec", "resources"))
+    else:
+        places = (("spec", "environments", env, "rollout", field), ("spec", "rollout", field),
+                  ("spec", "environments", env, "rollout"), ("spec", "rollout"), ("spec", "resources"))
+    return next(p for p in places if model.source.has(p) or p == ("spec", "resources"))
 
 
+@reads(("spec", "clouds"), ("spec", "rollout"), ("spec", "resources", "instance_count"),
+       ("spec", "environments", "*", "rollout"), ("spec", "environments", "*", "resources", "instance_count"))
 def check_model_rollouts(ctx: CheckContext) -> Iterator[Finding | None]:
-    """Each model's effective policy per environment, where the model changes it or where instance
-    counts matter (INSTANCE_COUNT sizes)."""
+    """Each model's effective rollout per environment it deploys to, with its instance count there."""
     for model in ctx.models:
         for env in ctx.deploy_targets(model):
-            effective = model.rollout_for(env)
-            count = model.resources_for(env.name).instance_count
-            own = _model_sets_rollout(model, env.name)
-            env_problems = {m for _, _, m in _problems(env.rollout, None, env.name)}
-            for rule, name, message in _problems(effective, count, env.name):
-                if message in env_problems:
+            config = effective(model, env)
+            own = {(p.rule, p.field) for p in problems(env.rollout, environment=env.name)}
+            for p in config.rollout_problems():
+                overridden = p.field != "instance_count" and (
+                    model.rollout.sets(p.field) or (env.name in model.environments
+                                                    and model.environments[env.name].rollout.sets(p.field)))
+                if (p.rule, p.field) in own and not overridden:
                     continue  # the environment's own problem, reported once in environments.yaml
-                path = (*own, name) if own and model.source.has((*own, name)) else (own or ("spec", "resources"))
-                yield ctx.at(model, rule, path, message, TIMEOUT_HINT if rule == "rollout.timeout" else "")
+                yield ctx.at(model, p.rule, _located(model, env.name, p.field), p.message, p.hint)

@@ -46,8 +46,11 @@ _ALL = [
     Rule("config.unknown-environment", E, "an override names an environment that does not exist"),
     Rule("config.handler", E, "the handler contract does not fit the container"),
     Rule("config.framework-version", E, "the framework version is not a known DLC version"),
+    Rule("config.dlc", E, "no Deep Learning Container for the framework version, processor or region"),
     Rule("config.autoscaling", E, "autoscaling bounds are inconsistent"),
     Rule("config.data-capture", E, "data capture is enabled without a destination"),
+    Rule("config.tests", E, "the regression cases cannot run the tests (or traffic) deploy needs"),
+    Rule("config.environment-gap", E, "the model skips an environment whose tests a later one needs"),
     Rule("cases.duplicate-name", E, "two regression cases have the same name"),
     Rule("cases.missing-file", E, "a case's request file cannot be read"),
     Rule("cases.any-model-error", W, "a case expects any container error (status 424 without model_error)"),
@@ -79,6 +82,7 @@ _ALL = [
     # Rollouts.
     Rule("rollout.step-size", E, "canary/linear sizes must be within SageMaker's limits"),
     Rule("rollout.timeout", E, "the execution timeout must exceed the sum of the waits"),
+    Rule("rollout.limits", E, "waits, timeout and alarm period within SageMaker's and CloudWatch's limits"),
     # The policy file itself.
     Rule("policy.unknown-rule", W, "policy.yaml names a rule that does not exist"),
     Rule("policy.unknown-environment", W, "policy.yaml names an environment that does not exist"),

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from modelops.config import catalog
+from modelops.config.effective import security_for
 from modelops.config.findings import Finding
 from modelops.config.model import ModelConfig
 from modelops.config.yamlsource import SourceMap
-from modelops.policy.context import CheckContext
+from modelops.policy.context import CheckContext, reads
 from modelops.policy.jsoncache import JsonCache
 from modelops.sizes import human_size
 
@@ -34,7 +35,6 @@ ARTIFACT_SIZE_HINT = ("keep large weights in s3 (spec.artifacts[].uri, fetched b
                       "artifact_max_size_mb in pipelines/policy.yaml")
 ARTIFACT_MISSING = "artifact '{path}' does not exist in {folder} and has no generated_by script"
 ARTIFACT_LOCATION = "artifact '{uri}' is outside the allowed locations"
-ARTIFACT_SIGNATURE = "artifact '{name}' has no signature, which {environment} requires"
 INSTANCE_TYPE = "instance type {type} is not allowed in {environment}"
 KMS = "no KMS key in {environment} ({regions}); {environment} requires one"
 KMS_HINT = "set spec.security.kms_key, or security.kms_key of the environment in pipelines/environments.yaml"
@@ -120,6 +120,7 @@ def secrets_in_document(ctx: CheckContext, file: str, model: str | None, documen
                               SECRET.format(name=f"spec.container.env.{name}", kind=kind), SECRET_HINT, model=model)
 
 
+@reads(("spec", "container", "image"))
 def check_image(ctx: CheckContext) -> Iterator[Finding | None]:
     accounts = catalog.dlc_accounts()
     for model in ctx.models:
@@ -149,6 +150,7 @@ def _location_pattern(prefix: str) -> re.Pattern[str]:
     return re.compile("^" + regex)
 
 
+@reads(("spec", "artifacts"))
 def check_artifacts(ctx: CheckContext) -> Iterator[Finding | None]:
     ws = ctx.workspace
     # sha256 of artifact files by file identity (stat data or git blob id): large artifacts are
@@ -202,9 +204,11 @@ def _where(model: ModelConfig, env: str, *names: str) -> tuple[str | int, ...]:
     return parent if model.source.has(parent) else ("spec",)
 
 
+@reads(("spec", "clouds"), ("spec", "resources", "instance_type"), ("spec", "security"),
+       ("spec", "environments", "*", "resources", "instance_type"), ("spec", "environments", "*", "security"))
 def check_environments(ctx: CheckContext) -> Iterator[Finding | None]:
     """Per environment the model deploys to: allowed instance type, KMS, VPC, network isolation,
-    execution role, signed artifacts."""
+    execution role (signed artifacts: ``modelops.build.checks``, as deploy verifies them)."""
     policy = ctx.policy
     for model in ctx.models:
         for env in ctx.deploy_targets(model):
@@ -214,7 +218,7 @@ def check_environments(ctx: CheckContext) -> Iterator[Finding | None]:
                 yield ctx.at(model, "security.instance-type", _where(model, env.name, "resources", "instance_type"),
                              INSTANCE_TYPE.format(type=res.instance_type, environment=env.name),
                              f"allowed in {env.name}: {', '.join(policy.instance_types.get(env.name, ()))}")
-            per_region = {region: model.security_for(env, region) for region in env.regions}
+            per_region = {region: security_for(model, env, region) for region in env.regions}
             no_kms = [r for r, s in per_region.items() if not s.kms_key]
             if no_kms and ctx.enforced_in("security.kms-required", env.name):
                 yield ctx.at(model, "security.kms-required", _where(model, env.name, "security"),
@@ -230,27 +234,23 @@ def check_environments(ctx: CheckContext) -> Iterator[Finding | None]:
                              ISOLATION.format(environment=env.name), ISOLATION_HINT)
             if ctx.enforced_in("security.execution-role", env.name):
                 yield from _check_role(ctx, model, env.name, env.account, any_region.execution_role)
-            if env.name in policy.signed_artifacts_required_in:
-                for i, artifact in enumerate(model.artifacts):
-                    if artifact.signature is None:
-                        yield ctx.at(model, "security.artifact-signature", ("spec", "artifacts", i),
-                                     ARTIFACT_SIGNATURE.format(name=artifact.name, environment=env.name),
-                                     "sign the artifact with the release KMS key and add its signature")
 
 
 def _check_role(ctx: CheckContext, model: ModelConfig, env: str, account: str,
                 role: str | None) -> Iterator[Finding | None]:
-    at = _where(model, env, "security", "execution_role")
+    def at() -> tuple[str | int, ...]:  # looked up only for a finding: most models have none
+        return _where(model, env, "security", "execution_role")
+
     if not role:
-        yield ctx.at(model, "security.execution-role", at, ROLE_MISSING.format(environment=env), ROLE_MISSING_HINT)
+        yield ctx.at(model, "security.execution-role", at(), ROLE_MISSING.format(environment=env), ROLE_MISSING_HINT)
         return
     role_account = role.split(":")[4] if role.count(":") >= 5 else ""
     if role_account != account:
-        yield ctx.at(model, "security.execution-role", at,
+        yield ctx.at(model, "security.execution-role", at(),
                      ROLE_ACCOUNT.format(role_account=role_account, environment=env, account=account),
                      "use {account} in the role ARN so it follows the environment")
     name = role.rsplit("/", 1)[-1]
     broad = _BROAD_ROLE.search(name)
     if broad:
-        yield ctx.at(model, "security.execution-role", at,
+        yield ctx.at(model, "security.execution-role", at(),
                      ROLE_BROAD.format(role=name, why=f"its name has '{broad.group(1)}'"), ROLE_BROAD_HINT)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops.config.access import read_access
 from modelops.config.findings import Finding, Severity
@@ -21,8 +21,11 @@ from modelops.config.policy import Policy
 from modelops.config.workspace import MODEL_FILE, MODELS_DIR, PIPELINES_DIR, Workspace
 from modelops.errors import ExitStatus, InputError
 from modelops.policy import capacity, code_checks, model_checks, rollout, security
-from modelops.policy.context import CheckContext, Checker, ModelRef, model_ref
+from modelops.policy.context import CheckContext, Checker, ModelRef, model_ref, runs_on
 from modelops.runtime import Runtime
+
+if TYPE_CHECKING:
+    from modelops.policy.results import ParseCache
 
 NO_SUCH_PATH = "{path} does not exist"
 NOT_A_MODEL_PATH = "{path} is not a model folder, models/, pipelines/ or the repository root"
@@ -38,7 +41,9 @@ _MODEL_CHECKERS: list[Checker] = [
     model_checks.check_name_matches_folder,
     model_checks.check_environment_overrides,
     model_checks.check_container,
+    model_checks.check_dlc,
     model_checks.check_resources,
+    model_checks.check_clouds,
     security.check_image,
     security.check_secrets,
     security.check_artifacts,
@@ -204,24 +209,13 @@ def validate(request: ValidateRequest, runtime: Runtime,
     acc = read_access(ws, envs.value)
     policy = pol.value or Policy()
     base = CheckContext(ws, runtime, (), envs.value, policy, {"bandit": request.bandit})
-    shares = _share(folders, ws)
-    if len(shares) > 1:
-        parts = _in_processes(base, shares, tuple(extra_checkers))
-    else:
-        parts = [_check_models(base, folders, tuple(extra_checkers))]
+    results = _results(base, folders, tuple(extra_checkers))
     findings: list[Finding] = [*envs.findings, *pol.findings, *acc.findings]
-    summaries: list[ModelSummary] = []
-    refs: list[ModelRef] = []
+    findings.extend(f for folder in folders for f in results[folder].findings)
+    summaries = [results[folder].summary for folder in folders]
+    refs = [r for folder in folders if (r := results[folder].ref) is not None]
     files: list[str] = [envs.file, *((pol.file,) if policy.file else ()),
-                        *((acc.file,) if acc.value is None or acc.value.file else ())]
-    for part in parts:
-        findings.extend(part.findings)
-        summaries.extend(part.summaries)
-        refs.extend(part.refs)
-    order = {folder: i for i, folder in enumerate(folders)}
-    summaries.sort(key=lambda s: order[s.folder])
-    refs.sort(key=lambda r: order[r.folder])
-    files.extend(s.file for s in summaries)
+                        *((acc.file,) if acc.value is None or acc.value.file else ()), *(s.file for s in summaries)]
     repo_ctx = replace(base, all_models=tuple(refs))
     findings.extend(run_checkers(repo_ctx, _REPO_CHECKERS))
     findings = _apply_policy(findings, policy)
@@ -240,40 +234,107 @@ def validate(request: ValidateRequest, runtime: Runtime,
 
 
 @dataclass(frozen=True)
-class _Part:
-    """What checking a share of the models gives: small, so it crosses processes cheaply."""
+class _ModelResult:
+    """What checking one model folder gives (small: it crosses processes and lives in the cache)."""
 
+    folder: str
     findings: tuple[Finding, ...]
-    summaries: tuple[ModelSummary, ...]
-    refs: tuple[ModelRef, ...]
+    summary: ModelSummary
+    ref: ModelRef | None
+    cacheable: bool = True
+
+    def to_row(self) -> dict[str, Any]:
+        s, r = self.summary, self.ref
+        return {"findings": [f.to_row() for f in self.findings],
+                "summary": [s.name, s.file, s.valid, list(s.clouds), list(s.environments)],
+                "ref": None if r is None else [r.name, r.file]}
+
+    @classmethod
+    def from_row(cls, folder: str, row: dict[str, Any]) -> _ModelResult:
+        name, file, valid, clouds, environments = row["summary"]
+        ref = row["ref"]
+        return cls(folder, tuple(Finding.from_row(f) for f in row["findings"]),
+                   ModelSummary(name, folder, file, valid, tuple(clouds), tuple(environments)),
+                   None if ref is None else ModelRef(ref[0], folder, ref[1]))
 
 
-def _check_models(base: CheckContext, folders: Sequence[str], extra: tuple[Checker, ...]) -> _Part:
-    """Load ``folders`` and run the model checkers over them."""
-    loaded = [read_model(base.workspace, folder) for folder in folders]
+def _results(base: CheckContext, folders: Sequence[str], extra: tuple[Checker, ...]) -> dict[str, _ModelResult]:
+    """Every folder's results: from the results cache where nothing they depend on changed
+    (:mod:`modelops.policy.results`), checked (in several processes when many) otherwise."""
+    from modelops.policy.results import ParseCache, ResultsCache
+    from modelops.policy.rules import RULES
+
+    cache = ResultsCache(base.runtime.data_dir, base.workspace, checkers=(*_MODEL_CHECKERS, *extra), rules=RULES,
+                         options=base.options)
+    keys = cache.keys(folders)
+    found: dict[str, _ModelResult] = {}
+    for folder, key in keys.items():
+        row = cache.get(key) if key is not None else None
+        if row is not None:
+            found[folder] = _ModelResult.from_row(folder, row)
+    todo = [f for f in folders if f not in found]
+    if todo:
+        parser = ParseCache(base.runtime.data_dir)
+        shares = _share(todo, base.workspace)
+        parts = (_in_processes(base, shares, extra, parser) if len(shares) > 1
+                 else [_check_models(base, todo, extra, parser)])
+        for part in parts:
+            for result in part:
+                found[result.folder] = result
+                key = keys.get(result.folder)
+                if key is not None and result.cacheable:
+                    cache.put(key, result.to_row())
+        cache.save()
+    return found
+
+
+def _check_models(base: CheckContext, folders: Sequence[str], extra: tuple[Checker, ...],
+                  parser: ParseCache) -> tuple[_ModelResult, ...]:
+    """Load ``folders`` and run the model checkers over them: every checker over the models that
+    load, and over what is usable of those that fail their schema (``Loaded.partial``) wherever
+    the values the checker reads are intact, so one run reports every problem."""
+    loaded = [read_model(base.workspace, folder, parser=parser) for folder in folders]
+    parser.save()
     models = tuple(m.value for m in loaded if m.value is not None)
+    partial = [m for m in loaded if m.value is None and m.partial is not None]
     ctx = replace(base, models=models)
     findings = [f for m in loaded for f in m.findings]
-    findings.extend(run_checkers(ctx, (*_MODEL_CHECKERS, *extra)))
+    for checker in (*_MODEL_CHECKERS, *extra):
+        usable = tuple(m.partial for m in partial if m.partial is not None and runs_on(checker, m.broken))
+        findings.extend(run_checkers(replace(ctx, models=models + usable) if usable else ctx, (checker,)))
     for m in loaded:
         if m.value is None and m.source is not None:
             name = next((f.model for f in m.findings if f.model), None)
             findings.extend(f for f in security.secrets_in_document(ctx, m.file, name, m.document, m.source) if f)
+            if m.partial is not None and runs_on(model_checks.check_paths, m.broken):
+                continue  # check_paths looked at them
             located = {f.location.path for f in m.findings}
             findings.extend(f for f in model_checks.paths_in_document(ctx, m.file, m.file.rsplit("/", 1)[0], name,
                                                                       m.document, m.source, located) if f)
-    summaries = []
+    # Each finding to its model's folder (checkers see all of them at once): by its file (models/<name>/...),
+    # else by its model's name. One that belongs to none stays with the first, which is then not cached.
+    by_name = {m.value.name: folder for folder, m in zip(folders, loaded, strict=True) if m.value is not None}
+    owned: dict[str, list[Finding]] = {folder: [] for folder in folders}
+    loose = False
+    for f in findings:
+        top = "/".join(f.location.file.split("/", 2)[:2])
+        owner = top if top in owned else by_name.get(f.model or "")
+        loose = loose or owner is None
+        owned[owner or folders[0]].append(f)
+    out = []
     for folder, m in zip(folders, loaded, strict=True):
         model = m.value
-        summaries.append(ModelSummary(
+        summary = ModelSummary(
             name=model.name if model else folder.rsplit("/", 1)[-1],
             folder=folder,
             file=m.file,
             valid=model is not None,
             clouds=model.clouds if model else (),
             environments=tuple(e.name for e in ctx.deploy_targets(model)) if model else (),
-        ))
-    return _Part(tuple(findings), tuple(summaries), tuple(model_ref(m) for m in models))
+        )
+        out.append(_ModelResult(folder, tuple(owned[folder]), summary, model_ref(model) if model else None,
+                                cacheable=not (loose and folder == folders[0])))
+    return tuple(out)
 
 
 def _share(folders: Sequence[str], ws: Workspace) -> list[tuple[str, ...]]:
@@ -295,16 +356,17 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-_JOB: tuple[CheckContext, list[tuple[str, ...]], tuple[Checker, ...]] | None = None
+_JOB: tuple[CheckContext, list[tuple[str, ...]], tuple[Checker, ...], ParseCache] | None = None
 
 
-def _run_share(index: int) -> _Part:
+def _run_share(index: int) -> tuple[_ModelResult, ...]:
     assert _JOB is not None, "set before the fork"
-    base, shares, extra = _JOB
-    return _check_models(base, shares[index], extra)
+    base, shares, extra, parser = _JOB
+    return _check_models(base, shares[index], extra, parser)
 
 
-def _in_processes(base: CheckContext, shares: list[tuple[str, ...]], extra: tuple[Checker, ...]) -> list[_Part]:
+def _in_processes(base: CheckContext, shares: list[tuple[str, ...]], extra: tuple[Checker, ...],
+                  parser: ParseCache) -> list[tuple[_ModelResult, ...]]:
     """Check the first share here and the others in forked processes (which inherit everything
     loaded so far, so nothing but the results is pickled)."""
     import multiprocessing
@@ -317,11 +379,11 @@ def _in_processes(base: CheckContext, shares: list[tuple[str, ...]], extra: tupl
     schema.is_valid("model", {})
     catalog.instance_type_names()
     catalog.frameworks()
-    _JOB = (base, shares, extra)
+    _JOB = (base, shares, extra, parser)
     try:
         with ProcessPoolExecutor(len(shares) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_run_share, i) for i in range(1, len(shares))]
-            first = _check_models(base, shares[0], extra)
+            first = _check_models(base, shares[0], extra, parser)
             return [first, *(f.result() for f in futures)]
     finally:
         _JOB = None

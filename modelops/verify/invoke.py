@@ -125,7 +125,7 @@ def invoke_model(request: InvokeRequest, runtime: Runtime) -> InvokeResult:
     container's status, any other service error raises (a missing endpoint says how to deploy it)."""
     from modelops import naming
     from modelops.clients import clients_for
-    from modelops.config import Workspace, load_environments, load_model
+    from modelops.config import Workspace, check_runs, load_environments, load_model
     from modelops.errors import InputError
     from modelops.verify.service import ENDPOINT_MISSING, ENDPOINT_MISSING_HINT
 
@@ -142,7 +142,7 @@ def invoke_model(request: InvokeRequest, runtime: Runtime) -> InvokeResult:
                         runtime.clock, resource=f"{env.name}/{region}: endpoint {endpoint}", raise_service_errors=True)
     except InputError as err:
         if not _endpoint_exists(clients.client("sagemaker", region), endpoint):
-            env.check_runs(model)  # say why there can be none, when there cannot
+            check_runs(model, env)  # say why there can be none, when there cannot
             raise InputError(ENDPOINT_MISSING.format(endpoint=endpoint, region=region, env=env.name),
                              hint=ENDPOINT_MISSING_HINT.format(model=model.name, env=env.name)) from err
         raise

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from modelops import naming
-from modelops.config import Cases, Environment, ModelConfig, Policy, Workspace
+from modelops.config import Cases, Environment, ModelConfig, Policy, Workspace, check_runs
 from modelops.config.model import Slo
 from modelops.errors import EnvironmentFailedError, InputError
 from modelops.runtime import Runtime
@@ -30,10 +30,6 @@ CLOUD_LOST = ("{env}/{region}: the cloud stopped answering during the load test 
               "failed), so it says nothing about the release: {reason}")
 NO_LOAD_PROFILE = "{file}: spec.tests.load is not set, so there is no load test to run"
 NO_LOAD_PROFILE_HINT = "add spec.tests.load (users, spawn_rate, duration_seconds, slo) to model.yaml"
-NO_PAYLOADS = "{file}: no case expecting success to build the load test's payload mix from"
-NO_PAYLOADS_HINT = "add a regression case that expects status 200 (weight > 0)"
-NO_CASES = "{file}: no regression cases"
-NO_CASES_HINT = "add tests/cases.yaml (see models/iris/tests/cases.yaml for the format)"
 UNTAGGED = "untagged"
 
 
@@ -293,16 +289,16 @@ def run_tests(request: TestRequest, runtime: Runtime, *, clients: Clients | None
     cases = load_cases(ws, model, request.ref)
     regions = _regions(environment, request.region)
     # A model that cannot run there has no endpoint to test: say why, not "deploy it first".
-    environment.check_runs(model, consequence=", so it has no endpoint there")
+    check_runs(model, environment, consequence=", so it has no endpoint there")
     run_regression = request.only in (None, "regression")
     run_load_test = request.only in (None, "load")
     plan = _plan(model, request)
-    if run_regression and not cases.cases:
-        raise InputError(NO_CASES.format(file=cases.file or model.folder), hint=NO_CASES_HINT)
     if request.only == "load" and plan is None:
         raise InputError(NO_LOAD_PROFILE.format(file=model.file), hint=NO_LOAD_PROFILE_HINT)
-    if run_load_test and plan is not None and not cases.load_mix():
-        raise InputError(NO_PAYLOADS.format(file=cases.file or model.folder), hint=NO_PAYLOADS_HINT)
+    # The same statement validate checks (config.tests), so a model deploy cannot test is found first.
+    cannot = cases.cannot_run(model.folder, regression=run_regression, load=run_load_test and plan is not None)
+    if cannot is not None:
+        raise InputError(cannot[0], hint=cannot[1])
     if clients is None:
         from modelops.clients import clients_for
 

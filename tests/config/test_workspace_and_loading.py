@@ -14,6 +14,8 @@ from modelops.config import (
     load_model,
     load_policy,
     read_model,
+    rollout_for,
+    security_for,
 )
 from modelops.config import workspace as ws_module
 from modelops.errors import InputError
@@ -36,11 +38,11 @@ def test_typed_model_with_positions_and_effective_values(repo: Path) -> None:
     assert model.resources_for("dev").instance_count == 1
     assert model.resources_for("prod").instance_count == 2  # the prod override
     prod = envs.get("prod")
-    sec = model.security_for(prod, "eu-west-1")
+    sec = security_for(model, prod, "eu-west-1")
     assert sec.kms_key == "arn:aws:kms:eu-west-1:000000000000:alias/modelops-prod"
     assert sec.execution_role == "arn:aws:iam::000000000000:role/modelops-iris-prod"
     assert sec.vpc is not None and sec.vpc.subnets[0].startswith("subnet-")
-    assert model.rollout_for(prod).strategy == "canary"
+    assert rollout_for(model, prod).strategy == "canary"
     assert prod.waves == (("us-east-1",), ("eu-west-1", "ap-southeast-2"))
     assert envs.promotion == ("dev", "staging", "prod")
     assert envs.next("staging") is prod and envs.previous("dev") is None

@@ -8,7 +8,7 @@ import pytest
 
 from modelops import naming
 from modelops.config import CapacitySize, Environment, ModelConfig, Workspace, load_environments, load_model
-from modelops.config.model import Alarms
+from modelops.config.rollout import Alarms
 from modelops.deploy import specs
 from modelops.errors import InputError
 from tests.helpers import PROJECT_ROOT
@@ -72,7 +72,7 @@ def test_endpoint_config_uses_the_primary_variant_prod_count_and_kms(iris, prod)
 
 
 def test_data_capture_when_enabled(iris, prod) -> None:
-    from modelops.config.model import DataCapture, Security
+    from modelops.config.security import DataCapture, Security
 
     model = replace(iris, security=replace(iris.security, data_capture=DataCapture(True, 20, "s3://cap/{region}")))
     assert isinstance(model.security, Security)
@@ -114,8 +114,8 @@ def test_linear_and_all_at_once(prod) -> None:
     ({"max_execution_timeout_seconds": 599}, "outside SageMaker's 600..28800"),
     ({"max_execution_timeout_seconds": 28801}, "outside SageMaker's 600..28800"),
     ({"wait_interval_seconds": 300, "max_execution_timeout_seconds": 600}, "does not exceed the 600 s"),
-    ({"step_size": CapacitySize("CAPACITY_PERCENT", 60)}, "a canary may hold at most 50%"),
-    ({"step_size": CapacitySize("INSTANCE_COUNT", 2)}, "a canary may hold at most 50%"),
+    ({"step_size": CapacitySize("CAPACITY_PERCENT", 60)}, "canary size 60% is 60% of the capacity; SageMaker allows at most 50%"),
+    ({"step_size": CapacitySize("INSTANCE_COUNT", 2)}, "is 2 of the 2 instance(s) (100%); SageMaker allows at most 50%"),
     ({"step_size": CapacitySize("INSTANCE_COUNT", 0)}, "at least 1"),
     ({"step_size": None}, "needs a step_size"),
     ({"strategy": "linear", "step_size": CapacitySize("CAPACITY_PERCENT", 60)}, "10%..50%"),

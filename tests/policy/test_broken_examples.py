@@ -98,10 +98,11 @@ VARIANTS = [
             "      - [eu-west-1]", "config.waves", "region 'ap-southeast-2' is in no wave",
             marker="regions: [us-east-1, eu-west-1, ap-southeast-2]"),
     Variant("env-canary-too-big", "pipelines/environments.yaml", "step_size: {type: CAPACITY_PERCENT, value: 50}",
-            "step_size: {type: CAPACITY_PERCENT, value: 60}", "rollout.step-size", "more than the 50%"),
+            "step_size: {type: CAPACITY_PERCENT, value: 60}", "rollout.step-size",
+            "the canary size 60% is 60% of the capacity; SageMaker allows at most 50%"),
     Variant("env-timeout", "pipelines/environments.yaml", "      wait_interval_seconds: 10\n      termination_wait_seconds: 0",
             "      wait_interval_seconds: 300\n      termination_wait_seconds: 0", "rollout.timeout",
-            "does not exceed the 600 s of waits", marker="max_execution_timeout_seconds: 600", anchor="  prod:"),
+            "does not exceed the 600 s the rollout waits (2 bakes of 300 s", marker="max_execution_timeout_seconds: 600", anchor="  prod:"),
     Variant("policy-unknown-rule", "pipelines/policy.yaml", "security.image-digest: {severity: info}",
             "security.image-digests: {severity: info}", "policy.unknown-rule", "did you mean 'security.image-digest'",
             status=0),  # a warning: reported, but the policy fails on errors only

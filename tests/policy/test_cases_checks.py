@@ -49,3 +49,9 @@ def test_a_case_expecting_any_container_error_is_a_warning_naming_the_fix(repo: 
     assert (finding["rule"], finding["severity"], finding["line"]) == ("cases.any-model-error", "warning", line)
     assert "a model that fails on every request passes it" in finding["message"], finding
     assert "expect.model_error" in finding["hint"], finding
+    # A warning: `modelops test` still runs the cases (it said "cases.yaml: cannot be read").
+    from modelops.config import Workspace, load_cases, load_model
+
+    ws = Workspace.discover(repo)
+    cases = load_cases(ws, load_model(ws, "iris"))
+    assert any(c.expect.status == 424 for c in cases.cases)

@@ -40,6 +40,20 @@ def test_dlc_registries_and_versions_agree_with_sagemaker_core() -> None:
     assert set(sklearn) == set(catalog.frameworks()["sklearn"].versions)
 
 
+@pytest.mark.slow
+def test_dlc_availability_is_what_sagemaker_core_resolves() -> None:
+    """validate's table of which DLC exists where (it may not import sagemaker-core) is exactly what
+    build's resolver gets from sagemaker-core: regenerate it after upgrading sagemaker-core with
+    modelops.build.dlc.availability_table()."""
+    from modelops.build.dlc import availability_table
+
+    shipped = json.loads((Path(catalog.__file__).parent / "data" / "dlc_availability.json").read_text())
+    fresh = availability_table()
+    assert {k: shipped[k] for k in fresh} == fresh
+    assert catalog.dlc_availability("sklearn", "1.2-1", "gpu") == fresh["images"]["sklearn"]["1.2-1"]["gpu"][""]
+    assert "us-east-1" in catalog.dlc_availability("sklearn", "1.2-1", "cpu", "py3")  # type: ignore[operator]
+
+
 def test_instance_type_did_you_mean() -> None:
     assert catalog.closest_instance_type("ml.g5.12xl") == "ml.g5.12xlarge"
     g5 = catalog.instance_type("ml.g5.12xlarge")
