@@ -165,7 +165,7 @@ def run(target: specs.RegionTarget, reference: specs.RegionTarget, cloud: Region
             if held is not None:
                 return held, tuple(judged)
             if journal.control().promote is not None:
-                ctx.say(f"promoted by {journal.control().promote.by}: no more judged steps")
+                ctx.say("promoted: no more judged steps")
                 break
             _shift(ctx, percent)
             judgment = _bake(ctx, percent)

@@ -295,7 +295,8 @@ def judge(rounds: Sequence[Round], policy: JudgmentPolicy, *, reference: str, ca
         ref_m, cand_m, ratio_m, low_m, high_m = paired_ratio(pairs, "mean", 0, confidence=c, seed=seed + 1)
         # Throughput of one connection is 1 / mean latency: the ratio and its bounds invert.
         t_ref, t_cand = 1000 / ref_m, 1000 / cand_m if cand_m > 0 else math.inf
-        inv = (lambda x: 1 / x if x > 0 else math.inf)
+        def inv(x):
+            return (1 / x if x > 0 else math.inf)
         verdicts.append(Verdict("throughput", "req/s", t_ref, t_cand, inv(ratio_m), inv(high_m), inv(low_m),
                                 policy.throughput_margin, c, (n_ref, n_cand),
                                 _decide(inv(high_m), inv(low_m), 1 - policy.throughput_margin,

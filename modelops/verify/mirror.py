@@ -12,10 +12,11 @@ import itertools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from modelops.config.cases import CaseRequest
 from modelops.runtime import Clock
+from modelops.verify.answers import Comparison
 from modelops.verify.invoke import Invocation, invoke
 from modelops.verify.judge import Disagreement, Round, Side
 
@@ -28,13 +29,7 @@ CONCURRENCY = 2
 SHOWN = 160  # characters of a request or answer kept for a report
 
 
-class Compared(Protocol):
-    agree: bool
-    detail: str
-    score: float | None
-
-
-Compare = Callable[[bytes, bytes, str], Compared]
+Compare = Callable[[bytes, bytes, str], Comparison]
 
 
 @dataclass(frozen=True)
