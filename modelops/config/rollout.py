@@ -58,8 +58,6 @@ JUDGED_MIN_WAIT = 5
 BAD_STEPS = ("{environment}: rollout.steps {steps} must rise and end at 100 (the candidate's percent of the "
              "traffic at each judged step)")
 STEPS_HINT = "e.g. steps: [10, 50, 100]"
-STEPS_UNUSED = "{environment}: rollout.steps is for strategy judged_canary, not {strategy}"
-STEPS_UNUSED_HINT = "remove steps, or use strategy judged_canary"
 JUDGED_WAIT = ("{environment}: rollout.wait_interval_seconds {value} leaves a judged step no time to measure "
                "(at least {least} s)")
 
@@ -310,9 +308,8 @@ def judged_steps(policy: RolloutPolicy) -> tuple[int, ...]:
 
 def _steps_problems(policy: RolloutPolicy, environment: str) -> list[RolloutProblem]:
     if policy.strategy != JUDGED:
-        if policy.steps:
-            return [RolloutProblem(RULE_INCOMPLETE, "steps", STEPS_UNUSED.format(
-                environment=environment, strategy=policy.strategy), STEPS_UNUSED_HINT)]
+        # Other strategies ignore steps: a model that overrides the environment's judged canary with
+        # another strategy inherits the environment's steps.
         return []
     out = []
     steps = judged_steps(policy)

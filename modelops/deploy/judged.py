@@ -43,7 +43,8 @@ CANDIDATE_VARIANT = "candidate"
 #: The longest a change of variants or weights may take before the region fails.
 CHANGE_LIMIT_SECONDS = 900.0
 ROLLED_BACK_TEXT = "{summary}; traffic taken back from the candidate at once"
-NO_INPUTS = "{model}: the judged canary in {environment} has no request to mirror"
+NO_INPUTS = ("{model}: no case expecting success: the judged canary in {environment} mirrors them to both "
+             "releases, and has no request to mirror")
 NO_INPUTS_HINT = "add a regression case expecting status 200 (tests/cases.yaml) or a replay file (spec.tests.replay)"
 
 

@@ -36,6 +36,8 @@ POLICY_RULE = "policy.yaml configures rule '{rule}', which does not exist{sugges
 POLICY_ENV = "policy.yaml names environment '{name}', which pipelines/environments.yaml does not define"
 TESTS_NEEDED = "{why}: {environment} takes only releases whose tests passed in {previous}, so deploy stops there"
 TRAFFIC_NEEDED = "{why}: deploy sends them to {environment} while an update bakes, and would stop there"
+JUDGE_NEEDED = ("{why}: the judged canary in {environment} mirrors them to both releases, and would stop there "
+                "(or give spec.tests.replay a file of requests)")
 GAP = ("{environment} takes only releases whose tests passed in {previous}, and {model} does not run on {previous}'s "
        "{cloud} cloud: no release of it can reach {environment}")
 GAP_HINT = "add {cloud} to spec.clouds, or give the environments on the model's clouds their own promotion order"
@@ -164,6 +166,7 @@ def _tests_runnable(ctx: CheckContext, model: ModelConfig, file: str, total: int
     tested releases, and requests to send as synthetic traffic where an update bakes."""
     from modelops.config.cases import cannot_run
     from modelops.config.effective import effective
+    from modelops.config.rollout import JUDGED
 
     envs = ctx.environments
     if envs is None:
@@ -175,6 +178,12 @@ def _tests_runnable(ctx: CheckContext, model: ModelConfig, file: str, total: int
             if cannot is not None:
                 yield ctx.at(model, "config.tests", _tests_at(model), TESTS_NEEDED.format(
                     why=cannot[0], environment=env.name, previous=previous.name), cannot[1])
+                return
+        if not mix and model.tests.replay is None and effective(model, env).rollout.strategy == JUDGED:
+            cannot = cannot_run(file, cases=total, load_mix=mix, regression=False, load=True)
+            if cannot is not None:
+                yield ctx.at(model, "config.tests", _tests_at(model), JUDGE_NEEDED.format(
+                    why=cannot[0], environment=env.name), cannot[1])
                 return
         if effective(model, env).synthetic_traffic_rate is not None and not mix:
             cannot = cannot_run(file, cases=total, load_mix=mix, regression=False, load=True)
