@@ -9,7 +9,7 @@ import pytest
 
 from modelops.config import Judgment, Workspace, jsonpath, load_model, load_policy, load_replay
 from modelops.config.answers import AnswerRule, AnswerRules
-from modelops.config.cases import CaseRequest, parse_replay
+from modelops.config.cases import CaseRequest, load_replay_file, parse_replay
 from modelops.errors import InputError
 from tests.helpers import init_repo, write
 
@@ -136,3 +136,14 @@ def test_a_partial_judgment_section_keeps_the_other_defaults(repo: Path) -> None
     write(repo / "pipelines/policy.yaml", head + "judgment:\n  latency: {margin: 0.2}\n  on_inconclusive: pass\n")
     judgment = load_policy(Workspace.discover(repo)).judgment
     assert judgment == Judgment(latency_margin=0.2, on_inconclusive="pass")
+
+
+def test_a_captured_replay_file_anywhere_loads_or_names_its_bad_line(tmp_path: Path) -> None:
+    good = write(tmp_path / "captured.jsonl", '{"body": "1,2,3,4", "content_type": "text/csv"}\n')
+    assert load_replay_file(good) == (CaseRequest(content_type="text/csv", body=b"1,2,3,4"),)
+    bad = write(tmp_path / "bad.jsonl", '{"body": "x"}\nnope\n{}\n')
+    with pytest.raises(InputError) as caught:
+        load_replay_file(bad)
+    assert str(caught.value) == f"{bad}:2:1: line 2 is not JSON: Expecting value (and 1 more)"
+    with pytest.raises(InputError, match="No such file"):
+        load_replay_file(tmp_path / "absent.jsonl")
