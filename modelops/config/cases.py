@@ -16,7 +16,8 @@ send to both releases, one per line: ``{"content_type": "application/json", "jso
 
 - :func:`parse_replay` ``(data, file) -> (requests, findings)``: pure;
 - :func:`read_replay` ``(workspace, model) -> Loaded[tuple[CaseRequest, ...]]``: lenient (validate);
-- :func:`load_replay` ``(workspace, model, ref=None) -> tuple[CaseRequest, ...]``: strict.
+- :func:`load_replay` ``(workspace, model, ref=None) -> tuple[CaseRequest, ...]``: strict;
+- :func:`load_replay_file` ``(path) -> tuple[CaseRequest, ...]``: strict, any file (a captured one).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -35,6 +37,7 @@ from modelops.config.loading import Loaded, _at, _build, _strict, read_document
 from modelops.config.model import ModelConfig
 from modelops.config.workspace import ReadError, Workspace
 from modelops.config.yamlsource import Position, SourceMap
+from modelops.errors import InputError
 
 DEFAULT_CASES_FILE = "tests/cases.yaml"
 DEFAULT_CONTENT_TYPE = "application/json"
@@ -423,3 +426,21 @@ def load_replay(workspace: Workspace, model: ModelConfig, ref: str | None = None
     if not loaded.file:
         return ()
     return _strict(loaded)
+
+
+def load_replay_file(path: Path) -> tuple[CaseRequest, ...]:
+    """The requests of a replay file anywhere (e.g. requests captured elsewhere); ``InputError``
+    naming path:line when it cannot be read or a line is not a request."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(REPLAY_MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror or exc}", hint="give the path of a JSON-lines file of requests") from exc
+    if len(data) > REPLAY_MAX_BYTES:
+        raise InputError(f"{path}: larger than {REPLAY_MAX_BYTES // (1024 * 1024)} MiB",
+                         hint="replay a sample of the requests")
+    requests, findings = parse_replay(data, str(path))
+    if findings:
+        more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+        raise InputError(f"{findings[0].location}: {findings[0].message}{more}", hint=findings[0].hint)
+    return requests

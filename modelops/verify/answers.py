@@ -259,11 +259,10 @@ def _tolerance_difference(path: str, reference: Any, candidate: Any, tolerance: 
                 return difference
         extra = next((k for k in candidate if k not in reference), None)
         return None if extra is None else MISSING.format(path=_child(path, extra), where="the reference answer")
-    bad = reference if not _is_number(reference) and not isinstance(reference, list | dict) else candidate
-    if (type(reference) is not type(candidate) and not (_is_number(reference) and _is_number(candidate))
-            and (_is_number(reference) or _is_number(candidate) or isinstance(reference, list | dict))):
-        return TYPES.format(path=path, what=_kind(reference), other=_kind(candidate))
-    return NOT_NUMBER.format(path=path, value=_short(bad))
+    for value in (reference, candidate):
+        if not _is_number(value) and not isinstance(value, list | dict):
+            return NOT_NUMBER.format(path=path, value=_short(value))
+    return TYPES.format(path=path, what=_kind(reference), other=_kind(candidate))
 
 
 def _is_vector(value: Any) -> bool:
@@ -281,8 +280,8 @@ def _cosine(rule: AnswerRule, path: str, reference: Any, candidate: Any, out: _O
         if score < rule.threshold:
             out.differ(COSINE.format(path=path, score=score, threshold=rule.threshold))
         return
-    if (isinstance(reference, list) and isinstance(candidate, list)
-            and all(isinstance(v, list) for v in reference) and all(isinstance(v, list) for v in candidate)):
+    if (isinstance(reference, list) and isinstance(candidate, list) and all(isinstance(v, list) for v in reference)
+            and all(isinstance(v, list) for v in candidate)):
         if len(reference) != len(candidate):
             out.differ(LENGTHS.format(path=path, what="lists of vectors", reference=len(reference),
                                       candidate=len(candidate)))
