@@ -128,13 +128,9 @@ class _Bench:
         self.rt = self.clients.client("sagemaker-runtime", "us-east-1")
         self.image, self.data, self.bake, self.runtime = image, data, bake, runtime
         self.inputs = mirror_inputs(load_cases(ws, self.model).cases, load_replay(ws, self.model))
-        j = load_policy(ws).judgment
-        from modelops.verify.judge import JudgmentPolicy
+        from modelops.verify.judge import judgment_policy
 
-        self.policy = JudgmentPolicy(confidence=j.confidence, max_rounds=j.max_rounds,
-                                     on_inconclusive=j.on_inconclusive, latency_quantile=j.latency_quantile,
-                                     latency_margin=j.latency_margin, throughput_margin=j.latency_margin,
-                                     error_margin=j.error_margin, min_agreement=j.min_agreement_for("prod"))
+        self.policy = judgment_policy(load_policy(ws).judgment, "prod", expect_change=self.model.answers.expect_change)
 
     def _model(self, name: str, fault: str) -> None:
         container: dict[str, Any] = {"Image": self.image, "Environment": {

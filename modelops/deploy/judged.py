@@ -33,7 +33,7 @@ from modelops.deploy.machine import BUSY, IN_SERVICE, Action, EndpointView, Step
 from modelops.errors import InputError
 from modelops.ledger.records import FAILED, IN_PROGRESS, SUCCEEDED
 from modelops.runtime import Runtime
-from modelops.verify.judge import Judgment, JudgmentPolicy, Outcome, Verdict, newcombe
+from modelops.verify.judge import Judgment, JudgmentPolicy, Outcome, Verdict, judgment_policy, newcombe
 
 if TYPE_CHECKING:
     from modelops.deploy.rollout import Journal
@@ -332,12 +332,7 @@ def setup(model: ModelConfig, env: Environment, ws: Workspace, ref: str | None) 
     from modelops.verify.answers import compare
 
     rules = model.answers
-    judgment = load_policy(ws, ref).judgment
-    policy = JudgmentPolicy(
-        confidence=judgment.confidence, max_rounds=judgment.max_rounds, on_inconclusive=judgment.on_inconclusive,
-        latency_quantile=judgment.latency_quantile, latency_margin=judgment.latency_margin,
-        throughput_margin=judgment.latency_margin, error_margin=judgment.error_margin,
-        min_agreement=judgment.min_agreement_for(env.name), expect_change=rules.expect_change)
+    policy = judgment_policy(load_policy(ws, ref).judgment, env.name, expect_change=rules.expect_change)
     inputs = mirror_inputs(load_cases(ws, model, ref).cases, load_replay(ws, model, ref))
     if not inputs:
         raise InputError(NO_INPUTS.format(model=model.name, environment=env.name), hint=NO_INPUTS_HINT)

@@ -70,6 +70,16 @@ class JudgmentPolicy:
     expect_change: bool = False  # the model declares its answers change: agreement reported, not gated
 
 
+def judgment_policy(judgment: Any, environment: str, *, expect_change: bool = False) -> JudgmentPolicy:
+    """The policy a judgment in ``environment`` holds a candidate to, from ``judgment:`` of
+    policy.yaml (:class:`modelops.config.policy.Judgment`) and the model's ``answers.expect_change``."""
+    return JudgmentPolicy(
+        confidence=judgment.confidence, max_rounds=judgment.max_rounds, on_inconclusive=judgment.on_inconclusive,
+        latency_quantile=judgment.latency_quantile, latency_margin=judgment.latency_margin,
+        throughput_margin=judgment.latency_margin, error_margin=judgment.error_margin,
+        min_agreement=judgment.min_agreement_for(environment), expect_change=expect_change)
+
+
 @dataclass
 class Side:
     """What one release did in one round."""
