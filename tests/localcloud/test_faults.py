@@ -177,7 +177,7 @@ def server_start_scenario(disk: Path) -> None:
     result = run_cli("local", "up", "--data-dir", disk / "data", "--output", "json")
     assert result.exit_code == 3, result
     assert result.json()["error"] == {
-        "message": DISK_FULL.format(data_dir=disk / "data"), "hint": DISK_FULL_HINT, "exit_status": 3}
+        "message": DISK_FULL.format(data_dir=disk / "data"), "hint": DISK_FULL_HINT, "exit_status": 3}, result.json()
 
 
 def test_after_a_restart_an_endpoint_reported_in_service_answers_its_first_request(tmp_path: Path) -> None:
