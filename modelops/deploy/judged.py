@@ -220,8 +220,8 @@ def _held(ctx: _Context) -> Step | None:
 
 
 def _shift(ctx: _Context, percent: int) -> None:
-    ep = ctx.settle()
-    if _candidate_weight(ep) is not None and abs((_candidate_weight(ep) or 0) - percent / 100) < 1e-6:
+    weight = _candidate_weight(ctx.settle())
+    if weight is not None and abs(weight - percent / 100) < 1e-6:
         return
     ctx.journal.record(f"judge-shift-{percent}", IN_PROGRESS, f"candidate at {percent}% of the traffic")
     ctx.say(f"candidate {ctx.target.release} takes {percent}% of the traffic")

@@ -221,6 +221,14 @@ def _take(step: Step, target: specs.RegionTarget, cloud: RegionCloud, obs: Regio
         register_autoscaling()
 
 
+def _start(target: specs.RegionTarget, journal: Journal, runtime: Runtime, previous: str | None, how: str = "") -> None:
+    """Record the start of this attempt (and what served before: the release to go back to) and say it."""
+    journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}"
+                   + (f" by {journal.actor}" if journal.actor else ""), previous_release=previous)
+    runtime.progress.step(f"{target.environment.name}/{target.region}: rolling out {target.release}" + (
+        f" (replacing {previous})" if previous and previous != target.release else "") + how)
+
+
 def time_limit(policy: RolloutPolicy) -> float:
     """The longest a region's rollout under ``policy`` may take: the update is bounded by SageMaker's
     own timeout; provisioning comes on top."""
@@ -266,11 +274,7 @@ def reconcile_region(
                 obs = observe(target, cloud, journal, alarm_requests=alarm_requests, policy=policy,
                               autoscaling=autoscale_check, prefix=prefix, control=not restore)
                 if not journal.started and not restore:
-                    previous = obs.endpoint.serving_release if obs.endpoint else None
-                    journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}"
-                                   + (f" by {journal.actor}" if journal.actor else ""), previous_release=previous)
-                    runtime.progress.step(f"{label}: rolling out {target.release}" + (
-                        f" (replacing {previous})" if previous and previous != target.release else ""))
+                    _start(target, journal, runtime, obs.endpoint.serving_release if obs.endpoint else None)
                 _note_phase(obs.endpoint, journal, runtime, label, run, prefix)
                 if obs.endpoint is not None and obs.endpoint.status == UPDATING and traffic and run.traffic is None:
                     run.traffic = traffic(target, cloud)
@@ -517,9 +521,7 @@ def _judged_canary(rollout: EnvironmentRollout, region: str, cloud: RegionCloud,
         runtime.progress.step(f"{label}: no known release serves {target.endpoint_name}: nothing to judge against")
         return None, ()
     if not journal.started:
-        journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}"
-                       + (f" by {journal.actor}" if journal.actor else ""), previous_release=previous)
-        runtime.progress.step(f"{label}: rolling out {target.release} (replacing {previous}), judged step by step")
+        _start(target, journal, runtime, previous, how=", judged step by step")
     return judged.run(target, reference, cloud, journal, runtime, rollout.judge, poll_seconds=poll_seconds, stop=stop)
 
 

@@ -134,10 +134,6 @@ class Verdict:
     outcome: Outcome
     gated: bool = True
 
-    @property
-    def kind(self) -> str:
-        return {"%": "rate", "ratio": "share"}.get(self.unit, "ratio")
-
     def figures(self) -> str:
         """Both values, the effect with its bounds, the margin and the samples, in one line."""
         conf = f"{self.confidence:.0%}"

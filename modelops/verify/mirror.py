@@ -127,10 +127,12 @@ class Mirror:
 
 
 def _count(side: Side, answer: Invocation) -> None:
-    side.sent += 1
+    """Count an answer, or an error of the release (5xx, model error); a 4xx of the service
+    (throttled, validation) is neither release's fault and is not counted."""
     if answer.ok:
         side.latencies_ms.append(answer.latency_ms)
-    elif answer.status >= 500 or answer.original_status is not None or answer.status == 424:
+    elif answer.status >= 500 or answer.status == 424:
         side.errors += 1
-    else:  # a 4xx of the service (throttled, validation): neither release's fault
-        side.sent -= 1
+    else:
+        return
+    side.sent += 1
