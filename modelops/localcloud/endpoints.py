@@ -5,8 +5,11 @@ update); a *deployment* (``pending``) is what is being brought up: the first fle
 the green fleet of a blue/green update, the new instances of a rolling update, or a change of
 weights and instance counts. A deployment moves through *phases*; the reconcile loop (a background
 thread) takes at most one step per endpoint per pass, persists the document when it changes, and
-publishes the routing table the runtime reads. Any pass may be the last before a crash: a restarted
-server reloads the documents, restarts their instances, and carries on from the recorded phase.
+publishes the routing table the runtime reads. Passes come every tick; a pass in which an endpoint
+took a step is followed by the next at once (its next phase may have no length: a traffic shift, a
+bake of 0 s), a few in a row at most, and a control-plane write (UpdateEndpoint...) starts one at
+once. Any pass may be the last before a crash: a restarted server reloads the documents, restarts
+their instances, and carries on from the recorded phase.
 
 Nothing is lost when a write fails (a full disk): a step works on a copy of the endpoint's document,
 which replaces the one in memory only once it is saved (:meth:`Endpoints.commit`); the instances a
@@ -46,6 +49,7 @@ from modelops.runtime import Clock, SystemClock
 log = logging.getLogger("modelops.localcloud.endpoints")
 
 TICK_S = 0.1
+BURST_PASSES = 8  # passes in a row, with no tick between, while endpoints take steps
 DRAIN_S = 1.0  # an instance leaves the routes this long before it is terminated: requests in flight finish
 
 ALARM_ROLLBACK = ("Rolled back the update because the alarm(s) {alarms} went into ALARM state while baking; "
@@ -79,6 +83,7 @@ class Endpoints:
         self.tags: dict[str, list[dict[str, str]]] = {
             name: doc["Tags"] for (_r, name), doc in store.load("tags").items()}
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a control-plane write: the next pass now, not at the next tick
         self._thread: threading.Thread | None = None
         self._dirty = True
         self._started: list[str] = []  # instances the step under way started
@@ -104,6 +109,8 @@ class Endpoints:
             else:
                 table[key] = doc
         self._dirty = True
+        if threading.current_thread() is not self._thread:
+            self._wake.set()
 
     # ------------------------------------------------------------------ the loop
 
@@ -118,23 +125,29 @@ class Endpoints:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        burst = 0
         while not self._stop.is_set():
+            stepped = False
             try:
                 changed = self.supervisor.tick()
                 with self.lock:
                     for key in list(self.endpoints):
                         if self.reconcile_endpoint(key):
-                            changed = True
+                            changed = stepped = True
                     if changed or self._dirty:
                         self._dirty = False
                         self._publish()
             except Exception:  # a bug must not stop every endpoint; it is logged and retried
                 log.exception("reconcile pass failed")
-            self._stop.wait(TICK_S)
+            burst = burst + 1 if stepped and burst < BURST_PASSES else 0
+            if not burst:
+                self._wake.wait(TICK_S)
+                self._wake.clear()
 
     def kick(self) -> None:
         """Something changed (a control-plane call): rebuild routes on the next pass."""
