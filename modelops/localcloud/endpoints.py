@@ -9,8 +9,8 @@ publishes the routing table the runtime reads. Passes come every tick, and soone
 due: a phase that ends before the next tick (a bake of 4 s ends at 4 s, not at the tick after), an
 instance starting (its ping is tried more often), an endpoint that took a step (its next phase may
 have no length: a traffic shift, a bake of 0 s; a few passes in a row at most), a control-plane
-write (UpdateEndpoint...). Any pass may be the last before a crash: a restarted server reloads the documents, restarts
-their instances, and carries on from the recorded phase.
+write (UpdateEndpoint...). Any pass may be the last before a crash: a restarted server reloads the
+documents, restarts their instances, and carries on from the recorded phase.
 
 Nothing is lost when a write fails (a full disk): a step works on a copy of the endpoint's document,
 which replaces the one in memory only once it is saved (:meth:`Endpoints.commit`); the instances a
