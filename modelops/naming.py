@@ -61,6 +61,11 @@ def endpoint_config_name(model: str, environment: str, release: str) -> str:
     return _fit(f"{model[:38]}-{environment[:10]}-{release_suffix(release)}-ec")
 
 
+def judging_config_name(model: str, environment: str, release: str) -> str:
+    """The endpoint config of a judged canary of a release: the serving release and the candidate side by side."""
+    return _fit(f"{model[:38]}-{environment[:10]}-{release_suffix(release)}-jc")
+
+
 # A blue/green update must keep the variant names of the endpoint (the spec), so every release serves
 # from the same one; the release it runs is in the endpoint config's name and the endpoint's tags.
 PRIMARY_VARIANT = "primary"

@@ -40,6 +40,7 @@ CONFIG_REFUSALS: dict[str, tuple[str, ...]] = {
     "NOT_ON_CLOUD": ("environment-gap",),
     "NOT_IN_PROMOTION": ("not-in-promotion",),
     "NO_TRAFFIC_CASES": ("no-traffic-cases",),
+    "NO_INPUTS": ("no-judge-inputs",),
     "cannot[0]": ("no-cases", "no-load-payloads"),
     "MISSING_FILE": ("missing-entry-point",),
     "ARTIFACT_MISMATCH": ("artifact-sha256",),
@@ -191,6 +192,12 @@ def _tests(repo: Path) -> None:
     run_tests(TestRequest(model="iris", environment="dev"), replace(Runtime.from_environment(), cwd=repo))
 
 
+def _judge_inputs(repo: Path) -> None:
+    from modelops.deploy import judged
+
+    judged.setup(_model(repo), _env(repo, "dev"), Workspace.discover(repo), None)
+
+
 def _traffic(repo: Path) -> None:
     from modelops.config.cases import load_cases
     from modelops.runtime import Runtime
@@ -318,6 +325,12 @@ CASES = [
     Case("no-traffic-cases", {IRIS: lambda t: t[:t.index("    load:\n")] + t[t.index("  environments:\n"):],
                               "models/iris/tests/cases.yaml": lambda _: ONLY_ERRORS},
          "config.tests", IRIS, _traffic, "synthetic traffic"),
+    Case("no-judge-inputs", {IRIS: lambda t: (t[:t.index("    load:\n")] + t[t.index("  environments:\n"):]).replace(
+                                  "    replay: tests/requests.jsonl\n", ""),
+                              "models/iris/tests/cases.yaml": lambda _: ONLY_ERRORS,
+                              ENVS: _replace("      strategy: all_at_once\n      wait_interval_seconds: 0\n",
+                                             "      strategy: judged_canary\n      wait_interval_seconds: 5\n")},
+         "config.tests", IRIS, _judge_inputs, "no case expecting success"),
     Case("missing-entry-point", {IRIS: _replace("entry_point: code/inference.py", "entry_point: code/serve.py")},
          "config.missing-path", IRIS, _context, "code/serve.py"),
     Case("artifact-sha256", {"models/iris/artifacts/model.json": lambda t: t + " "},

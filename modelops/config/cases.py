@@ -9,6 +9,15 @@ the load test's payload mix from them. The file format is documented in the head
 - :func:`read_cases` ``(workspace, model) -> Loaded[Cases]``: lenient (validate);
 - :func:`load_cases` ``(workspace, model, ref=None) -> Cases``: strict, ``InputError`` naming
   file:line:col (test).
+
+A model's **replay** file (``spec.tests.replay``) is a JSON-lines file of requests that judgments
+send to both releases, one per line: ``{"content_type": "application/json", "json": {...}}`` or
+``{"content_type": "text/csv", "body": "..."}`` (``accept`` optional; blank lines skipped):
+
+- :func:`parse_replay` ``(data, file) -> (requests, findings)``: pure;
+- :func:`read_replay` ``(workspace, model) -> Loaded[tuple[CaseRequest, ...]]``: lenient (validate);
+- :func:`load_replay` ``(workspace, model, ref=None) -> tuple[CaseRequest, ...]``: strict;
+- :func:`load_replay_file` ``(path) -> tuple[CaseRequest, ...]``: strict, any file (a captured one).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -27,6 +37,7 @@ from modelops.config.loading import Loaded, _at, _build, _strict, read_document
 from modelops.config.model import ModelConfig
 from modelops.config.workspace import ReadError, Workspace
 from modelops.config.yamlsource import Position, SourceMap
+from modelops.errors import InputError
 
 DEFAULT_CASES_FILE = "tests/cases.yaml"
 DEFAULT_CONTENT_TYPE = "application/json"
@@ -43,6 +54,16 @@ NO_PAYLOADS_HINT = "add a regression case that expects status 200 (weight > 0)"
 MODEL_ERROR = 424  # SageMaker's ModelError: the container answered 4xx/5xx (or did not answer)
 ANY_MODEL_ERROR = ("case {name} expects status 424 (any container error): a model that fails on every request "
                    "passes it")
+REPLAY_MAX_BYTES = 64 * 1024 * 1024
+REPLAY_NOT_JSON = "line {line} is not JSON: {reason}"
+REPLAY_NOT_OBJECT = "line {line} is not a JSON object"
+REPLAY_UNKNOWN_KEY = "line {line}: unknown key '{key}' (allowed: content_type, accept, json, body)"
+REPLAY_ONE_BODY = "line {line}: give exactly one of json and body"
+REPLAY_NOT_TEXT = "line {line}: {key} must be a string"
+REPLAY_NOT_UTF8 = "the file is not UTF-8 text"
+REPLAY_HINT = ('each line: {"content_type": "application/json", "json": {...}} or '
+               '{"content_type": "text/csv", "body": "..."}')
+_REPLAY_KEYS = frozenset({"content_type", "accept", "json", "body"})
 ANY_MODEL_ERROR_HINT = ("pin the error with expect.model_error: {status: <the container's own status>, "
                         "message: <a regex of its message>}")
 
@@ -318,3 +339,108 @@ def read_cases(workspace: Workspace, model: ModelConfig) -> Loaded[Cases]:
 def load_cases(workspace: Workspace, model: ModelConfig, ref: str | None = None) -> Cases:
     """The model's regression cases at ``ref``; ``InputError`` naming file:line:col when invalid."""
     return _strict(read_cases(_at(workspace, ref), model))
+
+
+# -- replay files ---------------------------------------------------------------------------------
+
+
+def replay_file(model: ModelConfig) -> str | None:
+    """Repo-relative path of the model's replay file (None: ``spec.tests.replay`` is not set)."""
+    if model.tests.replay is None:
+        return None
+    return posixpath.normpath(posixpath.join(model.folder, model.tests.replay))
+
+
+def parse_replay(data: bytes, file: str, *, model: str | None = None) -> tuple[tuple[CaseRequest, ...], list[Finding]]:
+    """The requests of a replay file's bytes, in file order, and a finding (``cases.replay``,
+    file:line) for each line that is not a request."""
+    findings: list[Finding] = []
+
+    def bad(line: int, message: str, column: int | None = 1) -> None:
+        findings.append(Finding("cases.replay", Severity.error, Location(file, line, column, "$"), message,
+                                REPLAY_HINT, model))
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        findings.append(Finding("cases.replay", Severity.error, Location(file, None, None, "$"),
+                                f"{REPLAY_NOT_UTF8} ({exc.reason} at byte {exc.start})", REPLAY_HINT, model))
+        return (), findings
+    requests: list[CaseRequest] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            column = getattr(exc, "colno", 1)
+            bad(number, REPLAY_NOT_JSON.format(line=number, reason=getattr(exc, "msg", str(exc))), column)
+            continue
+        if not isinstance(raw, dict):
+            bad(number, REPLAY_NOT_OBJECT.format(line=number))
+            continue
+        unknown = sorted(set(raw) - _REPLAY_KEYS)
+        if unknown:
+            bad(number, REPLAY_UNKNOWN_KEY.format(line=number, key=unknown[0]))
+            continue
+        if ("json" in raw) == ("body" in raw):
+            bad(number, REPLAY_ONE_BODY.format(line=number))
+            continue
+        not_text = next((k for k in ("content_type", "accept", "body") if k in raw and not isinstance(raw[k], str)),
+                        None)
+        if not_text is not None:
+            bad(number, REPLAY_NOT_TEXT.format(line=number, key=not_text))
+            continue
+        if "json" in raw:
+            body = json.dumps(raw["json"], separators=(",", ":"), ensure_ascii=False).encode()
+        else:
+            body = raw["body"].encode()
+        requests.append(_request(raw, body))
+    return tuple(requests), findings
+
+
+def read_replay(workspace: Workspace, model: ModelConfig) -> Loaded[tuple[CaseRequest, ...]]:
+    """Read the model's replay file leniently: no requests when the model names none; a file that
+    is missing, leaves the model folder or has a bad line is a finding (validate's check_paths also
+    reports the first two at model.yaml's ``spec.tests.replay``)."""
+    file = replay_file(model)
+    if file is None:
+        return Loaded("", ())
+    reason = workspace.escape_reason(model.folder, model.tests.replay or "")
+    if reason:
+        return Loaded(file, None, (Finding("security.path-escape", Severity.error, Location(file), reason,
+                                           "replay files live in the model folder", model.name),))
+    try:
+        data = workspace.read_bytes(file, limit=REPLAY_MAX_BYTES)
+    except ReadError as exc:
+        return Loaded(file, None, (Finding(exc.rule, Severity.error, Location(file), exc.message, exc.hint or "",
+                                           model.name),))
+    requests, findings = parse_replay(data, file, model=model.name)
+    return Loaded(file, None if findings else requests, tuple(findings))
+
+
+def load_replay(workspace: Workspace, model: ModelConfig, ref: str | None = None) -> tuple[CaseRequest, ...]:
+    """The model's replay requests at ``ref`` (empty when it names no replay file); ``InputError``
+    naming file:line when the file is missing, leaves the model folder or has a bad line."""
+    loaded = read_replay(_at(workspace, ref), model)
+    if not loaded.file:
+        return ()
+    return _strict(loaded)
+
+
+def load_replay_file(path: Path) -> tuple[CaseRequest, ...]:
+    """The requests of a replay file anywhere (e.g. requests captured elsewhere); ``InputError``
+    naming path:line when it cannot be read or a line is not a request."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(REPLAY_MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror or exc}", hint="give the path of a JSON-lines file of requests") from exc
+    if len(data) > REPLAY_MAX_BYTES:
+        raise InputError(f"{path}: larger than {REPLAY_MAX_BYTES // (1024 * 1024)} MiB",
+                         hint="replay a sample of the requests")
+    requests, findings = parse_replay(data, str(path))
+    if findings:
+        more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+        raise InputError(f"{findings[0].location}: {findings[0].message}{more}", hint=findings[0].hint)
+    return requests

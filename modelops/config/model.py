@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
+from modelops.config.answers import AnswerRules, answer_rules
 from modelops.config.rollout import RolloutOverride, rollout_override
 from modelops.config.security import Security, security
 from modelops.config.yamlsource import Position, SourceMap
@@ -165,8 +166,12 @@ class LoadProfile:
 
 @dataclass(frozen=True)
 class Tests:
+    """``spec.tests``: paths relative to the model folder. ``replay``: a JSON-lines file of requests
+    that judgments send to both releases (:func:`modelops.config.cases.load_replay`)."""
+
     cases: str | None = None
     load: LoadProfile | None = None
+    replay: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +198,8 @@ class ModelConfig:
     artifacts: tuple[Artifact, ...] = ()
     security: Security = field(default_factory=Security)
     tests: Tests = field(default_factory=Tests)
+    #: How answers of two releases are compared in a judgment (``spec.answers``).
+    answers: AnswerRules = field(default_factory=AnswerRules)
     rollout: RolloutOverride = field(default_factory=RolloutOverride)
     environments: Mapping[str, EnvironmentOverride] = field(default_factory=lambda: MappingProxyType({}))
     ref: str | None = None
@@ -299,7 +306,9 @@ def model_from_document(document: Mapping[str, Any], *, folder: str, file: str, 
                 duration_seconds=load.get("duration_seconds", 30),
                 slo=Slo(**(load.get("slo") or {})),
             ),
+            replay=t.get("replay"),
         ),
+        answers=answer_rules(spec.get("answers")),
         rollout=rollout_override(spec.get("rollout")),
         environments=MappingProxyType(overrides),
         ref=ref,

@@ -16,6 +16,53 @@ from modelops.config.findings import Severity
 from modelops.config.yamlsource import SourceMap
 
 BANDIT_LEVELS = ("low", "medium", "high")
+#: What a judgment still inconclusive after ``max_rounds`` means.
+ON_INCONCLUSIVE = ("fail", "pass")
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """How the candidate release is judged against the serving (reference) release (``judgment:``
+    of policy.yaml; these defaults when absent).
+
+    ``confidence``: one-sided confidence of every verdict; ``max_rounds``: bakes in all before an
+    inconclusive judgment is settled by ``on_inconclusive`` ("fail" or "pass");
+    ``latency_quantile`` (e.g. 95) may be at most ``latency_margin`` (a fraction) worse;
+    the error rate at most ``error_margin`` (an absolute fraction: 0.005 = 0.5 percentage points)
+    worse; answers must agree at least ``min_agreement`` of the time (a fraction), per environment
+    ``agreement_by_environment``."""
+
+    confidence: float = 0.95
+    max_rounds: int = 3
+    on_inconclusive: str = "fail"
+    latency_quantile: float = 95.0
+    latency_margin: float = 0.10
+    error_margin: float = 0.005
+    min_agreement: float = 0.99
+    agreement_by_environment: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+    def min_agreement_for(self, environment: str) -> float:
+        """The least share of agreeing answers ``environment`` accepts."""
+        return self.agreement_by_environment.get(environment, self.min_agreement)
+
+
+def _judgment(raw: Mapping[str, Any] | None) -> Judgment:
+    """``judgment:`` from its schema-valid mapping (defaults for what it leaves out)."""
+    raw = raw or {}
+    latency = raw.get("latency") or {}
+    agreement = raw.get("agreement") or {}
+    default = Judgment()
+    return Judgment(
+        confidence=float(raw.get("confidence", default.confidence)),
+        max_rounds=int(raw.get("max_rounds", default.max_rounds)),
+        on_inconclusive=str(raw.get("on_inconclusive", default.on_inconclusive)),
+        latency_quantile=float(latency.get("quantile", default.latency_quantile)),
+        latency_margin=float(latency.get("margin", default.latency_margin)),
+        error_margin=float((raw.get("errors") or {}).get("margin", default.error_margin)),
+        min_agreement=float(agreement.get("min", default.min_agreement)),
+        agreement_by_environment=MappingProxyType(
+            {env: float(v) for env, v in (agreement.get("environments") or {}).items()}),
+    )
 
 
 @dataclass(frozen=True)
@@ -43,6 +90,8 @@ class Policy:
     baseline_p95_tolerance: float = 0.25
     baseline_p95_slack_ms: float = 5.0
     baseline_throughput_tolerance: float = 0.25
+    #: The comparative judgment of a candidate release against the serving one.
+    judgment: Judgment = field(default_factory=Judgment)
     file: str | None = None  # None: no policy file, the defaults above
     source: SourceMap | None = field(default=None, repr=False, compare=False)
     ref: str | None = None
@@ -91,6 +140,7 @@ def policy_from_document(document: Mapping[str, Any], *, file: str, source: Sour
         baseline_p95_tolerance=float((document.get("baseline") or {}).get("p95_tolerance", 0.25)),
         baseline_p95_slack_ms=float((document.get("baseline") or {}).get("p95_slack_ms", 5.0)),
         baseline_throughput_tolerance=float((document.get("baseline") or {}).get("throughput_tolerance", 0.25)),
+        judgment=_judgment(document.get("judgment")),
         file=file,
         source=source,
         ref=ref,

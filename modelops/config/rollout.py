@@ -50,6 +50,17 @@ RULE_TIMEOUT = "rollout.timeout"
 RULE_LIMITS = "rollout.limits"
 RULE_INCOMPLETE = "config.rollout"
 
+#: The strategy modelops drives itself: two variants, weights shifted by step, each step judged
+#: (modelops.deploy.judged). SageMaker's blue/green keeps the variant names, so this one is not blue/green.
+JUDGED = "judged_canary"
+#: A judged step needs a bake to measure in.
+JUDGED_MIN_WAIT = 5
+BAD_STEPS = ("{environment}: rollout.steps {steps} must rise and end at 100 (the candidate's percent of the "
+             "traffic at each judged step)")
+STEPS_HINT = "e.g. steps: [10, 50, 100]"
+JUDGED_WAIT = ("{environment}: rollout.wait_interval_seconds {value} leaves a judged step no time to measure "
+               "(at least {least} s)")
+
 NO_SIZE = "{environment}: rollout.strategy {strategy} needs a step_size (the {words})"
 NO_SIZE_HINT = "add step_size: {type: CAPACITY_PERCENT, value: ...} to the rollout, or use strategy all_at_once"
 BAD_SIZE_VALUE = "{environment}: rollout.step_size {value} {type} is not a size (a value of at least 1, type {types})"
@@ -112,6 +123,7 @@ class RolloutPolicy:
     termination_wait_seconds: int = 0
     max_execution_timeout_seconds: int = 3600
     alarms: Alarms = field(default_factory=Alarms)
+    steps: tuple[int, ...] = ()  # judged_canary: the candidate's traffic percent at each judged step
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,7 @@ class RolloutOverride:
     termination_wait_seconds: int | None = None
     max_execution_timeout_seconds: int | None = None
     alarms: Alarms | None = None
+    steps: tuple[int, ...] | None = None
 
     def apply(self, policy: RolloutPolicy) -> RolloutPolicy:
         changes = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
@@ -154,8 +167,9 @@ class Strategy:
     """One row of the table: a value of ``rollout.strategy`` and everything that follows from it.
 
     - ``routing``: ``TrafficRoutingConfiguration.Type`` of SageMaker's blue/green update (the
-      ``DeploymentConfig`` builder sends it). None would be a strategy SageMaker does not run by
-      itself: deploy then needs a driver for it, and refuses it until one exists.
+      ``DeploymentConfig`` builder sends it). None: a strategy SageMaker does not run by itself,
+      driven by modelops (``judged_canary``: modelops.deploy.judged); its whole-fleet moves are
+      all at once.
     - ``size_member``: the routing member holding ``step_size`` (``CanarySize``, ``LinearStepSize``);
       None: the strategy takes no size.
     - ``share_range``: the fraction of the fleet one step may activate (inclusive), as SageMaker
@@ -187,6 +201,9 @@ STRATEGIES: Mapping[str, Strategy] = MappingProxyType({s.name: s for s in (
     Strategy("linear", "LINEAR", "equal steps of the new fleet take traffic, each followed by a bake",
              _linear, size_member="LinearStepSize", size_words="linear step", share_range=(0.1, 0.5),
              limit_text="10%..50%"),
+    Strategy(JUDGED, None, "the new release joins the serving one as a second variant and takes the "
+             "traffic percents of rollout.steps one after the other; modelops judges each step against the "
+             "serving release (latency, errors, answers) and rolls back on a fail", _one_bake),
 )})
 
 
@@ -265,6 +282,7 @@ def problems(policy: RolloutPolicy, *, environment: str, instance_count: int | N
         out.append(RolloutProblem(RULE_LIMITS, "alarms", BAD_PERIOD.format(environment=environment, value=period),
                                   LIMITS_HINT))
     row = strategy(policy.strategy)
+    out.extend(_steps_problems(policy, environment))
     size = policy.step_size
     if row.takes_size:
         if size is None:
@@ -280,6 +298,27 @@ def problems(policy: RolloutPolicy, *, environment: str, instance_count: int | N
         if counted is not None and timeout <= counted[0]:
             out.append(RolloutProblem(RULE_TIMEOUT, "max_execution_timeout_seconds", TIMEOUT_TOO_SHORT.format(
                 environment=environment, value=timeout, total=counted[0], detail=counted[1]), TIMEOUT_HINT))
+    return out
+
+
+def judged_steps(policy: RolloutPolicy) -> tuple[int, ...]:
+    """The candidate's traffic percents of a judged canary, one per judged step (default 10, 50, 100)."""
+    return policy.steps or (10, 50, 100)
+
+
+def _steps_problems(policy: RolloutPolicy, environment: str) -> list[RolloutProblem]:
+    if policy.strategy != JUDGED:
+        # Other strategies ignore steps: a model that overrides the environment's judged canary with
+        # another strategy inherits the environment's steps.
+        return []
+    out = []
+    steps = judged_steps(policy)
+    if list(steps) != sorted(set(steps)) or steps[-1] != 100 or steps[0] < 1:
+        out.append(RolloutProblem(RULE_LIMITS, "steps", BAD_STEPS.format(environment=environment, steps=list(steps)),
+                                  STEPS_HINT))
+    if policy.wait_interval_seconds < JUDGED_MIN_WAIT:
+        out.append(RolloutProblem(RULE_LIMITS, "wait_interval_seconds", JUDGED_WAIT.format(
+            environment=environment, value=policy.wait_interval_seconds, least=JUDGED_MIN_WAIT), LIMITS_HINT))
     return out
 
 
@@ -307,9 +346,9 @@ def routing(policy: RolloutPolicy) -> dict[str, Any]:
     """``TrafficRoutingConfiguration`` of a blue/green ``DeploymentConfig`` for ``policy`` (check it
     with :func:`problems` first)."""
     row = strategy(policy.strategy)
-    if row.routing is None:
-        raise NotImplementedError(f"strategy {row.name} has no SageMaker routing: deploy needs a driver for it")
-    out: dict[str, Any] = {"Type": row.routing, "WaitIntervalInSeconds": policy.wait_interval_seconds}
+    # A strategy modelops drives (judged_canary) hands over to SageMaker only for moves of the whole
+    # fleet (a first endpoint, a re-deploy onto the same variants): all at once, then a bake.
+    out: dict[str, Any] = {"Type": row.routing or "ALL_AT_ONCE", "WaitIntervalInSeconds": policy.wait_interval_seconds}
     if row.size_member is not None and policy.step_size is not None:
         out[row.size_member] = {"Type": policy.step_size.type, "Value": policy.step_size.value}
     return out
@@ -344,4 +383,5 @@ def rollout_override(d: Mapping[str, Any] | None) -> RolloutOverride:
         termination_wait_seconds=d.get("termination_wait_seconds"),
         max_execution_timeout_seconds=d.get("max_execution_timeout_seconds"),
         alarms=_alarms(d.get("alarms")),
+        steps=tuple(d["steps"]) if d.get("steps") is not None else None,
     )

@@ -30,6 +30,7 @@ SCHEMAS = {
 UNKNOWN_KEY = "unknown key '{key}'{suggestion}"
 MISSING_KEY = "missing required key '{key}'"
 ONE_OF = "set exactly one of: {choices}"
+NEEDS = "{key} needs {other} beside it"
 NOT_ONE_OF = "{value} is not one of {allowed}{suggestion}"
 REDACTED = "the value"
 QUOTE_HINT = "put the value in quotes: YAML reads 1.10, 0123 or yes as a number or a boolean"
@@ -228,6 +229,10 @@ def _to_findings(error: Any, source: SourceMap, model: str | None) -> list[Findi
     if kind == "required":
         missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
         return [finding(f"{_label(path)}: " + MISSING_KEY.format(key=k)) for k in missing]
+    if kind == "dependentRequired" and isinstance(error.instance, dict):
+        return [finding(f"{_label(path)}: " + NEEDS.format(key=key, other=other), (*path, key), key=True)
+                for key, others in error.validator_value.items() if key in error.instance
+                for other in others if other not in error.instance]
     if kind == "oneOf":
         branches = _one_of_choices(error.validator_value)
         if branches:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from modelops import naming
 from modelops.config import RolloutPolicy
 from modelops.deploy import drift, specs
 from modelops.deploy.cloud import RegionCloud
@@ -42,6 +43,7 @@ from modelops.runtime import Runtime
 
 if TYPE_CHECKING:
     from modelops.clients import Clients
+    from modelops.deploy.judged import JudgedStep, JudgeSetup
     from modelops.ledger import Ledger
 
 # Outcomes of a region (and of a deploy), the words of `deploy --output json`: SUCCEEDED, ROLLED_BACK and
@@ -83,11 +85,13 @@ class RegionOutcome:
     detail: str = ""
     previous_release: str | None = None
     serving: str | None = None  # the release serving there now, as far as modelops knows
+    judgments: tuple[JudgedStep, ...] = ()  # a judged canary's steps, with their figures
 
     def to_dict(self) -> dict[str, Any]:
         return {"env": self.environment, "region": self.region, "endpoint": self.endpoint,
                 "status": self.status, "release": self.release, "serving": self.serving,
-                "previous_release": self.previous_release, "detail": self.detail}
+                "previous_release": self.previous_release, "detail": self.detail,
+                "judgments": [j.to_dict() for j in self.judgments]}
 
 
 class Journal:
@@ -196,8 +200,11 @@ def _take(step: Step, target: specs.RegionTarget, cloud: RegionCloud, obs: Regio
         cloud.create_endpoint(target.endpoint_name, target.endpoint_config_name,
                               specs.target_deployment_config(target, policy), specs.tags(target))
     elif step.action == Action.UPDATE_ENDPOINT:
+        # A blue/green DeploymentConfig needs the variants kept (the spec); leaving a judged canary's
+        # two variants is a plain update, all at once.
+        same_variants = obs.endpoint is None or all(w.variant == naming.PRIMARY_VARIANT for w in obs.endpoint.weights)
         cloud.update_endpoint(target.endpoint_name, target.endpoint_config_name,
-                              specs.target_deployment_config(target, policy))
+                              specs.target_deployment_config(target, policy) if same_variants else None)
     elif step.action == Action.DELETE_ENDPOINT:
         cloud.delete_endpoint(target.endpoint_name)
     elif step.action == Action.TAG_ENDPOINT:
@@ -402,6 +409,7 @@ class EnvironmentRollout:
     previous_targets: Callable[[str, str], specs.RegionTarget | None]  # (region, release) -> target
     roll_back_completed_regions: bool
     actor: str = ""  # who runs it ("tester@example.com ($MODELOPS_USER, unauthenticated)"), as the ledger says
+    judge: JudgeSetup | None = None  # a judged canary's inputs and margins (strategy judged_canary)
 
 
 def reconcile_environment(
@@ -505,9 +513,13 @@ def run_region(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, led
     env = target.environment.name
     journal = Journal(ledger, model=target.model.name, environment=env, region=region,
                       release=target.release, endpoint=target.endpoint_name, actor=rollout.actor)
+    judged: tuple[JudgedStep, ...] = ()
     try:
-        step = reconcile_region(target, cloud, journal, runtime, traffic=traffic, poll_seconds=poll_seconds,
-                                watch_seconds=watch_seconds, stop=stop)
+        step, judged = _judged_canary(rollout, region, cloud, journal, runtime, poll_seconds=poll_seconds,
+                                      watch_seconds=watch_seconds, stop=stop)
+        if step is None:
+            step = reconcile_region(target, cloud, journal, runtime, traffic=traffic, poll_seconds=poll_seconds,
+                                    watch_seconds=watch_seconds, stop=stop)
     except ModelopsError as err:
         # Cloud errors name their env/region; every line that shows the reason names it already.
         step = Step(Action.FAILED, err.message.removeprefix(f"{env}/{target.region}: "))
@@ -524,7 +536,35 @@ def run_region(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, led
     if status == ROLLED_BACK:
         block_release(ledger, target, by=by, reason=f"rolled back in {region}: {step.reason}")
     serving = target.release if status == SUCCEEDED else previous
-    return RegionOutcome(env, target.region, target.endpoint_name, target.release, status, detail, previous, serving)
+    return RegionOutcome(env, target.region, target.endpoint_name, target.release, status, detail, previous, serving,
+                         judged)
+
+
+def _judged_canary(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, journal: Journal, runtime: Runtime, *,
+                   poll_seconds: float, watch_seconds: float | None = None,
+                   stop: threading.Event | None) -> tuple[Step | None, tuple[JudgedStep, ...]]:
+    """Judge the candidate against the serving release step by step when the strategy is judged_canary
+    and something serves (``modelops.deploy.judged``); (None, steps) when the reconcile loop goes on."""
+    from modelops.deploy import judged
+
+    target = rollout.targets[region]
+    if rollout.judge is None:
+        return None, ()
+    endpoint = cloud.endpoint(target.endpoint_name)
+    if not judged.applies(target, endpoint):
+        return None, ()
+    previous = journal.previous_release or (endpoint.serving_release if endpoint else None)
+    reference = rollout.previous_targets(region, previous) if previous else None
+    label = f"{target.environment.name}/{region}"
+    if reference is None:
+        runtime.progress.step(f"{label}: no known release serves {target.endpoint_name}: nothing to judge against")
+        return None, ()
+    if not journal.started:
+        journal.record("started", STARTED, f"{target.release} to {target.endpoint_name}"
+                       + (f" by {journal.actor}" if journal.actor else ""), previous_release=previous)
+        runtime.progress.step(f"{label}: rolling out {target.release} (replacing {previous}), judged step by step")
+    return judged.run(target, reference, cloud, journal, runtime, rollout.judge, poll_seconds=poll_seconds,
+                      watch_seconds=watch_seconds, stop=stop)
 
 
 def _take_back(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, journal: Journal, runtime: Runtime,

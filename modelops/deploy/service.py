@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from modelops.config import Environment, Environments, ModelConfig, check_runs, load_model
 from modelops.config.access import DEPLOY
-from modelops.deploy import gates, specs
+from modelops.deploy import gates, judged, specs
 from modelops.deploy.api import (
     ApprovalResult,
     ApproveRequest,
@@ -167,6 +167,7 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: Repo, ref: st
             previous_targets=lambda region, rel: target_for_release(model, env, region, rel, ledger, repo.ws),
             roll_back_completed_regions=repo.envs.roll_back_completed_regions,
             actor=str(identity),
+            judge=judged.setup(model, env, repo.ws, ref),
         )
         from modelops.deploy.traffic import traffic_starter
         from modelops.ledger.records import LockHolder

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import posixpath
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from modelops.config import catalog
@@ -35,6 +36,8 @@ POLICY_RULE = "policy.yaml configures rule '{rule}', which does not exist{sugges
 POLICY_ENV = "policy.yaml names environment '{name}', which pipelines/environments.yaml does not define"
 TESTS_NEEDED = "{why}: {environment} takes only releases whose tests passed in {previous}, so deploy stops there"
 TRAFFIC_NEEDED = "{why}: deploy sends them to {environment} while an update bakes, and would stop there"
+JUDGE_NEEDED = ("{why}: the judged canary in {environment} mirrors them to both releases, and would stop there "
+                "(or give spec.tests.replay a file of requests)")
 GAP = ("{environment} takes only releases whose tests passed in {previous}, and {model} does not run on {previous}'s "
        "{cloud} cloud: no release of it can reach {environment}")
 GAP_HINT = "add {cloud} to spec.clouds, or give the environments on the model's clouds their own promotion order"
@@ -51,6 +54,8 @@ def _paths(model: ModelConfig) -> Iterator[tuple[tuple[str | int, ...], str, str
         yield ("spec", "container", "requirements"), c.requirements, "requirements file", False
     if model.tests.cases:
         yield ("spec", "tests", "cases"), model.tests.cases, "cases file", False
+    if model.tests.replay:
+        yield ("spec", "tests", "replay"), model.tests.replay, "replay file", False
     for i, a in enumerate(model.artifacts):
         if a.path:
             yield ("spec", "artifacts", i, "path"), a.path, "artifact", False
@@ -92,7 +97,7 @@ def check_paths(ctx: CheckContext) -> Iterator[Finding | None]:
 
 _DOCUMENT_PATHS: tuple[tuple[str | int, ...], ...] = (
     ("spec", "container", "handler", "entry_point"), ("spec", "container", "handler", "source_dir"),
-    ("spec", "container", "requirements"), ("spec", "tests", "cases"))
+    ("spec", "container", "requirements"), ("spec", "tests", "cases"), ("spec", "tests", "replay"))
 
 
 def paths_in_document(ctx: CheckContext, file: str, folder: str, model: str | None, document: Any,
@@ -161,6 +166,7 @@ def _tests_runnable(ctx: CheckContext, model: ModelConfig, file: str, total: int
     tested releases, and requests to send as synthetic traffic where an update bakes."""
     from modelops.config.cases import cannot_run
     from modelops.config.effective import effective
+    from modelops.config.rollout import JUDGED
 
     envs = ctx.environments
     if envs is None:
@@ -172,6 +178,12 @@ def _tests_runnable(ctx: CheckContext, model: ModelConfig, file: str, total: int
             if cannot is not None:
                 yield ctx.at(model, "config.tests", _tests_at(model), TESTS_NEEDED.format(
                     why=cannot[0], environment=env.name, previous=previous.name), cannot[1])
+                return
+        if not mix and model.tests.replay is None and effective(model, env).rollout.strategy == JUDGED:
+            cannot = cannot_run(file, cases=total, load_mix=mix, regression=False, load=True)
+            if cannot is not None:
+                yield ctx.at(model, "config.tests", _tests_at(model), JUDGE_NEEDED.format(
+                    why=cannot[0], environment=env.name), cannot[1])
                 return
         if effective(model, env).synthetic_traffic_rate is not None and not mix:
             cannot = cannot_run(file, cases=total, load_mix=mix, regression=False, load=True)
@@ -220,6 +232,29 @@ def _names_body_files(document: Any) -> bool:
     cases = document.get("cases") if isinstance(document, dict) else None
     return not isinstance(cases, list) or any(
         isinstance(c, dict) and isinstance(c.get("request"), dict) and "file" in c["request"] for c in cases)
+
+
+@reads(("spec", "answers"), ("spec", "tests"))
+def check_answers(ctx: CheckContext) -> Iterator[Finding | None]:
+    """The answer rules' JSONPaths parse (a judgment could not apply them), and each line of the
+    replay file (``spec.tests.replay``) is a request, located at file:line."""
+    from modelops.config.answers import bad_rules
+    from modelops.config.cases import read_replay
+
+    ws = ctx.workspace
+    for model in ctx.models:
+        for i, message in bad_rules(model.answers):
+            yield ctx.at(model, "schema.invalid", ("spec", "answers", "rules", i, "path"), message,
+                         "use $.key, $['key'], $[0], $[*] or .*")
+        named = model.tests.replay
+        if named is None or ws.escape_reason(model.folder, named) or not ws.is_file(model.path_in_repo(named)):
+            continue  # check_paths reports it
+        severity = ctx.severity("cases.replay")
+        for f in read_replay(ws, model).findings:
+            if f.rule != "cases.replay":
+                yield f
+            elif severity is not None:
+                yield replace(f, severity=severity)
 
 
 @reads(("metadata", "name"))
@@ -357,7 +392,8 @@ def check_policy_file(ctx: CheckContext) -> Iterator[Finding | None]:
     for rule_id, setting in policy.rules.items():
         refs += [(("rules", rule_id, "environments", i), env) for i, env in enumerate(setting.environments or ())]
     refs += [(("signed_artifacts", "required_in", i), env) for i, env in enumerate(policy.signed_artifacts_required_in)]
+    refs += [(("judgment", "agreement", "environments", env), env) for env in policy.judgment.agreement_by_environment]
     for path, env in refs:
         if env not in names:
             yield ctx.in_file(policy.file, policy.source, "policy.unknown-environment", path,
-                              POLICY_ENV.format(name=env), key=path[0] == "instance_types")
+                              POLICY_ENV.format(name=env), key=path[0] in ("instance_types", "judgment"))

@@ -54,6 +54,7 @@ _ALL = [
     Rule("cases.duplicate-name", E, "two regression cases have the same name"),
     Rule("cases.missing-file", E, "a case's request file cannot be read"),
     Rule("cases.any-model-error", W, "a case expects any container error (status 424 without model_error)"),
+    Rule("cases.replay", E, "a line of a replay file (spec.tests.replay) is not a request"),
     # Security.
     Rule("security.image-registry", E, "images must come from an AWS Deep Learning Container registry"),
     Rule("security.image-unpinned", E, "images must be pinned (a version tag that is not latest, or a digest)"),

@@ -38,6 +38,7 @@ NO_MODEL_FILE = "{path} holds no model.yaml"
 _MODEL_CHECKERS: list[Checker] = [
     model_checks.check_paths,
     model_checks.check_cases,
+    model_checks.check_answers,
     model_checks.check_name_matches_folder,
     model_checks.check_environment_overrides,
     model_checks.check_container,

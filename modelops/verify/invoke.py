@@ -42,14 +42,15 @@ class Invocation:
 
 
 def invoke(client: Any, endpoint: str, request: CaseRequest, clock: Clock, *, resource: str,
-           raise_service_errors: bool = False) -> Invocation:
+           raise_service_errors: bool = False, target_variant: str | None = None) -> Invocation:
     """Send ``request`` to ``endpoint`` through a boto3 ``sagemaker-runtime`` client.
 
     A ModelError (the container answered 4xx/5xx, or did not answer) is always an invocation: it is
     the model's answer. Other service errors (no such endpoint, access denied, throttled) are
     invocations too, for callers that count them (regression cases, synthetic traffic); with
     ``raise_service_errors`` they raise the translated modelops error instead, for a command sending
-    one request. A cloud that cannot be reached raises either way."""
+    one request. A cloud that cannot be reached raises either way. ``target_variant``: the variant
+    to send to (``TargetVariant``), whatever its weight."""
     from botocore.exceptions import ClientError
 
     from modelops.clients import translate
@@ -58,6 +59,8 @@ def invoke(client: Any, endpoint: str, request: CaseRequest, clock: Clock, *, re
                               "Accept": request.accept}
     if request.custom_attributes:
         kwargs["CustomAttributes"] = request.custom_attributes
+    if target_variant:
+        kwargs["TargetVariant"] = target_variant
     start = clock.monotonic()
     try:
         answer = client.invoke_endpoint(**kwargs)

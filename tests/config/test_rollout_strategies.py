@@ -11,7 +11,7 @@ import pytest
 
 from modelops.config import STRATEGIES, CapacitySize, RolloutPolicy, Strategy
 from modelops.config import rollout as table
-from modelops.config.schema import schema
+from modelops.config import schema as schemas
 from modelops.deploy import specs
 from modelops.errors import InputError
 from tests.helpers import commit_all, init_repo, run_cli
@@ -22,7 +22,7 @@ CANARY_50 = RolloutPolicy("canary", CapacitySize("CAPACITY_PERCENT", 50), wait_i
 
 @pytest.mark.parametrize("kind", ["model", "environments"])
 def test_the_schemas_take_the_strategies_from_the_table(kind: str) -> None:
-    strategy = schema(kind)["$defs"]["rollout"]["properties"]["strategy"]
+    strategy = schemas.schema(kind)["$defs"]["rollout"]["properties"]["strategy"]
     assert strategy["enum"] == list(STRATEGIES)
     assert all(s.summary in strategy["description"] for s in STRATEGIES.values())
 
@@ -72,6 +72,13 @@ def test_total_wait_follows_the_steps() -> None:
     assert table.fewest_instances(CANARY_50) == 2 and table.fewest_instances(RolloutPolicy()) == 1
 
 
+def _forget_schemas() -> None:
+    """Drop the schemas and the validators built from them (cached per process: another test in this
+    worker may have built them from the table before the new row)."""
+    for cached in (schemas.schema, schemas._validator, schemas._fast_validator):
+        cached.cache_clear()
+
+
 def test_a_new_strategy_is_one_row(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The seam another strategy plugs into: a row in the table reaches the schemas (a model may name
     it), validate's limits and the DeploymentConfig builder, with no other change."""
@@ -79,7 +86,7 @@ def test_a_new_strategy_is_one_row(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
                    size_member="LinearStepSize", size_words="quarter step", share_range=(0.25, 0.25),
                    limit_text="25%")
     monkeypatch.setattr(table, "STRATEGIES", {**table.STRATEGIES, row.name: row})
-    schema.cache_clear()
+    _forget_schemas()
     try:
         policy = RolloutPolicy("quarter_steps", CapacitySize("CAPACITY_PERCENT", 25), wait_interval_seconds=10,
                                max_execution_timeout_seconds=600)
@@ -95,7 +102,7 @@ def test_a_new_strategy_is_one_row(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         found = run_cli("validate", "models/iris", "--output", "json", cwd=repo).json()["findings"]
         assert [f["rule"] for f in found] == ["rollout.step-size"]  # a known strategy; 2 instances are too few
     finally:
-        schema.cache_clear()
+        _forget_schemas()
 
 
 def test_one_instance_under_prods_canary_is_refused_by_validate_plan_and_deploy_alike(tmp_path: Path) -> None:

@@ -1,0 +1,97 @@
+"""The judged canary on the real local cloud with real containers: a release that answers some inputs
+wrongly but fast is rolled back at its first step with the agreement figures; a good one moves through
+every judged step and serves."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import commit_all, init_repo, run_cli
+
+pytestmark = pytest.mark.slow
+
+ENVIRONMENTS = """\
+apiVersion: modelops/v1
+kind: Environments
+promotion: [dev]
+environments:
+  dev:
+    cloud: local
+    regions: [us-east-1]
+    approval: {required: false}
+    rollout: {strategy: judged_canary, steps: [50, 100], wait_interval_seconds: 5, max_execution_timeout_seconds: 600}
+"""
+
+# Swaps the probabilities of about one input in 20 (by a hash of the numbers): fast, no error, wrong.
+WRONG_ANSWERS = '''
+
+_serving_output_fn = output_fn
+
+
+def output_fn(prediction, accept):  # noqa: F811 - a release that answers some inputs wrongly
+    import zlib
+    probabilities = prediction["probabilities"]
+    if probabilities.shape[0] and zlib.crc32(probabilities.tobytes()) % 20 == 0:
+        prediction = dict(prediction, probabilities=probabilities[:, ::-1].copy())
+    return _serving_output_fn(prediction, accept)
+'''
+
+
+@pytest.fixture
+def judged_repo(tmp_path: Path):
+    from modelops import localcloud
+
+    repo = init_repo(tmp_path / "repo", copy_examples=True)
+    for other in ("llm-chat", "minilm-embeddings"):
+        import shutil
+
+        shutil.rmtree(repo / "models" / other)
+    (repo / "pipelines" / "environments.yaml").write_text(ENVIRONMENTS)
+    model = repo / "models" / "iris" / "model.yaml"
+    text = model.read_text()
+    model.write_text(text[:text.index("  environments:\n    prod:")])
+    policy = repo / "pipelines" / "policy.yaml"
+    policy.write_text(policy.read_text().replace("environments: {dev: 0.95}", "environments: {}"))
+    commit_all(repo, "one judged environment")
+    try:
+        yield repo
+    finally:
+        localcloud.stop(Path(os.environ["MODELOPS_LOCAL_DATA_DIR"]))
+
+
+def _deploy(repo: Path) -> tuple[int, dict]:
+    result = run_cli("deploy", "models/iris", "--env", "dev", "--output", "json", cwd=repo)
+    assert result.stdout, result.stderr
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_wrong_answers_roll_back_with_the_figures_and_a_good_release_goes_through(judged_repo: Path) -> None:
+    code, first = _deploy(judged_repo)
+    assert code == 0, first
+    good = first["release"]
+
+    inference = judged_repo / "models" / "iris" / "code" / "inference.py"
+    serving = inference.read_text()
+    inference.write_text(serving + WRONG_ANSWERS)
+    commit_all(judged_repo, "a release that answers wrongly")
+    code, doc = _deploy(judged_repo)
+    assert code == 1, doc
+    region = doc["deployments"][0]
+    assert region["status"] == "rolled_back" and region["serving"] == good
+    step = region["judgments"][0]
+    assert step["percent"] == 50 and step["outcome"] == "fail"
+    agreement = next(v for v in step["verdicts"] if v["metric"] == "agreement")
+    assert agreement["outcome"] == "fail" and agreement["high"] < 0.99 and agreement["samples"]["candidate"] > 100
+    assert "agreement" in region["detail"] and step["worst"] and "label" in step["worst"][0]["detail"]
+
+    inference.write_text(serving + "\n# the same answers, another release\n")
+    commit_all(judged_repo, "a good release")
+    code, doc = _deploy(judged_repo)
+    assert code == 0, doc
+    region = doc["deployments"][0]
+    assert [s["percent"] for s in region["judgments"]] == [50, 100]
+    assert all(s["outcome"] == "pass" for s in region["judgments"]) and region["serving"] == doc["release"]
