@@ -10,10 +10,13 @@ Then, in this same run, a second release goes ``--through prod`` in process, and
 - wall time, the tests' time (``modelops test`` in dev and staging, timed around ``run_tests``), the
   configured waits (per environment and wave: the canary/linear bake and termination wait of the
   rollout policy; regions of a wave bake side by side, so once per wave), and the pipeline's own
-  overhead = wall - tests - configured waits. Of that overhead, the time spent polling the cloud
-  (``runtime.clock.sleep``, beyond the configured waits: the local cloud starting containers and
-  shifting traffic) is shown apart from modelops' own work (builds' cache hits, gates, the ledger,
-  API calls).
+  overhead = wall - tests - configured waits. That overhead is split into the local cloud's own
+  time (per environment and wave, from the first CreateEndpoint/UpdateEndpoint sent, as the ledger's
+  step says, to the last endpoint's LastModifiedTime once InService, beyond the configured waits:
+  the emulator starting the new containers and moving through its phases) and modelops' own work
+  (the rest: builds' cache hits, gates, the ledger, API calls, noticing an endpoint is through, the
+  hand-over between environments and waves). The time spent polling the cloud
+  (``runtime.clock.sleep`` beyond the configured waits) is shown too: mostly waiting on the former.
 - the two-region prod wave (wave 2): from the end of wave 1 to its last region's end (ledger step
   times: the hand-over between waves counts) against its slowest region's own start to end. Goal: at
   most 1.2x (regions of a wave run in parallel; run one after the other it would be about 2x).
@@ -103,21 +106,53 @@ def _timed_tests() -> Iterator[list[float]]:
         verify.run_tests = real
 
 
-def _configured_waits(repo: Path, model_folder: str, through: str) -> float:
-    """Seconds the rollout policies tell SageMaker to wait on an update, once per wave per environment:
-    a bake (WaitIntervalInSeconds) after each traffic shift (canary: the canary, then all; linear: each
-    step; all at once: one) and the termination wait."""
+def _wave_waits(repo: Path, model_folder: str, through: str) -> dict[tuple[str, tuple[str, ...]], float]:
+    """Seconds the rollout policies tell SageMaker to wait on an update, per (environment, wave): a
+    bake (WaitIntervalInSeconds) after each traffic shift (canary: the canary, then all; linear: each
+    step; all at once: one) and the termination wait. Regions of a wave bake side by side."""
     from modelops.config import Workspace, effective, load_environments, load_model
     from modelops.config.rollout import total_wait
 
     ws = Workspace.discover(repo)
     envs = load_environments(ws)
     model = load_model(ws, model_folder)
-    total = 0.0
+    waits = {}
     for env in envs.in_promotion_order()[: envs.promotion.index(through) + 1]:
         config = effective(model, env)
         counted = total_wait(config.rollout, config.resources.instance_count)
-        total += (counted[0] if counted else 0) * len(env.waves)
+        for wave in env.waves:
+            waits[(env.name, tuple(wave))] = float(counted[0] if counted else 0)
+    return waits
+
+
+def _cloud_time(repo: Path, model: str, release: str, runtime: Any,
+                waits: dict[tuple[str, tuple[str, ...]], float]) -> float:
+    """The local cloud's own time: per environment and wave, from the first CreateEndpoint or
+    UpdateEndpoint sent (the ledger's step, recorded just before the call) to the last endpoint's
+    LastModifiedTime (when it went InService; tagging does not change it), less the configured waits."""
+    from modelops import naming
+    from modelops.clients import clients_for
+    from modelops.config import Workspace, load_environments
+    from modelops.deploy.cloud import RegionCloud
+    from modelops.ledger import open_ledger
+
+    envs = load_environments(Workspace.discover(repo))
+    total = 0.0
+    for (name, wave), wait in waits.items():
+        env = envs.get(name)
+        clients = clients_for(env, runtime)
+        ledger = open_ledger(clients, runtime)
+        try:
+            sent = min(s.at for region in wave for s in ledger.steps(model, name, region, release=release)
+                       if s.step in ("create-endpoint", "update-endpoint"))
+            done = []
+            for region in wave:
+                view = RegionCloud(clients, region).endpoint(naming.endpoint_name(model, name), with_tags=False)
+                assert view is not None and view.status == "InService", (name, region, view)
+                done.append(view.last_modified)
+        finally:
+            ledger.close()
+        total += max(done) - sent - wait
     return total
 
 
@@ -205,10 +240,12 @@ def main(argv: list[str] | None = None) -> int:
                     profiler.dump_stats(args.profile)
             if result.result != "succeeded":
                 sys.exit(f"deploy --through prod {result.result}: {result.message}")
-            waits = _configured_waits(repo, folder, "prod")
+            wave_waits = _wave_waits(repo, folder, "prod")
+            waits = sum(wave_waits.values())
             tested = sum(tests)
             overhead = wall - tested - waits
             polling = max(0.0, clock.slept() - waits)
+            cloud = _cloud_time(repo, args.model, result.release, runtime, wave_waits)
             wave, slowest, regions = _wave_times(repo, args.model, result.release, runtime)
         finally:
             localcloud.stop(root / "localcloud")
@@ -217,9 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  wall time                        {wall:7.1f} s")
     print(f"  tests (dev, staging: {len(tests)} runs)      {tested:7.1f} s")
     print(f"  configured waits                 {waits:7.1f} s")
-    print(f"  pipeline overhead                {overhead:7.1f} s  (wall - tests - configured waits)")
-    print(f"    polling the cloud beyond waits {polling:7.1f} s  (local cloud: containers, traffic shifts)")
-    print(f"    modelops' own work             {overhead - polling:7.1f} s  (builds' cache hits, gates, ledger, calls)")
+    print(f"  pipeline overhead                {overhead:7.1f} s  (wall - tests - configured waits), "
+          f"{overhead / wall:.1%} of the wall time")
+    print(f"    the local cloud's own time     {cloud:7.1f} s  (update sent -> InService beyond the waits: "
+          "containers starting)")
+    print(f"    modelops' own work             {overhead - cloud:7.1f} s  (builds' cache hits, gates, ledger, calls, "
+          "noticing the end)")
+    print(f"  polling the cloud beyond waits   {polling:7.1f} s  (runtime.clock.sleep: mostly waiting on the local cloud)")
     print(f"prod wave 2 ({regions} in parallel, from the end of wave 1): {wave:.1f} s; "
           f"its slowest region, start to end: {slowest:.1f} s")
     ratio = wave / slowest if slowest else float("inf")

@@ -144,10 +144,17 @@ class Clients:
         # container contract allows.
         config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=70,
                         max_pool_connections=50)
+        key = (url, service, region)
         with _LOCAL_SESSION_LOCK:  # one session for every local client: its loader parses each model once
-            return _local_session().client(service, region_name=region, endpoint_url=url,
-                                           aws_access_key_id=LOCAL_ACCESS_KEY,
-                                           aws_secret_access_key=LOCAL_SECRET_KEY, config=config)
+            made = _LOCAL_CLIENTS.get(key)
+            if made is None:
+                made = _local_session().client(service, region_name=region, endpoint_url=url,
+                                               aws_access_key_id=LOCAL_ACCESS_KEY,
+                                               aws_secret_access_key=LOCAL_SECRET_KEY, config=config)
+                _LOCAL_CLIENTS[key] = made
+                while len(_LOCAL_CLIENTS) > LOCAL_CLIENTS_KEPT:  # the oldest: a local cloud since stopped, likely
+                    del _LOCAL_CLIENTS[next(iter(_LOCAL_CLIENTS))]
+            return made
 
     def _aws_client(self, service: str, region: str) -> Any:
         return _aws_client(self._aws_session(), service, region)
@@ -184,6 +191,11 @@ class Clients:
 # Making clients from one session is not thread-safe, hence the module lock.
 _LOCAL_SESSION_LOCK = threading.Lock()
 _LOCAL_SESSIONS: list[boto3.Session] = []
+# ... and each client is made once per local cloud, (url, service, region), shared by the environments
+# of the process: dev, staging and prod of one `deploy --through prod` are one local cloud, and a
+# client costs ~10 ms to make plus its first call's warm-up (boto3 clients are thread-safe once made).
+_LOCAL_CLIENTS: dict[tuple[str, str, str], Any] = {}
+LOCAL_CLIENTS_KEPT = 32
 
 
 def _local_session() -> boto3.Session:

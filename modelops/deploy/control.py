@@ -31,7 +31,7 @@ from modelops.config.access import DEPLOY, ROLLBACK, UNBLOCK
 from modelops.deploy import gates, specs
 from modelops.deploy.cloud import RegionCloud
 from modelops.deploy.machine import BUSY, CREATING, UPDATING, EndpointView
-from modelops.deploy.repo import Repo, open_repo, opened, poll_seconds, target_for_release
+from modelops.deploy.repo import Repo, open_repo, opened, poll_seconds, target_for_release, watch_seconds
 from modelops.deploy.rollout import (
     FAILED,
     SUCCEEDED,
@@ -301,7 +301,7 @@ def _abort(model: ModelConfig, env: Environment, repo: Repo, flights: Sequence[_
                                               last.detail, last.previous_release, state.release))
                 continue
             outcomes.append(run_region(rollouts[f.release], f.region, RegionCloud(clients, f.region), ledger, runtime,
-                                       poll_seconds=poll_seconds(env)))
+                                       poll_seconds=poll_seconds(env), watch_seconds=watch_seconds(env)))
     outcomes += _restore_moved(model, env, repo, rollouts, [f.region for f in flights], clients, ledger, holder,
                                runtime, wait=wait)
     return tuple(regions), tuple(outcomes)
@@ -330,7 +330,8 @@ def _restore_moved(model: ModelConfig, env: Environment, repo: Repo, rollouts: d
                                       previous, release)
                 with_target = replace(rollout, targets={**rollout.targets, region: target})
                 out.append(restore_region(with_target, region, moved, clients, ledger, runtime,
-                                          poll_seconds=poll_seconds(env), why=f"the rollout was aborted by {rollout.actor}"))
+                                          poll_seconds=poll_seconds(env), watch_seconds=watch_seconds(env),
+                                          why=f"the rollout was aborted by {rollout.actor}"))
     return out
 
 

@@ -114,6 +114,7 @@ class _Context:
     poll: float
     stop: threading.Event | None
     label: str
+    watch: float | None = None  # how often to ask DescribeEndpoint alone while the endpoint moves (repo.watch_seconds)
 
     def say(self, text: str) -> None:
         self.runtime.progress.step(f"{self.label}: {text}")
@@ -136,7 +137,7 @@ class _Context:
                 return ep
             if self.runtime.clock.monotonic() - started > CHANGE_LIMIT_SECONDS:
                 raise TimeoutError(f"endpoint {ep.name} still {ep.phase} after {CHANGE_LIMIT_SECONDS:.0f} s")
-            self.sleep(self.poll)
+            self.sleep(min(self.poll, self.watch or self.poll))
 
 
 def applies(target: specs.RegionTarget, endpoint: EndpointView | None) -> bool:
@@ -151,13 +152,13 @@ def applies(target: specs.RegionTarget, endpoint: EndpointView | None) -> bool:
 
 
 def run(target: specs.RegionTarget, reference: specs.RegionTarget, cloud: RegionCloud, journal: Journal,
-        runtime: Runtime, setup: JudgeSetup, *, poll_seconds: float,
+        runtime: Runtime, setup: JudgeSetup, *, poll_seconds: float, watch_seconds: float | None = None,
         stop: threading.Event | None = None) -> tuple[Step | None, tuple[JudgedStep, ...]]:
     """Judge ``target`` against ``reference`` step by step. Returns (None, steps) when every step
     passed (the caller then moves the endpoint to the candidate's own config), or the terminal step
     (rolled back, failed, aborted) and the steps judged."""
     ctx = _Context(target, reference, cloud, journal, runtime, setup, poll_seconds, stop,
-                   f"{target.environment.name}/{target.region}")
+                   f"{target.environment.name}/{target.region}", watch_seconds)
     judged: list[JudgedStep] = []
     try:
         _join(ctx)
@@ -306,7 +307,7 @@ def _take_back(ctx: _Context, why: str, action: Action) -> Step:
         ctx.cloud.update_weights_and_capacities(t.endpoint_name, weights(0))
         ctx.settle()
     step = reconcile_region(ctx.reference, ctx.cloud, ctx.journal, ctx.runtime, restore=True, poll_seconds=ctx.poll,
-                            stop=ctx.stop)
+                            watch_seconds=ctx.watch, stop=ctx.stop)
     if step.action != Action.SUCCEEDED:
         return Step(Action.FAILED, f"{why}; going back to {ctx.reference.release} failed: {step.reason}")
     return Step(action, f"{why}; back on {ctx.reference.release}")

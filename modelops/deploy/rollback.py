@@ -12,7 +12,7 @@ from modelops.config.access import ROLLBACK
 from modelops.deploy import gates
 from modelops.deploy.api import DeployResult, RollbackRequest, why
 from modelops.deploy.cloud import RegionCloud
-from modelops.deploy.repo import open_repo, opened, poll_seconds, target_for_release
+from modelops.deploy.repo import open_repo, opened, poll_seconds, target_for_release, watch_seconds
 from modelops.deploy.rollout import (
     FAILED,
     ROLLED_BACK,
@@ -96,7 +96,8 @@ def _rollback_region(model: ModelConfig, env: Environment, region: str, clients:
     runtime.progress.step(f"{env.name}/{region}: rolling back {current} to {back}")
     target = target_for_release(model, env, region, back, ledger, ws)
     note = f"rolled back to {back} by {by}" + (f": {reason}" if reason else "")
-    failure = restore_release(target, cloud, journal, runtime, poll_seconds=poll_seconds(env), note=note)
+    failure = restore_release(target, cloud, journal, runtime, poll_seconds=poll_seconds(env),
+                              watch_seconds=watch_seconds(env), note=note)
     if failure is not None:
         return RegionOutcome(env.name, region, endpoint, current, FAILED, failure, back, current)
     block_release(ledger, replace(target, release=current), by=by,
@@ -126,5 +127,5 @@ def roll_back_other_regions(rollout: EnvironmentRollout, env: Environment, relea
             moved = RegionOutcome(env.name, region, rollout.targets[region].endpoint_name, release, SUCCEEDED,
                                   f"serving {release}", previous, release)
             out.append(restore_region(rollout, region, moved, clients, ledger, runtime,
-                                      poll_seconds=poll_seconds(env), why=reason))
+                                      poll_seconds=poll_seconds(env), watch_seconds=watch_seconds(env), why=reason))
     return tuple(out)

@@ -248,6 +248,7 @@ def reconcile_region(
     restore: bool = False,
     traffic: TrafficStarter | None = None,
     poll_seconds: float = 1.0,
+    watch_seconds: float | None = None,
     stop: threading.Event | None = None,
 ) -> Step:
     """Move ``target.region`` to serve ``target.release``; returns the terminal step.
@@ -256,7 +257,11 @@ def reconcile_region(
     before taking it, so a crash leaves the intent and the re-run repeats an idempotent step) and
     takes it. ``restore`` moves back to a known-good release all at once without alarms (and, being
     the way back, heeds no pause or abort). Time spent paused does not count against the time limit.
-    ``stop`` set (Ctrl-C) ends the loop with :class:`Stopped` at the next pass."""
+    ``stop`` set (Ctrl-C) ends the loop with :class:`Stopped` at the next pass.
+
+    While it waits on the cloud, a pass comes every ``poll_seconds``; with ``watch_seconds``, in between,
+    DescribeEndpoint alone every ``watch_seconds`` brings the next pass as soon as the endpoint changes
+    (:func:`wait_for_change`)."""
     policy = RESTORE_POLICY if restore else target.policy
     alarm_requests = [] if restore else specs.alarm_requests(target)
     prefix = "restore-" if restore else ""
@@ -308,7 +313,8 @@ def reconcile_region(
                 continue
             outage = None  # a whole pass went through
             if step.action in (Action.WAIT, Action.FORCE_ROLLBACK):
-                runtime.clock.sleep(poll_seconds)
+                wait_for_change(cloud, target.endpoint_name, obs.endpoint, runtime, poll_seconds=poll_seconds,
+                                watch_seconds=watch_seconds, stop=stop)
     finally:
         if run.traffic is not None:
             run.traffic.stop()
@@ -334,6 +340,36 @@ class _Outage:
             raise err
         runtime.clock.sleep(poll_seconds)
         return outage
+
+
+def wait_for_change(cloud: RegionCloud, endpoint: str, seen: EndpointView | None, runtime: Runtime, *,
+                    poll_seconds: float, watch_seconds: float | None = None,
+                    stop: threading.Event | None = None) -> None:
+    """Wait until the next pass of a rollout: ``poll_seconds``, or less when, asked every
+    ``watch_seconds``, DescribeEndpoint answers other than ``seen`` (its status, config, phases,
+    weights or LastModifiedTime moved) or ``stop`` is set. Only the endpoint is watched: the pass
+    reads everything else (model, config, alarms, pause/abort) at least every ``poll_seconds``. A
+    call that fails ends the wait: the pass that follows meets the error and rides out an outage."""
+    if watch_seconds is None or watch_seconds >= poll_seconds:
+        runtime.clock.sleep(poll_seconds)
+        return
+    before = _comparable(seen)
+    until = runtime.clock.monotonic() + poll_seconds
+    while (left := until - runtime.clock.monotonic()) > 0:
+        runtime.clock.sleep(min(watch_seconds, left))
+        if stop is not None and stop.is_set():
+            return
+        try:
+            now = cloud.endpoint(endpoint, with_tags=False)
+        except ModelopsError:
+            return
+        if _comparable(now) != before:
+            return
+
+
+def _comparable(view: EndpointView | None) -> EndpointView | None:
+    """What DescribeEndpoint alone says (the release tag is read with ListTags, by the pass)."""
+    return replace(view, release_tag=None) if view is not None else None
 
 
 def _note_phase(endpoint: EndpointView | None, journal: Journal, runtime: Runtime, label: str, run: _Run,
@@ -388,6 +424,7 @@ def reconcile_environment(
     runtime: Runtime,
     traffic: TrafficStarter | None = None,
     poll_seconds: float = 1.0,
+    watch_seconds: float | None = None,
     regions: Sequence[str] | None = None,
 ) -> tuple[RegionOutcome, ...]:
     """Roll the release out wave by wave; see the module docstring."""
@@ -413,7 +450,8 @@ def reconcile_environment(
                                                  NOT_TOUCHED.format(reason=halted))
             continue
         results = _run_parallel(wave_regions, lambda region, stop: _region(
-            rollout, region, clients, ledger, runtime, traffic=traffic, poll_seconds=poll_seconds, stop=stop))
+            rollout, region, clients, ledger, runtime, traffic=traffic, poll_seconds=poll_seconds,
+            watch_seconds=watch_seconds, stop=stop))
         for region in wave_regions:
             outcomes[region] = results[region]
             if results[region].status == SUCCEEDED:
@@ -422,7 +460,8 @@ def reconcile_environment(
     if halted is not None and rollout.roll_back_completed_regions and moved:
         why = halted
         restored = _run_parallel(moved, lambda region, stop: restore_region(
-            rollout, region, outcomes[region], clients, ledger, runtime, poll_seconds=poll_seconds, why=why))
+            rollout, region, outcomes[region], clients, ledger, runtime, poll_seconds=poll_seconds,
+            watch_seconds=watch_seconds, why=why))
         outcomes.update(restored)
     return tuple(outcomes[r] for r in env.regions if r in outcomes)
 
@@ -455,7 +494,8 @@ def _run_parallel(regions: Sequence[str], work: Callable[[str, threading.Event],
 
 
 def _region(rollout: EnvironmentRollout, region: str, clients: Clients, ledger: Ledger, runtime: Runtime, *,
-            traffic: TrafficStarter | None, poll_seconds: float, stop: threading.Event | None = None) -> RegionOutcome:
+            traffic: TrafficStarter | None, poll_seconds: float, watch_seconds: float | None = None,
+            stop: threading.Event | None = None) -> RegionOutcome:
     target = rollout.targets[region]
     env = target.environment.name
     cloud = RegionCloud(clients, target.region)
@@ -464,11 +504,11 @@ def _region(rollout: EnvironmentRollout, region: str, clients: Clients, ledger: 
         return RegionOutcome(env, target.region, target.endpoint_name, target.release, SUCCEEDED,
                              f"serving {target.release} already", None, target.release)
     return run_region(rollout, region, cloud, ledger, runtime, traffic=traffic, poll_seconds=poll_seconds,
-                      stop=stop)
+                      watch_seconds=watch_seconds, stop=stop)
 
 
 def run_region(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, ledger: Ledger, runtime: Runtime, *,
-               traffic: TrafficStarter | None = None, poll_seconds: float,
+               traffic: TrafficStarter | None = None, poll_seconds: float, watch_seconds: float | None = None,
                stop: threading.Event | None = None) -> RegionOutcome:
     """Reconcile one region to the rollout's target and record how it ended: its terminal step, and
     a block of the release in the environment when it rolled back (a rollback by SageMaker, or an
@@ -479,10 +519,11 @@ def run_region(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, led
                       release=target.release, endpoint=target.endpoint_name, actor=rollout.actor)
     judged: tuple[JudgedStep, ...] = ()
     try:
-        step, judged = _judged_canary(rollout, region, cloud, journal, runtime, poll_seconds=poll_seconds, stop=stop)
+        step, judged = _judged_canary(rollout, region, cloud, journal, runtime, poll_seconds=poll_seconds,
+                                      watch_seconds=watch_seconds, stop=stop)
         if step is None:
             step = reconcile_region(target, cloud, journal, runtime, traffic=traffic, poll_seconds=poll_seconds,
-                                    stop=stop)
+                                    watch_seconds=watch_seconds, stop=stop)
     except ModelopsError as err:
         # Cloud errors name their env/region; every line that shows the reason names it already.
         step = Step(Action.FAILED, err.message.removeprefix(f"{env}/{target.region}: "))
@@ -490,7 +531,8 @@ def run_region(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, led
     abort = journal.control().abort
     by = abort.by if abort is not None else (rollout.actor or "unknown")
     if step.action == Action.ABORTED:
-        return _take_back(rollout, region, cloud, journal, runtime, step.reason, previous, by, poll_seconds)
+        return _take_back(rollout, region, cloud, journal, runtime, step.reason, previous, by, poll_seconds,
+                          watch_seconds)
     status = {Action.SUCCEEDED: SUCCEEDED, Action.ROLLED_BACK: ROLLED_BACK}.get(step.action, FAILED)
     detail = step.reason if status != SUCCEEDED else f"serving {target.release}"
     journal.record(status, status, step.reason, previous_release=previous)
@@ -503,7 +545,8 @@ def run_region(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, led
 
 
 def _judged_canary(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, journal: Journal, runtime: Runtime, *,
-                   poll_seconds: float, stop: threading.Event | None) -> tuple[Step | None, tuple[JudgedStep, ...]]:
+                   poll_seconds: float, watch_seconds: float | None = None,
+                   stop: threading.Event | None) -> tuple[Step | None, tuple[JudgedStep, ...]]:
     """Judge the candidate against the serving release step by step when the strategy is judged_canary
     and something serves (``modelops.deploy.judged``); (None, steps) when the reconcile loop goes on."""
     from modelops.deploy import judged
@@ -522,11 +565,13 @@ def _judged_canary(rollout: EnvironmentRollout, region: str, cloud: RegionCloud,
         return None, ()
     if not journal.started:
         _start(target, journal, runtime, previous, how=", judged step by step")
-    return judged.run(target, reference, cloud, journal, runtime, rollout.judge, poll_seconds=poll_seconds, stop=stop)
+    return judged.run(target, reference, cloud, journal, runtime, rollout.judge, poll_seconds=poll_seconds,
+                      watch_seconds=watch_seconds, stop=stop)
 
 
 def _take_back(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, journal: Journal, runtime: Runtime,
-               why: str, previous: str | None, by: str, poll_seconds: float) -> RegionOutcome:
+               why: str, previous: str | None, by: str, poll_seconds: float,
+               watch_seconds: float | None = None) -> RegionOutcome:
     """An aborted rollout that SageMaker did not roll back: take the region back to what it served
     before when the update went through (else nothing moved), and block the release."""
     target = rollout.targets[region]
@@ -545,7 +590,7 @@ def _take_back(rollout: EnvironmentRollout, region: str, cloud: RegionCloud, jou
     if back is not None:
         runtime.progress.step(f"{label}: {why}: rolling back to {previous}")
         failure = restore_release(back, cloud, journal, runtime, poll_seconds=poll_seconds,
-                                  note=f"{why}; rolled back to {previous}")
+                                  watch_seconds=watch_seconds, note=f"{why}; rolled back to {previous}")
         if failure is not None:
             return RegionOutcome(env, region, target.endpoint_name, target.release, FAILED,
                                  f"rolling back to {previous} failed: {failure}", previous, target.release)
@@ -579,7 +624,8 @@ def is_converged(target: specs.RegionTarget, cloud: RegionCloud, ledger: Ledger,
 
 
 def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutcome, clients: Clients, ledger: Ledger,
-                   runtime: Runtime, *, poll_seconds: float, why: str) -> RegionOutcome:
+                   runtime: Runtime, *, poll_seconds: float, watch_seconds: float | None = None,
+                   why: str) -> RegionOutcome:
     """Take a region that moved back to the release it served before (``roll_back_completed_regions``):
     one this rollout moved, or one another run moved (a single-region deploy whose region rolled back)."""
     previous = outcome.previous_release
@@ -594,7 +640,7 @@ def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutc
     runtime.progress.step(f"{env}/{region}: rolling back to {previous} ({why})")
     detail = f"rolled back to {previous} because the rollout {why}"
     failure = restore_release(back, RegionCloud(clients, region), journal, runtime, poll_seconds=poll_seconds,
-                              note=detail)
+                              watch_seconds=watch_seconds, note=detail)
     block_release(ledger, target, by=rollout.actor or "unknown", reason=detail)
     if failure is not None:
         return replace(outcome, status=FAILED, detail=f"rolling back to {previous} failed: {failure}")
@@ -603,13 +649,14 @@ def restore_region(rollout: EnvironmentRollout, region: str, outcome: RegionOutc
 
 
 def restore_release(back: specs.RegionTarget, cloud: RegionCloud, journal: Journal, runtime: Runtime, *,
-                    poll_seconds: float, note: str) -> str | None:
+                    poll_seconds: float, watch_seconds: float | None = None, note: str) -> str | None:
     """Converge a region back to ``back``, a release that served there before (all at once, no alarms),
     and record the end in ``journal``: rolled back with ``note``, or failed. None once the region
     serves ``back``, else why it does not. The one way both rollback paths (``modelops rollback`` and
     :func:`restore_region`) take a region back."""
     try:
-        step = reconcile_region(back, cloud, journal, runtime, restore=True, poll_seconds=poll_seconds)
+        step = reconcile_region(back, cloud, journal, runtime, restore=True, poll_seconds=poll_seconds,
+                                watch_seconds=watch_seconds)
     except ModelopsError as err:
         step = Step(Action.FAILED, err.message)
     if step.action != Action.SUCCEEDED:

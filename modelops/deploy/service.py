@@ -31,6 +31,7 @@ from modelops.deploy.repo import (
     opened,
     poll_seconds,
     target_for_release,
+    watch_seconds,
 )
 from modelops.deploy.rollout import (
     SUCCEEDED,
@@ -182,7 +183,8 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: Repo, ref: st
             traffic = traffic_starter(model, env, repo.ws, ref, runtime)
             try:
                 outcomes = reconcile_environment(rollout, clients=clients, ledger=ledger, runtime=runtime,
-                                                 traffic=traffic, poll_seconds=poll_seconds(env), regions=wanted)
+                                                 traffic=traffic, poll_seconds=poll_seconds(env),
+                                                 watch_seconds=watch_seconds(env), regions=wanted)
             except KeyboardInterrupt:
                 raise interrupted(rollout, wanted, clients, synthetic_traffic=traffic is not None) from None
         reason = halt_reason(outcomes)

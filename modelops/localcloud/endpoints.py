@@ -5,8 +5,12 @@ update); a *deployment* (``pending``) is what is being brought up: the first fle
 the green fleet of a blue/green update, the new instances of a rolling update, or a change of
 weights and instance counts. A deployment moves through *phases*; the reconcile loop (a background
 thread) takes at most one step per endpoint per pass, persists the document when it changes, and
-publishes the routing table the runtime reads. Any pass may be the last before a crash: a restarted
-server reloads the documents, restarts their instances, and carries on from the recorded phase.
+publishes the routing table the runtime reads. Passes come every tick, and sooner when something is
+due: a phase that ends before the next tick (a bake of 4 s ends at 4 s, not at the tick after), an
+instance starting (its ping is tried more often), an endpoint that took a step (its next phase may
+have no length: a traffic shift, a bake of 0 s; a few passes in a row at most), a control-plane
+write (UpdateEndpoint...). Any pass may be the last before a crash: a restarted server reloads the
+documents, restarts their instances, and carries on from the recorded phase.
 
 Nothing is lost when a write fails (a full disk): a step works on a copy of the endpoint's document,
 which replaces the one in memory only once it is saved (:meth:`Endpoints.commit`); the instances a
@@ -46,6 +50,8 @@ from modelops.runtime import Clock, SystemClock
 log = logging.getLogger("modelops.localcloud.endpoints")
 
 TICK_S = 0.1
+STARTING_TICK_S = 0.02  # while an instance starts: the ping that first passes is tried this soon
+BURST_PASSES = 8  # passes in a row, with no tick between, while endpoints take steps
 DRAIN_S = 1.0  # an instance leaves the routes this long before it is terminated: requests in flight finish
 
 ALARM_ROLLBACK = ("Rolled back the update because the alarm(s) {alarms} went into ALARM state while baking; "
@@ -79,6 +85,8 @@ class Endpoints:
         self.tags: dict[str, list[dict[str, str]]] = {
             name: doc["Tags"] for (_r, name), doc in store.load("tags").items()}
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a control-plane write: the next pass now, not at the next tick
+        self._due = math.inf  # when the soonest phase waited on in this pass ends (the clock's time)
         self._thread: threading.Thread | None = None
         self._dirty = True
         self._started: list[str] = []  # instances the step under way started
@@ -104,6 +112,8 @@ class Endpoints:
             else:
                 table[key] = doc
         self._dirty = True
+        if threading.current_thread() is not self._thread:
+            self._wake.set()
 
     # ------------------------------------------------------------------ the loop
 
@@ -118,23 +128,35 @@ class Endpoints:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        burst = 0
         while not self._stop.is_set():
+            stepped = False
+            self._due = math.inf
             try:
                 changed = self.supervisor.tick()
                 with self.lock:
                     for key in list(self.endpoints):
                         if self.reconcile_endpoint(key):
-                            changed = True
+                            changed = stepped = True
                     if changed or self._dirty:
                         self._dirty = False
                         self._publish()
             except Exception:  # a bug must not stop every endpoint; it is logged and retried
                 log.exception("reconcile pass failed")
-            self._stop.wait(TICK_S)
+            burst = burst + 1 if stepped and burst < BURST_PASSES else 0
+            if not burst:
+                self._wake.wait(self._pause())
+                self._wake.clear()
+
+    def _pause(self) -> float:
+        """Seconds until the next pass: a tick, or less when a phase ends sooner or an instance starts."""
+        pause = STARTING_TICK_S if self.supervisor.is_starting() else TICK_S
+        return max(0.0, min(pause, self._due - self._now()))
 
     def kick(self) -> None:
         """Something changed (a control-plane call): rebuild routes on the next pass."""
@@ -175,8 +197,12 @@ class Endpoints:
         return self.clock.now()
 
     def _waited(self, pending: dict[str, Any], seconds: float) -> bool:
-        """Whether the current phase has lasted ``seconds``."""
-        return self._now() - pending["phase_started"] >= seconds
+        """Whether the current phase has lasted ``seconds`` (if not, the loop's next pass comes when it has)."""
+        due = pending["phase_started"] + seconds
+        if self._now() >= due:
+            return True
+        self._due = min(self._due, due)
+        return False
 
     def reconcile_endpoint(self, key: tuple[str, str]) -> bool:
         """Take at most one step for one endpoint; True when it changed (routes rebuilt, doc saved)."""

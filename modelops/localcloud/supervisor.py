@@ -122,6 +122,11 @@ class Supervisor:
         instance = self._instances.get(iid)
         return instance.port if instance is not None and instance.state == HEALTHY else None
 
+    def is_starting(self) -> bool:
+        """Whether an instance is starting (its ping has not passed yet)."""
+        with self._lock:
+            return any(i.state == STARTING for i in self._instances.values())
+
     def log_of(self, iid: str) -> Path | None:
         instance = self._instances.get(iid)
         return instance.log_path if instance is not None else None
