@@ -37,7 +37,8 @@ def test(
     html: Annotated[Path | None, typer.Option("--html", metavar="FILE", help="Write an HTML report with charts.")] = None,
     output: Output = OutputFormat.text,
 ) -> int:
-    """Run a model's regression cases and load test against its endpoint; SLOs and the baseline."""
+    """Run a model's regression cases and load test against its endpoint, held to its SLOs (the stored
+    baseline and trend are shown, never gated)."""
     cli = cli_context.get(ctx)
     from modelops.report.files import check_target
     from modelops.verify import TestRequest, run_tests
@@ -81,6 +82,7 @@ def render_summary(console: Console, result: TestReport) -> None:
     from rich.text import Text
 
     from modelops.report.testrun import to_tables
+    from modelops.verify.history import NOT_A_GATE
 
     def show(table: Table, columns: tuple[int, ...] | None = None) -> None:
         keep = columns or tuple(range(len(table.header)))
@@ -104,6 +106,11 @@ def render_summary(console: Console, result: TestReport) -> None:
                               + Text(f"{failure.path}: expected {failure.expected}, got {failure.actual}"))
         if reg.load_skipped:
             console.print(Text(f"{reg.region}: load test skipped: {reg.load_skipped}", style="dim"))
+        if reg.load is not None and reg.load.changes:
+            for change in reg.load.changes:
+                console.print(Text(f"{reg.region}: {change.message}", style="yellow" if change.worse else "dim"))
+            console.print(Text(f"{reg.region}: baseline {reg.load.baseline.release if reg.load.baseline else ''}: "
+                               f"{NOT_A_GATE}", style="dim"))
     verdict = "passed" if result.passed else "FAILED"
     console.print(Text(f"modelops test {result.model} ({result.environment}, release {result.release}): {verdict}",
                        style="bold green" if result.passed else "bold red"))

@@ -63,6 +63,7 @@ idempotency key was already there)::
     tests_passed(release, environment, *, regions=None, kinds=(REGRESSION, LOAD)) -> bool  # fails closed
     baseline(model, environment, region, *, exclude_release) -> TestRecord | None
         # the last passing load test with metrics (a skipped one has none) of another release
+    load_runs(model, environment, region, *, last) -> tuple[TestRecord, ...]  # the last load tests, oldest first
     approvals(release, environment) -> tuple[Approval, ...]
     block(release, environment) -> ReleaseBlock | None             # the block in force, if any
     rollout_control(model, environment, region, release) -> RolloutControl

@@ -211,6 +211,7 @@ class Ledger(Protocol):
     def tests_passed(self, release: str, environment: str, *, regions: Sequence[str] | None = None,
                      kinds: Sequence[str] = TEST_KINDS) -> bool: ...
     def baseline(self, model: str, environment: str, region: str, *, exclude_release: str) -> TestRecord | None: ...
+    def load_runs(self, model: str, environment: str, region: str, *, last: int) -> tuple[TestRecord, ...]: ...
     def approvals(self, release: str, environment: str) -> tuple[Approval, ...]: ...
     def block(self, release: str, environment: str) -> ReleaseBlock | None: ...
     def rollout_control(self, model: str, environment: str, region: str, release: str) -> RolloutControl: ...
@@ -436,12 +437,19 @@ class LedgerBase:
     def baseline(self, model: str, environment: str, region: str, *, exclude_release: str) -> TestRecord | None:
         """The latest passing load test with figures (``metrics`` not empty; a skipped load test has
         none) of ``model`` in (environment, region) of a release other than ``exclude_release``:
-        what a new release's figures are compared with."""
+        what a new release's figures are shown beside (history, not a gate)."""
         tests = self._model_entries(model, TestRecord, environment=environment, region=region)
         for t in reversed(list(_only(tests, TestRecord))):
             if t.kind == LOAD and t.passed and t.metrics and t.release != exclude_release:
                 return t
         return None
+
+    def load_runs(self, model: str, environment: str, region: str, *, last: int) -> tuple[TestRecord, ...]:
+        """The ``last`` load tests with figures of ``model`` in (environment, region), of any release,
+        passed or not, oldest first: the trend ``modelops test`` shows."""
+        tests = self._model_entries(model, TestRecord, environment=environment, region=region)
+        runs = [t for t in _only(tests, TestRecord) if t.kind == LOAD and t.metrics]
+        return tuple(runs[-last:]) if last > 0 else ()
 
     def approvals(self, release: str, environment: str) -> tuple[Approval, ...]:
         """Approvals of ``release`` for ``environment``, oldest first."""

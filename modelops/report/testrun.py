@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from modelops.report.html import BASELINE_COLOR, Chart, Limit, Series, Table
 from modelops.report.items import Item, Report
+from modelops.verify.history import NOT_A_GATE
 
 if TYPE_CHECKING:
     from modelops.verify import TestReport
@@ -21,8 +22,8 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 
 def to_report(result: TestReport) -> Report:
-    """The generic report: an item (a JUnit test case) per regression case and per SLO or baseline
-    check, in each region."""
+    """The generic report: an item (a JUnit test case) per regression case and per SLO check, in each
+    region; the stored baseline's comparison as ``info`` items (JUnit ``system-out``, never a failure)."""
 
     many = len(result.regions) > 1
     items = []
@@ -43,6 +44,9 @@ def to_report(result: TestReport) -> Report:
                 items.append(Item(id=check.name, status="passed" if check.passed else "failed",
                                   message=check.message, subject=f"{prefix}{check.kind}/{check.metric}",
                                   file=result.model_file))
+            for change in reg.load.changes:
+                items.append(Item(id=f"baseline.{change.metric}", status="info", message=change.message,
+                                  subject=f"{prefix}baseline/{change.metric}"))
         elif reg.load_skipped:
             items.append(Item(id="load", status="skipped", message=reg.load_skipped, subject=f"{prefix}load"))
     summary: dict[str, object] = {"model": result.model, "environment": result.environment,
@@ -54,14 +58,16 @@ def to_report(result: TestReport) -> Report:
                 f"{s.requests} requests in {s.duration_seconds:g} s, {reg.load.plan.users} users"
                 + (f", {reg.load.plan.workers} workers" if reg.load.plan.workers else ""))
             if reg.load.baseline is not None:
-                summary[f"baseline {reg.region}"] = reg.load.baseline.release
+                summary[f"baseline {reg.region}"] = (
+                    f"{reg.load.baseline.release}: "
+                    + "; ".join(f"{c.metric} {c.change_text()}" for c in reg.load.changes) + f" ({NOT_A_GATE})")
     return Report(title=f"modelops test {result.model} ({result.environment})", items=tuple(items),
                   subjects=tuple(dict.fromkeys(i.subject for i in items if i.subject)), summary=summary)
 
 
 def to_charts(result: TestReport) -> list[Chart]:
     """Per region: latency percentiles and throughput over the run, with the SLO limits and the
-    baseline release's figures as reference lines."""
+    baseline release's figures (history, not a gate) as reference lines."""
 
     charts = []
     for reg in result.regions:
@@ -75,41 +81,46 @@ def to_charts(result: TestReport) -> list[Chart]:
             for name, attr in (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms")))
         lat_limits = [Limit(f"SLO {m[:3]}", float(result.slo[m])) for m in ("p95_ms", "p99_ms") if m in result.slo]
         if base is not None and "p95_ms" in base.metrics:
-            lat_limits.append(Limit(f"baseline p95 ({base.release})", float(base.metrics["p95_ms"]), BASELINE_COLOR))
+            lat_limits.append(Limit(f"baseline p95 ({base.release}, history)", float(base.metrics["p95_ms"]), BASELINE_COLOR))
         charts.append(Chart("Latency percentiles over time", "seconds since start", "milliseconds", latency,
                             tuple(lat_limits), section))
         rps = (Series("requests/s", tuple((p.t, p.rps) for p in series)),)
         rps_limits = [Limit("SLO min", float(result.slo["min_rps"]))] if "min_rps" in result.slo else []
         if base is not None and "rps" in base.metrics:
-            rps_limits.append(Limit(f"baseline ({base.release})", float(base.metrics["rps"]), BASELINE_COLOR))
+            rps_limits.append(Limit(f"baseline ({base.release}, history)", float(base.metrics["rps"]), BASELINE_COLOR))
         charts.append(Chart("Throughput over time", "seconds since start", "requests per second", rps,
                             tuple(rps_limits), section))
     return charts
 
 
 def to_tables(result: TestReport) -> list[Table]:
-    """The load figures against their limits, and the regression cases, per region."""
+    """The load figures against their SLOs (the verdict) and beside the stored baseline (its change and
+    trend: history, not a gate), and the regression cases, per region."""
 
     tables = []
     for reg in result.regions:
         if reg.load is not None:
             s, base = reg.load.stats, reg.load.baseline
             checks = {c.name: c for c in reg.load.checks}
+            changes = {c.metric: c for c in reg.load.changes}
             rows, statuses = [], []
             for metric, unit in (("p50_ms", " ms"), ("p95_ms", " ms"), ("p99_ms", " ms"), ("rps", " req/s"),
                                  ("error_rate", "%")):
                 slo = checks.get(f"slo.{metric}")
-                against = checks.get(f"baseline.{metric}")
+                change = changes.get(metric)
                 base_value = base.metrics.get(metric) if base is not None else None
-                verdicts = [c for c in (slo, against) if c is not None]
                 rows.append((metric, _fmt(getattr(s, metric), unit),
                              f"{slo.comparison} {_fmt(slo.limit, unit)}" if slo else "-",
-                             _fmt(base_value, unit), f"{against.comparison} {_fmt(against.limit, unit)}" if against else "-",
-                             "-" if not verdicts else ("ok" if all(c.passed for c in verdicts) else "FAILED")))
-                statuses.append("" if not verdicts else ("passed" if all(c.passed for c in verdicts) else "failed"))
-            tables.append(Table(f"Load test in {reg.region}: {s.requests} requests, {s.failures} errors",
-                                ("metric", "measured", "SLO", f"baseline {base.release if base else '(none)'}",
-                                 "baseline limit", "verdict"), tuple(rows), tuple(statuses)))
+                             "-" if slo is None else ("ok" if slo.passed else "FAILED"),
+                             _fmt(base_value, unit), change.change_text() if change else "-",
+                             change.trend_text() if change and len(change.trend) > 1 else "-"))
+                statuses.append("" if slo is None else ("passed" if slo.passed else "failed"))
+            title = f"Load test in {reg.region}: {s.requests} requests, {s.failures} errors"
+            if base is not None:
+                title += f"; baseline {base.release}: history, not a gate"
+            tables.append(Table(title, ("metric", "measured", "SLO", "verdict",
+                                        f"baseline {base.release if base else '(none)'}", "change", "trend"),
+                                tuple(rows), tuple(statuses)))
         if reg.regression is not None:
             tables.append(Table(f"Regression cases in {reg.region}", ("case", "status", "latency", "verdict", "result"),
                                 tuple((r.case, str(r.status), f"{r.latency_ms:.1f} ms", "ok" if r.passed else "FAILED",

@@ -1,5 +1,6 @@
 """``run_tests``: regression cases and a load test against a model's endpoint in each region of an
-environment, SLOs and the baseline, results recorded in the ledger for deploy's gates."""
+environment, held to the SLOs, results recorded in the ledger for deploy's gates. The stored baseline
+and the trend of earlier runs are shown beside the figures, never gated (:mod:`modelops.verify.history`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from modelops import naming
-from modelops.config import Cases, Environment, ModelConfig, Policy, Workspace, check_runs
+from modelops.config import Cases, Environment, ModelConfig, Workspace, check_runs
 from modelops.config.model import Slo
 from modelops.errors import EnvironmentFailedError, InputError
 from modelops.runtime import Runtime
+from modelops.verify.history import TREND_RUNS, History, PastRun, history
 from modelops.verify.load import LoadPlan, LoadStats, Target, run_load
 from modelops.verify.regression import CaseResult, run_cases
-from modelops.verify.slo import LimitCheck, baseline_checks, slo_checks
+from modelops.verify.slo import LimitCheck, slo_checks
 
 if TYPE_CHECKING:
     from modelops.clients import Clients
@@ -54,20 +56,19 @@ class TestRequest:
 
 
 @dataclass(frozen=True)
-class Baseline:
-    release: str
-    metrics: Mapping[str, float]
-    at: float = 0.0
-
-
-@dataclass(frozen=True)
 class LoadResult:
-    """A load run and what it was held to (SLOs, then the baseline when there is one)."""
+    """A load run, what it was held to (the SLOs: ``checks``), and its history (the baseline and the
+    trend of earlier runs, shown and never gated)."""
 
     stats: LoadStats
     plan: LoadPlan
     checks: tuple[LimitCheck, ...] = ()
-    baseline: Baseline | None = None
+    history: History | None = None
+
+    @property
+    def baseline(self) -> PastRun | None:
+        """The stored run this one is shown beside (None: no earlier passing run of another release)."""
+        return self.history.baseline if self.history else None
 
     @property
     def passed(self) -> bool:
@@ -80,14 +81,19 @@ class LoadResult:
                 f"p99 {s.p99_ms} ms, errors {s.error_rate:.2%}")
         return head + (f"; failed: {', '.join(failed)}" if failed else "")
 
+    @property
+    def changes(self) -> tuple[Any, ...]:
+        """This run's figures beside the baseline's (:class:`modelops.verify.history.Change`)."""
+        return self.history.changes if self.history else ()
+
     def to_dict(self) -> dict[str, Any]:
         s = self.stats
         return {"p50_ms": s.p50_ms, "p95_ms": s.p95_ms, "p99_ms": s.p99_ms, "rps": round(s.rps, 3),
                 "error_rate": round(s.error_rate, 6), "passed": self.passed,
                 "users": self.plan.users, "workers": self.plan.workers, "duration_seconds": s.duration_seconds,
                 "checks": [c.to_dict() for c in self.checks],
-                "baseline": None if self.baseline is None else {"release": self.baseline.release,
-                                                                 "metrics": dict(self.baseline.metrics)},
+                "baseline": None if self.history is None or self.history.baseline is None
+                else self.history.to_dict(),
                 "stats": s.to_dict()}
 
 
@@ -215,7 +221,7 @@ def _regression(clients: Clients, region: str, endpoint: str, cases: Cases, runt
 
 
 def _load(clients: Clients, region: str, endpoint: str, release: str, model: ModelConfig, cases: Cases,
-          plan: LoadPlan, policy: Policy, ledger: Ledger | None, environment: str, runtime: Runtime) -> LoadResult:
+          plan: LoadPlan, ledger: Ledger | None, environment: str, runtime: Runtime) -> LoadResult:
     from modelops.clients import translate
 
     client = clients.client("sagemaker-runtime", region)
@@ -228,12 +234,22 @@ def _load(clients: Clients, region: str, endpoint: str, release: str, model: Mod
     if stats.failures:
         _check_still_reachable(clients, region, endpoint, environment, stats.failures, stats.requests)
     checks = slo_checks(stats, model.tests.load.slo if model.tests.load else Slo())
-    baseline = None
-    record = ledger.baseline(model.name, environment, region, exclude_release=release) if ledger else None
-    if record is not None:
-        baseline = Baseline(record.release, dict(record.metrics), float(record.at))
-        checks = (*checks, *baseline_checks(stats, baseline.metrics, baseline.release, policy))
-    return LoadResult(stats=stats, plan=plan, checks=checks, baseline=baseline)
+    past = None
+    if ledger is not None:
+        past = _history(ledger, model.name, environment, region, release, stats)
+    return LoadResult(stats=stats, plan=plan, checks=checks, history=past)
+
+
+def _history(ledger: Ledger, model: str, environment: str, region: str, release: str,
+             stats: LoadStats) -> History | None:
+    """The baseline and the last runs there, read before this run is recorded."""
+    record = ledger.baseline(model, environment, region, exclude_release=release)
+    if record is None:
+        return None
+    runs = tuple(PastRun(r.release, float(r.at), dict(r.metrics), r.passed)
+                 for r in ledger.load_runs(model, environment, region, last=TREND_RUNS))
+    figures = {"p95_ms": stats.p95_ms, "rps": stats.rps}
+    return history(PastRun(record.release, float(record.at), dict(record.metrics), record.passed), runs, figures)
 
 
 def _check_still_reachable(clients: Clients, region: str, endpoint: str, environment: str, failures: int,
@@ -278,14 +294,13 @@ def run_tests(request: TestRequest, runtime: Runtime, *, clients: Clients | None
     """Run the model's regression cases and load test against its endpoint in each region of the
     environment (or ``request.region``); record the results in the ledger; return the report.
     Failed tests are a report with ``passed`` False, not an exception."""
-    from modelops.config import load_cases, load_environments, load_model, load_policy
+    from modelops.config import load_cases, load_environments, load_model
 
     if request.only is not None and request.only not in KINDS:
         raise InputError(BAD_ONLY.format(only=request.only))
     ws = Workspace.discover(runtime.cwd)
     model = load_model(ws, request.model, request.ref)
     environment = load_environments(ws, request.ref).get(request.environment)
-    policy = load_policy(ws, request.ref)
     cases = load_cases(ws, model, request.ref)
     regions = _regions(environment, request.region)
     # A model that cannot run there has no endpoint to test: say why, not "deploy it first".
@@ -323,7 +338,7 @@ def run_tests(request: TestRequest, runtime: Runtime, *, clients: Clients | None
                     report = replace(report, load_skipped=NO_LOAD_PROFILE.format(file=model.file))
                 else:
                     report = replace(report, load=_load(clients, region, endpoint, release, model, cases, plan,
-                                                        policy, ledger, environment.name, runtime))
+                                                        ledger, environment.name, runtime))
             _record(ledger, report, model.name, environment.name)
             reports.append(report)
     finally:

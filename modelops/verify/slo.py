@@ -1,26 +1,22 @@
-"""SLOs and the baseline: what a load run's figures are held to.
+"""SLOs: what a load run's figures are held to.
 
 SLOs come from ``model.yaml`` (``spec.tests.load.slo``: p50/p95/p99 ceilings, maximum error rate,
-minimum requests per second). The baseline is the last passing load test of another release in the
-same environment and region (from the ledger); p95 may not grow, nor throughput drop, by more than
-the policy's tolerance (``pipelines/policy.yaml`` ``baseline``)."""
+minimum requests per second): absolute thresholds the user wrote, the only gates of a load test. The
+stored baseline of an earlier run is history, shown and never gated (:mod:`modelops.verify.history`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from modelops.config.model import Slo
-from modelops.config.policy import Policy
 from modelops.verify.load import LoadStats
 
 SLO = "slo"
-BASELINE = "baseline"
 
 
 @dataclass(frozen=True)
 class LimitCheck:
-    """One figure against one limit. ``name`` is e.g. ``slo.p95_ms`` or ``baseline.rps``;
+    """One figure against one limit. ``name`` is e.g. ``slo.p95_ms`` or ``slo.rps``;
     ``comparison`` is ``<=`` (a ceiling) or ``>=`` (a floor)."""
 
     name: str
@@ -75,22 +71,4 @@ def slo_checks(stats: LoadStats, slo: Slo) -> tuple[LimitCheck, ...]:
         checks.append(_ceiling(SLO, "error_rate", stats.error_rate, float(slo.max_error_rate)))
     if slo.min_rps is not None:
         checks.append(_floor(SLO, "rps", stats.rps, float(slo.min_rps)))
-    return tuple(checks)
-
-
-def baseline_checks(stats: LoadStats, baseline: Mapping[str, float], release: str,
-                    policy: Policy) -> tuple[LimitCheck, ...]:
-    """p95 and throughput against the baseline release's, within the policy's tolerances."""
-    checks = []
-    base_p95 = baseline.get("p95_ms")
-    if base_p95 is not None:
-        limit = max(base_p95 * (1 + policy.baseline_p95_tolerance), base_p95 + policy.baseline_p95_slack_ms)
-        checks.append(_ceiling(BASELINE, "p95_ms", stats.p95_ms, limit,
-                               f"baseline {release}: {base_p95:g} ms, +{policy.baseline_p95_tolerance:.0%} allowed"))
-    base_rps = baseline.get("rps")
-    if base_rps is not None:
-        limit = base_rps * (1 - policy.baseline_throughput_tolerance)
-        checks.append(_floor(BASELINE, "rps", stats.rps, limit,
-                             f"baseline {release}: {base_rps:.1f} req/s, "
-                             f"-{policy.baseline_throughput_tolerance:.0%} allowed"))
     return tuple(checks)
