@@ -49,6 +49,12 @@ WAVE_DUPLICATE_REGION = "region '{region}' is in more than one wave"
 WAVE_MISSING_REGION = "region '{region}' is in no wave"
 PROMOTION_UNKNOWN = "promotion lists '{name}', which is not an environment{suggestion}"
 PROMOTION_MISSING = "environment '{name}' is not in the promotion order"
+DEPRECATED_RULE = "config.deprecated"
+BASELINE_DEPRECATED = ("baseline is deprecated and ignored: modelops test shows the stored baseline as history "
+                       "and trend and never fails a release on it")
+BASELINE_DEPRECATED_HINT = ("remove `baseline:`; a release is compared with the serving one in the same window by "
+                            "the judged canary (rollout strategy judged_canary, margins in `judgment:`), and "
+                            "absolute limits are the model's SLOs (spec.tests.load.slo)")
 
 # Files the rules of yaml.*/config.* read problems from are fatal: the file could not be read.
 _FATAL_RULES = {"yaml.syntax", "yaml.encoding", "yaml.too-large", "yaml.alias-bomb", "yaml.too-deep",
@@ -208,6 +214,10 @@ def read_policy(workspace: Workspace) -> Loaded[Policy]:
     if not workspace.exists(file):
         return Loaded(file, Policy())
     data, source, findings = read_document(workspace, file, "policy")
+    if isinstance(data, dict) and "baseline" in data and source is not None:
+        at = source.position(("baseline",), key=True)
+        findings.append(Finding(DEPRECATED_RULE, Severity.warning, Location(file, at.line, at.column, "$.baseline"),
+                                BASELINE_DEPRECATED, BASELINE_DEPRECATED_HINT))
     return _build(file, data, source, findings, lambda: policy_from_document(
         data, file=file, source=source, ref=workspace.ref))  # type: ignore[arg-type]
 

@@ -85,11 +85,6 @@ class Policy:
     bandit_confidence: str = "medium"
     signed_artifacts_required_in: tuple[str, ...] = ()
     capacity_headroom: float = 0.2
-    # Load test against the baseline (modelops test): allowed p95 increase (fraction, and an absolute
-    # slack in ms under which noise never fails) and allowed throughput drop (fraction).
-    baseline_p95_tolerance: float = 0.25
-    baseline_p95_slack_ms: float = 5.0
-    baseline_throughput_tolerance: float = 0.25
     #: The comparative judgment of a candidate release against the serving one.
     judgment: Judgment = field(default_factory=Judgment)
     file: str | None = None  # None: no policy file, the defaults above
@@ -137,9 +132,6 @@ def policy_from_document(document: Mapping[str, Any], *, file: str, source: Sour
         bandit_confidence=bandit.get("confidence", "medium"),
         signed_artifacts_required_in=tuple((document.get("signed_artifacts") or {}).get("required_in") or ()),
         capacity_headroom=float((document.get("capacity") or {}).get("headroom", 0.2)),
-        baseline_p95_tolerance=float((document.get("baseline") or {}).get("p95_tolerance", 0.25)),
-        baseline_p95_slack_ms=float((document.get("baseline") or {}).get("p95_slack_ms", 5.0)),
-        baseline_throughput_tolerance=float((document.get("baseline") or {}).get("throughput_tolerance", 0.25)),
         judgment=_judgment(document.get("judgment")),
         file=file,
         source=source,

@@ -51,6 +51,7 @@ _ALL = [
     Rule("config.data-capture", E, "data capture is enabled without a destination"),
     Rule("config.tests", E, "the regression cases cannot run the tests (or traffic) deploy needs"),
     Rule("config.environment-gap", E, "the model skips an environment whose tests a later one needs"),
+    Rule("config.deprecated", W, "a setting that is no longer used (it is ignored; the message says what replaced it)"),
     Rule("cases.duplicate-name", E, "two regression cases have the same name"),
     Rule("cases.missing-file", E, "a case's request file cannot be read"),
     Rule("cases.any-model-error", W, "a case expects any container error (status 424 without model_error)"),

@@ -147,3 +147,20 @@ def test_a_captured_replay_file_anywhere_loads_or_names_its_bad_line(tmp_path: P
     assert str(caught.value) == f"{bad}:2:1: line 2 is not JSON: Expecting value (and 1 more)"
     with pytest.raises(InputError, match="No such file"):
         load_replay_file(tmp_path / "absent.jsonl")
+
+
+def test_an_old_policy_with_baseline_tolerances_still_loads_and_validate_warns_it_is_ignored(repo: Path) -> None:
+    # The stored baseline is history, never a gate: its tolerances mean nothing now, but files that
+    # set them must keep loading (a warning at the key, not an error).
+    from tests.helpers import commit_all, run_cli
+
+    text = (repo / "pipelines/policy.yaml").read_text()
+    write(repo / "pipelines/policy.yaml", text + "baseline:\n  p95_tolerance: 0.25\n  throughput_tolerance: 0.25\n")
+    commit_all(repo, "an old policy")
+    line = len(text.splitlines()) + 1
+    assert load_policy(Workspace.discover(repo)).judgment == Judgment(agreement_by_environment={"dev": 0.95})
+    result = run_cli("validate", "--output", "json", cwd=repo)
+    assert result.exit_code == 0, result
+    [found] = [f for f in result.json()["findings"] if f["rule"] == "config.deprecated"]
+    assert found["severity"] == "warning" and found["file"] == "pipelines/policy.yaml" and found["line"] == line
+    assert found["message"].startswith("baseline is deprecated and ignored") and "judged canary" in found["hint"]
