@@ -18,7 +18,7 @@ from modelops.cli.tables import MIN_PROSE_COLUMN, table_or_lines
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from modelops.deploy.api import DeployResult, HistoryReport, Plan, StatusReport
+    from modelops.deploy.api import ApprovalResult, DeployResult, HistoryReport, Plan, StatusReport
 
 BODY_AND_FILE = "give --body or --file, not both"
 NO_BODY = "give the request with --body TEXT, --file PATH or --file - (stdin)"
@@ -71,18 +71,35 @@ def approve(
     release: Annotated[str, typer.Argument(help="The release id to approve.")],
     env: _Env,
     comment: Annotated[str, typer.Option("--comment", metavar="TEXT", help="Why (kept in the ledger).")] = "",
+    show: Annotated[bool, typer.Option("--show", help="Only show what the approval lets in (the answer diff "
+                                                      "against what serves there); record nothing.")] = False,
     output: Output = OutputFormat.text,
 ) -> int:
-    """Approve a release for an environment (recorded with who and when)."""
+    """Approve a release for an environment (recorded with who and when), showing its answer diff
+    against the release serving there when its model expects its answers to change."""
     from modelops.deploy import ApproveRequest
     from modelops.deploy import approve as run_approve
 
     cli = cli_context.get(ctx)
-    result = run_approve(ApproveRequest(release, env, comment), cli.runtime)
-    again = "" if result.recorded else " (already approved by them)"
-    cli.emit(result, lambda console: console.print(f"{result.release} approved for {result.environment} by "
-                                                   f"{result.by}{again}"))
+    result = run_approve(ApproveRequest(release, env, comment, show), cli.runtime)
+    cli.emit(result, lambda console: render_approval(console, result))
     return 0
+
+
+def render_approval(console: Console, result: ApprovalResult) -> None:
+    """The answer diff (when there is one to read), then who approved."""
+    from rich.text import Text
+
+    if result.answers is not None:
+        for i, line in enumerate(result.answers.lines()):
+            console.print(Text(line, style="bold" if i == 0 else ""), soft_wrap=True)
+    if result.shown_only:
+        console.print(Text(f"{result.release} is not approved for {result.environment} by this: "
+                           f"`modelops approve {result.release} --env {result.environment}` approves it"),
+                      soft_wrap=True)
+        return
+    again = "" if result.recorded else " (already approved by them)"
+    console.print(f"{result.release} approved for {result.environment} by {result.by}{again}")
 
 
 def rollback(
@@ -448,6 +465,9 @@ def _what(entry: dict[str, Any]) -> str:
     if kind == "intent":
         return f"{entry.get('action', '')} asked by {entry.get('by', '')}" + (
             f": {entry['reason']}" if entry.get("reason") else "")
+    if kind == "judgment":  # the one-line summary; the figures are in --output json
+        judged = entry.get("judgment") or {}
+        return f"{entry.get('percent')}%: " + str(judged.get("summary") or entry.get("outcome", ""))
     return ""
 
 

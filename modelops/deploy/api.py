@@ -7,6 +7,7 @@ from typing import Any
 
 from modelops.deploy.drift import FieldDiff
 from modelops.deploy.health import ABSENT, Health
+from modelops.deploy.review import AnswerReview
 from modelops.deploy.rollout import FAILED, ROLLED_BACK, SKIPPED, SUCCEEDED, RegionOutcome
 from modelops.errors import ExitStatus
 from modelops.ledger.chain import LedgerTamperedError, Verification
@@ -36,9 +37,13 @@ class PromoteRequest:
 
 @dataclass(frozen=True)
 class ApproveRequest:
+    """Approve ``release`` for ``environment``; with ``show`` only say what the approval would let in
+    (the release's answer diff against what serves there), recording nothing."""
+
     release: str
     environment: str
     comment: str = ""
+    show: bool = False
 
 
 @dataclass(frozen=True)
@@ -357,12 +362,15 @@ class ApprovalResult:
     release: str
     environment: str
     by: str
-    recorded: bool  # False: this person had approved it already
+    recorded: bool  # False: this person had approved it already (or --show: nothing was recorded)
     source: str = ""
     authenticated: bool = False
     rule: str = ""
+    answers: AnswerReview | None = None  # the answer diff (a model with expect_change, or any judged release)
+    shown_only: bool = False  # --show: what an approval would let in, nothing recorded
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "release": self.release, "env": self.environment, "by": self.by,
                 "source": self.source, "authenticated": self.authenticated, "rule": self.rule,
-                "recorded": self.recorded}
+                "recorded": self.recorded, "shown_only": self.shown_only,
+                "answers": self.answers.to_dict() if self.answers else None}

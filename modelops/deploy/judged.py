@@ -258,6 +258,7 @@ def _bake(ctx: _Context, percent: int) -> Judgment:
     judgment = _with_cloudwatch(ctx, judgment, started)
     status = {Outcome.PASS: SUCCEEDED, Outcome.FAIL: FAILED}.get(judgment.outcome, IN_PROGRESS)
     ctx.journal.record(f"judge-{percent}", status, judgment.summary())
+    ctx.journal.record_judgment(ctx.reference.release, percent, judgment)
     ctx.say(f"{percent}%: {judgment.summary()}")
     for v in judgment.verdicts:
         ctx.say(f"  {v.outcome.value:<12} {v.figures()}" + ("" if v.gated else " (reported, not gated)"))

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from modelops.clients import Clients
     from modelops.deploy.judged import JudgedStep, JudgeSetup
     from modelops.ledger import Ledger
+    from modelops.verify.judge import Judgment
 
 # Outcomes of a region (and of a deploy), the words of `deploy --output json`: SUCCEEDED, ROLLED_BACK and
 # FAILED are the ledger's terminal step statuses (a region's outcome is recorded as its last step).
@@ -146,6 +147,16 @@ class Journal:
             # Keep the in-memory view in step with the ledger (the ledger stamps ``at``).
             self._steps = [*self._steps, replace(record, at=self.ledger.clock.now())]
         return appended
+
+    def record_judgment(self, reference: str, percent: int, judgment: Judgment) -> bool:
+        """Keep a judged step's whole judgment (figures, worst disagreements with their inputs): what
+        an approval of this release in a later environment shows."""
+        from modelops.ledger.records import JudgmentRecord
+
+        with self._lock:
+            return self.ledger.record_judgment(JudgmentRecord(
+                model=self.model, release=self.release, environment=self.environment, region=self.region,
+                reference=reference, percent=percent, outcome=judgment.outcome.value, judgment=judgment.to_dict()))
 
 
 @dataclass

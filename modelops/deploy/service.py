@@ -33,6 +33,7 @@ from modelops.deploy.repo import (
     target_for_release,
     watch_seconds,
 )
+from modelops.deploy.review import review_answers
 from modelops.deploy.rollout import (
     SUCCEEDED,
     EnvironmentRollout,
@@ -257,7 +258,9 @@ def promote(request: PromoteRequest, runtime: Runtime) -> DeployResult:
 
 def approve(request: ApproveRequest, runtime: Runtime) -> ApprovalResult:
     """Record who approves a release for an environment: someone pipelines/access.yaml lets approve
-    there and, with four-eyes, not its author (see :func:`~modelops.deploy.gates.check_approver`)."""
+    there and, with four-eyes, not its author (see :func:`~modelops.deploy.gates.check_approver`).
+    The result carries the release's answer diff against what serves there
+    (:func:`~modelops.deploy.review.review_answers`); ``request.show`` returns only that."""
     from modelops.ledger.records import Approval
 
     repo = open_repo(runtime)
@@ -265,6 +268,9 @@ def approve(request: ApproveRequest, runtime: Runtime) -> ApprovalResult:
     record = find_release(request.release, repo, runtime)
     access = gates.access_rules(repo.ws)
     with opened(env, runtime) as (clients, ledger):
+        answers = review_answers(record, env, repo, runtime, ledger)
+        if request.show:
+            return ApprovalResult(record.model, request.release, env.name, "", False, answers=answers, shown_only=True)
         who = gates.acting_identity(runtime, repo.ws, clients)
         decision = gates.check_approver(who, gates.release_author(record, repo.ws), access, release=request.release,
                                         commit=record.commit, environment=env)
@@ -272,7 +278,7 @@ def approve(request: ApproveRequest, runtime: Runtime) -> ApprovalResult:
             model=record.model, release=request.release, environment=env.name, by=who.name, comment=request.comment,
             source=who.source, authenticated=who.authenticated, principal=who.principal or ""))
     return ApprovalResult(record.model, request.release, env.name, who.name, recorded, who.source, who.authenticated,
-                          decision.rule.where if decision.rule.file else "")
+                          decision.rule.where if decision.rule.file else "", answers)
 
 
 def desired_release(model: ModelConfig, env: Environment, ref: str | None, runtime: Runtime) -> tuple[str, str | None]:

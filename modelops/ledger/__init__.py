@@ -31,7 +31,10 @@ Records (frozen dataclasses in :mod:`modelops.ledger.records`; ``.to_dict()`` is
         # blocked: rolled back there (nothing rolls it out there again); not blocked: unblocked
     RolloutIntent(model, environment, region, release, action, by, reason="", at=0.0)
         action: PAUSE | RESUME | ABORT | PROMOTE (what someone asks of a rollout in flight)
+    JudgmentRecord(model, release, environment, region, reference, percent, outcome, judgment={}, at=0.0)
+        # a judged canary's step: judgment = Judgment.to_dict() (verdicts, worst disagreements with inputs)
     Entry = ReleaseRecord | BuildRecord | DeploymentStep | TestRecord | Approval | ReleaseBlock | RolloutIntent
+            | JudgmentRecord
     RolloutControl(paused, abort, promote): the intents in force for a rollout in one region
     LockHolder(user, host, pid); LockHolder.current(runtime.user)
     LockInfo(model, environment, holder, acquired_at, heartbeat_at, token, ttl); .age(now)
@@ -47,6 +50,7 @@ idempotency key was already there)::
     record_approval(Approval, *, idempotency_key=None) -> bool       # default key: once per (release, env, by)
     record_block(ReleaseBlock) -> bool   # appends only a change (block an unblocked release or the reverse)
     record_intent(RolloutIntent) -> bool
+    record_judgment(JudgmentRecord, *, idempotency_key=None) -> bool
     append(Entry, *, idempotency_key=None) -> bool
     models() -> tuple[str, ...]
     history(model, *, environment=None, region=None, release=None) -> tuple[Entry, ...]   # time order
@@ -64,6 +68,7 @@ idempotency key was already there)::
     baseline(model, environment, region, *, exclude_release) -> TestRecord | None
         # the last passing load test with metrics (a skipped one has none) of another release
     load_runs(model, environment, region, *, last) -> tuple[TestRecord, ...]  # the last load tests, oldest first
+    judgments(release, environment=None) -> tuple[JudgmentRecord, ...]  # judged canary steps, oldest first
     approvals(release, environment) -> tuple[Approval, ...]
     block(release, environment) -> ReleaseBlock | None             # the block in force, if any
     rollout_control(model, environment, region, release) -> RolloutControl
@@ -161,6 +166,7 @@ from .records import (
     BuildRecord,
     DeploymentStep,
     Entry,
+    JudgmentRecord,
     LockHolder,
     LockInfo,
     RegionState,
@@ -187,7 +193,7 @@ __all__ = [
     "ABORT", "DEFAULT_LOCK_TTL", "DEFAULT_TABLE", "ENTRY_KINDS", "FAILED", "INTENT_ACTIONS", "IN_PROGRESS",
     "LEDGER_FILE", "LOAD", "LOCK_HELD", "LOCK_HELD_HINT", "LOCK_LOST", "PAUSE", "PROMOTE", "REGRESSION",
     "RESUME", "ROLLED_BACK", "STARTED", "STEP_STATUSES", "SUCCEEDED", "TERMINAL_STATUSES", "TEST_KINDS",
-    "Approval", "BuildRecord", "ChainProblem", "DeploymentStep", "DynamoLedger", "Entry", "HeldLock", "Ledger",
+    "Approval", "BuildRecord", "ChainProblem", "DeploymentStep", "DynamoLedger", "Entry", "HeldLock", "JudgmentRecord", "Ledger",
     "LedgerBase", "LedgerTamperedError", "LockHeldError", "LockHolder", "LockInfo", "LockLostError",
     "ModelChain", "RegionState", "ReleaseBlock", "ReleaseRecord", "RolloutControl", "RolloutIntent",
     "SqliteLedger", "TestRecord", "Verification", "entry_from_dict", "entry_from_json", "format_age",

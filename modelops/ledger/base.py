@@ -33,6 +33,7 @@ from .records import (
     BuildRecord,
     DeploymentStep,
     Entry,
+    JudgmentRecord,
     LockHolder,
     LockInfo,
     RegionState,
@@ -212,6 +213,8 @@ class Ledger(Protocol):
                      kinds: Sequence[str] = TEST_KINDS) -> bool: ...
     def baseline(self, model: str, environment: str, region: str, *, exclude_release: str) -> TestRecord | None: ...
     def load_runs(self, model: str, environment: str, region: str, *, last: int) -> tuple[TestRecord, ...]: ...
+    def record_judgment(self, record: JudgmentRecord, *, idempotency_key: str | None = None) -> bool: ...
+    def judgments(self, release: str, environment: str | None = None) -> tuple[JudgmentRecord, ...]: ...
     def approvals(self, release: str, environment: str) -> tuple[Approval, ...]: ...
     def block(self, release: str, environment: str) -> ReleaseBlock | None: ...
     def rollout_control(self, model: str, environment: str, region: str, release: str) -> RolloutControl: ...
@@ -326,6 +329,10 @@ class LedgerBase:
 
     def record_test(self, record: TestRecord, *, idempotency_key: str | None = None) -> bool:
         """Record a regression or load test result."""
+        return self.append(record, idempotency_key=idempotency_key)
+
+    def record_judgment(self, record: JudgmentRecord, *, idempotency_key: str | None = None) -> bool:
+        """Record a judged canary's step with its figures (a re-run judges again and records again)."""
         return self.append(record, idempotency_key=idempotency_key)
 
     def record_approval(self, record: Approval, *, idempotency_key: str | None = None) -> bool:
@@ -450,6 +457,11 @@ class LedgerBase:
         tests = self._model_entries(model, TestRecord, environment=environment, region=region)
         runs = [t for t in _only(tests, TestRecord) if t.kind == LOAD and t.metrics]
         return tuple(runs[-last:]) if last > 0 else ()
+
+    def judgments(self, release: str, environment: str | None = None) -> tuple[JudgmentRecord, ...]:
+        """The judged canary steps of ``release`` (in ``environment``, or anywhere), oldest first."""
+        where = {"environment": environment} if environment else {}
+        return tuple(_only(self._release_entries(release, JudgmentRecord, **where), JudgmentRecord))
 
     def approvals(self, release: str, environment: str) -> tuple[Approval, ...]:
         """Approvals of ``release`` for ``environment``, oldest first."""

@@ -83,7 +83,7 @@ class _Record:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, ``entry`` (the record type: release, build, step, test, approval, block,
-        intent) first."""
+        intent, judgment) first."""
         body: dict[str, Any] = {"entry": self.KIND}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
@@ -248,6 +248,42 @@ class ReleaseBlock(_Record):
         object.__setattr__(self, "reason", redact(self.reason))
 
 
+#: A judgment record keeps each worst disagreement's input and answers up to this many characters
+#: (a record must stay small: DynamoDB items hold 400 KB).
+JUDGMENT_TEXT_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class JudgmentRecord(_Record):
+    """A judged canary's step: ``release`` (the candidate) judged against ``reference`` (the release
+    serving) in (environment, region) with ``percent`` of the traffic; ``outcome`` is pass, fail or
+    inconclusive; ``judgment`` the whole judgment as ``Judgment.to_dict`` gives it (every verdict with
+    its figures; ``worst``: the worst disagreements with their inputs, text redacted and cut to
+    :data:`JUDGMENT_TEXT_LIMIT`). What an approval of the release in a later environment shows."""
+
+    KIND: ClassVar[str] = "judgment"
+    model: str
+    release: str
+    environment: str
+    region: str
+    reference: str
+    percent: int
+    outcome: str
+    judgment: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    at: float = 0.0
+
+    def __post_init__(self) -> None:
+        body = dict(self.judgment)
+        if "worst" in body:
+            body["worst"] = [{k: _cut(redact(v)) if isinstance(v, str) else v for k, v in dict(d).items()}
+                             for d in body["worst"]]
+        object.__setattr__(self, "judgment", MappingProxyType(body))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= JUDGMENT_TEXT_LIMIT else text[:JUDGMENT_TEXT_LIMIT] + "..."
+
+
 # What someone asks of a rollout in flight (``modelops rollout ...``).
 PAUSE = "pause"
 RESUME = "resume"
@@ -304,10 +340,11 @@ class RolloutControl:
         return cls(paused=paused, abort=abort, promote=promote)
 
 
-Entry: TypeAlias = ReleaseRecord | BuildRecord | DeploymentStep | TestRecord | Approval | ReleaseBlock | RolloutIntent
+Entry: TypeAlias = (ReleaseRecord | BuildRecord | DeploymentStep | TestRecord | Approval | ReleaseBlock
+                    | RolloutIntent | JudgmentRecord)
 ENTRY_TYPES: Mapping[str, type[Any]] = MappingProxyType(
     {cls.KIND: cls for cls in (ReleaseRecord, BuildRecord, DeploymentStep, TestRecord, Approval, ReleaseBlock,
-                               RolloutIntent)}
+                               RolloutIntent, JudgmentRecord)}
 )
 #: The ``entry`` names of every record type (``history --kind``).
 ENTRY_KINDS = tuple(ENTRY_TYPES)
