@@ -76,6 +76,8 @@ class AnswerReview:
         agreement = self.agreement
         lines.append("  " + (agreement.figures() + ("" if agreement.gated else " (reported, not gated)")
                              if agreement else "no answers were compared"))
+        if j.worst:
+            lines.append(f"  worst disagreements ({j.reference}'s answer vs {j.candidate}'s):")
         for d in j.worst[:SHOWN]:
             lines.append(f"  differs: {d.detail}; input {d.request}")
         if agreement is not None and not j.worst:

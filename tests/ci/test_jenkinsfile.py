@@ -80,7 +80,7 @@ def _stage_body(name: str) -> str:
 
 def test_the_stages_run_in_pipeline_order() -> None:
     assert STAGES == ["Changes", "Validate", "Build", "Deploy dev", "Test dev", "Deploy staging", "Test staging",
-                      "Approve prod", "Prod"]
+                      "Review prod", "Approve prod", "Prod"]
     assert TEXT.lstrip().startswith("//") and "pipeline {" in TEXT and "agent any" in TEXT
 
 
@@ -108,6 +108,8 @@ def test_prod_needs_an_input_whose_submitter_is_the_approver() -> None:
     # Every other stage acts for whoever started the build, as Jenkins' own CI user.
     assert "MODELOPS_CI_SYSTEM = 'jenkins'" in TEXT and "env.MODELOPS_CI_USER = startedBy()" in _stage_body("Changes")
     assert "sh 'modelops approve \"$RELEASE\" --env prod'" in body
+    # Right above the prompt, the log shows what it lets in (the answer diffs), recording nothing.
+    assert "sh 'modelops approve \"$RELEASE\" --env prod --show'" in _stage_body("Review prod")
 
 
 def test_prod_deploys_wave_by_wave_from_environments_yaml() -> None:

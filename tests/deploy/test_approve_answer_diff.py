@@ -28,12 +28,16 @@ environments:
     cloud: local
     regions: [us-east-1]
     approval: {required: false}
-    rollout: {strategy: judged_canary, steps: [100], wait_interval_seconds: 3, max_execution_timeout_seconds: 600}
+    rollout: {strategy: judged_canary, steps: [100], wait_interval_seconds: 5, max_execution_timeout_seconds: 600}
   prod:
     cloud: local
     regions: [us-east-1]
     approval: {required: true, four_eyes: true}
     rollout: {strategy: all_at_once, wait_interval_seconds: 0, max_execution_timeout_seconds: 600}
+    security:
+      kms_key: "arn:aws:kms:{region}:{account}:alias/modelops-prod"
+      vpc:
+        us-east-1: {subnets: [subnet-0a1b2c3d4e5f61001, subnet-0a1b2c3d4e5f61002], security_groups: [sg-0a1b2c3d4e5f61001]}
 """
 
 

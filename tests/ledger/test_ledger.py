@@ -290,6 +290,33 @@ def test_baseline_is_the_last_passing_load_test_of_another_release(ledger: Ledge
     base = ledger.baseline(M, DEV, US, exclude_release="iris-3")
     assert base is not None and base.release == "iris-2" and base.metrics["p95_ms"] == 12.0
     assert ledger.baseline(M, DEV, US, exclude_release="iris-2").release == "iris-3"  # type: ignore[union-attr]
+    # The trend: the last load runs with figures there, of any release, passed or not, oldest first.
+    runs = ledger.load_runs(M, DEV, US, last=4)
+    assert [(t.release, t.passed, t.metrics["p95_ms"]) for t in runs] == [
+        ("iris-1", True, 10.0), ("iris-2", True, 12.0), ("iris-2", False, 50.0), ("iris-3", True, 30.0)]
+    assert [t.release for t in ledger.load_runs(M, DEV, US, last=2)] == ["iris-2", "iris-3"]
+    assert ledger.load_runs(M, DEV, US, last=0) == ()
+
+
+def test_a_judged_step_is_kept_whole_and_read_back_by_release(ledger: LedgerBase) -> None:
+    from modelops.ledger import JudgmentRecord, entry_from_json
+    from modelops.ledger.records import JUDGMENT_TEXT_LIMIT
+
+    judgment = {"reference": "iris-1", "candidate": "iris-2", "outcome": "pass", "rounds": 3, "summary": "pass",
+                "verdicts": [{"metric": "agreement", "candidate": 0.95, "gated": False}],
+                "worst": [{"request": "q=1 password=s3cr3t", "reference": "a" * 5000, "candidate": "b",
+                           "detail": "$.label: 'a' vs 'b'", "score": None}]}
+    ledger.record_judgment(JudgmentRecord(M, "iris-2", DEV, US, "iris-1", 50, "pass", judgment))
+    ledger.record_judgment(JudgmentRecord(M, "iris-2", PROD, US, "iris-0", 100, "fail", judgment))
+    ledger.record_judgment(JudgmentRecord(M, "iris-3", DEV, US, "iris-1", 50, "fail", judgment))
+    [dev] = ledger.judgments("iris-2", DEV)
+    assert (dev.reference, dev.percent, dev.outcome, dev.judgment["rounds"]) == ("iris-1", 50, "pass", 3)
+    worst = dev.judgment["worst"][0]
+    assert worst["request"] == "q=1 password=***"  # redacted like every free text of the ledger
+    assert len(worst["reference"]) == JUDGMENT_TEXT_LIMIT + 3  # cut: a record stays small
+    assert [j.environment for j in ledger.judgments("iris-2")] == [DEV, PROD]
+    assert entry_from_json(dev.to_json()) == dev
+    assert ledger.verify(M).ok
 
 
 # -- locks -----------------------------------------------------------------------------------------
