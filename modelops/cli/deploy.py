@@ -336,6 +336,7 @@ def render_status(console: Console, report: StatusReport) -> None:
 
     if not report.endpoints:
         console.print("no endpoints deployed")
+        _render_awaiting(console, report)
         return
     models = sorted({e.model for e in report.endpoints})
     several = len(models) > 1
@@ -364,6 +365,19 @@ def render_status(console: Console, report: StatusReport) -> None:
         if notes:
             where = f"{e.model} {e.environment}/{e.region}" if several else f"{e.environment}/{e.region}"
             console.print(Text(f"  {where}: {e.health.state}: " + "; ".join(notes)))
+    _render_awaiting(console, report)
+
+
+def _render_awaiting(console: Console, report: StatusReport) -> None:
+    """The releases awaiting an approval, each with its answer diff when there is one to read."""
+    from rich.text import Text
+
+    for a in report.awaiting:
+        console.print(Text(f"{a.model} {a.release} awaits an approval for {a.environment} (tests passed in "
+                           f"{a.tested_in}): modelops approve {a.release} --env {a.environment}", style="bold"),
+                      soft_wrap=True)
+        for line in a.answers.lines() if a.answers else ():
+            console.print(Text(f"  {line}"), soft_wrap=True)
 
 
 def history_lines(report: HistoryReport) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 from modelops.deploy.drift import FieldDiff
 from modelops.deploy.health import ABSENT, Health
-from modelops.deploy.review import AnswerReview
+from modelops.deploy.review import AnswerReview, AwaitingApproval
 from modelops.deploy.rollout import FAILED, ROLLED_BACK, SKIPPED, SUCCEEDED, RegionOutcome
 from modelops.errors import ExitStatus
 from modelops.ledger.chain import LedgerTamperedError, Verification
@@ -293,9 +293,11 @@ class EndpointState:
 @dataclass(frozen=True)
 class StatusReport:
     endpoints: tuple[EndpointState, ...]
+    awaiting: tuple[AwaitingApproval, ...] = ()  # releases waiting for an approval, with their answer diff
 
     def to_dict(self) -> dict[str, Any]:
-        return {"endpoints": [e.to_dict() for e in self.endpoints]}
+        return {"endpoints": [e.to_dict() for e in self.endpoints],
+                "awaiting_approval": [a.to_dict() for a in self.awaiting]}
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from modelops.deploy.repo import (
     open_repo,
     opened,
 )
+from modelops.deploy.review import awaiting_approval
 from modelops.deploy.service import deploy, desired_release
 from modelops.errors import ExitStatus, InputError, ModelopsError
 from modelops.runtime import Runtime
@@ -59,7 +60,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 def status(request: StatusRequest, runtime: Runtime) -> StatusReport:
     """Every endpoint of a model (or of every model) per environment and region, as the cloud says,
-    with its health from live signals."""
+    with its health from live signals; and the releases awaiting an approval, with their answer diff."""
     repo = open_repo(runtime)
     models = models_named(repo, request.model)
     rows: list[EndpointState] = []
@@ -79,7 +80,7 @@ def status(request: StatusRequest, runtime: Runtime) -> StatusReport:
                         continue
                     last = state.last_step if state else None
                     rows.append(endpoint_state(observed, f"{last.release} {last.step} ({last.status})" if last else None))
-    return StatusReport(tuple(rows))
+    return StatusReport(tuple(rows), awaiting_approval(repo, models, runtime))
 
 
 def endpoint_state(observed: ObservedRegion, last_step: str | None) -> EndpointState:

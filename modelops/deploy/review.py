@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelops.config import Environment, load_model
+from modelops.config import Environment, ModelConfig, load_model
 from modelops.errors import ModelopsError
 from modelops.runtime import Runtime
 from modelops.verify.judge import Judgment, Verdict
@@ -154,3 +154,46 @@ def _judgments(release: str, earlier: Sequence[Environment], env: Environment, r
                 found.extend(theirs.judgments(release))
     names = {e.name for e in earlier}
     return [j for j in found if j.environment in names]
+
+
+@dataclass(frozen=True)
+class AwaitingApproval:
+    """A release that passed its tests in the environment before ``environment`` and waits for an
+    approval there (none recorded, not serving there, not blocked); ``answers`` is what the approval
+    would let in (see :func:`review_answers`)."""
+
+    model: str
+    environment: str
+    release: str
+    tested_in: str
+    answers: AnswerReview | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "env": self.environment, "release": self.release, "tested_in": self.tested_in,
+                "answers": self.answers.to_dict() if self.answers else None}
+
+
+def awaiting_approval(repo: Repo, models: Sequence[ModelConfig], runtime: Runtime) -> tuple[AwaitingApproval, ...]:
+    """Per model and environment that requires an approval, the newest release newer than what serves
+    there whose tests passed in the environment before it and that nobody approved there yet."""
+    from modelops.deploy.repo import opened
+
+    found: list[AwaitingApproval] = []
+    for env in repo.envs.in_promotion_order():
+        before = repo.envs.previous(env.name)
+        if not env.approval.required or before is None:
+            continue
+        with opened(env, runtime) as (_, ledger), opened(before, runtime) as (_, earlier):
+            for model in (m.name for m in models if m.supports_cloud(env.cloud)):
+                serving = {s.release for s in (ledger.current(model, env.name, r) for r in env.regions)
+                           if s is not None and s.release}
+                for record in reversed(earlier.releases(model)):  # the newest first
+                    if record.release in serving:
+                        break  # what serves there, or older: nothing waits
+                    if (earlier.tests_passed(record.release, before.name, regions=before.regions)
+                            and not ledger.approvals(record.release, env.name)
+                            and ledger.block(record.release, env.name) is None):
+                        found.append(AwaitingApproval(model, env.name, record.release, before.name,
+                                                      review_answers(record, env, repo, runtime, ledger)))
+                        break
+    return tuple(found)

@@ -46,7 +46,7 @@ def to_report(result: TestReport) -> Report:
                                   file=result.model_file))
             for change in reg.load.changes:
                 items.append(Item(id=f"baseline.{change.metric}", status="info", message=change.message,
-                                  subject=f"{prefix}baseline/{change.metric}"))
+                                  subject=f"{prefix}baseline/{change.metric}", hint=NOT_A_GATE))
         elif reg.load_skipped:
             items.append(Item(id="load", status="skipped", message=reg.load_skipped, subject=f"{prefix}load"))
     summary: dict[str, object] = {"model": result.model, "environment": result.environment,

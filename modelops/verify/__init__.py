@@ -1,4 +1,5 @@
-"""Regression cases and load tests against endpoints through the SageMaker runtime API; SLOs, baselines.
+"""Regression cases and load tests against endpoints through the SageMaker runtime API; SLOs (the gates),
+the stored baseline and trend (history, never a gate).
 
 Public API (names load lazily: ``python -m modelops.verify.loadrun`` imports this package before
 gevent patches the process, so nothing heavy may load here)::
@@ -8,7 +9,8 @@ gevent patches the process, so nothing heavy may load here)::
     run_tests(request, runtime, *, clients=None) -> TestReport
         # TestReport: model, environment, release (the endpoint's modelops:release tag), passed,
         #   regions: RegionReport(region, endpoint, release, regression: tuple[CaseResult] | None,
-        #   load: LoadResult | None (stats, plan, checks, baseline), load_skipped: why no load test ran);
+        #   load: LoadResult | None (stats, plan, checks: the SLOs, history: the baseline and the last runs,
+        #   .changes: each figure beside the baseline's with its trend), load_skipped: why no load test ran);
         #   .to_dict() is --output json.
         # Records a TestRecord per (region, kind) in the environment's ledger.
     send_traffic(clients, region, endpoint, cases, *, rate, runtime) -> TrafficSender

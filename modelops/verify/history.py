@@ -12,7 +12,7 @@ the same window on the same inputs: the judged canary (``rollout.strategy: judge
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 #: How many earlier load runs the trend shows.
@@ -91,11 +91,7 @@ class History:
 
     baseline: PastRun | None
     runs: tuple[PastRun, ...] = ()
-    changes: tuple[Change, ...] = field(default=())
-
-    @property
-    def release(self) -> str:
-        return self.baseline.release if self.baseline else ""
+    changes: tuple[Change, ...] = ()
 
     @property
     def metrics(self) -> Mapping[str, float]:

@@ -13,7 +13,7 @@ from modelops.config import Cases, Environment, ModelConfig, Workspace, check_ru
 from modelops.config.model import Slo
 from modelops.errors import EnvironmentFailedError, InputError
 from modelops.runtime import Runtime
-from modelops.verify.history import TREND_RUNS, History, PastRun, history
+from modelops.verify.history import TREND_RUNS, Change, History, PastRun, history
 from modelops.verify.load import LoadPlan, LoadStats, Target, run_load
 from modelops.verify.regression import CaseResult, run_cases
 from modelops.verify.slo import LimitCheck, slo_checks
@@ -82,8 +82,8 @@ class LoadResult:
         return head + (f"; failed: {', '.join(failed)}" if failed else "")
 
     @property
-    def changes(self) -> tuple[Any, ...]:
-        """This run's figures beside the baseline's (:class:`modelops.verify.history.Change`)."""
+    def changes(self) -> tuple[Change, ...]:
+        """This run's figures beside the baseline's, with their trend."""
         return self.history.changes if self.history else ()
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """An approval shows the answer diff of a release whose model declares its answers change
 (``spec.answers.expect_change``), on the real local cloud with real containers and a real git repo:
 before any judgment it says plainly that none exists; after a judged canary in dev (the diff reported,
-not gated) ``approve --show`` and ``approve`` show the agreement figures and the worst disagreements
-with their inputs, against the release serving prod, read from the judgment recorded in the ledger."""
+not gated) ``approve --show``, ``status`` (the release awaiting its approval) and ``approve`` show the
+agreement figures and the worst disagreements with their inputs, against the release serving prod,
+read from the judgment recorded in the ledger."""
 
 from __future__ import annotations
 
@@ -111,6 +112,19 @@ def test_an_approval_shows_the_answer_diff_of_a_release_expected_to_change(repo:
     assert json.loads(first_worst["request"]), first_worst  # the input, as sent
     assert "label" in first_worst["detail"] or "probabilities" in first_worst["detail"], first_worst
 
+    # status shows the release awaiting its approval, with the same diff, once its tests passed in dev.
+    assert run_cli("status", "iris", "--output", "json", cwd=repo).json()["awaiting_approval"] == []
+    given_tests_passed(repo, release, "dev")
+    status = run_cli("status", "iris", "--output", "json", cwd=repo)
+    assert status.exit_code == 0, status
+    [waiting] = status.json()["awaiting_approval"]
+    assert (waiting["release"], waiting["env"], waiting["tested_in"]) == (release, "prod", "dev")
+    assert waiting["answers"]["agreement"] == answers["agreement"] and waiting["answers"]["worst"] == answers["worst"]
+    text = run_cli("status", "iris", cwd=repo)
+    assert (f"iris {release} awaits an approval for prod (tests passed in dev): modelops approve {release} "
+            "--env prod") in text.stderr, text.stderr
+    assert f"    {serving} serves prod: this is the diff the approval lets in" in text.stderr
+
     # The approval itself shows the same lines above who approved.
     approved = run_cli("approve", release, "--env", "prod", cwd=repo, env=REVIEWER)
     assert approved.exit_code == 0, approved
@@ -122,6 +136,7 @@ def test_an_approval_shows_the_answer_diff_of_a_release_expected_to_change(repo:
                line.endswith("(reported, not gated)") for line in lines), lines
     assert any(line.strip().startswith("differs: ") and "; input " in line for line in lines), lines
     assert lines[-1] == f"{release} approved for prod by reviewer@example.com"
+    assert run_cli("status", "iris", "--output", "json", cwd=repo).json()["awaiting_approval"] == []
 
     # The ledger holds the judgment with the rollout's steps; history shows it in one line.
     history = run_cli("history", "iris", "--env", "dev", cwd=repo)
