@@ -184,7 +184,7 @@ class TestRecord(_Record):
     """A regression or load test of ``release`` in (environment, region).
 
     ``metrics`` holds figures by name: ``p50_ms``, ``p95_ms``, ``p99_ms``, ``rps``, ``error_rate``
-    for load tests (baselines compare them), anything numeric otherwise.
+    for load tests (the baseline and trend shown beside a run, never gated), anything numeric otherwise.
     """
 
     __test__ = False  # not a pytest test class

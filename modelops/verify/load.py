@@ -85,7 +85,7 @@ class LoadStats:
     stopped: str = ""  # why the run ended before its duration (every request failing to connect), or ""
 
     def metrics(self) -> dict[str, float]:
-        """The figures the ledger keeps (and baselines compare)."""
+        """The figures the ledger keeps (the baseline and trend `modelops test` shows beside a run)."""
         out = {"rps": self.rps, "error_rate": self.error_rate, "requests": float(self.requests)}
         for name in ("p50_ms", "p95_ms", "p99_ms"):
             value = getattr(self, name)
