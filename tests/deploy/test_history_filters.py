@@ -74,7 +74,7 @@ def test_each_filter_narrows_the_history_and_they_combine(kinds_of_history: Path
 @pytest.mark.parametrize(("args", "message"), [
     (("--since", "yesterday"), "--since yesterday: not a duration (45s, 30m, 2h, 7d, 2w) or a UTC date or time"),
     (("--kind", "judgement"), "--kind judgement: not a kind of ledger entry (release, build, step, test, approval, "
-                              "block, intent)"),
+                              "block, intent, judgment)"),
     (("--limit", "0"), "--limit 0: give a number of entries above 0"),
     (("--env", "qa"), "unknown environment"),
 ])
