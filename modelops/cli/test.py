@@ -108,9 +108,10 @@ def render_summary(console: Console, result: TestReport) -> None:
             console.print(Text(f"{reg.region}: load test skipped: {reg.load_skipped}", style="dim"))
         if reg.load is not None and reg.load.changes:
             for change in reg.load.changes:
-                console.print(Text(f"{reg.region}: {change.message}", style="yellow" if change.worse else "dim"))
-            console.print(Text(f"{reg.region}: baseline {reg.load.baseline.release if reg.load.baseline else ''}: "
-                               f"{NOT_A_GATE}", style="dim"))
+                console.print(Text(f"{reg.region}: {change.message}", style="yellow" if change.worse else "dim"),
+                              soft_wrap=True)
+            release = reg.load.baseline.release if reg.load.baseline else ""
+            console.print(Text(f"{reg.region}: the baseline ({release}) is {NOT_A_GATE}", style="dim"), soft_wrap=True)
     verdict = "passed" if result.passed else "FAILED"
     console.print(Text(f"modelops test {result.model} ({result.environment}, release {result.release}): {verdict}",
                        style="bold green" if result.passed else "bold red"))
