@@ -1,7 +1,11 @@
-"""Markdown for a pull-request comment: a verdict line, counts, and a table of what was found."""
+"""Markdown for a pull-request comment: a verdict line, counts, a table of what was found, then any
+tables of figures (:class:`~modelops.report.html.Table`, the same ones the HTML report shows)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from modelops.report.html import Table
 from modelops.report.items import STATUS_ORDER, Report, plural
 
 MAX_ROWS = 100  # PR comments have a size limit; the rest is counted, not listed
@@ -12,7 +16,21 @@ def _cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
 
 
-def render_markdown(report: Report) -> str:
+def _table(table: Table) -> list[str]:
+    lines = ["", f"#### {_cell(table.title)}", "", "| " + " | ".join(_cell(h) for h in table.header) + " |",
+             "| " + " | ".join("---" for _ in table.header) + " |"]
+    for i, row in enumerate(table.rows[:MAX_ROWS]):
+        status = table.statuses[i] if i < len(table.statuses) else ""
+        cells = [_cell(c) for c in row]
+        if status and cells:
+            cells[0] = f"{_ICON.get(status, '')} {cells[0]}"
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(table.rows) > MAX_ROWS:
+        lines += ["", f"... and {len(table.rows) - MAX_ROWS} more rows."]
+    return lines
+
+
+def render_markdown(report: Report, *, tables: Sequence[Table] = ()) -> str:
     verdict = "❌ failed" if report.failed else "✅ passed"
     counts: dict[str, int] = {}
     for item in report.items:
@@ -32,4 +50,6 @@ def render_markdown(report: Report) -> str:
                          f"`{_cell(item.location) or '-'}` | {message} |")
         if len(rows) > MAX_ROWS:
             lines += ["", f"... and {len(rows) - MAX_ROWS} more (see the full report in the CI logs)."]
+    for table in tables:
+        lines += _table(table)
     return "\n".join(lines) + "\n"
