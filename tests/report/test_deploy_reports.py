@@ -148,7 +148,7 @@ def test_charts_put_both_releases_side_by_side_per_metric_with_the_bounds_and_th
                                          "error rate: reference vs candidate", "agreement: reference vs candidate"]
     agreement = charts[3]
     assert agreement.categories == ("10%", "50%")
-    reference, candidate = agreement.series
+    _, candidate = agreement.series
     assert candidate.intervals[1][1] < 99.0 < candidate.intervals[0][1]  # 50%: the whole interval under the minimum
     assert [lim.value for lim in agreement.limits] == [99.0, 99.0]
     latency = charts[0]
