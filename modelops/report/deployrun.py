@@ -77,7 +77,7 @@ def to_report(result: DeployResult) -> Report:
         summary["why"] = result.message
     return Report(title=f"modelops deploy {result.model} ({result.release})", items=tuple(items),
                   subjects=tuple(dict.fromkeys(i.subject for i in items if i.subject)), summary=summary,
-                  failing=("error", "failed"))
+                  failing=("error", "failed"), subject_kind="case")
 
 
 def to_tables(result: DeployResult) -> list[Table]:
@@ -118,6 +118,6 @@ def to_charts(result: DeployResult) -> list[Chart]:
 #: Each report file format of ``deploy`` and ``promote``, rendered from the result.
 RENDERERS: Mapping[str, Callable[[DeployResult], str]] = {
     "junit": lambda r: render_junit(to_report(r)),
-    "markdown": lambda r: render_markdown(to_report(r), tables=to_tables(r)),
+    "markdown": lambda r: render_markdown(to_report(r), tables=to_tables(r), passed_rows=False),
     "html": lambda r: render_html(to_report(r), charts=to_charts(r), tables=to_tables(r)),
 }

@@ -107,6 +107,9 @@ def test_junit_has_a_case_per_rollout_and_judged_step_whose_failure_is_the_figur
 def test_markdown_has_a_table_per_judgment_and_the_worst_disagreements_with_their_inputs() -> None:
     md = RENDERERS["markdown"](_judged_rollback())
     assert md.startswith("### modelops deploy iris (iris-bbbbbbbbbb): ❌ failed")
+    # The rows list what did not pass (the tables show every figure): no passing verdict twice.
+    assert "| ❌ failed | `judgment.agreement` | `prod/us-east-1 judged 50%` | fail (decided): agreement " in md
+    assert "| ✅ passed |" not in md
     assert "#### prod/us-east-1 judged at 50%: fail (iris-bbbbbbbbbb against iris-aaaaaaaaaa" in md
     assert ("| metric | reference | candidate | effect (bounds) | margin | confidence | samples (ref/cand) | outcome |"
             in md)
