@@ -118,7 +118,7 @@ def test_judgment_defaults_when_the_policy_says_nothing(tmp_path: Path) -> None:
     (repo / "pipelines/policy.yaml").unlink()
     judgment = load_policy(Workspace.discover(repo)).judgment
     assert judgment == Judgment()
-    assert (judgment.confidence, judgment.max_rounds, judgment.on_inconclusive) == (0.95, 3, "fail")
+    assert (judgment.confidence, judgment.max_rounds, judgment.on_inconclusive) == (0.95, 3, "pass")
     assert (judgment.latency_quantile, judgment.latency_margin, judgment.error_margin) == (95.0, 0.10, 0.005)
     assert judgment.min_agreement_for("dev") == judgment.min_agreement_for("prod") == 0.99
 
@@ -133,9 +133,9 @@ def test_the_policy_template_sets_the_judgment_with_an_agreement_per_environment
 def test_a_partial_judgment_section_keeps_the_other_defaults(repo: Path) -> None:
     text = (repo / "pipelines/policy.yaml").read_text()
     head = text[: text.index("judgment:")]
-    write(repo / "pipelines/policy.yaml", head + "judgment:\n  latency: {margin: 0.2}\n  on_inconclusive: pass\n")
+    write(repo / "pipelines/policy.yaml", head + "judgment:\n  latency: {margin: 0.2}\n  on_inconclusive: fail\n")
     judgment = load_policy(Workspace.discover(repo)).judgment
-    assert judgment == Judgment(latency_margin=0.2, on_inconclusive="pass")
+    assert judgment == Judgment(latency_margin=0.2, on_inconclusive="fail")
 
 
 def test_a_captured_replay_file_anywhere_loads_or_names_its_bad_line(tmp_path: Path) -> None:
