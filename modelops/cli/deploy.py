@@ -29,6 +29,9 @@ _Junit = Annotated[Path | None, typer.Option("--junit", metavar="FILE", help="Wr
 _Markdown = Annotated[Path | None, typer.Option("--markdown", metavar="FILE", help="Write a Markdown PR comment with the figures that decided.")]
 _Html = Annotated[Path | None, typer.Option("--html", metavar="FILE", help="Write an HTML report with a chart per judged metric.")]
 _Ref = Annotated[str | None, typer.Option("--ref", metavar="REF", help="The git ref to read the release from (default: HEAD).")]
+_Replay = Annotated[Path | None, typer.Option(
+    "--replay", metavar="FILE", help="Requests captured elsewhere (replay JSON lines or SageMaker Data Capture records) "
+                                     "that a judged canary mirrors besides the model's own.")]
 
 
 def deploy(
@@ -40,6 +43,7 @@ def deploy(
         "--region", metavar="REGION", help="Only this region of --env (repeatable); same gates. A rollback here rolls back the "
                          "environment's other regions serving the release too, as the environments config says.")] = None,
     ref: _Ref = None,
+    replay: _Replay = None,
     junit: _Junit = None,
     markdown: _Markdown = None,
     html: _Html = None,
@@ -51,7 +55,8 @@ def deploy(
 
     cli = cli_context.get(ctx)
     reports = _report_files(junit=junit, markdown=markdown, html=html)
-    request = DeployRequest(model, environment=env, through=through, ref=ref, regions=tuple(region or ()))
+    request = DeployRequest(model, environment=env, through=through, ref=ref, regions=tuple(region or ()),
+                            replay=replay)
     result = run_deploy(request, cli.runtime)
     _render_deploy(cli, result, reports)
     return int(result.exit_status)
@@ -61,6 +66,7 @@ def promote(
     ctx: typer.Context,
     release: Annotated[str, typer.Argument(help="The release id (iris-0123456789).")],
     to: Annotated[str, typer.Option("--to", metavar="ENV", help="The environment to promote it to.")],
+    replay: _Replay = None,
     junit: _Junit = None,
     markdown: _Markdown = None,
     html: _Html = None,
@@ -72,7 +78,7 @@ def promote(
 
     cli = cli_context.get(ctx)
     reports = _report_files(junit=junit, markdown=markdown, html=html)
-    result = run_promote(PromoteRequest(release, to), cli.runtime)
+    result = run_promote(PromoteRequest(release, to, replay=replay), cli.runtime)
     _render_deploy(cli, result, reports)
     return int(result.exit_status)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelops.deploy.drift import FieldDiff
@@ -26,19 +27,23 @@ class DeployRequest:
     """Deploy ``model`` (a name or folder) to ``environment``, or through every environment of the
     promotion order up to ``through``; the release is read from git at ``ref`` (None: HEAD, plus the
     working tree's changes where the environment allows a dirty tree). ``regions`` limits a
-    one-environment deploy to those regions (CI runs one prod region per stage); empty: every region."""
+    one-environment deploy to those regions (CI runs one prod region per stage); empty: every region.
+    ``replay``: a file of requests captured elsewhere (replay JSON lines, or SageMaker Data Capture
+    records) that a judged canary mirrors besides the model's own inputs."""
 
     model: str
     environment: str | None = None
     through: str | None = None
     ref: str | None = None
     regions: tuple[str, ...] = ()
+    replay: Path | None = None
 
 
 @dataclass(frozen=True)
 class PromoteRequest:
     release: str
     to: str
+    replay: Path | None = None  # as DeployRequest.replay
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,10 @@ from modelops.ledger.locks import region_locks
 from modelops.runtime import NullProgress, Runtime
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from modelops.clients import Clients
+    from modelops.config.cases import CaseRequest
     from modelops.ledger import Ledger
     from modelops.verify import TestReport
 
@@ -98,13 +101,14 @@ def deploy(request: DeployRequest, runtime: Runtime) -> DeployResult:
     for env in chain:
         check_runs(model, env)
         env.check_regions(request.regions)
+    replay = _captured(request.replay)
     gates.check_policy(repo.ws, model, request.ref, runtime)
     outcomes: list[RegionOutcome] = []
     tests: list[TestReport] = []
     release = ""
     for i, env in enumerate(chain):
         runtime.progress.step(f"{env.name}: deploying {model.name}")
-        result = deploy_environment(model, env, repo, request.ref, runtime, regions=request.regions)
+        result = deploy_environment(model, env, repo, request.ref, runtime, regions=request.regions, replay=replay)
         outcomes.extend(result.deployments)
         release = result.release
         reached = tuple(e.name for e in chain[: i + 1])
@@ -135,11 +139,21 @@ def _next_in_promotion(repo: Repo, last: Environment, request: DeployRequest) ->
     return repo.envs.get(repo.envs.promotion[index + 1]) if index + 1 < len(repo.envs.promotion) else None
 
 
+def _captured(path: Path | None) -> tuple[CaseRequest, ...]:
+    """The requests of ``--replay FILE``, read before anything deploys (a bad line: path:line)."""
+    if path is None:
+        return ()
+    from modelops.config.cases import load_replay_file
+
+    return load_replay_file(path)
+
+
 def deploy_environment(model: ModelConfig, env: Environment, repo: Repo, ref: str | None,
-                       runtime: Runtime, *, regions: tuple[str, ...] = ()) -> DeployResult:
+                       runtime: Runtime, *, regions: tuple[str, ...] = (),
+                       replay: tuple[CaseRequest, ...] = ()) -> DeployResult:
     """Build (cache hit when built before), pass the gates, and roll out to every region in waves
     (or only ``regions``: the same gates; see :func:`~modelops.deploy.rollback.roll_back_other_regions`
-    for a rollback).
+    for a rollback). A judged canary mirrors ``replay`` (captured requests) besides the model's inputs.
 
     Locks: an environment-wide deploy holds the (model, environment) lock, so two never run at once,
     and then every region's lock; a ``regions`` deploy holds only its regions' locks, so the regions
@@ -180,7 +194,7 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: Repo, ref: st
             previous_targets=lambda region, rel: target_for_release(model, env, region, rel, ledger, repo.ws),
             roll_back_completed_regions=repo.envs.roll_back_completed_regions,
             actor=str(identity),
-            judge=judged.setup(model, env, repo.ws, ref),
+            judge=judged.setup(model, env, repo.ws, ref, captured=replay),
         )
         from modelops.deploy.traffic import traffic_starter
         from modelops.ledger.records import LockHolder
@@ -261,7 +275,8 @@ def promote(request: PromoteRequest, runtime: Runtime) -> DeployResult:
     if rebuilt != request.release:
         raise InputError(RELEASE_MISMATCH.format(release=request.release, commit=record.commit[:12], rebuilt=rebuilt),
                          hint=RELEASE_MISMATCH_HINT.format(commit=record.commit[:12]))
-    return deploy(DeployRequest(model=record.model, environment=env.name, ref=record.commit), runtime)
+    return deploy(DeployRequest(model=record.model, environment=env.name, ref=record.commit, replay=request.replay),
+                  runtime)
 
 
 # -- approve --------------------------------------------------------------------------------------

@@ -56,11 +56,9 @@ def judged_repo(tmp_path: Path):
     text = model.read_text()
     model.write_text(text[:text.index("  environments:\n    prod:")])
     policy = repo / "pipelines" / "policy.yaml"
-    # The test is about answers: latency is judged with a wide margin, since on a loaded machine two
-    # twins' p95 can differ by 20% for a whole bake (bench/judge's A/A figures, README).
-    text = policy.read_text().replace("environments: {dev: 0.95}", "environments: {}")
-    policy.write_text(text.replace("latency: {quantile: 95, margin: 0.10}", "latency: {quantile: 95, margin: 1.0}")
-                      .replace("on_inconclusive: fail", "on_inconclusive: pass"))
+    # The shipped judgment, latency included: a good release must pass it on a loaded CI machine too
+    # (bench/judge measures how often it would not); dev's agreement minimum is prod's (99%).
+    policy.write_text(policy.read_text().replace("environments: {dev: 0.95}", "environments: {}"))
     commit_all(repo, "one judged environment")
     try:
         yield repo
