@@ -145,12 +145,12 @@ def show(release: str, good: str, first: Mapping[str, Any], step: Mapping[str, A
     say(f"make demo: prod's judged canary rolled {release} back in {ENV}/{first['region']} at its first step "
         f"({step['percent']}% of the traffic), as expected: it answers about 1 input in 20 wrongly, fast and "
         f"without an error, so its regression cases and load tests passed in dev and staging; only comparing its "
-        f"answers with the serving release's caught it. The figures that decided:")
+        f"answers with the serving release's caught it. What decided (every verdict is above):")
     for verdict in step["verdicts"]:
-        mark = "FAIL" if verdict["outcome"] == "fail" else verdict["outcome"]
-        say(f"  {mark:<12} {verdict['figures']}")
-    for worst in step.get("worst", ())[:3]:
-        say(f"  disagreement: {json.dumps(worst['request'])[:90]} -> {worst['detail']}")
+        if verdict["outcome"] == "fail":
+            say(f"  {verdict['figures']}")
+    for worst in step.get("worst", ())[:2]:
+        say(f"  e.g. input {worst['request']}: {worst['detail']}")
     skipped = ", ".join(f"{d['region']} {d['status']}" for d in others)
     say(f"{ENV} still serves {good} in {', '.join(sorted(after))}" + (f" (wave 2: {skipped})" if skipped else ""))
     say(f"the rollback is the expected outcome of this step: make demo succeeds. {release} stays blocked in {ENV} "
