@@ -58,7 +58,7 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
-	$(BIN)/ruff check modelops tests bench
+	$(BIN)/ruff check modelops tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

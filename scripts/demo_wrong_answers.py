@@ -132,7 +132,7 @@ def check_rollback(doc: Mapping[str, Any], code: int, good: str) -> tuple[dict[s
     step = judgments[0]
     agreement = next((v for v in step["verdicts"] if v["metric"] == "agreement"), None)
     if len(judgments) != 1 or step["outcome"] != "fail" or agreement is None or agreement["outcome"] != "fail":
-        raise DemoError(f"expected the first judged step to fail on agreement; the steps were: "
+        raise DemoError("expected the first judged step to fail on agreement; the steps were: "
                         + "; ".join(f"{s['percent']}% {s['outcome']}: {s['summary']}" for s in judgments))
     if first.get("serving") != good:
         raise DemoError(f"{ENV}/{first['region']} serves {first.get('serving')}, not {good}")
