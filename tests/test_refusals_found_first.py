@@ -96,7 +96,6 @@ OTHER_REFUSALS = {
     "NO_ROLLOUT": "state: no rollout in flight to control",
     "NOT_BLOCKED": "state: unblock of a release that is not blocked",
     "NO_IMAGE": "internal: build records an image per region of the environment",
-    "TESTS_FAILED": "run time: the release failed its tests",
     "GENERATOR_FAILED": "run time: the model's generated_by script failed",
     "MODEL_DATA_MISMATCH": "state: a cached model data archive changed",
     "MODEL_DATA_UNEXPECTED": "state: a cached model data archive changed",

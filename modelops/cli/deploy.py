@@ -25,7 +25,13 @@ NO_BODY = "give the request with --body TEXT, --file PATH or --file - (stdin)"
 CANNOT_READ = "cannot read {path}: {reason}"
 
 _Env = Annotated[str, typer.Option("--env", "-e", metavar="ENV", help="The environment (pipelines/environments.yaml).")]
+_Junit = Annotated[Path | None, typer.Option("--junit", metavar="FILE", help="Write a JUnit XML report (a case per rollout, judged step and test run).")]
+_Markdown = Annotated[Path | None, typer.Option("--markdown", metavar="FILE", help="Write a Markdown PR comment with the figures that decided.")]
+_Html = Annotated[Path | None, typer.Option("--html", metavar="FILE", help="Write an HTML report with a chart per judged metric.")]
 _Ref = Annotated[str | None, typer.Option("--ref", metavar="REF", help="The git ref to read the release from (default: HEAD).")]
+_Replay = Annotated[Path | None, typer.Option(
+    "--replay", metavar="FILE", help="Requests captured elsewhere (replay JSON lines or SageMaker Data Capture records) "
+                                     "that a judged canary mirrors besides the model's own.")]
 
 
 def deploy(
@@ -37,6 +43,10 @@ def deploy(
         "--region", metavar="REGION", help="Only this region of --env (repeatable); same gates. A rollback here rolls back the "
                          "environment's other regions serving the release too, as the environments config says.")] = None,
     ref: _Ref = None,
+    replay: _Replay = None,
+    junit: _Junit = None,
+    markdown: _Markdown = None,
+    html: _Html = None,
     output: Output = OutputFormat.text,
 ) -> int:
     """Build, gate and roll a release out: one environment, or --through the promotion order."""
@@ -44,9 +54,11 @@ def deploy(
     from modelops.deploy import deploy as run_deploy
 
     cli = cli_context.get(ctx)
-    request = DeployRequest(model, environment=env, through=through, ref=ref, regions=tuple(region or ()))
+    reports = _report_files(junit=junit, markdown=markdown, html=html)
+    request = DeployRequest(model, environment=env, through=through, ref=ref, regions=tuple(region or ()),
+                            replay=replay)
     result = run_deploy(request, cli.runtime)
-    _render_deploy(cli, result)
+    _render_deploy(cli, result, reports)
     return int(result.exit_status)
 
 
@@ -54,6 +66,10 @@ def promote(
     ctx: typer.Context,
     release: Annotated[str, typer.Argument(help="The release id (iris-0123456789).")],
     to: Annotated[str, typer.Option("--to", metavar="ENV", help="The environment to promote it to.")],
+    replay: _Replay = None,
+    junit: _Junit = None,
+    markdown: _Markdown = None,
+    html: _Html = None,
     output: Output = OutputFormat.text,
 ) -> int:
     """Deploy a release that passed the previous environment to the next one."""
@@ -61,8 +77,9 @@ def promote(
     from modelops.deploy import promote as run_promote
 
     cli = cli_context.get(ctx)
-    result = run_promote(PromoteRequest(release, to), cli.runtime)
-    _render_deploy(cli, result)
+    reports = _report_files(junit=junit, markdown=markdown, html=html)
+    result = run_promote(PromoteRequest(release, to, replay=replay), cli.runtime)
+    _render_deploy(cli, result, reports)
     return int(result.exit_status)
 
 
@@ -285,11 +302,35 @@ def _body(body: str | None, file: Path | None) -> bytes:
         raise InputError(CANNOT_READ.format(path=file, reason=exc.strerror or exc)) from exc
 
 
-def _render_deploy(cli: cli_context.CliContext, result: DeployResult) -> None:
+def _report_files(**files: Path | None) -> dict[str, Path]:
+    """The report files asked for, by format (``deployrun.RENDERERS``'s keys), each checked before
+    the deploy runs: a bad path must not cost a rollout."""
+    from modelops.report.files import check_target
+
+    wanted = {fmt: path for fmt, path in files.items() if path is not None}
+    for path in wanted.values():
+        check_target(path)
+    return wanted
+
+
+def _render_deploy(cli: cli_context.CliContext, result: DeployResult, reports: dict[str, Path] | None = None) -> None:
+    """Write the report files asked for, then show the result (the JSON document, or the summary
+    table, each failed check of the tests with its figures, and the verdict line)."""
+    if reports:
+        from modelops.report.deployrun import RENDERERS
+        from modelops.report.files import write_text
+
+        for fmt, path in reports.items():
+            write_text(path, RENDERERS[fmt](result))
+
     def text(console: Console) -> None:
         from rich.text import Text
 
         render_deploy(console, result)
+        for tests in result.tests:
+            for check in tests.failed_checks:
+                console.print(Text("FAILED ", style="bold red") + Text(f"{tests.environment} ", style="bold")
+                              + Text(check.message))
         style = {"succeeded": "green", "rolled_back": "yellow"}.get(result.result, "red")
         console.print(Text(result.result.replace("_", " "), style=style)
                       + Text(f": {result.message}" if result.message else ""))

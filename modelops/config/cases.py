@@ -22,6 +22,7 @@ send to both releases, one per line: ``{"content_type": "application/json", "jso
 
 from __future__ import annotations
 
+import base64
 import json
 import posixpath
 import re
@@ -61,8 +62,9 @@ REPLAY_UNKNOWN_KEY = "line {line}: unknown key '{key}' (allowed: content_type, a
 REPLAY_ONE_BODY = "line {line}: give exactly one of json and body"
 REPLAY_NOT_TEXT = "line {line}: {key} must be a string"
 REPLAY_NOT_UTF8 = "the file is not UTF-8 text"
+REPLAY_CAPTURE = "line {line}: a Data Capture record, but {problem}"
 REPLAY_HINT = ('each line: {"content_type": "application/json", "json": {...}} or '
-               '{"content_type": "text/csv", "body": "..."}')
+               '{"content_type": "text/csv", "body": "..."}, or a SageMaker Data Capture record')
 _REPLAY_KEYS = frozenset({"content_type", "accept", "json", "body"})
 ANY_MODEL_ERROR_HINT = ("pin the error with expect.model_error: {status: <the container's own status>, "
                         "message: <a regex of its message>}")
@@ -379,6 +381,13 @@ def parse_replay(data: bytes, file: str, *, model: str | None = None) -> tuple[t
         if not isinstance(raw, dict):
             bad(number, REPLAY_NOT_OBJECT.format(line=number))
             continue
+        if "captureData" in raw:
+            captured = _captured_request(raw["captureData"])
+            if isinstance(captured, str):
+                bad(number, REPLAY_CAPTURE.format(line=number, problem=captured))
+            else:
+                requests.append(captured)
+            continue
         unknown = sorted(set(raw) - _REPLAY_KEYS)
         if unknown:
             bad(number, REPLAY_UNKNOWN_KEY.format(line=number, key=unknown[0]))
@@ -397,6 +406,29 @@ def parse_replay(data: bytes, file: str, *, model: str | None = None) -> tuple[t
             body = raw["body"].encode()
         requests.append(_request(raw, body))
     return tuple(requests), findings
+
+
+def _captured_request(capture: Any) -> CaseRequest | str:
+    """The request of a SageMaker Data Capture record's ``captureData`` (``endpointInput``: the
+    observed content type, the data and its encoding, CSV, JSON or BASE64; the answer's content type
+    becomes the Accept), or what is wrong with it."""
+    got = capture.get("endpointInput") if isinstance(capture, dict) else None
+    if not isinstance(got, dict) or not isinstance(got.get("data"), str):
+        return "captureData.endpointInput.data is missing (was the input captured? CaptureOptions Input)"
+    encoding = got.get("encoding")
+    if encoding not in ("CSV", "JSON", "BASE64"):
+        return f"captureData.endpointInput.encoding is {encoding!r}, not CSV, JSON or BASE64"
+    try:
+        body = base64.b64decode(got["data"], validate=True) if encoding == "BASE64" else got["data"].encode()
+    except ValueError:
+        return "captureData.endpointInput.data is not base64 although its encoding says BASE64"
+    content_type = got.get("observedContentType")
+    answer = capture.get("endpointOutput")
+    accept = answer.get("observedContentType") if isinstance(answer, dict) else None
+    return CaseRequest(content_type=content_type if isinstance(content_type, str) and content_type else
+                       DEFAULT_CONTENT_TYPE,
+                       accept=accept.split(";")[0].strip() if isinstance(accept, str) and accept else DEFAULT_CONTENT_TYPE,
+                       body=body)
 
 
 def read_replay(workspace: Workspace, model: ModelConfig) -> Loaded[tuple[CaseRequest, ...]]:

@@ -34,7 +34,7 @@ class Judgment:
 
     confidence: float = 0.95
     max_rounds: int = 3
-    on_inconclusive: str = "fail"
+    on_inconclusive: str = "pass"
     latency_quantile: float = 95.0
     latency_margin: float = 0.10
     error_margin: float = 0.005

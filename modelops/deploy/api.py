@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from modelops.deploy.drift import FieldDiff
 from modelops.deploy.health import ABSENT, Health
 from modelops.deploy.rollout import FAILED, ROLLED_BACK, SKIPPED, SUCCEEDED, RegionOutcome
 from modelops.errors import ExitStatus
 from modelops.ledger.chain import LedgerTamperedError, Verification
+
+if TYPE_CHECKING:
+    from modelops.verify import TestReport
+
+#: ``deploy --through``: the release failed an environment's tests, so it went no further (exit 1).
+TESTS_FAILED = "tests_failed"
 
 # -- requests -------------------------------------------------------------------------------------
 
@@ -19,19 +26,23 @@ class DeployRequest:
     """Deploy ``model`` (a name or folder) to ``environment``, or through every environment of the
     promotion order up to ``through``; the release is read from git at ``ref`` (None: HEAD, plus the
     working tree's changes where the environment allows a dirty tree). ``regions`` limits a
-    one-environment deploy to those regions (CI runs one prod region per stage); empty: every region."""
+    one-environment deploy to those regions (CI runs one prod region per stage); empty: every region.
+    ``replay``: a file of requests captured elsewhere (replay JSON lines, or SageMaker Data Capture
+    records) that a judged canary mirrors besides the model's own inputs."""
 
     model: str
     environment: str | None = None
     through: str | None = None
     ref: str | None = None
     regions: tuple[str, ...] = ()
+    replay: Path | None = None
 
 
 @dataclass(frozen=True)
 class PromoteRequest:
     release: str
     to: str
+    replay: Path | None = None  # as DeployRequest.replay
 
 
 @dataclass(frozen=True)
@@ -95,7 +106,9 @@ class SyncRequest:
 
 @dataclass(frozen=True)
 class DeployResult:
-    """``result`` is succeeded | rolled_back | failed; ``message`` says why when not succeeded."""
+    """``result`` is succeeded | rolled_back | tests_failed | failed; ``message`` says why when not
+    succeeded. ``tests``: the test runs between the stages of ``--through`` (the failed one last,
+    its ``failed_checks`` with their figures)."""
 
     model: str
     release: str
@@ -103,18 +116,21 @@ class DeployResult:
     deployments: tuple[RegionOutcome, ...] = ()
     message: str = ""
     environments: tuple[str, ...] = ()
+    tests: tuple[TestReport, ...] = ()
 
     @property
     def exit_status(self) -> ExitStatus:
         if self.result == SUCCEEDED:
             return ExitStatus.OK
-        if self.result == ROLLED_BACK:
+        if self.result in (ROLLED_BACK, TESTS_FAILED):
             return ExitStatus.GATE_FAILED
         return ExitStatus.ENVIRONMENT
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "release": self.release, "result": self.result, "message": self.message,
-                "environments": list(self.environments), "deployments": [d.to_dict() for d in self.deployments]}
+                "environments": list(self.environments), "deployments": [d.to_dict() for d in self.deployments],
+                "tests": [{"environment": t.environment, "release": t.release, "passed": t.passed,
+                           "failed_checks": [c.to_dict() for c in t.failed_checks]} for t in self.tests]}
 
 
 def overall(outcomes: tuple[RegionOutcome, ...]) -> str:

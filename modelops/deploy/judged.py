@@ -321,10 +321,12 @@ def mirror_inputs(cases: Sequence[Any], replay: Sequence[CaseRequest]) -> tuple[
 
 
 
-def setup(model: ModelConfig, env: Environment, ws: Workspace, ref: str | None) -> JudgeSetup | None:
+def setup(model: ModelConfig, env: Environment, ws: Workspace, ref: str | None, *,
+          captured: Sequence[CaseRequest] = ()) -> JudgeSetup | None:
     """The judged canary's inputs and margins for ``model`` in ``env`` (None unless its strategy is
-    judged_canary): regression requests and replay file at ``ref``, the model's answer rules, the
-    policy's judgment with the environment's minimum agreement."""
+    judged_canary): regression requests and replay file at ``ref`` and ``captured`` requests
+    (``deploy --replay``), the model's answer rules, the policy's judgment with the environment's
+    minimum agreement."""
     from modelops.config import load_policy, rollout_for
 
     if rollout_for(model, env).strategy != strategies.JUDGED:
@@ -334,7 +336,7 @@ def setup(model: ModelConfig, env: Environment, ws: Workspace, ref: str | None) 
 
     rules = model.answers
     policy = judgment_policy(load_policy(ws, ref).judgment, env.name, expect_change=rules.expect_change)
-    inputs = mirror_inputs(load_cases(ws, model, ref).cases, load_replay(ws, model, ref))
+    inputs = mirror_inputs(load_cases(ws, model, ref).cases, load_replay(ws, model, ref) + tuple(captured))
     if not inputs:
         raise InputError(NO_INPUTS.format(model=model.name, environment=env.name), hint=NO_INPUTS_HINT)
     return JudgeSetup(inputs, lambda a, b, content_type: compare(a, b, content_type, rules), policy)

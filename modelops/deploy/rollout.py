@@ -63,6 +63,9 @@ TIMED_OUT = "timed out after {seconds:.0f} s waiting for endpoint {endpoint} ({p
 OUTAGE_POLLS = 8
 OUTAGE = "{label}: {reason}; trying again for up to {seconds:g} s"
 NOT_TOUCHED = "not touched: {reason}"
+#: How modelops' own SetAlarmState reasons begin (an abort forcing SageMaker's rollback): no figures.
+FORCED_ALARM = "modelops rollout abort"
+ALARM_FIGURES = "alarm {name}: {reason}"
 
 
 class TrafficStopper(Protocol):
@@ -155,6 +158,7 @@ class _Run:
     last_phase: str = ""
     traffic: TrafficStopper | None = None
     paused_since: float | None = None
+    alarm_figures: str | None = None  # the firing rollback alarms' figures, read as the rollback began
 
 
 def observe(target: specs.RegionTarget, cloud: RegionCloud, journal: Journal, *,
@@ -216,7 +220,7 @@ def _take(step: Step, target: specs.RegionTarget, cloud: RegionCloud, obs: Regio
                                             specs.capacity_request(drift.repair_count(target, obs.endpoint)))
     elif step.action == Action.FORCE_ROLLBACK:
         for name in obs.rollback_alarms:
-            cloud.set_alarm_state(name, "ALARM", f"modelops rollout abort: {step.reason}")
+            cloud.set_alarm_state(name, "ALARM", f"{FORCED_ALARM}: {step.reason}")
     elif step.action == Action.SCALE and register_autoscaling is not None:
         register_autoscaling()
 
@@ -280,11 +284,16 @@ def reconcile_region(
                               autoscaling=autoscale_check, prefix=prefix, control=not restore)
                 if not journal.started and not restore:
                     _start(target, journal, runtime, obs.endpoint.serving_release if obs.endpoint else None)
+                if (not restore and run.alarm_figures is None and obs.endpoint is not None
+                        and obs.endpoint.status == ROLLING_BACK):
+                    run.alarm_figures = alarm_figures(cloud, obs.rollback_alarms)
                 _note_phase(obs.endpoint, journal, runtime, label, run, prefix)
                 if obs.endpoint is not None and obs.endpoint.status == UPDATING and traffic and run.traffic is None:
                     run.traffic = traffic(target, cloud)
                 step = next_step(obs)
                 if step.is_terminal:
+                    if step.action == Action.ROLLED_BACK and run.alarm_figures:
+                        return Step(step.action, f"{step.reason}: {run.alarm_figures}")
                     return step
                 if step.action == Action.WAIT:
                     paused = obs.control.paused is not None and not run.paused_since
@@ -365,6 +374,18 @@ def wait_for_change(cloud: RegionCloud, endpoint: str, seen: EndpointView | None
             return
         if _comparable(now) != before:
             return
+
+
+def alarm_figures(cloud: RegionCloud, names: Sequence[str]) -> str:
+    """Why the rollback alarms in ALARM went there, as CloudWatch says it (the datapoints against the
+    threshold: "Threshold Crossed: 1 out of the last 1 datapoints [0.42] were greater than the
+    threshold (0.05) ..."); "" when none is (or only modelops forced one, for an abort)."""
+    try:
+        alarms = cloud.alarms(tuple(names))
+    except ModelopsError:  # figures are evidence, not a precondition: the rollback goes on without them
+        return ""
+    return "; ".join(ALARM_FIGURES.format(name=a.name, reason=a.reason) for a in alarms.values()
+                     if a.state == "ALARM" and a.reason and not a.reason.startswith(FORCED_ALARM))
 
 
 def _comparable(view: EndpointView | None) -> EndpointView | None:

@@ -15,6 +15,7 @@ from modelops.config import Environment, Environments, ModelConfig, check_runs, 
 from modelops.config.access import DEPLOY
 from modelops.deploy import gates, judged, specs
 from modelops.deploy.api import (
+    TESTS_FAILED,
     ApprovalResult,
     ApproveRequest,
     DeployRequest,
@@ -41,20 +42,24 @@ from modelops.deploy.rollout import (
     reconcile_environment,
     time_limit,
 )
-from modelops.errors import ExitStatus, GateError, InputError, ModelopsError
+from modelops.errors import ExitStatus, InputError, ModelopsError
 from modelops.ledger.locks import region_locks
 from modelops.runtime import NullProgress, Runtime
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from modelops.clients import Clients
+    from modelops.config.cases import CaseRequest
     from modelops.ledger import Ledger
+    from modelops.verify import TestReport
 
 BOTH_ENV_AND_THROUGH = "give --env or --through, not both"
 REGION_WITH_THROUGH = "--region deploys regions of one environment: give --env, not --through"
 NOT_IN_PROMOTION = "environment {environment} is not in the promotion order ({order})"
 NO_IMAGE = "the build of {release} has no image for {environment}/{region}"
-TESTS_FAILED = "tests of {release} failed in {environment}; not promoting to {next}"
-TESTS_FAILED_HINT = "see `modelops test {model} --env {environment}` for the failing cases"
+TESTS_FAILED_MESSAGE = ("tests of {release} failed in {environment} ({count} failed check(s)); not promoting to "
+                        "{next}; `modelops test {model} --env {environment}` runs them again")
 RELEASE_MISMATCH = "release {release} was built from commit {commit}, but that commit now builds {rebuilt}"
 RELEASE_MISMATCH_HINT = "the build is not reproducible; deploy the model with --ref {commit} instead"
 COMMIT_MISSING = "release {release} was built from commit {commit}, which this clone does not have"
@@ -95,21 +100,32 @@ def deploy(request: DeployRequest, runtime: Runtime) -> DeployResult:
     for env in chain:
         check_runs(model, env)
         env.check_regions(request.regions)
+    replay = _captured(request.replay)
     gates.check_policy(repo.ws, model, request.ref, runtime)
     outcomes: list[RegionOutcome] = []
+    tests: list[TestReport] = []
     release = ""
     for i, env in enumerate(chain):
         runtime.progress.step(f"{env.name}: deploying {model.name}")
-        result = deploy_environment(model, env, repo, request.ref, runtime, regions=request.regions)
+        result = deploy_environment(model, env, repo, request.ref, runtime, regions=request.regions, replay=replay)
         outcomes.extend(result.deployments)
         release = result.release
+        reached = tuple(e.name for e in chain[: i + 1])
         if result.result != SUCCEEDED:
-            return DeployResult(model.name, release, result.result, tuple(outcomes), result.message,
-                                tuple(e.name for e in chain[: i + 1]))
+            return DeployResult(model.name, release, result.result, tuple(outcomes), result.message, reached,
+                                tuple(tests))
         following = chain[i + 1] if i + 1 < len(chain) else _next_in_promotion(repo, env, request)
-        if following is not None:
-            _tests_gate(model, env, following, request.ref, release, runtime)
-    return DeployResult(model.name, release, SUCCEEDED, tuple(outcomes), "", tuple(e.name for e in chain))
+        report = _tests_gate(model, env, request.ref, release, runtime) if following is not None else None
+        if report is not None:
+            tests.append(report)
+            if not report.passed:
+                assert following is not None
+                message = TESTS_FAILED_MESSAGE.format(release=release, environment=env.name, next=following.name,
+                                              count=len(report.failed_checks), model=model.name)
+                return DeployResult(model.name, release, TESTS_FAILED, tuple(outcomes), message, reached,
+                                    tuple(tests))
+    return DeployResult(model.name, release, SUCCEEDED, tuple(outcomes), "", tuple(e.name for e in chain),
+                        tuple(tests))
 
 
 def _next_in_promotion(repo: Repo, last: Environment, request: DeployRequest) -> Environment | None:
@@ -122,11 +138,21 @@ def _next_in_promotion(repo: Repo, last: Environment, request: DeployRequest) ->
     return repo.envs.get(repo.envs.promotion[index + 1]) if index + 1 < len(repo.envs.promotion) else None
 
 
+def _captured(path: Path | None) -> tuple[CaseRequest, ...]:
+    """The requests of ``--replay FILE``, read before anything deploys (a bad line: path:line)."""
+    if path is None:
+        return ()
+    from modelops.config.cases import load_replay_file
+
+    return load_replay_file(path)
+
+
 def deploy_environment(model: ModelConfig, env: Environment, repo: Repo, ref: str | None,
-                       runtime: Runtime, *, regions: tuple[str, ...] = ()) -> DeployResult:
+                       runtime: Runtime, *, regions: tuple[str, ...] = (),
+                       replay: tuple[CaseRequest, ...] = ()) -> DeployResult:
     """Build (cache hit when built before), pass the gates, and roll out to every region in waves
     (or only ``regions``: the same gates; see :func:`~modelops.deploy.rollback.roll_back_other_regions`
-    for a rollback).
+    for a rollback). A judged canary mirrors ``replay`` (captured requests) besides the model's inputs.
 
     Locks: an environment-wide deploy holds the (model, environment) lock, so two never run at once,
     and then every region's lock; a ``regions`` deploy holds only its regions' locks, so the regions
@@ -167,7 +193,7 @@ def deploy_environment(model: ModelConfig, env: Environment, repo: Repo, ref: st
             previous_targets=lambda region, rel: target_for_release(model, env, region, rel, ledger, repo.ws),
             roll_back_completed_regions=repo.envs.roll_back_completed_regions,
             actor=str(identity),
-            judge=judged.setup(model, env, repo.ws, ref),
+            judge=judged.setup(model, env, repo.ws, ref, captured=replay),
         )
         from modelops.deploy.traffic import traffic_starter
         from modelops.ledger.records import LockHolder
@@ -209,21 +235,20 @@ def _check_tests_in(previous: Environment | None, release: str, model: ModelConf
         gates.check_tests(prev_ledger, release, model.name, env, previous)
 
 
-def _tests_gate(model: ModelConfig, env: Environment, nxt: Environment, ref: str | None, release: str,
-                runtime: Runtime) -> None:
-    """Between stages of ``--through``: the release's tests in ``env`` (run unless they passed already)."""
+def _tests_gate(model: ModelConfig, env: Environment, ref: str | None, release: str,
+                runtime: Runtime) -> TestReport | None:
+    """Between stages of ``--through``: the release's tests in ``env`` (run unless they passed already:
+    None); the report's ``failed_checks`` are what the result says when they failed."""
     with opened(env, runtime) as (clients, ledger):
         if ledger.tests_passed(release, env.name, regions=env.regions):
             runtime.progress.step(f"{env.name}: tests of {release} passed before")
-            return
+            return None
         from modelops.verify import TestRequest, run_tests
 
         runtime.progress.step(f"{env.name}: testing {release}")
         report = run_tests(TestRequest(model=model.folder or model.name, environment=env.name, ref=ref), runtime,
                            clients=clients)
-    if not report.passed:
-        raise GateError(TESTS_FAILED.format(release=release, environment=env.name, next=nxt.name),
-                        hint=TESTS_FAILED_HINT.format(model=model.name, environment=env.name))
+    return report
 
 
 def promote(request: PromoteRequest, runtime: Runtime) -> DeployResult:
@@ -249,7 +274,8 @@ def promote(request: PromoteRequest, runtime: Runtime) -> DeployResult:
     if rebuilt != request.release:
         raise InputError(RELEASE_MISMATCH.format(release=request.release, commit=record.commit[:12], rebuilt=rebuilt),
                          hint=RELEASE_MISMATCH_HINT.format(commit=record.commit[:12]))
-    return deploy(DeployRequest(model=record.model, environment=env.name, ref=record.commit), runtime)
+    return deploy(DeployRequest(model=record.model, environment=env.name, ref=record.commit, replay=request.replay),
+                  runtime)
 
 
 # -- approve --------------------------------------------------------------------------------------

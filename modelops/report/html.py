@@ -4,7 +4,9 @@ artifact store or an e-mail as it is).
 
 - :func:`render_html` ``(report, *, charts=(), tables=()) -> str``;
 - :class:`Chart` of :class:`Series` (x, y points; dashed for a reference), with horizontal
-  :class:`Limit` lines (an SLO, a baseline's figure);
+  :class:`Limit` lines (an SLO, a baseline's figure); a chart with ``categories`` draws its series as
+  bars side by side in each category (a point's x is the category's index), a series' ``intervals``
+  as whiskers on its bars, and a limit with a ``category`` across that category only (a margin);
 - :class:`Table` (title, header, rows of text) for figures that are not items.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from modelops.report.items import STATUS_ORDER, Report
@@ -35,16 +37,20 @@ class Series:
     points: tuple[tuple[float, float], ...]
     color: str = ""
     dashed: bool = False
+    #: Bars only: per point, the (low, high) of its interval, drawn as a whisker.
+    intervals: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
 class Limit:
-    """A horizontal line: an SLO (red) or a baseline figure (grey, dashed)."""
+    """A horizontal line: an SLO (red) or a baseline figure (grey, dashed); with ``category`` (bars
+    only), across that category's bars alone (e.g. the margin the candidate is held to there)."""
 
     label: str
     value: float
     color: str = LIMIT_COLOR
     dashed: bool = True
+    category: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ class Chart:
     series: tuple[Series, ...]
     limits: tuple[Limit, ...] = ()
     section: str = ""  # charts of one section (e.g. a region) are grouped under its heading
+    #: Bars: one group per category (the points' x are their indexes), the series side by side.
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,16 +123,24 @@ def _legend_rows(entries: list[tuple[str, str, bool]]) -> list[list[tuple[float,
 
 
 def render_svg(chart: Chart) -> str:
-    """One line chart as an inline ``<svg>`` element, its legend underneath."""
+    """One chart (lines, or bars side by side with ``categories``) as an inline ``<svg>`` element,
+    its legend underneath."""
+    bars = bool(chart.categories)
     points = [p for s in chart.series for p in s.points if all(math.isfinite(c) for c in p)]
+    whiskers = [v for s in chart.series for iv in s.intervals for v in iv if math.isfinite(v)] if bars else []
     plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
     plot_h = PLOT_HEIGHT
-    data_top = max((p[1] for p in points), default=0.0)
-    in_scale = [lim for lim in chart.limits if data_top <= 0 or lim.value <= data_top * OFF_SCALE]
-    legend: list[tuple[str, str, bool]] = [
-        (f"{lim.label} ({_fmt(lim.value)})" if lim in in_scale else f"{lim.label} ({_fmt(lim.value)}, above the chart)",
-         lim.color, lim.dashed) for lim in chart.limits]
-    legend += [(s.name, s.color or PALETTE[i % len(PALETTE)], s.dashed)
+    data_top = max([p[1] for p in points] + whiskers, default=0.0)
+    # A bar chart shows every limit: a margin is what its bars are judged against.
+    in_scale = [lim for lim in chart.limits if bars or data_top <= 0 or lim.value <= data_top * OFF_SCALE]
+    legend: list[tuple[str, str, bool]] = []
+    for lim in chart.limits:
+        if any(o.label == lim.label for o in chart.limits[:chart.limits.index(lim)]):
+            continue  # a margin drawn in several categories: one entry
+        figures = ", ".join(x for x in ("" if lim.category is not None else _fmt(lim.value),
+                                        "" if lim in in_scale else "above the chart") if x)
+        legend.append((f"{lim.label} ({figures})" if figures else lim.label, lim.color, lim.dashed))
+    legend += [(s.name, s.color or PALETTE[i % len(PALETTE)], s.dashed and not bars)
                for i, s in enumerate(chart.series) if any(all(math.isfinite(c) for c in p) for p in s.points)]
     rows = _legend_rows(legend) if points else []
     height = MARGIN_TOP + plot_h + MARGIN_BOTTOM + len(rows) * LEGEND_ROW + (6 if rows else 0)
@@ -137,10 +153,13 @@ def render_svg(chart: Chart) -> str:
         out.append(f'<text x="{WIDTH / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle" fill="#888">no data</text>')
         out.append("</svg>")
         return "".join(out)
-    x_min = min(p[0] for p in points)
-    x_max = max(p[0] for p in points)
-    if x_max <= x_min:
-        x_max = x_min + 1
+    if bars:
+        x_min, x_max = -0.5, len(chart.categories) - 0.5
+    else:
+        x_min = min(p[0] for p in points)
+        x_max = max(p[0] for p in points)
+        if x_max <= x_min:
+            x_max = x_min + 1
     y_top = max([data_top] + [lim.value for lim in in_scale] + [0.0])
     step = _nice_step(y_top * 1.1 if y_top > 0 else 1.0)
     y_max = step * math.ceil((y_top * 1.1 if y_top > 0 else 1.0) / step)
@@ -159,12 +178,17 @@ def render_svg(chart: Chart) -> str:
         out.append(f'<text x="{MARGIN_LEFT - 6}" y="{sy(y) + 4:.1f}" text-anchor="end" font-size="11" '
                    f'fill="#555">{_fmt(y)}</text>')
         y += step
-    x_step = _nice_step(x_max - x_min, 6)
-    x = math.ceil(x_min / x_step) * x_step
-    while x <= x_max + 1e-9:
-        out.append(f'<text x="{sx(x):.1f}" y="{MARGIN_TOP + plot_h + 16}" text-anchor="middle" font-size="11" '
-                   f'fill="#555">{_fmt(x)}</text>')
-        x += x_step
+    if bars:
+        for i, name in enumerate(chart.categories):
+            out.append(f'<text x="{sx(i):.1f}" y="{MARGIN_TOP + plot_h + 16}" text-anchor="middle" font-size="11" '
+                       f'fill="#555">{_e(name)}</text>')
+    else:
+        x_step = _nice_step(x_max - x_min, 6)
+        x = math.ceil(x_min / x_step) * x_step
+        while x <= x_max + 1e-9:
+            out.append(f'<text x="{sx(x):.1f}" y="{MARGIN_TOP + plot_h + 16}" text-anchor="middle" font-size="11" '
+                       f'fill="#555">{_fmt(x)}</text>')
+            x += x_step
     out.append(f'<line x1="{MARGIN_LEFT}" y1="{MARGIN_TOP + plot_h}" x2="{MARGIN_LEFT + plot_w}" '
                f'y2="{MARGIN_TOP + plot_h}" stroke="#333"/>')
     out.append(f'<line x1="{MARGIN_LEFT}" y1="{MARGIN_TOP}" x2="{MARGIN_LEFT}" y2="{MARGIN_TOP + plot_h}" '
@@ -173,12 +197,16 @@ def render_svg(chart: Chart) -> str:
                f'font-size="12">{_e(chart.x_label)}</text>')
     out.append(f'<text x="14" y="{MARGIN_TOP + plot_h / 2:.0f}" text-anchor="middle" font-size="12" '
                f'transform="rotate(-90 14 {MARGIN_TOP + plot_h / 2:.0f})">{_e(chart.y_label)}</text>')
+    if bars:
+        out.extend(_bars(chart, sx, sy))
     for lim in in_scale:
         dash = ' stroke-dasharray="6 4"' if lim.dashed else ""
-        out.append(f'<line x1="{MARGIN_LEFT}" y1="{sy(lim.value):.1f}" x2="{MARGIN_LEFT + plot_w}" '
-                   f'y2="{sy(lim.value):.1f}" stroke="{lim.color}" stroke-width="1.5"{dash}>'
+        x1, x2 = ((MARGIN_LEFT, MARGIN_LEFT + plot_w) if lim.category is None
+                  else (sx(lim.category - 0.45), sx(lim.category + 0.45)))
+        out.append(f'<line x1="{x1:.1f}" y1="{sy(lim.value):.1f}" x2="{x2:.1f}" '
+                   f'y2="{sy(lim.value):.1f}" stroke="{lim.color}" stroke-width="{2 if bars else 1.5}"{dash}>'
                    f'<title>{_e(lim.label)}: {_fmt(lim.value)}</title></line>')
-    for i, s in enumerate(chart.series):
+    for i, s in enumerate(chart.series if not bars else ()):
         color = s.color or PALETTE[i % len(PALETTE)]
         pts = [p for p in s.points if all(math.isfinite(c) for c in p)]
         if not pts:
@@ -195,10 +223,38 @@ def render_svg(chart: Chart) -> str:
         for lx, label, color, dashed in row:
             dash = ' stroke-dasharray="6 4"' if dashed else ""
             out.append(f'<line x1="{lx:.0f}" y1="{ly}" x2="{lx + LEGEND_SWATCH:.0f}" y2="{ly}" stroke="{color}" '
-                       f'stroke-width="2"{dash}/>')
+                       f'stroke-width="{6 if bars and not dashed else 2}"{dash}/>')
             out.append(f'<text x="{lx + LEGEND_SWATCH + 6:.0f}" y="{ly + 4}" font-size="11">{_e(label)}</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def _bars(chart: Chart, sx: Callable[[float], float], sy: Callable[[float], float]) -> list[str]:
+    """The series of a bar chart side by side in each category, each with its interval's whisker."""
+    out = []
+    group = 0.7  # of a category's width
+    width = group / max(len(chart.series), 1)
+    for i, s in enumerate(chart.series):
+        color = s.color or PALETTE[i % len(PALETTE)]
+        for k, (px, py) in enumerate(s.points):
+            if not (math.isfinite(px) and math.isfinite(py)):
+                continue
+            left = px - group / 2 + i * width
+            x0, x1 = sx(left + width * 0.08), sx(left + width * 0.92)
+            top, bottom = sy(max(py, 0.0)), sy(0.0)
+            out.append(f'<rect x="{x0:.1f}" y="{top:.1f}" width="{x1 - x0:.1f}" height="{bottom - top:.1f}" '
+                       f'fill="{color}"><title>{_e(s.name)}: {_fmt(py)}</title></rect>')
+            if k < len(s.intervals) and all(math.isfinite(v) for v in s.intervals[k]):
+                low, high = s.intervals[k]
+                mid = (x0 + x1) / 2
+                cap = (x1 - x0) / 4
+                out.append(f'<g stroke="#222" stroke-width="1.5"><title>{_e(s.name)} interval: '
+                           f'{_fmt(low)}..{_fmt(high)}</title>'
+                           f'<line x1="{mid:.1f}" y1="{sy(low):.1f}" x2="{mid:.1f}" y2="{sy(high):.1f}"/>'
+                           f'<line x1="{mid - cap:.1f}" y1="{sy(low):.1f}" x2="{mid + cap:.1f}" y2="{sy(low):.1f}"/>'
+                           f'<line x1="{mid - cap:.1f}" y1="{sy(high):.1f}" x2="{mid + cap:.1f}" y2="{sy(high):.1f}"/>'
+                           '</g>')
+    return out
 
 
 def _table(table: Table) -> str:

@@ -57,6 +57,7 @@ class Report:
     summary: Mapping[str, Any] = field(default_factory=dict)
     rules: Mapping[str, str] = field(default_factory=dict)  # id -> one-line description
     failing: tuple[str, ...] = FAILING
+    subject_kind: str = "model"  # what a subject is, as reports name them ("Checked 3 model(s)")
 
     @property
     def failed(self) -> bool:

@@ -39,8 +39,9 @@ def render_junit(report: Report) -> str:
         others = tuple(i for i in items if i.status not in report.failing)
         if failing:
             first = failing[0]
+            said = f"{first.location}: {first.message}" if first.location else first.message
             failure = ET.SubElement(case, "failure", type=first.id,
-                                    message=f"{len(failing)} problem(s); first: {first.location}: {first.message}")
+                                    message=said if len(failing) == 1 else f"{len(failing)} problem(s); first: {said}")
             failure.text = _lines(failing)
         if others:
             ET.SubElement(case, "system-out").text = _lines(others)

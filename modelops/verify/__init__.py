@@ -9,6 +9,7 @@ gevent patches the process, so nothing heavy may load here)::
         # TestReport: model, environment, release (the endpoint's modelops:release tag), passed,
         #   regions: RegionReport(region, endpoint, release, regression: tuple[CaseResult] | None,
         #   load: LoadResult | None (stats, plan, checks, baseline), load_skipped: why no load test ran);
+        #   .failed_checks: FailedCheck(region, kind, check, measured, threshold, detail, where) per failure;
         #   .to_dict() is --output json.
         # Records a TestRecord per (region, kind) in the environment's ledger.
     send_traffic(clients, region, endpoint, cases, *, rate, runtime) -> TrafficSender
@@ -24,14 +25,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from modelops.verify.service import LoadResult, RegionReport, TestReport, TestRequest, run_tests
+    from modelops.verify.service import (
+        FailedCheck,
+        LoadResult,
+        RegionReport,
+        TestReport,
+        TestRequest,
+        run_tests,
+    )
     from modelops.verify.traffic import TrafficSender, TrafficStats, send_traffic
 
-__all__ = ["LoadResult", "RegionReport", "TestReport", "TestRequest", "TrafficSender", "TrafficStats",
+__all__ = ["FailedCheck", "LoadResult", "RegionReport", "TestReport", "TestRequest", "TrafficSender", "TrafficStats",
            "run_tests", "send_traffic"]
 
 _HOMES = {
-    "LoadResult": "service", "RegionReport": "service", "TestReport": "service", "TestRequest": "service",
+    "FailedCheck": "service", "LoadResult": "service", "RegionReport": "service", "TestReport": "service", "TestRequest": "service",
     "run_tests": "service", "TrafficSender": "traffic", "TrafficStats": "traffic", "send_traffic": "traffic",
 }
 

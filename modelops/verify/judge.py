@@ -13,6 +13,15 @@ difference for rates), its one-sided confidence bounds, the margin the policy al
   bound of how much worse is past the margin);
 - **pass**: with the same confidence it is not (the upper bound is within the margin);
 - **inconclusive**: the data cannot tell yet; the bake goes on for another round, up to a limit.
+  What an inconclusive end means is the policy's ``on_inconclusive``: ``pass`` by default, as Kayenta
+  and Flagger judge (a release is held back on evidence that it is worse, not for a lack of evidence
+  that it is not); ``fail`` demands that evidence, which takes more traffic than a short bake on a
+  busy machine gives.
+
+A latency or throughput fail must also **replicate**: each half of the rounds, judged alone, must
+fail it too. On a shared machine one instance can run slower than its twin for seconds at a time (a
+busy neighbour on its core), which over one bake looks like a slower release; a slower release is
+slower in every stretch of the bake.
 
 The methods, and why:
 
@@ -37,7 +46,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from statistics import NormalDist
 from typing import Any
@@ -61,7 +70,7 @@ class JudgmentPolicy:
 
     confidence: float = 0.95
     max_rounds: int = 3
-    on_inconclusive: str = "fail"
+    on_inconclusive: str = "pass"
     latency_quantile: float = 95.0
     latency_margin: float = 0.10
     throughput_margin: float = 0.10
@@ -279,6 +288,40 @@ def newcombe(x_cand: int, n_cand: int, x_ref: int, n_ref: int, z: float) -> tupl
     return d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
+def _performance(rounds: Sequence[Round], policy: JudgmentPolicy, seed: int) -> tuple[Verdict, ...]:
+    """The latency quantile and throughput verdicts of ``rounds`` (none when a side never answered)."""
+    c = policy.confidence
+    pairs = [(r.reference.latencies_ms, r.candidate.latencies_ms) for r in rounds]
+    n_ref = sum(len(r.reference.latencies_ms) for r in rounds)
+    n_cand = sum(len(r.candidate.latencies_ms) for r in rounds)
+    if not (n_ref and n_cand):
+        return ()
+    q = policy.latency_quantile
+    ref, cand, ratio, low, high = paired_ratio(pairs, "quantile", q, confidence=c, seed=seed)
+    latency = Verdict(f"latency p{q:g}", "ms", ref, cand, ratio, low, high, policy.latency_margin, c,
+                      (n_ref, n_cand), _decide(low, high, 1 + policy.latency_margin, higher_is_worse=True))
+    ref_m, cand_m, ratio_m, low_m, high_m = paired_ratio(pairs, "mean", 0, confidence=c, seed=seed + 1)
+
+    def inv(x: float) -> float:  # throughput of one connection is 1 / mean latency: ratio and bounds invert
+        return 1 / x if x > 0 else math.inf
+
+    throughput = Verdict("throughput", "req/s", 1000 / ref_m, 1000 / cand_m if cand_m > 0 else math.inf,
+                         inv(ratio_m), inv(high_m), inv(low_m), policy.throughput_margin, c, (n_ref, n_cand),
+                         _decide(inv(high_m), inv(low_m), 1 - policy.throughput_margin, higher_is_worse=False))
+    return latency, throughput
+
+
+def _replicated(failed: Verdict, rounds: Sequence[Round], policy: JudgmentPolicy, seed: int) -> bool:
+    """A performance fail counts only when each half of the rounds, judged alone, fails it too. On a
+    shared machine one instance can be slower than its twin for seconds at a time (the scheduler put
+    it beside a busy neighbour): over a whole bake that looks like a slower release, but it comes and
+    goes, while a slower release is slower in every stretch of the bake. Rates (errors, agreement)
+    need no such check: a slow instance neither errs nor answers differently."""
+    half = len(rounds) // 2
+    return all(any(v.metric == failed.metric and v.outcome == Outcome.FAIL for v in _performance(part, policy, seed))
+               for part in (rounds[:half], rounds[half:]))
+
+
 # -- the judgment -------------------------------------------------------------------------------------
 
 
@@ -289,24 +332,9 @@ def judge(rounds: Sequence[Round], policy: JudgmentPolicy, *, reference: str, ca
     c = policy.confidence
     z = NormalDist().inv_cdf(c)
     seed = random.randrange(2**31) if seed is None else seed
-    verdicts: list[Verdict] = []
-    pairs = [(r.reference.latencies_ms, r.candidate.latencies_ms) for r in rounds]
-    n_ref = sum(len(r.reference.latencies_ms) for r in rounds)
-    n_cand = sum(len(r.candidate.latencies_ms) for r in rounds)
-    if n_ref and n_cand:
-        q = policy.latency_quantile
-        ref, cand, ratio, low, high = paired_ratio(pairs, "quantile", q, confidence=c, seed=seed)
-        verdicts.append(Verdict(f"latency p{q:g}", "ms", ref, cand, ratio, low, high, policy.latency_margin, c,
-                                (n_ref, n_cand), _decide(low, high, 1 + policy.latency_margin, higher_is_worse=True)))
-        ref_m, cand_m, ratio_m, low_m, high_m = paired_ratio(pairs, "mean", 0, confidence=c, seed=seed + 1)
-        # Throughput of one connection is 1 / mean latency: the ratio and its bounds invert.
-        t_ref, t_cand = 1000 / ref_m, 1000 / cand_m if cand_m > 0 else math.inf
-        def inv(x):
-            return (1 / x if x > 0 else math.inf)
-        verdicts.append(Verdict("throughput", "req/s", t_ref, t_cand, inv(ratio_m), inv(high_m), inv(low_m),
-                                policy.throughput_margin, c, (n_ref, n_cand),
-                                _decide(inv(high_m), inv(low_m), 1 - policy.throughput_margin,
-                                        higher_is_worse=False)))
+    verdicts = list(_performance(rounds, policy, seed))
+    unreplicated = [v.metric for v in verdicts if v.outcome == Outcome.FAIL and not _replicated(v, rounds, policy, seed)]
+    verdicts = [replace(v, outcome=Outcome.INCONCLUSIVE) if v.metric in unreplicated else v for v in verdicts]
     sent_ref = sum(r.reference.sent for r in rounds)
     sent_cand = sum(r.candidate.sent for r in rounds)
     if sent_ref and sent_cand:
@@ -327,6 +355,9 @@ def judge(rounds: Sequence[Round], policy: JudgmentPolicy, *, reference: str, ca
                                 gated=not policy.expect_change))
     gated = [v for v in verdicts if v.gated]
     note = ""
+    if unreplicated:
+        note = (f"{' and '.join(unreplicated)} worse over the rounds but not in each half of them: not counted "
+                "as a fail (one instance slowed by a busy neighbour for a while; a slower release is slower throughout)")
     if not gated:
         outcome, note = Outcome.INCONCLUSIVE, "no request was answered by both releases"
     elif any(v.outcome == Outcome.FAIL for v in gated):

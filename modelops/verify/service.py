@@ -118,6 +118,48 @@ class RegionReport:
 
 
 @dataclass(frozen=True)
+class FailedCheck:
+    """One check a test run failed, with its figures: a regression case's unmet expectation
+    (``measured``: what the endpoint answered, ``threshold``: what the case expects) or a load figure
+    against an SLO or the baseline (``threshold``: the limit with its comparison). ``check`` names
+    it as JUnit and ``modelops test`` do (``regression.<case>``, ``slo.p95_ms``, ``baseline.rps``);
+    ``where`` is the file:line that sets it."""
+
+    region: str
+    kind: str  # regression | slo | baseline
+    check: str
+    measured: str
+    threshold: str
+    detail: str = ""
+    where: str = ""
+
+    @property
+    def message(self) -> str:
+        """One line: ``us-east-1 slo.rps: measured 12.3 req/s, threshold >= 20.0 req/s``."""
+        text = f"{self.region} {self.check}: measured {self.measured}, threshold {self.threshold}"
+        return text + (f" ({self.detail})" if self.detail else "") + (f" [{self.where}]" if self.where else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"region": self.region, "kind": self.kind, "check": self.check, "measured": self.measured,
+                "threshold": self.threshold, "detail": self.detail, "where": self.where, "message": self.message}
+
+
+def failed_checks(region: RegionReport, *, model_file: str | None = None) -> tuple[FailedCheck, ...]:
+    """What failed in one region's tests, one entry per unmet expectation or limit."""
+    found: list[FailedCheck] = []
+    for case in region.regression or ():
+        for f in case.failures:
+            line = f.line or case.line
+            where = f"{case.file}:{line}" if case.file and line else (case.file or "")
+            found.append(FailedCheck(region.region, "regression", f"regression.{case.case}", f.actual,
+                                     f"expected {f.expected}", f.path, where))
+    if region.load is not None:
+        found.extend(FailedCheck(region.region, c.kind, c.name, c.measured, c.threshold, c.detail, model_file or "")
+                     for c in region.load.checks if not c.passed)
+    return tuple(found)
+
+
+@dataclass(frozen=True)
 class TestReport:
     """Everything ``modelops test`` found. ``release`` is what the endpoint's ``modelops:release``
     tag names (the first region's; each region's own is in ``regions``)."""
@@ -136,6 +178,11 @@ class TestReport:
     def passed(self) -> bool:
         return all(r.passed for r in self.regions)
 
+    @property
+    def failed_checks(self) -> tuple[FailedCheck, ...]:
+        """Every failed check of every region, with its figures (what ``deploy --through`` prints)."""
+        return tuple(c for r in self.regions for c in failed_checks(r, model_file=self.model_file))
+
     def to_dict(self) -> dict[str, Any]:
         """The ``--output json`` document: ``passed``, ``regression`` (every case of every region),
         ``load`` (the worst region's figures: highest latencies and error rate, lowest throughput),
@@ -153,6 +200,7 @@ class TestReport:
                     "passed": all(x.passed for x in loads)}
         return {"passed": self.passed, "model": self.model, "environment": self.environment,
                 "release": self.release, "regression": regression, "load": load,
+                "failed_checks": [c.to_dict() for c in self.failed_checks],
                 "regions": [r.to_dict() for r in self.regions]}
 
 

@@ -33,10 +33,19 @@ class LimitCheck:
     detail: str = ""
 
     @property
+    def measured(self) -> str:
+        """The figure measured, in its unit (``12.3 req/s``, ``no data``)."""
+        return "no data" if self.actual is None else _fmt(self.metric, self.actual)
+
+    @property
+    def threshold(self) -> str:
+        """The limit with its comparison (``>= 20.0 req/s``)."""
+        return f"{self.comparison} {_fmt(self.metric, self.limit)}"
+
+    @property
     def message(self) -> str:
-        actual = "no data" if self.actual is None else _fmt(self.metric, self.actual)
         verdict = "ok" if self.passed else "FAILED"
-        text = f"{self.metric} {actual} (limit {self.comparison} {_fmt(self.metric, self.limit)}) {verdict}"
+        text = f"{self.metric} {self.measured} (limit {self.threshold}) {verdict}"
         return f"{text}; {self.detail}" if self.detail else text
 
     def to_dict(self) -> dict[str, object]:

@@ -3,6 +3,8 @@ spec.answers and spec.tests.replay of model.yaml, judgment: of policy.yaml (defa
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -118,7 +120,7 @@ def test_judgment_defaults_when_the_policy_says_nothing(tmp_path: Path) -> None:
     (repo / "pipelines/policy.yaml").unlink()
     judgment = load_policy(Workspace.discover(repo)).judgment
     assert judgment == Judgment()
-    assert (judgment.confidence, judgment.max_rounds, judgment.on_inconclusive) == (0.95, 3, "fail")
+    assert (judgment.confidence, judgment.max_rounds, judgment.on_inconclusive) == (0.95, 3, "pass")
     assert (judgment.latency_quantile, judgment.latency_margin, judgment.error_margin) == (95.0, 0.10, 0.005)
     assert judgment.min_agreement_for("dev") == judgment.min_agreement_for("prod") == 0.99
 
@@ -133,9 +135,9 @@ def test_the_policy_template_sets_the_judgment_with_an_agreement_per_environment
 def test_a_partial_judgment_section_keeps_the_other_defaults(repo: Path) -> None:
     text = (repo / "pipelines/policy.yaml").read_text()
     head = text[: text.index("judgment:")]
-    write(repo / "pipelines/policy.yaml", head + "judgment:\n  latency: {margin: 0.2}\n  on_inconclusive: pass\n")
+    write(repo / "pipelines/policy.yaml", head + "judgment:\n  latency: {margin: 0.2}\n  on_inconclusive: fail\n")
     judgment = load_policy(Workspace.discover(repo)).judgment
-    assert judgment == Judgment(latency_margin=0.2, on_inconclusive="pass")
+    assert judgment == Judgment(latency_margin=0.2, on_inconclusive="fail")
 
 
 def test_a_captured_replay_file_anywhere_loads_or_names_its_bad_line(tmp_path: Path) -> None:
@@ -147,3 +149,29 @@ def test_a_captured_replay_file_anywhere_loads_or_names_its_bad_line(tmp_path: P
     assert str(caught.value) == f"{bad}:2:1: line 2 is not JSON: Expecting value (and 1 more)"
     with pytest.raises(InputError, match="No such file"):
         load_replay_file(tmp_path / "absent.jsonl")
+
+
+def test_sagemaker_data_capture_records_replay_as_the_requests_they_captured(tmp_path: Path) -> None:
+    # Records as SageMaker Data Capture writes them to S3 (one JSON object a line): the input's data in
+    # its encoding, the observed content types of the request and of the answer.
+    def record(content_type: str, data: str, encoding: str, answer: str = "application/json") -> str:
+        return json.dumps({"captureData": {
+            "endpointInput": {"observedContentType": content_type, "mode": "INPUT", "data": data, "encoding": encoding},
+            "endpointOutput": {"observedContentType": answer, "mode": "OUTPUT", "data": "{}", "encoding": "JSON"}},
+            "eventMetadata": {"eventId": "b0a3c2e8", "inferenceTime": "2026-12-01T10:00:00Z"}, "eventVersion": "0"})
+
+    body = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+    captured = write(tmp_path / "capture.jsonl", "\n".join((
+        record("application/json", body, "JSON"),
+        record("text/csv", "5.1,3.5,1.4,0.2", "CSV", answer="text/csv; charset=utf-8"),
+        record("application/json", base64.b64encode(body.encode()).decode(), "BASE64"))) + "\n")
+    assert load_replay_file(captured) == (
+        CaseRequest(content_type="application/json", body=body.encode()),
+        CaseRequest(content_type="text/csv", accept="text/csv", body=b"5.1,3.5,1.4,0.2"),
+        CaseRequest(content_type="application/json", body=body.encode()))
+    broken = write(tmp_path / "broken.jsonl", record("text/csv", "1,2", "CSV") + "\n"
+                   + record("text/csv", "1,2", "GZIP") + "\n")
+    with pytest.raises(InputError) as caught:
+        load_replay_file(broken)
+    assert str(caught.value) == (f"{broken}:2:1: line 2: a Data Capture record, but "
+                                 "captureData.endpointInput.encoding is 'GZIP', not CSV, JSON or BASE64")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -41,11 +42,9 @@ def judged_repo(tmp_path: Path):
     text = model.read_text()
     model.write_text(text[:text.index("  environments:\n    prod:")])
     policy = repo / "pipelines" / "policy.yaml"
-    # The test is about answers: latency is judged with a wide margin, since on a loaded machine two
-    # twins' p95 can differ by 20% for a whole bake (bench/judge's A/A figures, README).
-    text = policy.read_text().replace("environments: {dev: 0.95}", "environments: {}")
-    policy.write_text(text.replace("latency: {quantile: 95, margin: 0.10}", "latency: {quantile: 95, margin: 1.0}")
-                      .replace("on_inconclusive: fail", "on_inconclusive: pass"))
+    # The shipped judgment, latency included: a good release must pass it on a loaded CI machine too
+    # (bench/judge measures how often it would not); dev's agreement minimum is prod's (99%).
+    policy.write_text(policy.read_text().replace("environments: {dev: 0.95}", "environments: {}"))
     commit_all(repo, "one judged environment")
     try:
         yield repo
@@ -53,8 +52,8 @@ def judged_repo(tmp_path: Path):
         localcloud.stop(Path(os.environ["MODELOPS_LOCAL_DATA_DIR"]))
 
 
-def _deploy(repo: Path) -> tuple[int, dict]:
-    result = run_cli("deploy", "models/iris", "--env", "dev", "--output", "json", cwd=repo)
+def _deploy(repo: Path, *reports: str | Path) -> tuple[int, dict]:
+    result = run_cli("deploy", "models/iris", "--env", "dev", "--output", "json", *reports, cwd=repo)
     assert result.stdout, result.stderr
     return result.exit_code, json.loads(result.stdout)
 
@@ -68,7 +67,9 @@ def test_wrong_answers_roll_back_with_the_figures_and_a_good_release_goes_throug
     serving = inference.read_text()
     inference.write_text(serving + WRONG_ANSWERS)
     commit_all(judged_repo, "a release that answers wrongly")
-    code, doc = _deploy(judged_repo)
+    out = judged_repo / "reports"
+    code, doc = _deploy(judged_repo, "--junit", out / "deploy.xml", "--markdown", out / "deploy.md",
+                        "--html", out / "deploy.html")
     assert code == 1, doc
     region = doc["deployments"][0]
     assert region["status"] == "rolled_back" and region["serving"] == good
@@ -77,6 +78,18 @@ def test_wrong_answers_roll_back_with_the_figures_and_a_good_release_goes_throug
     agreement = next(v for v in step["verdicts"] if v["metric"] == "agreement")
     assert agreement["outcome"] == "fail" and agreement["high"] < 0.99 and agreement["samples"]["candidate"] > 100
     assert "agreement" in region["detail"] and step["worst"] and "label" in step["worst"][0]["detail"]
+    # The reports CI keeps say the same: the judged step's JUnit case fails with the agreement figures,
+    # the PR comment has its table and the inputs answered differently, the HTML a chart per metric.
+    junit = ET.parse(out / "deploy.xml").getroot()
+    judged = next(c for c in junit.iter("testcase") if c.get("name") == "dev/us-east-1 judged 50%")
+    failure = judged.find("failure")
+    assert failure is not None and f"agreement {agreement['candidate']:.1%} of " in (failure.get("message") or "")
+    markdown = (out / "deploy.md").read_text()
+    assert "#### dev/us-east-1 judged at 50%: fail" in markdown and "| ❌ agreement |" in markdown
+    assert "#### dev/us-east-1 judged at 50%: worst disagreements" in markdown
+    assert step["worst"][0]["request"].replace("|", "\\|") in markdown
+    page = (out / "deploy.html").read_text()
+    assert 'aria-label="agreement: reference vs candidate"' in page and page.count("<svg") == len(step["verdicts"])
 
     inference.write_text(serving + "\n# the same answers, another release\n")
     commit_all(judged_repo, "a good release")

@@ -165,6 +165,9 @@ def test_a_release_goes_through_prod_and_a_failing_one_rolls_back_in_the_first_w
     by_region = {d["region"]: d for d in doc["deployments"]}
     assert by_region["us-east-1"]["status"] == "rolled_back"
     assert "5xx-rate" in by_region["us-east-1"]["detail"]
+    # ...with the figures that tripped the alarm (CloudWatch's datapoints against the threshold).
+    assert "Threshold Crossed: " in by_region["us-east-1"]["detail"] and "threshold (0.05)" in \
+        by_region["us-east-1"]["detail"], by_region["us-east-1"]["detail"]
     assert by_region["eu-west-1"]["status"] == by_region["ap-southeast-2"]["status"] == "skipped"
     assert "rolled back in prod/us-east-1" in doc["message"] and "not touched" in doc["message"]
     assert {r["release"] for r in prod_rows(cloud_repo).values()} == {release}
