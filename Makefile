@@ -32,8 +32,12 @@ install: $(STAMP)
 
 # The whole pipeline for the iris example on the local cloud (started by modelops itself): validate,
 # build, approve prod as a reviewer (four eyes: not the commit's author), then dev -> test ->
-# staging -> test -> prod in two waves (canary updates once endpoints exist), what serves where, and
-# an answer from prod. Re-running converges in seconds (every region already serves the release).
+# staging -> test -> prod in two waves (judged canaries once endpoints exist), what serves where, and
+# an answer from prod. Then a release that answers about 1 input in 20 wrongly but fast, made in a
+# temporary clone (this checkout is not touched), goes through dev and staging and is rolled back by
+# prod's judged canary at its first step with the agreement figures: the expected outcome, so the
+# demo exits 0. Re-running converges (dev and staging go back to the good release, and the wrong one
+# is unblocked and rolled back again).
 DEMO_MODEL ?= models/iris
 DEMO_APPROVER ?= reviewer@example.com
 DEMO_BODY ?= {"instances": [[5.1, 3.5, 1.4, 0.2]]}
@@ -47,13 +51,14 @@ demo: $(STAMP)
 	$(BIN)/modelops status $$(basename $(DEMO_MODEL))
 	$(BIN)/modelops invoke $$(basename $(DEMO_MODEL)) --env prod --region eu-west-1 \
 		--body '$(DEMO_BODY)'
+	$(BIN)/python scripts/demo_wrong_answers.py
 	@echo "the local cloud keeps running (modelops local status); stop it with: $(BIN)/modelops local down"
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
-	$(BIN)/ruff check modelops tests bench
+	$(BIN)/ruff check modelops tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

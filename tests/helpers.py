@@ -106,6 +106,27 @@ def init_repo(path: Path, files: Mapping[str, str | bytes] | None = None, *, cop
     return path
 
 
+#: prod's rollout in pipelines/environments.yaml (a judged canary)...
+PROD_ROLLOUT_STRATEGY = "      strategy: judged_canary\n      steps: [10, 50, 100]\n"
+#: ...and SageMaker's own 50% canary, for tests of SageMaker's canary arithmetic and limits in prod.
+SAGEMAKER_CANARY = "      strategy: canary\n      step_size: {type: CAPACITY_PERCENT, value: 50}\n"
+
+
+def sagemaker_canary_in_prod(text: str) -> str:
+    """``pipelines/environments.yaml``'s text with prod on SageMaker's 50% canary (10 s bakes) instead
+    of the judged canary."""
+    assert text.count(PROD_ROLLOUT_STRATEGY) == 1, "prod's rollout in pipelines/environments.yaml changed"
+    return text.replace(PROD_ROLLOUT_STRATEGY, SAGEMAKER_CANARY).replace(
+        "      wait_interval_seconds: 5\n      termination_wait_seconds: 0\n",
+        "      wait_interval_seconds: 10\n      termination_wait_seconds: 0\n")
+
+
+def use_sagemaker_canary_in_prod(repo: Path) -> None:
+    """Put ``repo``'s prod on SageMaker's 50% canary (uncommitted)."""
+    envs = repo / "pipelines" / "environments.yaml"
+    envs.write_text(sagemaker_canary_in_prod(envs.read_text()))
+
+
 def write(path: Path, content: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, bytes):

@@ -292,16 +292,21 @@ def _model_data(repo: Path) -> None:
 
 
 CASES = [
-    Case("rollout-fleet-too-small", {IRIS: _replace("      resources:\n        instance_count: 2",
+    # A model that takes SageMaker's 50% canary in prod (the environment's is a judged canary) with one instance
+    Case("rollout-fleet-too-small", {IRIS: _replace("    prod:\n      resources:\n        instance_count: 2",
+                                                    "    prod:\n      rollout: {strategy: canary, step_size: "
+                                                    "{type: CAPACITY_PERCENT, value: 50}}\n"
                                                     "      resources:\n        instance_count: 1")},
          "rollout.step-size", IRIS, _rollout("prod"), "the canary size 50% is 1 of the 1 instance(s)",
          deploy=("iris", "--env", "prod")),
     Case("rollout-timeout", {IRIS: _replace("  environments:\n    prod:\n",
-                                            "  environments:\n    prod:\n      rollout: {wait_interval_seconds: 300}\n")},
+                                            "  environments:\n    prod:\n      rollout: {strategy: canary, step_size: "
+                                            "{type: CAPACITY_PERCENT, value: 50}, wait_interval_seconds: 300}\n")},
          "rollout.timeout", IRIS, _rollout("prod"), "does not exceed the 600 s the rollout waits",
          deploy=("iris", "--env", "prod")),
     Case("rollout-percent", {IRIS: _replace("  environments:\n    prod:\n",
-                                            "  environments:\n    prod:\n      rollout: {step_size: {type: CAPACITY_PERCENT, value: 75}}\n")},
+                                            "  environments:\n    prod:\n      rollout: {strategy: canary, step_size: "
+                                            "{type: CAPACITY_PERCENT, value: 75}}\n")},
          "rollout.step-size", IRIS, _rollout("prod"), "the canary size 75% is 75% of the capacity",
          deploy=("iris", "--env", "prod")),
     Case("rollout-no-size", {IRIS: _replace("  environments:\n    prod:\n",

@@ -13,7 +13,7 @@ import yaml
 from modelops.ci.repository import CI_FILES, ci_file
 from modelops.config.scaffold import PIPELINE_FILES, template
 from modelops.config.workspace import INIT_REPO_HINT
-from tests.helpers import PROJECT_ROOT, commit_all, git, run_cli
+from tests.helpers import PROJECT_ROOT, commit_all, git, run_cli, use_sagemaker_canary_in_prod
 
 REVIEWER = {"MODELOPS_USER": "reviewer@example.com"}  # not the author of the commit (ada@example.com)
 
@@ -53,10 +53,14 @@ def test_init_repo_makes_a_repository_that_validates_and_checks_its_ci_files(tmp
 
     assert run_cli("validate", cwd=root).exit_code == 0
     assert run_cli("ci", "spinnaker", "--check", cwd=root).exit_code == 0
-    # The model is sized for every environment: prod's 50% canary needs two instances.
+    # The model is sized for every environment: prod's judged canary adds the new release as a second
+    # variant beside the serving one, so one instance fits it (no override; a SageMaker canary of 50%
+    # would need two: test_init_sizes_a_model_for_each_environments_rollout).
     model = yaml.safe_load((root / "models/my-model/model.yaml").read_text())
     assert model["spec"]["resources"]["instance_count"] == 1
-    assert model["spec"]["environments"] == {"prod": {"resources": {"instance_count": 2}}}
+    assert "environments" not in model["spec"]
+    assert yaml.safe_load((root / "pipelines/environments.yaml").read_text())["environments"]["prod"]["rollout"][
+        "strategy"] == "judged_canary"
     # Its regression cases say where their format is, without pointing at another repository's model.
     cases = (root / "models/my-model/tests/cases.yaml").read_text()
     assert "models/iris" not in cases and "modelops schema cases" in cases
@@ -88,6 +92,7 @@ def test_init_sizes_a_model_for_each_environments_rollout(tmp_path: Path) -> Non
     root = tmp_path / "new"
     root.mkdir()
     assert run_cli("init", "--repo", cwd=root).exit_code == 0
+    use_sagemaker_canary_in_prod(root)  # prod on SageMaker's 50% canary, not the judged one
     envs = root / "pipelines/environments.yaml"
     envs.write_text(envs.read_text().replace(
         "    rollout:\n      strategy: all_at_once\n      wait_interval_seconds: 5\n",
@@ -101,9 +106,12 @@ def test_init_sizes_a_model_for_each_environments_rollout(tmp_path: Path) -> Non
     assert model["spec"]["environments"] == {"staging": {"resources": {"instance_count": 2}},
                                              "prod": {"resources": {"instance_count": 2}}}
     assert run_cli("validate", "models/fraud-score", cwd=root).exit_code == 0
-    # The model made before staging changed its rollout is now too small there, and validate says so.
-    [finding] = run_cli("validate", "models/my-model", "--output", "json", cwd=root).json()["findings"]
-    assert finding["rule"] == "rollout.step-size" and finding["message"].startswith("staging: the linear step 25% is 1 of the 1")
+    # The model made before staging and prod changed their rollouts is now too small there, and validate
+    # says so.
+    findings = run_cli("validate", "models/my-model", "--output", "json", cwd=root).json()["findings"]
+    assert {f["rule"] for f in findings} == {"rollout.step-size"}
+    assert sorted(f["message"].split(" is ")[0] for f in findings) == [
+        "prod: the canary size 50%", "staging: the linear step 25%"]
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from modelops.config import rollout as table
 from modelops.config import schema as schemas
 from modelops.deploy import specs
 from modelops.errors import InputError
-from tests.helpers import commit_all, init_repo, run_cli
+from tests.helpers import commit_all, init_repo, run_cli, use_sagemaker_canary_in_prod
 
 CANARY_50 = RolloutPolicy("canary", CapacitySize("CAPACITY_PERCENT", 50), wait_interval_seconds=10,
                           max_execution_timeout_seconds=600)
@@ -109,6 +109,7 @@ def test_one_instance_under_prods_canary_is_refused_by_validate_plan_and_deploy_
     """The defect: validate said 50% of one instance was fine, deploy refused it in prod after the
     tests and the approval."""
     repo = init_repo(tmp_path / "repo")
+    use_sagemaker_canary_in_prod(repo)  # prod on SageMaker's 50% canary (the shipped prod judges its canary)
     iris = repo / "models/iris/model.yaml"
     iris.write_text(iris.read_text().replace("      resources:\n        instance_count: 2\n",
                                              "      resources:\n        instance_count: 1\n"))

@@ -99,7 +99,7 @@ def test_a_missing_or_changed_alarm_is_put_back_and_a_stale_deployment_config_is
     assert by_field["alarms.5xx-rate"] == (None, "5xx rate > 0.05 over 10 s x 1", drift.ALARMS)
     assert by_field["alarms.p99-latency.Threshold"] == ("9000000000", "1000000", drift.ALARMS)
     wait = "deployment_config.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.WaitIntervalInSeconds"
-    assert by_field[wait] == ("200", "10", drift.NEXT_ROLLOUT)
+    assert by_field[wait] == ("200", str(prod.rollout.wait_interval_seconds), drift.NEXT_ROLLOUT)
     assert not next(d for d in diffs if d.field == wait).is_drift
     assert error_alarm not in alarms
 

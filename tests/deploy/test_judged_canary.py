@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.demo_wrong_answers import WRONG_ANSWERS  # ~1 input in 20 answered wrongly, fast (make demo's)
 from tests.helpers import commit_all, init_repo, run_cli
 
 pytestmark = pytest.mark.slow
@@ -26,21 +27,6 @@ environments:
     approval: {required: false}
     rollout: {strategy: judged_canary, steps: [50, 100], wait_interval_seconds: 5, max_execution_timeout_seconds: 600}
 """
-
-# Swaps the probabilities of about one input in 20 (by a hash of the numbers): fast, no error, wrong.
-WRONG_ANSWERS = '''
-
-_serving_output_fn = output_fn
-
-
-def output_fn(prediction, accept):  # noqa: F811 - a release that answers some inputs wrongly
-    import zlib
-    probabilities = prediction["probabilities"]
-    if probabilities.shape[0] and zlib.crc32(probabilities.tobytes()) % 20 == 0:
-        prediction = dict(prediction, probabilities=probabilities[:, ::-1].copy())
-    return _serving_output_fn(prediction, accept)
-'''
-
 
 @pytest.fixture
 def judged_repo(tmp_path: Path):

@@ -24,6 +24,14 @@ def prod() -> Environment:
     return load_environments(Workspace.discover(PROJECT_ROOT)).get("prod")
 
 
+@pytest.fixture(scope="module")
+def prod_canary(prod: Environment) -> Environment:
+    """prod on SageMaker's 50% canary with 10 s bakes (the shipped prod judges its canary itself and
+    hands SageMaker only moves of the whole fleet): what a DeploymentConfig of SageMaker's canary is."""
+    return replace(prod, rollout=replace(prod.rollout, strategy="canary", step_size=CapacitySize("CAPACITY_PERCENT", 50),
+                                         wait_interval_seconds=10))
+
+
 def target(model: ModelConfig, env: Environment, region: str = "eu-west-1") -> specs.RegionTarget:
     return specs.RegionTarget(
         model=model, environment=env, region=region, release="iris-0123456789", commit="c" * 40,
@@ -82,8 +90,8 @@ def test_data_capture_when_enabled(iris, prod) -> None:
     assert body["DataCaptureConfig"]["DestinationS3Uri"] == "s3://cap/eu-west-1"
 
 
-def test_canary_deployment_config_with_alarms(iris, prod) -> None:
-    t = target(iris, prod)
+def test_canary_deployment_config_with_alarms(iris, prod_canary) -> None:
+    t = target(iris, prod_canary)
     alarms = specs.alarm_requests(t)
     config = specs.deployment_config(t.policy, alarm_names=specs.alarm_names(alarms), environment="prod",
                                      instance_count=2)
@@ -97,13 +105,13 @@ def test_canary_deployment_config_with_alarms(iris, prod) -> None:
         "modelops-iris-prod-p99-latency", "modelops-iris-prod-5xx-rate"]
 
 
-def test_linear_and_all_at_once(prod) -> None:
-    linear = replace(prod.rollout, strategy="linear", step_size=CapacitySize("CAPACITY_PERCENT", 25))
+def test_linear_and_all_at_once(prod_canary) -> None:
+    linear = replace(prod_canary.rollout, strategy="linear", step_size=CapacitySize("CAPACITY_PERCENT", 25))
     config = specs.deployment_config(linear, alarm_names=(), environment="prod", instance_count=4)
     assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["LinearStepSize"] == {
         "Type": "CAPACITY_PERCENT", "Value": 25}
     assert "AutoRollbackConfiguration" not in config
-    once = replace(prod.rollout, strategy="all_at_once", step_size=None)
+    once = replace(prod_canary.rollout, strategy="all_at_once", step_size=None)
     assert specs.deployment_config(once, alarm_names=(), environment="prod", instance_count=1)[
         "BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 10}
 
@@ -121,9 +129,9 @@ def test_linear_and_all_at_once(prod) -> None:
     ({"strategy": "linear", "step_size": CapacitySize("CAPACITY_PERCENT", 60)}, "10%..50%"),
     ({"alarms": Alarms(period_seconds=45)}, "not 10, 30 or a multiple of 60"),
 ])
-def test_policies_sagemaker_would_refuse_are_refused_first(prod, change, message) -> None:
+def test_policies_sagemaker_would_refuse_are_refused_first(prod_canary, change, message) -> None:
     with pytest.raises(InputError) as err:
-        specs.deployment_config(replace(prod.rollout, **change), alarm_names=(), environment="prod", instance_count=2)
+        specs.deployment_config(replace(prod_canary.rollout, **change), alarm_names=(), environment="prod", instance_count=2)
     assert message in err.value.message
 
 
@@ -141,7 +149,8 @@ def test_alarms_from_environment_thresholds_in_microseconds(iris, prod) -> None:
     assert errors["Metrics"][0]["MetricStat"]["Metric"]["MetricName"] == "Invocation5XXErrors"
 
 
-def test_alarms_fall_back_to_the_model_slos_and_stay_without_a_bake_but_watch_no_rollout(iris, prod) -> None:
+def test_alarms_fall_back_to_the_model_slos_and_stay_without_a_bake_but_watch_no_rollout(iris, prod_canary) -> None:
+    prod = prod_canary  # a rollout SageMaker watches with alarms
     no_env_alarms = replace(prod, rollout=replace(prod.rollout, alarms=Alarms(period_seconds=60)))
     latency, errors = specs.alarm_requests(target(iris, no_env_alarms))
     assert latency["Threshold"] == 300_000.0  # the load test's p99 SLO, 300 ms
@@ -154,4 +163,17 @@ def test_alarms_fall_back_to_the_model_slos_and_stay_without_a_bake_but_watch_no
     assert "AutoRollbackConfiguration" not in specs.target_deployment_config(no_bake)
     baking = specs.target_deployment_config(target(iris, prod))
     assert [a["AlarmName"] for a in baking["AutoRollbackConfiguration"]["Alarms"]] == [
+        "modelops-iris-prod-p99-latency", "modelops-iris-prod-5xx-rate"]
+
+
+def test_prods_judged_canary_hands_sagemaker_only_moves_of_the_whole_fleet(iris, prod) -> None:
+    """The shipped prod judges its canary (modelops.deploy.judged); a first endpoint or a re-deploy onto
+    the same variants is all at once, then a bake, with the SLO alarms watching it."""
+    assert (prod.rollout.strategy, prod.rollout.steps) == ("judged_canary", (10, 50, 100))
+    config = specs.target_deployment_config(target(iris, prod))
+    validate_against_botocore("sagemaker", "UpdateEndpoint",
+                              {"EndpointName": "e", "EndpointConfigName": "c", "DeploymentConfig": config})
+    assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
+        "Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": prod.rollout.wait_interval_seconds}
+    assert [a["AlarmName"] for a in config["AutoRollbackConfiguration"]["Alarms"]] == [
         "modelops-iris-prod-p99-latency", "modelops-iris-prod-5xx-rate"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import init_repo, run_cli
+from tests.helpers import init_repo, run_cli, use_sagemaker_canary_in_prod
 
 IRIS = "models/iris/model.yaml"
 
@@ -45,6 +45,7 @@ def test_checks_of_the_broken_part_do_not_run_and_the_others_do(tmp_path: Path) 
     repo = init_repo(tmp_path / "repo")
     # prod's count is not a number: the rollout and autoscaling checks, which read it, must not guess it
     # (as 1: "a canary of 1 instance"); the path and security checks read other parts and still run.
+    use_sagemaker_canary_in_prod(repo)  # a canary of 1 instance is refused there (the judged canary takes it)
     _edit(repo, ("      resources:\n        instance_count: 2\n", "      resources:\n        instance_count: [2]\n"),
           ("entry_point: code/inference.py", "entry_point: code/serve.py"),
           ("network_isolation: true", "network_isolation: false"))
@@ -59,6 +60,7 @@ def test_a_misspelt_key_breaks_the_value_it_was_meant_to_set(tmp_path: Path) -> 
     repo = init_repo(tmp_path / "repo")
     # `instance_cont: 2` leaves prod's count at the base's 1, which prod's canary cannot use; that
     # "problem" is the typo's, so only the typo is reported.
+    use_sagemaker_canary_in_prod(repo)  # a canary of 1 instance is refused there (the judged canary takes it)
     _edit(repo, ("      resources:\n        instance_count: 2\n", "      resources:\n        instance_cont: 2\n"))
 
     found = _findings(repo)
