@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.test_judged_canary import WRONG_ANSWERS
+from scripts.demo_wrong_answers import WRONG_ANSWERS  # ~1 input in 20 answered wrongly, fast
 from tests.deploy.test_pipeline_e2e import REVIEWER, given_tests_passed
 from tests.helpers import commit_all, init_repo, run_cli
 
