@@ -43,7 +43,7 @@ def test_typed_model_with_positions_and_effective_values(repo: Path) -> None:
     assert sec.execution_role == "arn:aws:iam::000000000000:role/modelops-iris-prod"
     assert sec.vpc is not None and sec.vpc.subnets[0].startswith("subnet-")
     effective = rollout_for(model, prod)
-    assert (effective.strategy, effective.steps, effective.wait_interval_seconds) == ("judged_canary", (10, 50, 100), 5)
+    assert (effective.strategy, effective.steps, effective.wait_interval_seconds) == ("judged_canary", (10, 50, 100), 10)
     assert prod.waves == (("us-east-1",), ("eu-west-1", "ap-southeast-2"))
     assert envs.promotion == ("dev", "staging", "prod")
     assert envs.next("staging") is prod and envs.previous("dev") is None

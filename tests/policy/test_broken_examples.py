@@ -102,7 +102,7 @@ VARIANTS = [
             "strategy: canary\n      step_size: {type: CAPACITY_PERCENT, value: 60}", "rollout.step-size",
             "the canary size 60% is 60% of the capacity; SageMaker allows at most 50%",
             marker="step_size: {type: CAPACITY_PERCENT, value: 60}"),
-    Variant("env-timeout", "pipelines/environments.yaml", "      wait_interval_seconds: 5\n      termination_wait_seconds: 0",
+    Variant("env-timeout", "pipelines/environments.yaml", "      wait_interval_seconds: 10\n      termination_wait_seconds: 0",
             "      wait_interval_seconds: 600\n      termination_wait_seconds: 0", "rollout.timeout",
             "does not exceed the 600 s the rollout waits (a bake of 600 s", marker="max_execution_timeout_seconds: 600",
             anchor="  prod:"),
