@@ -113,18 +113,43 @@ SAGEMAKER_CANARY = "      strategy: canary\n      step_size: {type: CAPACITY_PER
 
 
 def sagemaker_canary_in_prod(text: str) -> str:
-    """``pipelines/environments.yaml``'s text with prod on SageMaker's 50% canary (10 s bakes) instead
+    """``pipelines/environments.yaml``'s text with prod on SageMaker's 50% canary (same bakes) instead
     of the judged canary."""
     assert text.count(PROD_ROLLOUT_STRATEGY) == 1, "prod's rollout in pipelines/environments.yaml changed"
-    return text.replace(PROD_ROLLOUT_STRATEGY, SAGEMAKER_CANARY).replace(
-        "      wait_interval_seconds: 5\n      termination_wait_seconds: 0\n",
-        "      wait_interval_seconds: 10\n      termination_wait_seconds: 0\n")
+    return text.replace(PROD_ROLLOUT_STRATEGY, SAGEMAKER_CANARY)
 
 
 def use_sagemaker_canary_in_prod(repo: Path) -> None:
     """Put ``repo``'s prod on SageMaker's 50% canary (uncommitted)."""
     envs = repo / "pipelines" / "environments.yaml"
     envs.write_text(sagemaker_canary_in_prod(envs.read_text()))
+
+
+#: A one-region dev that rolls out by the judged canary (STEPS: its steps), the first environment.
+JUDGED_DEV = """\
+  dev:
+    cloud: local
+    regions: [us-east-1]
+    approval: {required: false}
+    rollout: {strategy: judged_canary, steps: STEPS, wait_interval_seconds: 5, max_execution_timeout_seconds: 600}
+"""
+
+
+def judged_iris_repo(path: Path, *, steps: str = "[50, 100]", more: str = "", promotion: str = "[dev]") -> Path:
+    """A repository of iris alone whose dev (``JUDGED_DEV``, then the environments in ``more``) judges
+    releases with the shipped policy, dev's minimum agreement raised to prod's; committed."""
+    repo = init_repo(path, copy_examples=True)
+    for other in ("llm-chat", "minilm-embeddings"):
+        shutil.rmtree(repo / "models" / other)
+    write(repo / "pipelines" / "environments.yaml", f"apiVersion: modelops/v1\nkind: Environments\n"
+          f"promotion: {promotion}\nenvironments:\n" + JUDGED_DEV.replace("STEPS", steps) + more)
+    model = repo / "models" / "iris" / "model.yaml"
+    text = model.read_text()
+    model.write_text(text[:text.index("  environments:\n    prod:")])
+    policy = repo / "pipelines" / "policy.yaml"
+    policy.write_text(policy.read_text().replace("environments: {dev: 0.95}", "environments: {}"))
+    commit_all(repo, "iris with a judged dev")
+    return repo
 
 
 def write(path: Path, content: str | bytes) -> Path:

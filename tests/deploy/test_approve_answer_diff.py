@@ -9,27 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from scripts.demo_wrong_answers import WRONG_ANSWERS  # ~1 input in 20 answered wrongly, fast
 from tests.deploy.test_pipeline_e2e import REVIEWER, given_tests_passed
-from tests.helpers import commit_all, init_repo, run_cli
+from tests.helpers import commit_all, judged_iris_repo, run_cli
 
 pytestmark = pytest.mark.slow
 
-ENVIRONMENTS = """\
-apiVersion: modelops/v1
-kind: Environments
-promotion: [dev, prod]
-environments:
-  dev:
-    cloud: local
-    regions: [us-east-1]
-    approval: {required: false}
-    rollout: {strategy: judged_canary, steps: [100], wait_interval_seconds: 5, max_execution_timeout_seconds: 600}
+PROD = """\
   prod:
     cloud: local
     regions: [us-east-1]
@@ -46,19 +36,7 @@ environments:
 def repo(tmp_path: Path):
     from modelops import localcloud
 
-    repo = init_repo(tmp_path / "repo", copy_examples=True)
-    for other in ("llm-chat", "minilm-embeddings"):
-        shutil.rmtree(repo / "models" / other)
-    (repo / "pipelines" / "environments.yaml").write_text(ENVIRONMENTS)
-    model = repo / "models" / "iris" / "model.yaml"
-    text = model.read_text()
-    model.write_text(text[:text.index("  environments:\n    prod:")])
-    policy = repo / "pipelines" / "policy.yaml"
-    # About answers, not latency: a wide latency margin (twins' p95 differ by 20% on a loaded machine).
-    text = policy.read_text().replace("environments: {dev: 0.95}", "environments: {}")
-    policy.write_text(text.replace("latency: {quantile: 95, margin: 0.10}", "latency: {quantile: 95, margin: 1.0}")
-                      .replace("on_inconclusive: fail", "on_inconclusive: pass"))
-    commit_all(repo, "a judged dev, an approved prod")
+    repo = judged_iris_repo(tmp_path / "repo", steps="[100]", more=PROD, promotion="[dev, prod]")
     try:
         yield repo
     finally:

@@ -12,40 +12,18 @@ from pathlib import Path
 import pytest
 
 from scripts.demo_wrong_answers import WRONG_ANSWERS  # ~1 input in 20 answered wrongly, fast (make demo's)
-from tests.helpers import commit_all, init_repo, run_cli
+from tests.helpers import commit_all, judged_iris_repo, run_cli
 
 pytestmark = pytest.mark.slow
 
-ENVIRONMENTS = """\
-apiVersion: modelops/v1
-kind: Environments
-promotion: [dev]
-environments:
-  dev:
-    cloud: local
-    regions: [us-east-1]
-    approval: {required: false}
-    rollout: {strategy: judged_canary, steps: [50, 100], wait_interval_seconds: 5, max_execution_timeout_seconds: 600}
-"""
 
 @pytest.fixture
 def judged_repo(tmp_path: Path):
     from modelops import localcloud
 
-    repo = init_repo(tmp_path / "repo", copy_examples=True)
-    for other in ("llm-chat", "minilm-embeddings"):
-        import shutil
-
-        shutil.rmtree(repo / "models" / other)
-    (repo / "pipelines" / "environments.yaml").write_text(ENVIRONMENTS)
-    model = repo / "models" / "iris" / "model.yaml"
-    text = model.read_text()
-    model.write_text(text[:text.index("  environments:\n    prod:")])
-    policy = repo / "pipelines" / "policy.yaml"
     # The shipped judgment, latency included: a good release must pass it on a loaded CI machine too
-    # (bench/judge measures how often it would not); dev's agreement minimum is prod's (99%).
-    policy.write_text(policy.read_text().replace("environments: {dev: 0.95}", "environments: {}"))
-    commit_all(repo, "one judged environment")
+    # (bench/judge measures how often it would not).
+    repo = judged_iris_repo(tmp_path / "repo")
     try:
         yield repo
     finally:

@@ -9,29 +9,11 @@ from pathlib import Path
 from modelops.config import Workspace, load_environments, load_model
 from modelops.config.cases import CaseRequest
 from modelops.deploy import judged
-from tests.helpers import commit_all, init_repo, run_cli, write
-
-JUDGED_DEV = """\
-apiVersion: modelops/v1
-kind: Environments
-promotion: [dev]
-environments:
-  dev:
-    cloud: local
-    regions: [us-east-1]
-    approval: {required: false}
-    rollout: {strategy: judged_canary, steps: [50, 100], wait_interval_seconds: 5, max_execution_timeout_seconds: 600}
-"""
+from tests.helpers import judged_iris_repo, run_cli, write
 
 
 def _judged_repo(tmp_path: Path) -> Path:
-    repo = init_repo(tmp_path / "repo", copy_examples=True)
-    write(repo / "pipelines" / "environments.yaml", JUDGED_DEV)
-    model = repo / "models" / "iris" / "model.yaml"
-    text = model.read_text()
-    model.write_text(text[:text.index("  environments:\n    prod:")])
-    commit_all(repo, "a judged dev")
-    return repo
+    return judged_iris_repo(tmp_path / "repo")
 
 
 def test_captured_requests_are_mirrored_after_the_models_own(tmp_path: Path) -> None:
