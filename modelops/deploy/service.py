@@ -122,7 +122,7 @@ def deploy(request: DeployRequest, runtime: Runtime) -> DeployResult:
             if not report.passed:
                 assert following is not None
                 message = TESTS_FAILED_MESSAGE.format(release=release, environment=env.name, next=following.name,
-                                              count=len(report.failed_checks), model=model.name)
+                                                      count=len(report.failed_checks), model=model.name)
                 return DeployResult(model.name, release, TESTS_FAILED, tuple(outcomes), message, reached,
                                     tuple(tests))
     return DeployResult(model.name, release, SUCCEEDED, tuple(outcomes), "", tuple(e.name for e in chain),
