@@ -152,6 +152,23 @@ def judged_iris_repo(path: Path, *, steps: str = "[50, 100]", more: str = "", pr
     return repo
 
 
+#: Headless Chromium, which checks the HTML reports as a browser lays them out (`make system-deps`).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def measured_in_chromium(page: str, script: str, work: Path) -> Any:
+    """Lay ``page`` out in headless Chromium with ``script`` (which must put its findings, as JSON, in
+    ``<pre id="measured">``) added at the end of its body, and return those findings."""
+    html_file = work / "measure.html"
+    html_file.write_text(page.replace("</body>", script + "</body>"))
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={work / 'chromium-profile'}", "--virtual-time-budget=5000",
+                          "--dump-dom", html_file.as_uri()], check=True, capture_output=True, text=True,
+                         timeout=120).stdout
+    return json.loads(dom.split('<pre id="measured">', 1)[1].split("</pre>", 1)[0])
+
+
 def write(path: Path, content: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, bytes):

@@ -4,10 +4,7 @@ The judgments are real ones, computed by the judge from synthetic mirrored round
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -26,8 +23,8 @@ from modelops.verify.load import LoadPlan, LoadStats
 from modelops.verify.regression import evaluate
 from modelops.verify.service import LoadResult, RegionReport, TestReport
 from modelops.verify.slo import slo_checks
+from tests.helpers import CHROMIUM, measured_in_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REFERENCE, CANDIDATE = "iris-aaaaaaaaaa", "iris-bbbbbbbbbb"
 INPUT = '{"instances": [[5.9, 3.0, 4.2, 1.5]]}'
 
@@ -187,14 +184,7 @@ window.addEventListener('load', () => {
 });
 </script>
 """
-    html_file = tmp_path / "deploy.html"
-    html_file.write_text(page.replace("</body>", script + "</body>"))
-    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
-                          "--dump-dom", html_file.as_uri()], check=True, capture_output=True, text=True,
-                         timeout=120).stdout
-    return json.loads(dom.split('<pre id="measured">', 1)[1].split("</pre>", 1)[0])
+    return measured_in_chromium(page, script, tmp_path)
 
 
 @pytest.mark.slow

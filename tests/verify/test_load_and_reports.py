@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -20,10 +19,10 @@ from modelops.verify.history import NOT_A_GATE, PastRun, history
 from modelops.verify.load import LoadPlan, LoadStats, Target, run_load
 from modelops.verify.service import LoadResult, RegionReport, TestReport
 from modelops.verify.slo import slo_checks
+from tests.helpers import CHROMIUM, measured_in_chromium
 from tests.verify.fakeruntime import echo_model, fake_runtime
 from tests.verify.pngread import read_png
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAYLOADS = (Case("small", CaseRequest(body=b'{"x": 1}'), Expectation()),
             Case("large", CaseRequest(body=json.dumps({"x": list(range(200))}).encode()), Expectation(), weight=3))
 
@@ -259,14 +258,7 @@ window.addEventListener('load', () => {
 
 
 def _measure(page: str, tmp_path: Path) -> list[dict]:
-    html_file = tmp_path / "measure.html"
-    html_file.write_text(page.replace("</body>", _MEASURE + "</body>"))
-    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          f"--user-data-dir={tmp_path / 'profile-measure'}", "--virtual-time-budget=5000",
-                          "--dump-dom", html_file.as_uri()], check=True, capture_output=True, text=True,
-                         timeout=120).stdout
-    return json.loads(dom.split('<pre id="measured">', 1)[1].split("</pre>", 1)[0])
+    return measured_in_chromium(page, _MEASURE, tmp_path)
 
 
 @pytest.mark.slow
