@@ -8,6 +8,7 @@ service's phases SageMaker's lengths, scaled (see ``modelops.localcloud.timing``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,4 +31,10 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    code = _main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # the log's disk is full: the exit status says why (lifecycle reads it), not Python's 120
+        os._exit(code)
+    sys.exit(code)

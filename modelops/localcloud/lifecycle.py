@@ -32,7 +32,7 @@ START_LOCK_FILE = "start.lock"
 HEALTH_PATH = "/_localcloud/health"
 START_TIMEOUT_S = 60.0
 
-SERVER_FAILED = "the local cloud did not start (data dir {data_dir}); its log is {log}"
+SERVER_FAILED = "the local cloud did not start (exit status {status}; data dir {data_dir}); its log is {log}"
 SERVER_FAILED_HINT = "read the log's last lines; `modelops local logs` shows it"
 BAD_PORT = "port {port} is not a TCP port (0-65535; 0 picks a free one)"
 CANNOT_USE_DATA_DIR = "cannot use the local cloud's data dir {data_dir}: {reason}"
@@ -160,7 +160,8 @@ def _wait_until_ready(proc: subprocess.Popen[bytes], root: Path, port: int | Non
                 raise EnvironmentFailedError(PORT_IN_USE.format(port=port), hint=PORT_IN_USE_HINT)
             if proc.returncode == EXIT_DISK_FULL:
                 raise EnvironmentFailedError(DISK_FULL.format(data_dir=root), hint=DISK_FULL_HINT)
-            raise EnvironmentFailedError(SERVER_FAILED.format(data_dir=root, log=log) + _tail(log, start_of_run),
+            raise EnvironmentFailedError(SERVER_FAILED.format(status=proc.returncode, data_dir=root, log=log)
+                                         + _tail(log, start_of_run),
                                          hint=SERVER_FAILED_HINT)
         info = _read_record(root)
         if info is not None and info.pid == proc.pid and _answers(info):

@@ -180,7 +180,12 @@ def test_a_500ing_endpoint_is_degraded_in_status_with_no_deployment_running(clou
         assert run_cli("invoke", "iris", "--env", "dev", "--body", "[[5.1, 3.5, 1.4, 0.2]]", cwd=cloud_repo).exit_code == 1
 
     # Then: status says degraded, with the figures and the SLO alarm (in place between deployments) firing
+    # once CloudWatch has evaluated it again (alarms are evaluated on a schedule, so they lag the requests)
     row = dev_row(cloud_repo)
+    deadline = time.monotonic() + 60
+    while row["health_detail"]["alarms"][ERROR_ALARM] != "ALARM" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        row = dev_row(cloud_repo)
     assert row["status"] == "InService" and row["health"] == "degraded", row
     detail = row["health_detail"]
     assert detail["alarms"][ERROR_ALARM] == "ALARM", detail

@@ -261,7 +261,10 @@ def test_a_rolling_update_that_fails_brings_the_old_fleet_back_a_rollback_batch_
     # (without it, all at once). Four instances, one replaced per batch: the third new instance fails, two
     # old ones had been retired, and they come back one by one.
     sm = local_cloud.client("sagemaker")
-    r1 = local_cloud.add_test_image("r1", {"inference.py": _versioned("r1")})
+    # Each old instance takes a second to load, so the count between batches (3) lasts a second: long
+    # enough to be seen by a test polling beside a busy CI machine's other jobs.
+    slow_load = _versioned("r1").replace("    return None", "    import time\n    time.sleep(1.0)\n    return None", 1)
+    r1 = local_cloud.add_test_image("r1-slow-load", {"inference.py": slow_load})
     twice = local_cloud.add_test_image("twice", {"inference.py": TWICE_HANDLER})
     local_cloud.create_endpoint("comeback", r1, instances=4)
     local_cloud.create_model("comeback-m2", twice, environment={"LOAD_COUNTER": str(tmp_path / "loads")})
