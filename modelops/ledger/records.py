@@ -37,11 +37,12 @@ LOAD = "load"
 TEST_KINDS = (REGRESSION, LOAD)
 
 # Free text that looks like it carries a secret: `password=...`, `HF_TOKEN: ...`, `apiKey=...`,
-# presigned URLs' signatures, `https://user:pass@host`, AWS access key ids. Names are split into
+# presigned URLs' signatures, `https://user:pass@host`, AWS access key ids. A name may be quoted, as in
+# JSON (`"api_key": "..."`: a request body quoted in a judgment's disagreements). Names are split into
 # words (snake, kebab, dotted, camelCase) and their last word decides, so `max_tokens=512`,
 # `token_count: 7` or `tokenizer: x` are left alone while `HF_TOKEN=...` and `X-Amz-Signature=...`
 # are masked.
-_NAME_THEN_SEPARATOR = re.compile(r"(?<![\w.-])([A-Za-z][\w.-]*)\s*[=:]\s*")
+_NAME_THEN_SEPARATOR = re.compile(r"(?<![\w.-])([A-Za-z][\w.-]*)[\"']?\s*[=:]\s*")
 _VALUE = re.compile(r"\"[^\"]*\"|'[^']*'|[^\s,;&\"']+")
 _SECRET_WORDS = frozenset({"password", "passwd", "pwd", "passphrase", "secret", "token", "credential",
                            "credentials", "signature", "apikey", "auth"})

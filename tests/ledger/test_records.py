@@ -82,6 +82,8 @@ def test_unknown_kinds_and_statuses_are_refused() -> None:
         ("apiKey=abc123 region=eu-west-1", "region=eu-west-1", "abc123"),
         ("url: https://b.s3.amazonaws.com/m.tar.gz?X-Amz-Signature=f00d&x=1", "m.tar.gz?X-Amz-Signature=", "f00d"),
         ("pulling https://deploy:pa55word@registry.example.com/iris", "https://deploy:", "pa55word"),
+        ('input {"inputs": ["hi"], "api_key": "sk-live-123", \'token\': \'t0k\'}', '"inputs": ["hi"]', "sk-live-123"),
+        ('input {"inputs": ["hi"], "api_key": "sk-live-123", \'token\': \'t0k\'}', '"api_key"', "t0k"),
     ],
 )
 def test_free_text_is_redacted(text: str, kept: str, gone: str) -> None:
