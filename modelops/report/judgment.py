@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from modelops.report.html import BASELINE_COLOR, LIMIT_COLOR, PALETTE, Chart, Limit, Series, Table
+from modelops.verify.judge import format_ratio, format_value
 
 if TYPE_CHECKING:
     from modelops.verify.judge import Judgment, Verdict
@@ -23,25 +24,13 @@ HEADER = ("metric", "reference", "candidate", "effect (bounds)", "margin", "conf
 CANDIDATE_COLOR = PALETTE[0]
 
 
-def _value(value: float | None, unit: str) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    if unit in ("%", "ratio"):
-        return f"{value:.2%}"
-    return f"{value:.3g} {unit}"
-
-
-def _ratio(r: float) -> str:
-    return f"{(r - 1) * 100:+.1f}%" if math.isfinite(r) else "inf"
-
-
 def effect_text(v: Verdict) -> str:
     """The effect with its one-sided bounds, in the verdict's terms."""
     if v.metric == "agreement":
         return f"{v.effect:.2%} ({v.low:.2%}..{v.high:.2%})"
     if v.unit == "%":
         return f"{v.effect * 100:+.2f} pp ({v.low * 100:+.2f}..{v.high * 100:+.2f} pp)"
-    return f"{_ratio(v.effect)} ({_ratio(v.low)}..{_ratio(v.high)})"
+    return f"{format_ratio(v.effect)} ({format_ratio(v.low)}..{format_ratio(v.high)})"
 
 
 def margin_text(v: Verdict) -> str:
@@ -49,11 +38,7 @@ def margin_text(v: Verdict) -> str:
         return f"minimum {v.margin:.2%}"
     if v.unit == "%":
         return f"+{v.margin * 100:.2f} pp"
-    return f"{'+' if _higher_is_worse(v) else '-'}{v.margin:.0%}"
-
-
-def _higher_is_worse(v: Verdict) -> bool:
-    return v.metric != "throughput" and v.metric != "agreement"
+    return f"{'+' if v.higher_is_worse else '-'}{v.margin:.0%}"
 
 
 def outcome_text(judgment: Judgment, v: Verdict) -> str:
@@ -77,8 +62,8 @@ def verdict_table(judgment: Judgment, title: str) -> Table:
     """A row per metric: both values, effect and bounds, margin, confidence, samples, outcome."""
     rows, statuses = [], []
     for v in judgment.verdicts:
-        rows.append((v.metric, "-" if v.metric == "agreement" else _value(v.reference, v.unit),
-                     _value(v.candidate, v.unit), effect_text(v), margin_text(v), f"{v.confidence:.0%}",
+        rows.append((v.metric, "-" if v.metric == "agreement" else format_value(v.reference, v.unit),
+                     format_value(v.candidate, v.unit), effect_text(v), margin_text(v), f"{v.confidence:.0%}",
                      f"{v.samples[0]}/{v.samples[1]}", outcome_text(judgment, v)))
         statuses.append("failed" if deciding(judgment, v) else "passed" if v.outcome.value == "pass" else "")
     note = f"; {judgment.note}" if judgment.note else ""
@@ -105,7 +90,7 @@ def _in_unit(v: Verdict) -> tuple[float, float, tuple[float, float], float, str]
     if v.unit == "%":
         return (ref * 100, v.candidate * 100, (max(0.0, (ref + v.low) * 100), (ref + v.high) * 100),
                 (ref + v.margin) * 100, "% of requests")
-    limit = ref * (1 + v.margin) if _higher_is_worse(v) else ref * (1 - v.margin)
+    limit = ref * (1 + v.margin) if v.higher_is_worse else ref * (1 - v.margin)
     return ref, v.candidate, (ref * v.low, ref * v.high), limit, v.unit
 
 

@@ -151,13 +151,18 @@ class Verdict:
             return (f"agreement {self.candidate:.1%} of {n_cand} paired answers "
                     f"({conf} interval {self.low:.1%}..{self.high:.1%}), minimum {self.margin:.1%}")
         if self.unit == "%":
-            return (f"{self.metric} {self.candidate:.2%} vs {_fmt(self.reference, self.unit)} "
+            return (f"{self.metric} {self.candidate:.2%} vs {format_value(self.reference, self.unit)} "
                     f"({self.effect * 100:+.2f} pp, {conf} bounds {self.low * 100:+.2f}..{self.high * 100:+.2f} pp), "
                     f"margin +{self.margin * 100:.2f} pp, n={n_cand}/{n_ref}")
-        worse = "+" if self.metric.startswith("latency") else "-"
-        return (f"{self.metric} {_fmt(self.candidate, self.unit)} vs {_fmt(self.reference, self.unit)} "
-                f"({_pct(self.effect)}, {conf} bounds {_pct(self.low)}..{_pct(self.high)}), "
+        worse = "+" if self.higher_is_worse else "-"
+        return (f"{self.metric} {format_value(self.candidate, self.unit)} vs {format_value(self.reference, self.unit)} "
+                f"({format_ratio(self.effect)}, {conf} bounds {format_ratio(self.low)}..{format_ratio(self.high)}), "
                 f"margin {worse}{self.margin:.0%}, n={n_cand}/{n_ref}")
+
+    @property
+    def higher_is_worse(self) -> bool:
+        """Whether a larger value is worse (latency, error rates) or better (throughput, agreement)."""
+        return self.metric not in ("throughput", "agreement")
 
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "unit": self.unit, "reference": self.reference, "candidate": self.candidate,
@@ -166,16 +171,18 @@ class Verdict:
                 "outcome": self.outcome.value, "gated": self.gated, "figures": self.figures()}
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
+def format_value(value: float | None, unit: str) -> str:
+    """A verdict's value in its unit: a share (``%``, ``ratio``) in percent, else 3 digits and the unit."""
+    if value is None or not math.isfinite(value):
         return "-"
-    if unit == "%":
+    if unit in ("%", "ratio"):
         return f"{value:.2%}"
     return f"{value:.3g} {unit}"
 
 
-def _pct(ratio: float) -> str:
-    return f"{(ratio - 1) * 100:+.1f}%"
+def format_ratio(ratio: float) -> str:
+    """A ratio (candidate / reference) as a change in percent."""
+    return f"{(ratio - 1) * 100:+.1f}%" if math.isfinite(ratio) else "inf"
 
 
 @dataclass(frozen=True)
