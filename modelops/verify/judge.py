@@ -318,15 +318,20 @@ def _performance(rounds: Sequence[Round], policy: JudgmentPolicy, seed: int) -> 
     return latency, throughput
 
 
-def _replicated(failed: Verdict, rounds: Sequence[Round], policy: JudgmentPolicy, seed: int) -> bool:
-    """A performance fail counts only when each half of the rounds, judged alone, fails it too. On a
-    shared machine one instance can be slower than its twin for seconds at a time (the scheduler put
-    it beside a busy neighbour): over a whole bake that looks like a slower release, but it comes and
-    goes, while a slower release is slower in every stretch of the bake. Rates (errors, agreement)
-    need no such check: a slow instance neither errs nor answers differently."""
+def _unreplicated(verdicts: Sequence[Verdict], rounds: Sequence[Round], policy: JudgmentPolicy,
+                  seed: int) -> list[str]:
+    """The failed performance metrics that do not fail in each half of the rounds judged alone. A
+    performance fail counts only when it replicates: on a shared machine one instance can be slower
+    than its twin for seconds at a time (the scheduler put it beside a busy neighbour): over a whole
+    bake that looks like a slower release, but it comes and goes, while a slower release is slower in
+    every stretch of the bake. Rates (errors, agreement) need no such check: a slow instance neither
+    errs nor answers differently."""
+    failed = [v.metric for v in verdicts if v.outcome == Outcome.FAIL]
+    if not failed:
+        return []
     half = len(rounds) // 2
-    return all(any(v.metric == failed.metric and v.outcome == Outcome.FAIL for v in _performance(part, policy, seed))
-               for part in (rounds[:half], rounds[half:]))
+    halves = [{v.metric: v.outcome for v in _performance(part, policy, seed)} for part in (rounds[:half], rounds[half:])]
+    return [m for m in failed if any(h.get(m) != Outcome.FAIL for h in halves)]
 
 
 # -- the judgment -------------------------------------------------------------------------------------
@@ -340,7 +345,7 @@ def judge(rounds: Sequence[Round], policy: JudgmentPolicy, *, reference: str, ca
     z = NormalDist().inv_cdf(c)
     seed = random.randrange(2**31) if seed is None else seed
     verdicts = list(_performance(rounds, policy, seed))
-    unreplicated = [v.metric for v in verdicts if v.outcome == Outcome.FAIL and not _replicated(v, rounds, policy, seed)]
+    unreplicated = _unreplicated(verdicts, rounds, policy, seed)
     verdicts = [replace(v, outcome=Outcome.INCONCLUSIVE) if v.metric in unreplicated else v for v in verdicts]
     sent_ref = sum(r.reference.sent for r in rounds)
     sent_cand = sum(r.candidate.sent for r in rounds)
